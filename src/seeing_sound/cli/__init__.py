@@ -1,0 +1,98 @@
+"""``seeing-sound`` command line: parse arguments, configure logging once, call one library function.
+
+Each command group lives in its own module with a ``register(subparsers)`` function; a
+command's handler receives the parsed ``argparse.Namespace`` and returns an exit code.
+Exit codes: 0 success, 1 failure (one clear line; ``--debug`` shows the traceback),
+2 usage error (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from seeing_sound import __version__
+
+# Command modules, in the order ``--help`` lists them. Imported lazily so that
+# ``seeing-sound --help`` never pays for torch.
+COMMAND_MODULES = ("pool", "retrieve", "concepts", "sonify", "rebuild", "features", "train", "generate", "demo")
+
+log = logging.getLogger("seeing_sound")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seeing-sound",
+        description="Sonify image collections into audio-visual pairs and train audio-to-image models.",
+    )
+    parser.add_argument("--version", action="version", version=f"seeing-sound {__version__}")
+    _add_globals(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"seeing_sound.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"seeing_sound.cli.{name}":
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    _accept_globals_anywhere(parser)
+    return parser
+
+
+def _add_globals(p: argparse.ArgumentParser, suppress: bool) -> None:
+    kw = {"default": argparse.SUPPRESS} if suppress else {}
+    p.add_argument("--quiet", action="store_true", help="no progress bars; warnings and errors only", **kw)
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="logging level (default INFO)", **({"default": "INFO"} | kw))
+    p.add_argument("--debug", action="store_true", help="show the full traceback on failure", **kw)
+
+
+def _accept_globals_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Let ``--quiet``/``--log-level``/``--debug`` follow the subcommand too."""
+    stack = [parser]
+    while stack:
+        p = stack.pop()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    if not any(isinstance(a, argparse._SubParsersAction) for a in child._actions):
+                        _add_globals(child, suppress=True)
+                    stack.append(child)
+
+
+def configure_logging(level: str, quiet: bool) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet else getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level, args.quiet)
+    args.progress = not args.quiet
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one clear line for users, the traceback behind --debug
+        if args.debug:
+            raise
+        from seeing_sound.errors import SeeingSoundError
+
+        kind = "" if isinstance(exc, (SeeingSoundError, ValueError, FileNotFoundError)) else f"{type(exc).__name__}: "
+        print(f"seeing-sound: error: {kind}{exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""``pool build``: source audio -> 16 kHz mono 5 s chunks with loudness, as a resumable stage."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from seeing_sound.audio.chunking import Chunker
+from seeing_sound.audio.io import BadAudio, file_sha256, stream_mono
+from seeing_sound.audio.loudness import BLOCK_SECONDS, integrated_loudness, is_silent
+from seeing_sound.engine import ShardStats, ShardTask, Stage, run_stage
+from seeing_sound.engine.shards import write_json_atomic
+from seeing_sound.pool import layout
+from seeing_sound.pool.sources import SourceFile, attach_descriptions, find_sources, load_descriptions
+
+log = logging.getLogger(__name__)
+
+MANIFEST_SCHEMA = pa.schema([
+    ("source", pa.string()),
+    ("source_checksum", pa.string()),
+    ("chunk_in_source", pa.int32()),
+    ("offset_s", pa.float64()),
+    ("real_samples", pa.int64()),
+    ("real_seconds", pa.float64()),
+    ("loudness_lufs", pa.float64()),
+    ("peak", pa.float32()),
+    ("silent", pa.bool_()),
+    ("short", pa.bool_()),
+    ("description", pa.string()),
+    ("labels", pa.list_(pa.string())),
+])
+ERRORS_SCHEMA = pa.schema([("source", pa.string()), ("reason", pa.string()), ("detail", pa.string())])
+#: chunks measured per loudness call: bounds memory for hour-long files
+LOUDNESS_BATCH = 64
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """Standardization settings (paper A.7 defaults)."""
+
+    sample_rate: int = 16000
+    chunk_seconds: float = 5.0
+    min_tail_seconds: float = 0.0
+
+    def __post_init__(self):
+        if self.sample_rate < 1000:
+            raise ValueError(f"sample_rate must be >= 1000 Hz, got {self.sample_rate}")
+        if not self.chunk_seconds >= BLOCK_SECONDS:
+            raise ValueError(f"chunk_seconds must be >= {BLOCK_SECONDS} (one loudness block), got {self.chunk_seconds}")
+        if not 0 <= self.min_tail_seconds <= self.chunk_seconds:
+            raise ValueError(f"min_tail_seconds must be in [0, chunk_seconds], got {self.min_tail_seconds}")
+
+    @property
+    def chunk_samples(self) -> int:
+        return int(round(self.chunk_seconds * self.sample_rate))
+
+    @property
+    def min_tail_samples(self) -> int:
+        return int(round(self.min_tail_seconds * self.sample_rate))
+
+
+class _ChunkFile:
+    """Append-only raw float16 chunk file that can roll back a failed source file."""
+
+    def __init__(self, path: Path, chunk_samples: int):
+        self.fh = open(path, "wb")
+        self.row_bytes = chunk_samples * 2
+        self.rows = 0
+
+    def write(self, chunks: np.ndarray) -> None:
+        self.fh.write(np.ascontiguousarray(chunks, dtype=layout.CHUNK_DTYPE).tobytes())
+        self.rows += chunks.shape[0]
+
+    def rollback(self, rows: int) -> None:
+        self.fh.flush()
+        self.fh.truncate(rows * self.row_bytes)
+        self.fh.seek(rows * self.row_bytes)
+        self.rows = rows
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def measure_chunks(chunks: np.ndarray, real: np.ndarray, rate: int) -> np.ndarray:
+    """Loudness (LUFS) of each stored chunk's real audio.
+
+    Args:
+        chunks: (n, S) float32 as stored (after float16 rounding).
+        real: (n,) unpadded sample counts.
+    Full chunks are measured in one batch. A padded tail is measured on its unpadded
+    samples; one with less than 0.4 s of real audio (shorter than a BS.1770 block) is
+    measured over its first 0.4 s, i.e. its momentary loudness, and flagged ``short``.
+    """
+    out = np.empty(chunks.shape[0], dtype=np.float64)
+    full = real == chunks.shape[1]
+    if full.any():
+        out[full] = integrated_loudness(chunks[full], rate)
+    block = int(round(BLOCK_SECONDS * rate))
+    for i in np.flatnonzero(~full):
+        out[i] = integrated_loudness(chunks[i, : max(int(real[i]), block)], rate)
+    return out
+
+
+@dataclass
+class PoolBuildStage(Stage):
+    config: PoolConfig
+    shard_files: tuple[tuple[SourceFile, ...], ...] = field(default_factory=tuple)
+    name: str = "build"
+
+    def plan(self) -> list[ShardTask]:
+        return [ShardTask(i, files) for i, files in enumerate(self.shard_files)]
+
+    def outputs(self, index: int) -> list[str]:
+        return [layout.chunks_rel(index), layout.manifest_rel(index), layout.errors_rel(index)]
+
+    def fingerprint(self) -> dict:
+        return {"config": vars(self.config), "format": layout.POOL_FORMAT_VERSION}
+
+    def process(self, task: ShardTask, scratch: Path) -> ShardStats:
+        cfg = self.config
+        (scratch / "chunks").mkdir(parents=True)
+        sink = _ChunkFile(scratch / layout.chunks_rel(task.index), cfg.chunk_samples)
+        rows: list[dict] = []
+        errors: list[dict] = []
+        try:
+            for src in task.items:
+                mark, n_rows = sink.rows, len(rows)
+                try:
+                    rows.extend(self._ingest(src, sink))
+                except BadAudio as exc:
+                    sink.rollback(mark)
+                    del rows[n_rows:]
+                    errors.append({"source": src.source, "reason": exc.reason, "detail": exc.detail})
+                except (OSError, MemoryError) as exc:  # unreadable mid-way: record, keep going
+                    sink.rollback(mark)
+                    del rows[n_rows:]
+                    errors.append({"source": src.source, "reason": "io_error", "detail": str(exc)[:200]})
+        finally:
+            sink.close()
+        (scratch / "manifest").mkdir()
+        (scratch / "errors").mkdir()
+        pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), scratch / layout.manifest_rel(task.index))
+        pq.write_table(pa.Table.from_pylist(errors, schema=ERRORS_SCHEMA), scratch / layout.errors_rel(task.index))
+        reasons: dict[str, int] = {}
+        for e in errors:
+            reasons[e["reason"]] = reasons.get(e["reason"], 0) + 1
+        files_ok = len({r["source"] for r in rows})
+        return ShardStats(
+            shard=task.index, items_in=len(task.items), items_out=files_ok, errors=reasons,
+            extra={"chunks": len(rows), "silent_chunks": sum(r["silent"] for r in rows),
+                   "real_seconds": round(sum(r["real_seconds"] for r in rows), 6)},
+        )
+
+    def _ingest(self, src: SourceFile, sink: _ChunkFile) -> list[dict]:
+        cfg = self.config
+        try:
+            checksum = file_sha256(src.path)
+        except OSError as exc:
+            raise BadAudio("unreadable", str(exc)[:200]) from None
+        chunker = Chunker(cfg.chunk_samples, cfg.min_tail_samples)
+        rows: list[dict] = []
+        pending: list = []
+
+        def flush() -> None:
+            stored = np.stack([c.samples for c in pending]).astype(layout.CHUNK_DTYPE)
+            if not np.isfinite(stored).all():
+                raise BadAudio("non_finite", "samples beyond float16 range")
+            values = stored.astype(np.float32)
+            real = np.array([c.real_samples for c in pending])
+            lufs = measure_chunks(values, real, cfg.sample_rate)
+            silent = is_silent(lufs)
+            peaks = np.abs(values).max(axis=1)
+            for c, l_, s_, p_ in zip(pending, lufs, silent, peaks):
+                rows.append({
+                    "source": src.source, "source_checksum": checksum, "chunk_in_source": c.index,
+                    "offset_s": c.index * cfg.chunk_seconds, "real_samples": c.real_samples,
+                    "real_seconds": c.real_samples / cfg.sample_rate, "loudness_lufs": float(l_),
+                    "peak": float(p_), "silent": bool(s_),
+                    "short": c.real_samples < BLOCK_SECONDS * cfg.sample_rate,
+                    "description": src.description, "labels": list(src.labels),
+                })
+            sink.write(stored)
+            pending.clear()
+
+        for block in stream_mono(src.path, cfg.sample_rate):
+            for chunk in chunker.feed(block):
+                pending.append(chunk)
+                if len(pending) == LOUDNESS_BATCH:
+                    flush()
+        pending.extend(chunker.finish())
+        if pending:
+            flush()
+        if not rows:
+            raise BadAudio("too_short", f"{chunker.total_samples} samples, under --min-tail-seconds")
+        return rows
+
+
+@dataclass
+class PoolBuildReport:
+    """What ``pool build`` did, for the summary and the exit code."""
+
+    root: Path
+    files: int
+    files_ok: int
+    chunks: int
+    silent_chunks: int
+    hours: float
+    errors: dict[str, int]
+    shards_run: int
+    shards_skipped: int
+    seconds: float
+
+
+def build_pool(
+    sources: Sequence[str | Path],
+    out: str | Path,
+    *,
+    descriptions: str | Path | None = None,
+    chunk_seconds: float = 5.0,
+    sample_rate: int = 16000,
+    min_tail_seconds: float = 0.0,
+    shard_files: int = 64,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PoolBuildReport:
+    """Standardize every audio file under ``sources`` into a pool at ``out`` (resumable)."""
+    if shard_files < 1:
+        raise ValueError(f"shard_files must be >= 1, got {shard_files}")
+    cfg = PoolConfig(sample_rate=sample_rate, chunk_seconds=chunk_seconds, min_tail_seconds=min_tail_seconds)
+    files = find_sources(list(sources))
+    if descriptions is not None:
+        files = attach_descriptions(files, load_descriptions(descriptions))
+    if not files:
+        raise FileNotFoundError(f"no files found under {', '.join(map(str, sources))}")
+    groups = tuple(tuple(files[i : i + shard_files]) for i in range(0, len(files), shard_files))
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    log.info("pool build: %d files in %d shards -> %s", len(files), len(groups), root)
+    stage = PoolBuildStage(config=cfg, shard_files=groups)
+    report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress)
+    shards = [{"index": s.shard, "files": s.items_in, "chunks": s.extra["chunks"]} for s in report.shards]
+    real_seconds = sum(s.extra["real_seconds"] for s in report.shards)
+    counts = {
+        "files": report.items_in, "files_ok": report.items_out, "chunks": sum(s["chunks"] for s in shards),
+        "silent_chunks": sum(s.extra["silent_chunks"] for s in report.shards),
+        "hours": round(real_seconds / 3600, 6), "errors": report.errors,
+    }
+    write_json_atomic(layout.pool_json(root), {
+        "format": layout.POOL_FORMAT, "format_version": layout.POOL_FORMAT_VERSION,
+        "sample_rate": cfg.sample_rate, "chunk_seconds": cfg.chunk_seconds, "chunk_samples": cfg.chunk_samples,
+        "min_tail_seconds": cfg.min_tail_seconds, "dtype": layout.CHUNK_DTYPE,
+        "loudness": "ITU-R BS.1770-4 integrated, on each chunk's unpadded audio (>= 0.4 s)",
+        "shards": shards, "counts": counts,
+    })
+    return PoolBuildReport(
+        root=root, files=counts["files"], files_ok=counts["files_ok"], chunks=counts["chunks"],
+        silent_chunks=counts["silent_chunks"], hours=counts["hours"], errors=counts["errors"],
+        shards_run=report.ran, shards_skipped=report.skipped, seconds=report.seconds,
+    )

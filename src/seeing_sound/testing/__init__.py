@@ -1,0 +1,1 @@
+"""Sample data and tiny-model builders shared by tests, benchmarks and the demo."""
