@@ -58,6 +58,14 @@ def write_json_atomic(path: str | os.PathLike, obj) -> None:
 
 
 def move_into_place(src: Path, dst: Path) -> None:
-    """Rename a finished scratch file to its final name (same filesystem, atomic)."""
+    """Rename a finished scratch file or folder to its final name (same filesystem, atomic).
+
+    A folder left at ``dst`` by an interrupted earlier attempt of the same shard is
+    removed first: its shard has no done-marker, so nothing trusts it.
+    """
+    import shutil
+
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_dir() and dst.exists():
+        shutil.rmtree(dst)
     os.replace(src, dst)

@@ -1,0 +1,5 @@
+import sys
+
+from seeing_sound.cli import main
+
+sys.exit(main())

@@ -1,0 +1,50 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seeing_sound.cli import main
+from seeing_sound.testing.signals import noise, write_audio
+
+
+def test_help_and_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    assert "pool" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["pool", "build", "--help"])
+    assert e.value.code == 0 and "--chunk-seconds" in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2(capsys):
+    for argv in ([], ["pool", "build"], ["pool", "build", "x", "--out", "y", "--workers", "0"], ["nope"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2, argv
+
+
+def test_failure_is_one_line_exit_1_and_debug_shows_traceback(tmp_path, capsys):
+    assert main(["pool", "info", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("seeing-sound: error:") and "not an audio pool" in err[0]
+    with pytest.raises(Exception, match="not an audio pool"):
+        main(["--debug", "pool", "info", str(tmp_path)])
+
+
+def test_global_flags_after_subcommand(tmp_path, capsys):
+    write_audio(tmp_path / "src/a.wav", noise(1, 16000), 16000)
+    assert main(["pool", "build", str(tmp_path / "src"), "--out", str(tmp_path / "p"), "--quiet", "--log-level", "ERROR"]) == 0
+    assert main(["pool", "info", str(tmp_path / "p"), "--json"]) == 0
+    assert '"chunks": 1' in capsys.readouterr().out
+
+
+def test_console_script_entry_point(tmp_path):
+    write_audio(tmp_path / "src/a.wav", noise(1, 16000), 16000)
+    exe = [str(Path(sys.executable).parent / "seeing-sound")]  # the installed console script
+    res = subprocess.run(exe + ["pool", "build", str(tmp_path / "src"), "--out", str(tmp_path / "p")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "chunks      1" in res.stdout
+    res = subprocess.run(exe + ["pool", "info", str(tmp_path / "nowhere")], capture_output=True, text=True)
+    assert res.returncode == 1 and res.stderr.count("\n") == 1

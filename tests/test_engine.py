@@ -1,0 +1,76 @@
+import concurrent.futures as cf
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from seeing_sound.engine import ShardStats, ShardTask, Stage, run_stage
+from seeing_sound.errors import StageMismatchError
+
+
+@dataclass
+class SquareStage(Stage):
+    """Writes the squares of its items, one text file per shard; fails items < 0."""
+
+    values: tuple
+    per_shard: int = 3
+    name: str = "square"
+
+    def plan(self):
+        v = self.values
+        return [ShardTask(i, v[s : s + self.per_shard]) for i, s in enumerate(range(0, len(v), self.per_shard))]
+
+    def outputs(self, index):
+        return [f"out/{index}.txt"]
+
+    def fingerprint(self):
+        return {"per_shard": self.per_shard}
+
+    def process(self, task, scratch: Path):
+        good = [x for x in task.items if x >= 0]
+        (scratch / "out").mkdir()
+        (scratch / f"out/{task.index}.txt").write_text(" ".join(str(x * x) for x in good))
+        errors = {"negative": len(task.items) - len(good)} if len(good) < len(task.items) else {}
+        return ShardStats(task.index, len(task.items), len(good), errors)
+
+
+def test_runs_writes_markers_and_resumes(tmp_path):
+    stage = SquareStage(values=(1, 2, -3, 4, 5, 6, 7))
+    report = run_stage(stage, tmp_path, progress=False)
+    assert (report.ran, report.skipped, report.items_in, report.items_out) == (3, 0, 7, 6)
+    assert report.errors == {"negative": 1}
+    assert (tmp_path / "out/0.txt").read_text() == "1 4"
+    marker = json.loads((tmp_path / "_stages/square/shard-000000.done.json").read_text())
+    assert marker["items_in"] == 3 and marker["errors"] == {"negative": 1} and marker["seconds"] >= 0
+    (tmp_path / "_stages/square/shard-000001.done.json").unlink()  # as if killed before the marker
+    again = run_stage(stage, tmp_path, progress=False)
+    assert (again.ran, again.skipped) == (1, 2) and again.items_out == 6
+    (tmp_path / "out/2.txt").unlink()  # a marker whose file vanished is not trusted
+    assert run_stage(stage, tmp_path, progress=False).ran == 1
+    assert run_stage(stage, tmp_path, progress=False, overwrite=True).ran == 3
+    assert not (tmp_path / "_stages/square/tmp").exists()
+
+
+def test_changed_inputs_are_refused(tmp_path):
+    run_stage(SquareStage(values=(1, 2, 3)), tmp_path, progress=False)
+    with pytest.raises(StageMismatchError, match="--overwrite"):
+        run_stage(SquareStage(values=(1, 2, 4)), tmp_path, progress=False)
+    with pytest.raises(StageMismatchError):
+        run_stage(SquareStage(values=(1, 2, 3), per_shard=2), tmp_path, progress=False)
+
+
+def test_any_executor_gives_same_files(tmp_path):
+    stage = SquareStage(values=tuple(range(10)))
+    run_stage(stage, tmp_path / "a", progress=False)
+    with cf.ThreadPoolExecutor(2) as ex:
+        run_stage(stage, tmp_path / "b", executor=ex, progress=False)
+    run_stage(stage, tmp_path / "c", workers=2, progress=False)
+    for i in range(4):
+        a = (tmp_path / f"a/out/{i}.txt").read_text()
+        assert a == (tmp_path / f"b/out/{i}.txt").read_text() == (tmp_path / f"c/out/{i}.txt").read_text()
+
+
+def test_bad_workers():
+    with pytest.raises(ValueError, match="workers"):
+        run_stage(SquareStage(values=(1,)), "/tmp/unused", workers=0)
