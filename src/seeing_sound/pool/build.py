@@ -30,6 +30,7 @@ MANIFEST_SCHEMA = pa.schema([
     ("real_seconds", pa.float64()),
     ("loudness_lufs", pa.float64()),
     ("peak", pa.float32()),
+    ("pcm_scale", pa.float32()),
     ("silent", pa.bool_()),
     ("short", pa.bool_()),
     ("description", pa.string()),
@@ -65,8 +66,24 @@ class PoolConfig:
         return int(round(self.min_tail_seconds * self.sample_rate))
 
 
+def quantize_chunks(chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Store chunks as 16-bit PCM without clipping.
+
+    Args:
+        chunks: (n, S) float32.
+    Returns:
+        pcm (n, S) int16, scale (n,) float32 >= 1, values (n, S) float32: exactly what
+        readers get back (``pcm * scale / 32767``), which loudness and peak are measured on.
+    """
+    peak = np.abs(chunks).max(axis=1) if chunks.size else np.zeros(chunks.shape[0], np.float32)
+    scale = np.maximum(peak, 1.0).astype(np.float32)
+    pcm = np.rint(chunks * (layout.PCM_FULL_SCALE / scale)[:, None]).clip(-32767, 32767).astype(layout.CHUNK_DTYPE)
+    values = pcm.astype(np.float32) * (scale / np.float32(layout.PCM_FULL_SCALE))[:, None]
+    return pcm, scale, values
+
+
 class _ChunkFile:
-    """Append-only raw float16 chunk file that can roll back a failed source file."""
+    """Append-only raw int16 chunk file that can roll back a failed source file."""
 
     def __init__(self, path: Path, chunk_samples: int):
         self.fh = open(path, "wb")
@@ -91,7 +108,7 @@ def measure_chunks(chunks: np.ndarray, real: np.ndarray, rate: int) -> np.ndarra
     """Loudness (LUFS) of each stored chunk's real audio.
 
     Args:
-        chunks: (n, S) float32 as stored (after float16 rounding).
+        chunks: (n, S) float32 as stored (after 16-bit quantization).
         real: (n,) unpadded sample counts.
     Full chunks are measured in one batch. A padded tail is measured on its unpadded
     samples; one with less than 0.4 s of real audio (shorter than a BS.1770 block) is
@@ -168,20 +185,17 @@ class PoolBuildStage(Stage):
         pending: list = []
 
         def flush() -> None:
-            stored = np.stack([c.samples for c in pending]).astype(layout.CHUNK_DTYPE)
-            if not np.isfinite(stored).all():
-                raise BadAudio("non_finite", "samples beyond float16 range")
-            values = stored.astype(np.float32)
+            stored, scales, values = quantize_chunks(np.stack([c.samples for c in pending]))
             real = np.array([c.real_samples for c in pending])
             lufs = measure_chunks(values, real, cfg.sample_rate)
             silent = is_silent(lufs)
             peaks = np.abs(values).max(axis=1)
-            for c, l_, s_, p_ in zip(pending, lufs, silent, peaks):
+            for c, l_, s_, p_, k_ in zip(pending, lufs, silent, peaks, scales):
                 rows.append({
                     "source": src.source, "source_checksum": checksum, "chunk_in_source": c.index,
                     "offset_s": c.index * cfg.chunk_seconds, "real_samples": c.real_samples,
                     "real_seconds": c.real_samples / cfg.sample_rate, "loudness_lufs": float(l_),
-                    "peak": float(p_), "silent": bool(s_),
+                    "peak": float(p_), "pcm_scale": float(k_), "silent": bool(s_),
                     "short": c.real_samples < BLOCK_SECONDS * cfg.sample_rate,
                     "description": src.description, "labels": list(src.labels),
                 })

@@ -8,7 +8,10 @@ from seeing_sound.engine import shard_name
 
 POOL_FORMAT = "seeing-sound-pool"
 POOL_FORMAT_VERSION = 1
-CHUNK_DTYPE = "<f2"  # little-endian float16: 2 bytes/sample like int16, no clipping of resampler overshoot
+CHUNK_DTYPE = "<i2"  # 16-bit PCM: 2 bytes/sample; int16 -> float32 is ~15x faster to read than float16
+#: a chunk's int16 sample q means q * pcm_scale / PCM_FULL_SCALE; pcm_scale > 1 only for chunks
+#: whose peak exceeds full scale (resampler overshoot, hot float sources), so nothing clips
+PCM_FULL_SCALE = 32767.0
 
 
 def pool_json(root: Path) -> Path:
@@ -16,7 +19,7 @@ def pool_json(root: Path) -> Path:
 
 
 def chunks_rel(index: int) -> str:
-    return f"chunks/{shard_name(index)}.f16"
+    return f"chunks/{shard_name(index)}.i16"
 
 
 def manifest_rel(index: int) -> str:

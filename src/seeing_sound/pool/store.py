@@ -18,7 +18,8 @@ class AudioPool:
     """A standardized audio pool on disk.
 
     ``chunk_id`` is the row number over all shards in order (0..N-1). Chunk audio is
-    memory-mapped float16, so reading one chunk by id is a page lookup, not a decode.
+    memory-mapped 16-bit PCM (with a per-chunk scale, see ``layout``), so reading one
+    chunk by id is a page lookup and one multiply, not a decode.
     """
 
     def __init__(self, root: Path, info: dict):
@@ -65,6 +66,12 @@ class AudioPool:
         tables = [pq.read_table(self.root / layout.errors_rel(s["index"])) for s in self.info["shards"]]
         return pa.concat_tables(tables)
 
+    @cached_property
+    def _factors(self) -> np.ndarray:
+        """Per-chunk int16 -> float32 factor (pcm_scale / 32767), shape (N,)."""
+        scale = self.manifest.column("pcm_scale").to_numpy().astype(np.float32)
+        return scale / np.float32(layout.PCM_FULL_SCALE)
+
     def _shard_array(self, shard: int) -> np.ndarray:
         arr = self._maps.get(shard)
         if arr is None:
@@ -85,7 +92,8 @@ class AudioPool:
         cid = int(chunk_id)
         self._check_ids(np.array([cid]))
         shard = int(np.searchsorted(self._offsets, cid, side="right") - 1)
-        return self._shard_array(shard)[cid - self._offsets[shard]].astype(np.float32)
+        row = self._shard_array(shard)[cid - self._offsets[shard]]
+        return np.multiply(row, self._factors[cid], dtype=np.float32)
 
     def chunks(self, ids) -> np.ndarray:
         """Audio of many chunks: float32 (n, chunk_samples), in the order of ``ids``."""
@@ -95,5 +103,6 @@ class AudioPool:
         shards = np.searchsorted(self._offsets, ids, side="right") - 1
         for shard in np.unique(shards):
             sel = np.flatnonzero(shards == shard)
-            out[sel] = self._shard_array(int(shard))[ids[sel] - self._offsets[shard]]
+            out[sel] = np.multiply(self._shard_array(int(shard))[ids[sel] - self._offsets[shard]],
+                                   self._factors[ids[sel], None], dtype=np.float32)
         return out

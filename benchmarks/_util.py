@@ -1,0 +1,48 @@
+"""Helpers shared by the benchmark scripts (timing, tables, machine floors)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+
+
+def best_of(fn, repeat: int = 3) -> float:
+    """Smallest wall time of ``repeat`` calls (seconds): the least-disturbed run."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matmul_gflops(n: int = 2048) -> float:
+    """The machine's measured float32 matrix-multiply rate (numpy BLAS, all threads)."""
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    t = best_of(lambda: a @ a, 3)
+    return 2 * n**3 / t / 1e9
+
+
+def table(rows: list[dict], title: str) -> str:
+    cols = list(rows[0])
+    widths = [max(len(str(c)), *(len(_fmt(r[c])) for r in rows)) for c in cols]
+    out = [f"\n{title}  ({platform.processor() or platform.machine()}, {os.cpu_count()} cpus)"]
+    out.append("| " + " | ".join(str(c).ljust(w) for c, w in zip(cols, widths)) + " |")
+    out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        out.append("| " + " | ".join(_fmt(r[c]).ljust(w) for c, w in zip(cols, widths)) + " |")
+    return "\n".join(out)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}"
+    return str(v)
