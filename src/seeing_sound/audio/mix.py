@@ -1,0 +1,94 @@
+"""LUFS-normalize retrieved chunks and sum them (paper Section 3.3, Appendix A.9, Eq. 1).
+
+All pure numpy. A mixture is a *recipe* (chunk ids + gains in dB); :func:`render_mixture`
+turns a recipe into samples, and is the only function both ``sonify`` and ``rebuild`` use,
+so a rebuilt mixture is bit-identical to the original.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: default target range (LUFS). The paper only says "very small variance"; -23 LUFS is the
+#: EBU R128 programme level, and +/-2 LU varies the sources' balance a little (the loudness
+#: control of Fig. 5 needs *some* variation) without one source routinely burying another.
+DEFAULT_LUFS_RANGE = (-25.0, -21.0)
+#: mixtures whose peak exceeds this are scaled down as a whole (recorded as mixture_gain_db)
+PEAK_CEILING = 0.99
+#: domain tag that separates the loudness draw from retrieval's choice for the same concept
+_LUFS_STREAM = 0x4C554653  # "LUFS"
+
+
+def target_lufs(seeds: np.ndarray, lufs_range: tuple[float, float] = DEFAULT_LUFS_RANGE) -> np.ndarray:
+    """Per-concept loudness targets γ ~ U[lo, hi], one independent stream per seed.
+
+    Args:
+        seeds: (Q,) uint64, from ``concept_seed(seed, image_id, concept_index)``.
+    Returns:
+        (Q,) float64. γ depends on its own seed only, never on batch order or size.
+    """
+    lo, hi = (float(v) for v in lufs_range)
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi <= 0):
+        raise ValueError(f"lufs_range must be finite with lo <= hi <= 0, got {lufs_range}")
+    seeds = np.asarray(seeds, dtype=np.uint64).reshape(-1)
+    u = np.array([np.random.default_rng([int(s), _LUFS_STREAM]).random() for s in seeds], dtype=np.float64)
+    return lo + (hi - lo) * u
+
+
+def gains_db(target: np.ndarray, loudness: np.ndarray) -> np.ndarray:
+    """Eq. 1's gain G = γ − l (dB) per chunk; (K,), (K,) -> (K,) float64.
+
+    Raises ``ValueError`` for a silent chunk (l = -inf): there is no gain that normalizes it.
+    """
+    target = np.asarray(target, dtype=np.float64)
+    loudness = np.asarray(loudness, dtype=np.float64)
+    if not np.isfinite(loudness).all():
+        raise ValueError("loudness must be finite: silent chunks cannot be loudness-normalized")
+    return target - loudness
+
+
+def render_mixture(chunks: np.ndarray, gains: np.ndarray, mixture_gain_db: float = 0.0) -> np.ndarray:
+    """Sum of ``chunks[k] * 10**(gains[k] / 20)``, times the mixture gain.
+
+    Args:
+        chunks: (K, T) float32, the pool chunks as read.
+        gains: (K,) float64, dB per chunk.
+        mixture_gain_db: whole-mixture gain in dB (<= 0: headroom, see :func:`headroom_gain_db`).
+    Returns:
+        (T,) float32. Accumulates in float64 in a fixed order, so the result is a
+        deterministic function of its inputs.
+    """
+    chunks = np.asarray(chunks)
+    gains = np.asarray(gains, dtype=np.float64).reshape(-1)
+    if chunks.ndim != 2 or chunks.shape[0] != gains.size:
+        raise ValueError(f"chunks must be (K, T) with K = len(gains) = {gains.size}, got {chunks.shape}")
+    if chunks.shape[0] == 0:
+        raise ValueError("a mixture needs at least one chunk")
+    linear = 10.0 ** (gains / 20.0)
+    mix = np.zeros(chunks.shape[1], dtype=np.float64)
+    for k in range(chunks.shape[0]):
+        mix += chunks[k].astype(np.float64) * linear[k]
+    if mixture_gain_db != 0.0:
+        mix *= 10.0 ** (float(mixture_gain_db) / 20.0)
+    return mix.astype(np.float32)
+
+
+def headroom_gain_db(mix: np.ndarray, ceiling: float = PEAK_CEILING) -> float:
+    """0 dB if ``mix`` peaks at or under ``ceiling``, else the (negative) gain that brings its
+    peak to ``ceiling``. The sum of normalized sources can exceed full scale; scaling the
+    whole mixture (and recording by how much) loses nothing and keeps the file playable."""
+    peak = float(np.max(np.abs(mix))) if mix.size else 0.0
+    if peak <= ceiling:
+        return 0.0
+    return 20.0 * np.log10(ceiling / peak)
+
+
+def mix_recipe(chunks: np.ndarray, loudness: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """The whole mixing step: gains from loudness and targets, headroom, final samples.
+
+    Returns (gains_db (K,), mixture_gain_db, mixture (T,) float32).
+    """
+    gains = gains_db(targets, loudness)
+    raw = render_mixture(chunks, gains)
+    g_mix = headroom_gain_db(raw)
+    return gains, g_mix, (raw if g_mix == 0.0 else render_mixture(chunks, gains, g_mix))

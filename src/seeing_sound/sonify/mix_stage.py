@@ -1,0 +1,112 @@
+"""The ``mix`` stage: render each pair's recipe from the pool and write dataset shards."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from seeing_sound.audio.mix import mix_recipe
+from seeing_sound.dataset import layout
+from seeing_sound.dataset.paths import safe_join
+from seeing_sound.dataset.writer import write_pairs_shard
+from seeing_sound.engine import ShardStats, ShardTask, Stage, shard_name
+
+_POOLS: dict = {}
+
+
+def inputs_rel(index: int) -> str:
+    return f"_stages/mix/inputs/{shard_name(index)}.parquet"
+
+
+def webdataset_rel(index: int) -> str:
+    return f"webdataset/{shard_name(index)}.tar"
+
+
+def _pool(root: str):
+    from seeing_sound.pool import AudioPool
+
+    if root not in _POOLS:
+        _POOLS.clear()
+        _POOLS[root] = AudioPool.open(root)
+    return _POOLS[root]
+
+
+def _component(row: dict, gain: float) -> dict:
+    keys = ("concept_index", "model", "object", "sound", "concept", "chunk_id", "chunk_source", "chunk_offset_s",
+            "chunk_description", "cosine", "score", "threshold", "n_candidates", "chunk_lufs", "target_lufs")
+    return {k: row[k] for k in keys} | {"gain_db": gain}
+
+
+@dataclass
+class MixStage(Stage):
+    """Config only (picklable): where the dataset, pool and per-shard recipes are."""
+
+    out: str
+    pool_root: str
+    images_root: str
+    counts: tuple  # pairs per shard
+    inputs_digest: str
+    seed: int
+    audio_format: str = "flac"
+    copy_images: bool = False
+    name: str = field(init=False, default="mix")
+
+    def plan(self) -> list[ShardTask]:
+        return [ShardTask(i, range(n)) for i, n in enumerate(self.counts)]
+
+    def outputs(self, index: int) -> list[str]:
+        outs = [layout.audio_dir_rel(index), layout.metadata_rel(index)]
+        return outs + [webdataset_rel(index)] if self.copy_images else outs
+
+    def fingerprint(self) -> dict:
+        return {"inputs": self.inputs_digest, "seed": self.seed, "audio_format": self.audio_format,
+                "copy_images": self.copy_images}
+
+    def process(self, task: ShardTask, scratch: Path) -> ShardStats:
+        pool = _pool(self.pool_root)
+        recipe = pq.read_table(Path(self.out) / inputs_rel(task.index)).to_pylist()
+        pairs: dict[str, list[dict]] = {}
+        for row in recipe:
+            pairs.setdefault(row["pair_id"], []).append(row)
+        rows, audios, errors = [], [], {}
+        for pair_id, comps in pairs.items():
+            lufs = np.array([c["chunk_lufs"] for c in comps])
+            if not np.isfinite(lufs).all():  # a silent chunk cannot be normalized: record, skip
+                errors["silent_chunk"] = errors.get("silent_chunk", 0) + 1
+                continue
+            chunks = pool.chunks([c["chunk_id"] for c in comps])
+            gains, g_mix, mix = mix_recipe(chunks, lufs, np.array([c["target_lufs"] for c in comps]))
+            first = comps[0]
+            rows.append({
+                "pair_id": pair_id, "image_id": first["image_id"], "image_path": first["image_path"],
+                "image_sha256": first["image_sha256"], "scene": first["scene"], "seed": self.seed,
+                "components": [_component(c, float(g)) for c, g in zip(comps, gains)], "mixture_gain_db": float(g_mix),
+            })
+            audios.append(mix)
+        write_pairs_shard(scratch, task.index, rows, audios, sample_rate=pool.sample_rate, fmt=self.audio_format)
+        if self.copy_images:
+            self._write_tar(scratch, task.index, scratch / layout.metadata_rel(task.index))
+        return ShardStats(task.index, len(pairs), len(rows), errors,
+                          extra={"chunks": sorted({c["chunk_id"] for c in recipe})})
+
+    def _write_tar(self, scratch: Path, index: int, metadata: Path) -> None:
+        """WebDataset shard: <key>.<image ext>, <key>.<audio ext>, <key>.json per pair (deterministic tar)."""
+        target = scratch / webdataset_rel(index)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
+            for n, row in enumerate(pq.read_table(metadata).to_pylist()):
+                key = f"{index:06d}{n:06d}"
+                image = safe_join(self.images_root, row["image_path"])
+                meta = json.dumps(row, sort_keys=True, default=str).encode()
+                for name, data in ((f"{key}{image.suffix.lower()}", image.read_bytes()),
+                                   (f"{key}.{self.audio_format}", (scratch / row["audio_path"]).read_bytes()),
+                                   (f"{key}.json", meta)):
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mtime, info.mode = len(data), 0, 0o644
+                    tar.addfile(info, io.BytesIO(data))

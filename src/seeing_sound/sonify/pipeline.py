@@ -1,0 +1,220 @@
+"""``seeing-sound sonify``: concepts -> filter -> retrieve -> mix -> pairs dataset (paper Sec. 3)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from seeing_sound.audio.mix import DEFAULT_LUFS_RANGE
+from seeing_sound.engine import atomic_write, run_stage
+from seeing_sound.errors import SeeingSoundError
+from seeing_sound.sonify.mix_stage import MixStage, inputs_rel
+from seeing_sound.sonify.recipes import build_recipes, read_retrieval, split_pairs, table_digest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SonifyReport:
+    """The final summary of a sonify run."""
+
+    out: Path
+    images_in: int = 0
+    filtered: dict[str, int] = field(default_factory=dict)  # keyword -> images dropped
+    failed: dict[str, int] = field(default_factory=dict)  # reason -> images
+    pairs: int = 0
+    unique_chunks: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+
+    def to_dict(self) -> dict:
+        return {"images_in": self.images_in, "filtered": self.filtered, "failed": self.failed, "pairs": self.pairs,
+                "unique_chunks": self.unique_chunks, "seconds": self.seconds}
+
+    def summary(self) -> str:
+        lines = [f"dataset     {self.out}", f"images in   {self.images_in}",
+                 "filtered    " + (", ".join(f"{k}: {v}" for k, v in sorted(self.filtered.items())) or "none"),
+                 "failed      " + (", ".join(f"{k}: {v}" for k, v in sorted(self.failed.items())) or "none"),
+                 f"pairs       {self.pairs} written, {self.unique_chunks} unique chunks used",
+                 "seconds     " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())]
+        return "\n".join(lines)
+
+
+def _bump(d: dict, key: str, n: int = 1) -> None:
+    d[key] = d.get(key, 0) + n
+
+
+def _load_concepts(source: Path) -> tuple[pa.Table, pa.Table | None]:
+    from seeing_sound.concepts import read_concepts
+    from seeing_sound.retrieve.inputs import normalize_concepts, read_concept_file
+
+    if source.is_dir():
+        return read_concepts(source)
+    concepts, _ = normalize_concepts(read_concept_file(source))
+    return concepts, None
+
+
+def _images_from_ids(ids: list[str], images_root: Path | None) -> pa.Table:
+    """Image table for a plain concepts file: the id is the path under --images."""
+    from seeing_sound.dataset.paths import UnsafePathError, safe_join
+
+    rows = []
+    for image_id in sorted(set(ids)):
+        error = None
+        try:
+            if images_root is not None and not safe_join(images_root, image_id).is_file():
+                error = "image_missing"
+        except UnsafePathError:
+            error = "unsafe_path"
+        rows.append({"image_id": image_id, "path": image_id, "filtered": False, "filter_word": None, "error": error})
+    return pa.Table.from_pylist(rows)
+
+
+def sonify(
+    images: str | Path | None,
+    pool: str | Path,
+    out: str | Path,
+    *,
+    concepts: str | Path | None = None,
+    vlms: Sequence | None = None,
+    concept_options: dict | None = None,
+    encoder: str = "clap",
+    model: str | None = None,
+    topk: int | None = None,
+    ssr: bool = True,
+    seed: int = 0,
+    lufs_range: tuple[float, float] = DEFAULT_LUFS_RANGE,
+    audio_format: str = "flac",
+    pairs_per_shard: int = 1000,
+    copy_images: bool = False,
+    device: str = "auto",
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> SonifyReport:
+    """Sonify the images under ``images`` with audio from ``pool`` into a pairs dataset at ``out``.
+
+    Every stage is resumable: rerun the same call after a crash. ``concepts`` starts from an
+    existing concepts run folder or a JSONL/CSV/Parquet file of (image_id, concept) rows
+    instead of running the VLMs. ``concept_options`` passes through to :func:`run_concepts`.
+    """
+    from seeing_sound.concepts import run_concepts
+    from seeing_sound.dataset.writer import write_card
+    from seeing_sound.pool import AudioPool
+    from seeing_sound.pool.embed import embed_pool
+    from seeing_sound.retrieve import DEFAULT_TOPK, retrieve
+
+    topk = DEFAULT_TOPK if topk is None else topk
+    if pairs_per_shard < 1:
+        raise ValueError(f"pairs_per_shard must be >= 1, got {pairs_per_shard}")
+    if images is None and concepts is None:
+        raise ValueError("give images (a folder) or concepts (a file or concepts run)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    audio_pool = AudioPool.open(pool)
+    images_root = Path(images).resolve() if images is not None else None
+    report = SonifyReport(out=out)
+
+    t0 = time.perf_counter()
+    if concepts is None:
+        if not images_root.is_dir():
+            raise FileNotFoundError(f"images folder not found: {images}")
+        run_concepts([images_root], out, vlms=vlms, workers=workers, overwrite=overwrite, progress=progress,
+                     **(concept_options or {}))
+        concept_source = out
+    else:
+        concept_source = Path(concepts)
+        if not concept_source.exists():
+            raise FileNotFoundError(f"concepts not found: {concepts}")
+    concept_rows, image_rows = _load_concepts(concept_source)
+    if image_rows is None:
+        image_rows = _images_from_ids(concept_rows.column("image_id").to_pylist(), images_root)
+    report.seconds["concepts"] = round(time.perf_counter() - t0, 2)
+
+    t0 = time.perf_counter()
+    embed_pool(audio_pool.root, encoder, model, device=device, overwrite=overwrite, progress=progress)
+    report.seconds["embed"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    usable = image_rows.filter(pc.and_(pc.invert(pc.fill_null(image_rows.column("filtered"), False)),
+                                       pc.is_null(image_rows.column("error"))))
+    keep = pc.is_in(concept_rows.column("image_id"), value_set=usable.column("image_id"))
+    kept_concepts = concept_rows.filter(keep)
+    concepts_file = out / "_stages" / "sonify" / "concepts.parquet"
+    with atomic_write(concepts_file) as fh:
+        pq.write_table(kept_concepts.select([c for c in ("image_id", "concept_index", "model", "concept")
+                                             if c in kept_concepts.column_names]), fh)
+    retrieve(audio_pool.root, concepts_file, out, encoder=encoder, model=model, topk=topk, ssr=ssr, seed=seed,
+             device=device, workers=1, overwrite=overwrite, progress=progress)
+    report.seconds["retrieve"] = round(time.perf_counter() - t0, 2)
+
+    t0 = time.perf_counter()
+    recipes = build_recipes(read_retrieval(out), kept_concepts, image_rows, audio_pool.manifest,
+                            seed=seed, lufs_range=tuple(lufs_range))
+    shards = split_pairs(recipes, pairs_per_shard)
+    for i, table in enumerate(shards):
+        with atomic_write(out / inputs_rel(i)) as fh:
+            pq.write_table(table, fh)
+    stage = MixStage(out=str(out), pool_root=str(audio_pool.root.resolve()), images_root=str(images_root or ""),
+                     counts=tuple(len(set(t.column("pair_id").to_pylist())) for t in shards),
+                     inputs_digest=table_digest(recipes), seed=seed, audio_format=audio_format,
+                     copy_images=copy_images)
+    if copy_images and images_root is None:
+        raise ValueError("copy_images needs the images folder (--images)")
+    mixed = run_stage(stage, out, workers=workers, overwrite=overwrite, progress=progress)
+    report.seconds["mix"] = round(time.perf_counter() - t0, 2)
+
+    report.images_in = image_rows.num_rows
+    for row in image_rows.select(["filtered", "filter_word", "error"]).to_pylist():
+        if row["error"]:
+            _bump(report.failed, row["error"])
+        elif row["filtered"]:
+            _bump(report.filtered, row["filter_word"] or "?")
+    with_pairs = set(recipes.column("image_id").to_pylist())
+    no_concepts = set(usable.column("image_id").to_pylist()) - set(kept_concepts.column("image_id").to_pylist())
+    no_match = set(kept_concepts.column("image_id").to_pylist()) - with_pairs
+    if no_concepts:
+        _bump(report.failed, "no_concepts", len(no_concepts))
+    if no_match:
+        _bump(report.failed, "no_chunk_retrieved", len(no_match))
+    for reason, n in mixed.errors.items():
+        _bump(report.failed, reason, n)
+    report.pairs = mixed.items_out
+    report.unique_chunks = len({c for s in mixed.shards for c in s.extra.get("chunks", [])})
+    if report.pairs == 0:
+        log.warning("sonify wrote no pairs")
+    retrieval_info = (out / "retrieval" / "info.json")
+    import json
+
+    write_card(
+        out, images_root=str(images_root or ""), sample_rate=audio_pool.sample_rate, audio_format=audio_format,
+        shards=[{"index": s.shard, "pairs": s.items_out} for s in mixed.shards],
+        pool={"root": str(audio_pool.root.resolve()), "chunks": len(audio_pool)},
+        retrieval=json.loads(retrieval_info.read_text()) if retrieval_info.exists() else {},
+        concepts=_concepts_card(concept_rows, image_rows, None if concepts is None else concept_source),
+        params={"seed": seed, "topk": topk, "ssr": ssr, "lufs_range": list(lufs_range), "encoder": encoder,
+                "model": model, "audio_format": audio_format, "pairs_per_shard": pairs_per_shard,
+                "copy_images": copy_images},
+        counts=report.to_dict() | {"seconds": None},
+    )
+    if not report.pairs and not report.images_in:
+        raise SeeingSoundError("no images to sonify")
+    return report
+
+
+def _unique(table: pa.Table, column: str) -> list:
+    if table is None or column not in table.column_names:
+        return []
+    return sorted(v for v in set(table.column(column).to_pylist()) if v is not None)
+
+
+def _concepts_card(concepts: pa.Table, images: pa.Table, source: Path | None) -> dict:
+    """Which models and prompts produced the concepts and captions (recorded per row upstream)."""
+    return {"source": str(source) if source is not None else "concepts stage", "models": _unique(concepts, "model"),
+            "concept_prompts": _unique(concepts, "prompt"), "caption_models": _unique(images, "caption_model"),
+            "caption_prompts": _unique(images, "caption_prompt")}
