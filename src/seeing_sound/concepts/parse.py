@@ -23,7 +23,7 @@ _NUMBER_MARK = r"(?:\d{1,2}\s*[.)\]:]\s+|\(\d{1,2}\)\s*|\d{1,2}\s+[-–]\s+|(?:s
 _BULLET_MARK = r"(?:[-*•·–—+]\s+)"
 _MARKER = re.compile(rf"^(?P<indent>\s*)(?:(?P<num>{_NUMBER_MARK})|(?P<bullet>{_BULLET_MARK}))(?=\S)", re.IGNORECASE)
 _INLINE_NUMBER = re.compile(r"(?:(?<!\S)\d{1,2}[.)]|\(\d{1,2}\))\s+")
-_LIST_START = re.compile(r"\[\s*[\"'“‘]")
+_LIST_START = re.compile(r"\[\s*[\"'“‘{\[]")
 _ALMOST_PY_SPLIT = re.compile(r"[\"'”’]\s*,\s*[\"'“‘]")
 _OBJECT_SOUND = re.compile(r"^objects?\s*[:=-]\s*(?P<obj>.+?)[\s,;.]*\bsounds?\s*[:=-]\s*(?P<sound>.+)$", re.I | re.S)
 _SEPARATORS = (" - ", " – ", " — ", " -- ", ": ", " : ")
@@ -72,13 +72,13 @@ def parse_concepts(text: str | None, max_items: int = MAX_CONCEPTS) -> ParseResu
     if text is None or not text.strip():
         return ParseResult((), "empty-output")
     cleaned = _clean_text(text)
-    items = _list_literal_items(cleaned)
+    items = _list_literal_items(cleaned)  # a list literal, even an empty one, is the whole answer
     if items is None:
         items = _marked_items(cleaned)
-    if not items:
-        if _REFUSAL.search(cleaned):
-            return ParseResult((), "refusal")
-        items = _bare_items(cleaned)
+        if not items:
+            if _REFUSAL.search(cleaned):
+                return ParseResult((), "refusal")
+            items = _bare_items(cleaned)
     return concepts_from_items(items, max_items)
 
 
@@ -99,7 +99,7 @@ def concepts_from_items(items: list[str], max_items: int = MAX_CONCEPTS) -> Pars
 
 def split_item(item: str) -> Concept | None:
     """One list item -> Concept: split the object from its sound at the first separator."""
-    s = _clean_item(item)
+    s = _clean_item(item).rstrip(" :;-–—")  # "Bell:" with nothing after is just "Bell"
     if not s or not re.search(r"\w", s) or len(s) > _MAX_ITEM_CHARS:
         return None
     m = _OBJECT_SOUND.match(s)
@@ -141,9 +141,9 @@ def _clean_item(s: str) -> str:
         s = s.strip().rstrip(",")
         if len(s) >= 2 and s[0] in _QUOTES and s[-1] in _QUOTES:
             s = s[1:-1]
-        elif s[:1] in _QUOTES and s.count(s[0]) == 1:
+        elif s and s[0] in _QUOTES and s.count(s[0]) == 1:
             s = s[1:]
-        elif s[-1:] in _QUOTES and s.count(s[-1]) == 1:
+        elif s and s[-1] in _QUOTES and s.count(s[-1]) == 1:
             s = s[:-1]
     return s.strip()
 

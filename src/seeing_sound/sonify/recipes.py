@@ -41,10 +41,11 @@ def build_recipes(retrieved: pa.Table, concepts: pa.Table, images: pa.Table, man
         return RECIPE_SCHEMA.empty_table()
     r = retrieved.to_pydict()
     n = len(r["image_id"])
-    ckey = {(i, int(c)): (o, s) for i, c, o, s in zip(concepts.column("image_id").to_pylist(),
-                                                     concepts.column("concept_index").to_pylist(),
-                                                     concepts.column("object").to_pylist(),
-                                                     concepts.column("sound").to_pylist())} if concepts is not None else {}
+    ckey = {}
+    if concepts is not None:
+        cols = {name: (concepts.column(name).to_pylist() if name in concepts.column_names else [None] * concepts.num_rows)
+                for name in ("image_id", "concept_index", "object", "sound")}
+        ckey = {(i, int(c)): (o, s) for i, c, o, s in zip(cols["image_id"], cols["concept_index"], cols["object"], cols["sound"])}
     img = {}
     if images is not None:
         for row in images.select([c for c in ("image_id", "path", "sha256") if c in images.column_names]).to_pylist():

@@ -1,0 +1,230 @@
+"""The concepts stage: one shard of images -> caption, silent-image filter, sounding concepts.
+
+Per shard it writes ``concepts/shard-N.parquet`` (one row per concept) and
+``images/shard-N.parquet`` (one row per image, including filtered and failed ones, so nothing is
+silently lost). Images are decoded in small chunks so memory stays flat however big a shard is.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from seeing_sound.concepts.backends import VLMRequest, VLMSpec, get_backend
+from seeing_sound.concepts.filter import match_filter_word
+from seeing_sound.concepts.images import ImageRef, LoadedImage, load_image
+from seeing_sound.concepts.parse import concepts_from_items, parse_concepts
+from seeing_sound.engine import ShardStats, ShardTask, Stage, shard_name
+
+log = logging.getLogger(__name__)
+
+DECODE_CHUNK = 64  # images decoded and sent to the VLMs at a time (bounds memory, not batching)
+
+FAILURE_TYPE = pa.struct(
+    [("model", pa.string()), ("task", pa.string()), ("reason", pa.string()), ("detail", pa.string()), ("raw_text", pa.string())]
+)
+CONCEPTS_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("model", pa.string()),
+        ("concept_index", pa.int32()),  # 0.. per image across all models in --vlm order
+        ("model_index", pa.int32()),  # position of the producing --vlm
+        ("item_index", pa.int32()),  # position within that model's answer
+        ("object", pa.string()),  # null when the item names no separate object
+        ("sound", pa.string()),
+        ("concept", pa.string()),  # the text to embed: "object: sound" or the sound alone
+        ("raw_text", pa.string()),  # the model's whole answer, unparsed
+        ("prompt", pa.string()),
+    ]
+)
+IMAGES_SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("root_index", pa.int32()),
+        ("root", pa.string()),  # absolute folder the path is relative to
+        ("path", pa.string()),
+        ("sha256", pa.string()),
+        ("width", pa.int32()),  # after EXIF orientation
+        ("height", pa.int32()),
+        ("caption", pa.string()),
+        ("caption_model", pa.string()),
+        ("caption_prompt", pa.string()),
+        ("filtered", pa.bool_()),
+        ("filter_word", pa.string()),
+        ("error", pa.string()),  # null, or why the image has no concepts ("truncated", "concepts:unparseable", ...)
+        ("error_detail", pa.string()),
+        ("n_concepts", pa.int32()),
+        ("failures", pa.list_(FAILURE_TYPE)),  # every failed request/parse, also when another model succeeded
+    ]
+)
+
+
+@dataclass
+class ConceptsStage(Stage):
+    """Picklable settings of one concepts run (see :func:`seeing_sound.concepts.run_concepts`)."""
+
+    roots: tuple[str, ...]
+    refs: tuple[tuple[str, int, str], ...]  # (image_id, root_index, relative path), sorted
+    vlms: tuple[VLMSpec, ...]
+    concept_prompt: str
+    caption_prompt: str
+    filter_words: tuple[str, ...] | None  # None: filter off
+    captions: bool
+    caption_vlm: int
+    max_concepts: int
+    max_side: int
+    max_pixels: int
+    shard_size: int
+    sidecar_sha256: tuple[str, ...] = field(default=())
+
+    name = "concepts"
+
+    def plan(self) -> list[ShardTask]:
+        n = self.shard_size
+        return [ShardTask(index=i, items=self.refs[s : s + n]) for i, s in enumerate(range(0, len(self.refs), n))]
+
+    def outputs(self, index: int) -> list[str]:
+        return [f"concepts/{shard_name(index)}.parquet", f"images/{shard_name(index)}.parquet"]
+
+    def fingerprint(self) -> dict:
+        # Only what changes the output; batch size, concurrency, timeouts and URLs may change on resume.
+        keep = ("kind", "model", "name", "max_new_tokens", "dtype", "trust_remote_code", "sidecar_key")
+        return {
+            "roots": list(self.roots),
+            "vlms": [{k: v for k, v in asdict(s).items() if k in keep} for s in self.vlms],
+            "concept_prompt": self.concept_prompt,
+            "caption_prompt": self.caption_prompt if self.captions else None,
+            "filter_words": list(self.filter_words) if self.filter_words is not None else None,
+            "caption_vlm": self.caption_vlm,
+            "max_concepts": self.max_concepts,
+            "max_side": self.max_side,
+            "max_pixels": self.max_pixels,
+            "sidecar_sha256": list(self.sidecar_sha256),
+        }
+
+    def process(self, task: ShardTask, scratch: Path) -> ShardStats:
+        images, concepts = [], []
+        for start in range(0, len(task.items), DECODE_CHUNK):
+            chunk_images, chunk_concepts = self._process_chunk(task.items[start : start + DECODE_CHUNK])
+            images.extend(chunk_images)
+            concepts.extend(chunk_concepts)
+        for rel, rows, schema in zip(self.outputs(task.index), (concepts, images), (CONCEPTS_SCHEMA, IMAGES_SCHEMA)):
+            (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.Table.from_pylist(rows, schema=schema), scratch / rel, compression="zstd")
+        return _shard_stats(task.index, images, concepts)
+
+    def _process_chunk(self, items) -> tuple[list[dict], list[dict]]:
+        loaded = [
+            load_image(Path(self.roots[ri]), ImageRef(iid, ri, rel), max_side=self.max_side, max_pixels=self.max_pixels)
+            for iid, ri, rel in items
+        ]
+        records = [self._image_record(img) for img in loaded]
+        todo = [(img, rec) for img, rec in zip(loaded, records) if rec["error"] is None]
+        if self.captions and todo:
+            todo = self._caption_and_filter(todo)
+        concept_rows: list[dict] = []
+        for model_index, spec in enumerate(self.vlms):
+            backend = get_backend(spec)
+            if not backend.provides_concepts or not todo:
+                continue
+            requests = [VLMRequest(img.ref.image_id, img.ref.path, img.image, self.concept_prompt) for img, _ in todo]
+            for (img, rec), gens in zip(todo, backend.generate(requests, "concepts")):
+                for gen in gens:
+                    concept_rows.extend(self._concept_rows(rec, model_index, gen))
+        for img, rec in todo:
+            img.image = None  # free pixels as soon as the chunk is done
+            if rec["n_concepts"] == 0:
+                first = next((f for f in rec["failures"] if f["task"] == "concepts"), None)
+                rec["error"] = f"concepts:{first['reason']}" if first else "concepts:none"
+                rec["error_detail"] = first["detail"] if first else "no back end returned concepts"
+        return records, concept_rows
+
+    def _image_record(self, img: LoadedImage) -> dict:
+        ref = img.ref
+        return {
+            "image_id": ref.image_id, "root_index": ref.root_index, "root": self.roots[ref.root_index],
+            "path": ref.path, "sha256": img.sha256, "width": img.width, "height": img.height,
+            "caption": None, "caption_model": None, "caption_prompt": self.caption_prompt if self.captions else None,
+            "filtered": False, "filter_word": None, "error": img.error, "error_detail": img.detail,
+            "n_concepts": 0, "failures": [],
+        }  # fmt: skip
+
+    def _caption_and_filter(self, todo):
+        spec = self.vlms[self.caption_vlm]
+        requests = [VLMRequest(img.ref.image_id, img.ref.path, img.image, self.caption_prompt) for img, _ in todo]
+        keep = []
+        for (img, rec), gens in zip(todo, get_backend(spec).generate(requests, "caption")):
+            gen = gens[0]
+            if gen.error is not None or not (gen.text or "").strip():
+                reason = gen.error or "empty-output"
+                rec["failures"].append(_failure(gen.model, "caption", reason, gen.detail, gen.text))
+                if self.filter_words is not None:  # cannot tell whether the image is silent: skip it
+                    rec["error"], rec["error_detail"] = f"caption:{reason}", gen.detail
+                    continue
+            else:
+                rec["caption"], rec["caption_model"] = gen.text.strip(), gen.model
+                word = match_filter_word(rec["caption"], self.filter_words) if self.filter_words is not None else None
+                if word is not None:
+                    rec["filtered"], rec["filter_word"] = True, word
+                    img.image = None
+                    continue
+            keep.append((img, rec))
+        return keep
+
+    def _concept_rows(self, rec: dict, model_index: int, gen) -> list[dict]:
+        if gen.error is not None:
+            rec["failures"].append(_failure(gen.model, "concepts", gen.error, gen.detail, gen.text))
+            return []
+        parsed = (
+            concepts_from_items(list(gen.items), self.max_concepts)
+            if gen.items is not None
+            else parse_concepts(gen.text, self.max_concepts)
+        )
+        if not parsed.ok:
+            rec["failures"].append(_failure(gen.model, "concepts", parsed.error, "could not find concepts in the answer", gen.text))
+            return []
+        rows = []
+        for item_index, c in enumerate(parsed.concepts):
+            rows.append({
+                "image_id": rec["image_id"], "model": gen.model, "concept_index": rec["n_concepts"],
+                "model_index": model_index, "item_index": item_index, "object": c.object, "sound": c.sound,
+                "concept": c.text, "raw_text": gen.text, "prompt": self.concept_prompt,
+            })  # fmt: skip
+            rec["n_concepts"] += 1
+        return rows
+
+
+def _failure(model, task, reason, detail, raw_text) -> dict:
+    return {"model": model, "task": task, "reason": reason, "detail": detail, "raw_text": raw_text}
+
+
+def _shard_stats(index: int, images: list[dict], concepts: list[dict]) -> ShardStats:
+    errors: dict[str, int] = {}
+    filtered: dict[str, int] = {}
+    per_image: dict[str, int] = {}
+    model_failures: dict[str, int] = {}
+    per_model: dict[str, int] = {}
+    for rec in images:
+        if rec["error"] is not None:
+            errors[rec["error"]] = errors.get(rec["error"], 0) + 1
+        elif rec["filtered"]:
+            filtered[rec["filter_word"]] = filtered.get(rec["filter_word"], 0) + 1
+        else:
+            per_image[str(rec["n_concepts"])] = per_image.get(str(rec["n_concepts"]), 0) + 1
+        for f in rec["failures"]:
+            key = f"{f['model']}|{f['task']}:{f['reason']}"
+            model_failures[key] = model_failures.get(key, 0) + 1
+    for row in concepts:
+        per_model[row["model"]] = per_model.get(row["model"], 0) + 1
+    extra = {
+        "filtered": filtered, "concepts": len(concepts), "concepts_per_image": per_image,
+        "model_failures": model_failures, "concepts_per_model": per_model,
+    }  # fmt: skip
+    return ShardStats(
+        shard=index, items_in=len(images), items_out=sum(1 for r in images if r["n_concepts"] > 0),
+        errors=errors, extra=extra,
+    )  # fmt: skip

@@ -1,0 +1,163 @@
+"""OpenAI-compatible back end against a real HTTP server on 127.0.0.1 (started and stopped here)."""
+
+import base64
+import io
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import seeing_sound.concepts.backends.openai as openai_backend
+from seeing_sound.concepts import CAPTION_PROMPT, CONCEPT_PROMPT, VLMRequest, VLMSpec, read_concepts, run_concepts
+from seeing_sound.concepts.backends import clear_backend_cache
+from seeing_sound.concepts.backends.openai import OpenAIBackend, parse_retry_after
+from seeing_sound.concepts.testing import ChatCompletionsServer, completion
+from seeing_sound.errors import SeeingSoundError
+
+SKIMAGE = Path(pytest.importorskip("skimage").__file__).parent / "data"
+ANSWER = "Sure! Here they are:\n1. Cat - purring softly\n2. Sofa - creaking\nHope this helps."
+
+
+def respond(body, n):
+    """Behaviour chosen by the requested model name; ``n`` counts repeats of the same request."""
+    model = body["model"]
+    prompt = body["messages"][0]["content"][0]["text"]
+    text = "A cat lying on a sofa." if prompt == CAPTION_PROMPT else ANSWER
+    ok = (200, {}, completion(text, model), 0.0)
+    if model == "flaky-429" and n == 1:
+        return 429, {"Retry-After": "1"}, b'{"error": {"message": "rate limited"}}', 0.0
+    if model == "flaky-500" and n <= 2:
+        return 500, {}, b"upstream exploded", 0.0
+    if model == "slow":
+        return 200, {}, completion(text), 1.5
+    if model == "malformed":
+        return 200, {}, b'{"choices": [ {"message": ', 0.0
+    if model == "no-choices":
+        return 200, {}, b'{"object": "chat.completion"}', 0.0
+    if model == "auth":
+        return 401, {}, b'{"error": {"message": "invalid api key"}}', 0.0
+    if model == "too-big":
+        return 400, {}, b'{"error": {"message": "image too large"}}', 0.0
+    if model == "paced":
+        return 200, {}, completion(text), 0.2
+    return ok
+
+
+@pytest.fixture
+def server():
+    with ChatCompletionsServer(respond) as srv:
+        yield srv
+    clear_backend_cache()
+
+
+def _request(i=0):
+    return VLMRequest(f"img{i}.png", f"img{i}.png", Image.new("RGB", (32, 24), (i * 20, 0, 0)), CONCEPT_PROMPT + " " * i)
+
+
+def _backend(server, model, sleeps=None, **kw):
+    spec = VLMSpec("openai", model, base_url=server.url, api_key_env="SEEING_SOUND_TEST_KEY", **kw)
+    return OpenAIBackend(spec, sleep=(sleeps.append if sleeps is not None else time.sleep))
+
+
+def test_request_shape_auth_and_key_never_logged(server, monkeypatch, caplog):
+    monkeypatch.setenv("SEEING_SOUND_TEST_KEY", "sk-very-secret-42")
+    caplog.set_level(logging.DEBUG)
+    [[gen]] = _backend(server, "ok", max_new_tokens=77).generate([_request()], "concepts")
+    assert gen.error is None and gen.text == ANSWER and gen.model == "ok"
+    headers, body = server.requests[0]
+    assert headers["Authorization"] == "Bearer sk-very-secret-42"
+    assert body["model"] == "ok" and body["max_tokens"] == 77 and body["temperature"] == 0
+    text_part, image_part = body["messages"][0]["content"]
+    assert text_part == {"type": "text", "text": CONCEPT_PROMPT}
+    url = image_part["image_url"]["url"]
+    assert url.startswith("data:image/jpeg;base64,")
+    assert Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).size == (32, 24)
+    assert "sk-very-secret-42" not in caplog.text
+
+
+def test_429_honours_retry_after(server):
+    sleeps = []
+    [[gen]] = _backend(server, "flaky-429", sleeps).generate([_request()], "concepts")
+    assert gen.error is None and len(server.requests) == 2
+    assert sleeps == [1.0]  # max(backoff 1 s, Retry-After 1 s)
+
+
+def test_500_retries_with_exponential_backoff(server):
+    sleeps = []
+    [[gen]] = _backend(server, "flaky-500", sleeps).generate([_request()], "concepts")
+    assert gen.error is None and len(server.requests) == 3
+    assert sleeps == [1.0, 2.0]
+
+
+def test_timeout_becomes_an_error_record_after_retries(server):
+    sleeps = []
+    t0 = time.perf_counter()
+    [[gen]] = _backend(server, "slow", sleeps, timeout_s=0.3, max_retries=2).generate([_request()], "concepts")
+    assert time.perf_counter() - t0 < 3.0  # three attempts of ~0.3 s, not three of 1.5 s
+    assert gen.text is None and gen.error == "timeout" and "after 3 attempts" in gen.detail
+    assert sleeps == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("model", ["malformed", "no-choices"])
+def test_malformed_json_is_retried_then_recorded(server, model):
+    [[gen]] = _backend(server, model, [], max_retries=1).generate([_request()], "concepts")
+    assert gen.error == "bad-response" and len(server.requests) == 2
+
+
+def test_client_error_is_recorded_without_retry(server):
+    sleeps = []
+    [[gen]] = _backend(server, "too-big", sleeps).generate([_request()], "concepts")
+    assert gen.error == "http-400" and "image too large" in gen.detail and sleeps == [] and len(server.requests) == 1
+
+
+def test_auth_failure_stops_the_run(server):
+    with pytest.raises(SeeingSoundError, match="HTTP 401.*invalid api key"):
+        _backend(server, "auth").generate([_request()], "concepts")
+
+
+def test_unreachable_server_is_a_connection_error():
+    spec = VLMSpec("openai", "x", base_url="http://127.0.0.1:9/v1", max_retries=1)
+    sleeps = []
+    [[gen]] = OpenAIBackend(spec, sleep=sleeps.append).generate([_request()], "concepts")
+    assert gen.error == "connection-error" and sleeps == [1.0]
+
+
+def test_concurrency_is_bounded_and_order_kept(server):
+    gens = _backend(server, "paced", concurrency=2).generate([_request(i) for i in range(6)], "concepts")
+    assert server.max_in_flight == 2
+    assert [g[0].text for g in gens] == [ANSWER] * 6
+
+
+def test_retry_after_parsing():
+    assert parse_retry_after("3") == 3.0 and parse_retry_after(None) is None and parse_retry_after("soon") is None
+    assert 0 <= parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") <= 0.0 + 1e-9  # a past date: no wait
+
+
+def test_run_concepts_end_to_end(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(openai_backend, "BACKOFF_BASE_S", 0.01)
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for name in ("chelsea.png", "coffee.png", "rocket.jpg"):
+        shutil.copy(SKIMAGE / name, images / name)
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff")
+    vlms = [
+        VLMSpec("openai", "flaky-500", base_url=server.url, max_retries=3),
+        VLMSpec("openai", "slow", base_url=server.url, timeout_s=0.2, max_retries=0),
+    ]
+    report = run_concepts([images], tmp_path / "out", vlms=vlms, progress=False, max_side=128)
+    concepts, table = read_concepts(tmp_path / "out")
+    assert report.images_in == 4 and report.images_with_concepts == 3 and report.failed == {"not-an-image": 1}
+    assert report.model_failures == {"slow|concepts:timeout": 3}
+    rows = concepts.to_pylist()
+    assert [(r["image_id"], r["concept_index"], r["object"]) for r in rows] == [
+        (i, k, o) for i in ("chelsea.png", "coffee.png", "rocket.jpg") for k, o in enumerate(["Cat", "Sofa"])
+    ]
+    assert {r["model"] for r in rows} == {"flaky-500"} and rows[0]["raw_text"] == ANSWER
+    by_id = {r["image_id"]: r for r in table.to_pylist()}
+    assert by_id["coffee.png"]["caption"] == "A cat lying on a sofa." and by_id["coffee.png"]["error"] is None
+    assert by_id["coffee.png"]["failures"][0]["reason"] == "timeout"  # the other model's failure is kept
+    prompts = {b["messages"][0]["content"][0]["text"] for _, b in server.requests}
+    assert prompts == {CAPTION_PROMPT, CONCEPT_PROMPT}  # the paper's prompts, verbatim
