@@ -1,0 +1,33 @@
+"""``seeing-sound generate AUDIO... --model RUN --out DIR``: images from sound files."""
+
+from __future__ import annotations
+
+import argparse
+
+from seeing_sound.cli.common import non_negative_float, positive_int
+
+
+def register(sub) -> None:
+    p = sub.add_parser("generate", help="generate images from audio files with a trained model",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("audio", nargs="+", help="audio files (any length, any sample rate; mixed down to mono)")
+    p.add_argument("--model", required=True, help="a training run folder (uses RUN/pipeline) or a pipeline folder")
+    p.add_argument("--out", required=True, help="output folder for PNGs and contact-sheet.png")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first image; image k of a clip uses seed + k")
+    p.add_argument("--num-images", type=positive_int, default=1, help="images per audio file")
+    p.add_argument("--steps", type=positive_int, default=20, help="sampling steps")
+    p.add_argument("--guidance-scale", type=non_negative_float, default=4.5, help="classifier-free guidance")
+    p.add_argument("--scheduler", choices=["dpm-solver", "ddpm"], default="dpm-solver", help="sampler")
+    p.add_argument("--height", type=positive_int, help="image height in px (default: the model's)")
+    p.add_argument("--width", type=positive_int, help="image width in px (default: the model's)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from seeing_sound.model.generate import generate_files
+
+    generate_files(args.audio, model=args.model, out=args.out, seed=args.seed, num_images=args.num_images,
+                   steps=args.steps, guidance_scale=args.guidance_scale, scheduler=args.scheduler,
+                   height=args.height, width=args.width, device=args.device, progress=args.progress)
+    return 0

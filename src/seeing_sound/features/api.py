@@ -1,0 +1,92 @@
+"""``seeing-sound features``: run the AST and VAE feature stages over a dataset."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from seeing_sound.engine import StageReport, run_stage
+from seeing_sound.engine.shards import write_json_atomic
+from seeing_sound.features.stages import AstFeatureStage, VaeFeatureStage
+from seeing_sound.features.store import model_slug
+
+log = logging.getLogger(__name__)
+
+DEFAULT_AST = "MIT/ast-finetuned-audioset-10-10-0.4593"
+DEFAULT_VAE = "PixArt-alpha/PixArt-XL-2-512x512"
+
+
+def _model_ref(name_or_path: str) -> str:
+    """Local folders are recorded as absolute paths so training can run from anywhere."""
+    path = Path(name_or_path)
+    return str(path.resolve()) if path.exists() else str(name_or_path)
+
+
+def ast_key(model: str, pool: int) -> str:
+    return f"ast-{model_slug(model)}" + (f"-pool{pool}" if pool > 1 else "")
+
+
+def vae_key(model: str, resolution: int) -> str:
+    return f"vae-{model_slug(model)}-{resolution}"
+
+
+def compute_features(dataset: str | Path, *, ast: str | None = DEFAULT_AST, vae: str | None = DEFAULT_VAE,
+                     resolution: int = 512, pool: int = 1, batch_size: int = 16, device: str = "auto",
+                     images_root: str | None = None, workers: int = 1, overwrite: bool = False,
+                     progress: bool = True) -> dict[str, StageReport]:
+    """Compute (or finish) AST and/or VAE features of ``dataset``; returns each stage's report.
+
+    Output: ``DATASET/features/<key>/shard-*.safetensors`` + ``features.json`` (see ``store``).
+    Pass ``ast=None`` or ``vae=None`` to skip one of them.
+    """
+    from seeing_sound.dataset import PairsDataset
+
+    if resolution < 8 or resolution % 8:
+        raise ValueError(f"resolution must be a multiple of 8, got {resolution}")
+    if pool < 1:
+        raise ValueError(f"pool must be >= 1, got {pool}")
+    if ast is None and vae is None:
+        raise ValueError("nothing to do: both ast and vae are None")
+    ds = PairsDataset.open(dataset)  # fails early, with a clear message, on a non-dataset
+    root = Path(dataset)
+    reports: dict[str, StageReport] = {}
+    stages = []
+    if ast is not None:
+        stages.append(("ast", AstFeatureStage(str(root), _model_ref(ast), ast_key(ast, pool), batch_size=batch_size,
+                                             device=device, pool=pool)))
+    if vae is not None:
+        stages.append(("vae", VaeFeatureStage(str(root), _model_ref(vae), vae_key(vae, resolution), batch_size=batch_size,
+                                             device=device, resolution=resolution, images_root=images_root)))
+    for kind, stage in stages:
+        report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress)
+        reports[kind] = report
+        _write_card(root, kind, stage, report, len(ds))
+        log.info("%s features: %d of %d items in %s (%d skipped: %s)", kind.upper(), report.items_out,
+                 report.items_in, stage.key, report.items_in - report.items_out, report.errors or "none")
+    return reports
+
+
+def _write_card(root: Path, kind: str, stage, report: StageReport, pairs: int) -> None:
+    from safetensors import safe_open
+
+    folder = root / "features" / stage.key
+    first = folder / "shard-000000.safetensors"
+    shapes = {}
+    if first.is_file():
+        with safe_open(str(first), framework="np") as fh:
+            shapes = {name: list(fh.get_slice(name).get_shape()[1:]) for name in fh.keys() if name != "rows"}
+    card = {**stage.fingerprint(), "key": stage.key, "pairs": pairs, "items_out": report.items_out,
+            "errors": report.errors, "shards": len(report.shards)}
+    if kind == "ast":
+        tokens, dim = shapes.get("embeds", [0, 0])
+        card.update(tokens=tokens, dim=dim, bytes_per_pair=2 * tokens * dim)
+    else:
+        card.update(latent_shape=shapes.get("mean", []), bytes_per_pair=2 * 2 * int(_prod(shapes.get("mean", []))))
+    write_json_atomic(folder / "features.json", card)
+
+
+def _prod(xs) -> int:
+    out = 1
+    for x in xs:
+        out *= int(x)
+    return out

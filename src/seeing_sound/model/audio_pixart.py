@@ -1,0 +1,130 @@
+"""AudioPixArt: PixArt-α's transformer with its T5 caption projection replaced by an audio projector.
+
+Every weight except the projector comes from a pretrained ``PixArtTransformer2DModel`` (paper A.10).
+The whole model is a diffusers ``ModelMixin``: ``save_pretrained`` writes ``config.json`` (the
+transformer's config and the projector's sizes) and safetensors weights; ``from_pretrained`` loads
+them back. :meth:`AudioPixArt.from_pixart` starts a new model from a PixArt-α checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from diffusers import PixArtTransformer2DModel
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils import BaseOutput
+
+from seeing_sound.model.loading import DEFAULT_PIXART, load_pixart_transformer
+from seeing_sound.model.projector import AudioProjector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AudioPixArtOutput(BaseOutput):
+    """``sample``: ``(B, out_channels, H, W)``; with learned variance the first half is epsilon."""
+
+    sample: torch.Tensor
+
+
+def _public_config(config) -> dict:
+    return {k: v for k, v in dict(config).items() if not k.startswith("_")}
+
+
+class AudioPixArt(ModelMixin, ConfigMixin):
+    """A ``PixArtTransformer2DModel`` conditioned on audio token embeddings.
+
+    Args:
+        transformer_config: the ``PixArtTransformer2DModel`` config (a dict; ``caption_channels`` is replaced
+            by ``audio_embed_dim``).
+        audio_embed_dim: width of the audio tokens (AST hidden size).
+    """
+
+    _supports_gradient_checkpointing = True
+
+    @register_to_config
+    def __init__(self, transformer_config: dict | None = None, audio_embed_dim: int = 768):
+        super().__init__()
+        if audio_embed_dim < 1:
+            raise ValueError(f"audio_embed_dim must be >= 1, got {audio_embed_dim}")
+        cfg = dict(transformer_config or {})
+        cfg["caption_channels"] = audio_embed_dim
+        self.transformer = PixArtTransformer2DModel(**cfg)
+        self.transformer.caption_projection = AudioProjector(audio_embed_dim, self.transformer.inner_dim)
+
+    @property
+    def projector(self) -> AudioProjector:
+        return self.transformer.caption_projection
+
+    @property
+    def in_channels(self) -> int:
+        return self.transformer.config.in_channels
+
+    @property
+    def learned_variance(self) -> bool:
+        return self.transformer.out_channels == 2 * self.transformer.config.in_channels
+
+    @property
+    def sample_size(self) -> int:
+        return self.transformer.config.sample_size
+
+    @classmethod
+    def from_pixart(cls, name_or_path: str = DEFAULT_PIXART, audio_embed_dim: int = 768, seed: int = 0) -> "AudioPixArt":
+        """All transformer weights from a PixArt-α checkpoint, a freshly initialised projector (seeded)."""
+        base = load_pixart_transformer(name_or_path)
+        torch.manual_seed(seed)
+        config = {**_public_config(base.config), "caption_channels": audio_embed_dim}
+        model = cls(transformer_config=config, audio_embed_dim=audio_embed_dim)
+        state = {k: v for k, v in base.state_dict().items() if not k.startswith("caption_projection.")}
+        missing, unexpected = model.transformer.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith("caption_projection.") for k in missing):
+            raise RuntimeError(f"checkpoint does not match PixArt-α: missing={missing} unexpected={unexpected}")
+        log.info("AudioPixArt from %s: %.1fM parameters, projector %d -> %d (new)",
+                 name_or_path, sum(p.numel() for p in model.parameters()) / 1e6, audio_embed_dim, base.inner_dim)
+        return model
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        audio_embeds: torch.Tensor,
+        drop_mask: torch.Tensor | None = None,
+        return_dict: bool = True,
+    ):
+        """Predict noise (and variance) for noisy latents.
+
+        Args:
+            sample: ``(B, C, H, W)`` noisy latents.
+            timestep: ``(B,)`` or scalar diffusion step in [0, 1000).
+            audio_embeds: ``(B, T, audio_embed_dim)`` audio tokens.
+            drop_mask: ``(B,)`` bool; True replaces that example's audio by the null embedding.
+        Returns:
+            :class:`AudioPixArtOutput` with ``sample`` ``(B, out_channels, H, W)``.
+        """
+        if audio_embeds.ndim != 3 or audio_embeds.shape[-1] != self.config.audio_embed_dim:
+            raise ValueError(
+                f"audio_embeds must be (B, T, {self.config.audio_embed_dim}), got {tuple(audio_embeds.shape)}"
+            )
+        audio_embeds = audio_embeds.to(self.dtype)
+        if drop_mask is not None:
+            audio_embeds = self.projector.drop(audio_embeds, drop_mask)
+        if not torch.is_tensor(timestep) or timestep.ndim == 0:
+            timestep = torch.as_tensor(timestep, device=sample.device).reshape(1).expand(sample.shape[0])
+        added = {"resolution": None, "aspect_ratio": None}
+        if self.transformer.use_additional_conditions:  # the 1024px checkpoints condition on size
+            b, _, h, w = sample.shape
+            added = {
+                "resolution": torch.tensor([[h * 8.0, w * 8.0]], device=sample.device).repeat(b, 1).to(self.dtype),
+                "aspect_ratio": torch.tensor([[h / w]], device=sample.device).repeat(b, 1).to(self.dtype),
+            }
+        out = self.transformer(
+            sample.to(self.dtype),
+            encoder_hidden_states=audio_embeds,
+            timestep=timestep,
+            added_cond_kwargs=added,
+            return_dict=False,
+        )[0]
+        return AudioPixArtOutput(sample=out) if return_dict else (out,)

@@ -1,0 +1,134 @@
+"""AudioPixArtPipeline (check_inputs, determinism, save/load, schedulers) and `seeing-sound generate`."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from seeing_sound.encoders.ast import load_ast
+from seeing_sound.model.audio_pixart import AudioPixArt
+from seeing_sound.model.loading import load_scheduler, load_vae
+from seeing_sound.model.pipeline import AudioPixArtPipeline
+from seeing_sound.testing.tiny_models import build_tiny_ast, build_tiny_pixart, sound_of_type
+
+
+@pytest.fixture(scope="module")
+def saved_pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipe")
+    pixart, ast = build_tiny_pixart(root / "pixart"), build_tiny_ast(root / "ast")
+    enc = load_ast(str(ast))
+    pipe = AudioPixArtPipeline(AudioPixArt.from_pixart(str(pixart), audio_embed_dim=32), load_vae(str(pixart)),
+                               load_scheduler(str(pixart)), enc.model, enc.feature_extractor)
+    pipe.save_pretrained(root / "run" / "pipeline")
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def pipe(saved_pipeline):
+    p = AudioPixArtPipeline.from_pretrained(saved_pipeline / "pipeline")
+    p.set_progress_bar_config(disable=True)
+    return p
+
+
+def _tone(seconds=1.0):
+    return sound_of_type(0, np.random.default_rng(0), seconds=seconds)
+
+
+def test_deterministic_under_seed_and_batch_independent(pipe):
+    a = pipe(audio=_tone(), generator=torch.Generator().manual_seed(1), num_inference_steps=3, output_type="np").images
+    b = pipe(audio=_tone(), generator=torch.Generator().manual_seed(1), num_inference_steps=3, output_type="np").images
+    assert a.shape == (1, 16, 16, 3) and np.array_equal(a, b)
+    gens = [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)]
+    two = pipe(audio=_tone(), generator=gens, num_images_per_prompt=2, num_inference_steps=3, output_type="np").images
+    np.testing.assert_allclose(two[0], a[0], atol=1e-5)
+    assert not np.allclose(two[0], two[1])
+
+
+def test_audio_and_embeds_paths_agree_and_long_audio(pipe):
+    wave = _tone()
+    embeds = pipe.encode_audio(wave)
+    assert embeds.shape == (1, 110, 32)
+    kw = dict(num_inference_steps=2, output_type="latent")
+    from_audio = pipe(audio=wave, generator=torch.Generator().manual_seed(0), **kw).images
+    from_embeds = pipe(audio_embeds=embeds, generator=torch.Generator().manual_seed(0), **kw).images
+    torch.testing.assert_close(from_audio, from_embeds)
+    long = pipe.encode_audio(np.tile(wave, 3))  # 3 s > the tiny AST's 1 s window: windows averaged
+    assert long.shape == (1, 110, 32)
+    resampled = pipe.encode_audio(wave[::2], sampling_rate=8000)
+    assert resampled.shape == (1, 110, 32)
+
+
+def test_any_scheduler_works_including_learned_variance_ddpm(pipe):
+    from diffusers import DDPMScheduler
+
+    ddpm = DDPMScheduler(beta_schedule="linear", beta_start=1e-4, beta_end=0.02, variance_type="learned_range")
+    p = AudioPixArtPipeline(pipe.transformer, pipe.vae, ddpm)
+    p.set_progress_bar_config(disable=True)
+    img = p(audio_embeds=torch.randn(1, 5, 32), num_inference_steps=3, output_type="np",
+            generator=torch.Generator().manual_seed(0)).images
+    assert np.isfinite(img).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({}, "exactly one"),
+        ({"audio": _tone(), "audio_embeds": torch.zeros(1, 3, 32)}, "exactly one"),
+        ({"audio_embeds": torch.zeros(1, 3, 31)}, "audio_embeds"),
+        ({"audio": np.zeros(0, np.float32)}, "non-empty"),
+        ({"audio": np.array([np.nan, 0.0] * 300, np.float32)}, "NaN"),
+        ({"audio": _tone(), "height": 18}, "height"),
+        ({"audio": _tone(), "num_inference_steps": 0}, "num_inference_steps"),
+        ({"audio": _tone(), "guidance_scale": -1.0}, "guidance_scale"),
+        ({"audio": _tone(), "num_images_per_prompt": 0}, "num_images_per_prompt"),
+        ({"audio": _tone(), "sampling_rate": 0}, "sampling_rate"),
+    ],
+)
+def test_check_inputs(pipe, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pipe(**kwargs)
+
+
+def _write_audio(tmp_path):
+    files = []
+    for kind, name in ((0, "low.wav"), (3, "hiss.flac")):
+        path = tmp_path / name
+        sf.write(path, sound_of_type(kind, np.random.default_rng(kind), seconds=0.7), 16000)
+        files.append(str(path))
+    (tmp_path / "broken.wav").write_bytes(b"nope")
+    return files + [str(tmp_path / "broken.wav")]
+
+
+def test_generate_cli_in_process(saved_pipeline, tmp_path):
+    from seeing_sound.cli import main
+
+    files = _write_audio(tmp_path)
+    out = tmp_path / "out"
+    argv = ["--quiet", "generate", *files, "--model", str(saved_pipeline), "--out", str(out), "--seed", "5",
+            "--num-images", "2", "--steps", "2"]
+    assert main(argv) == 0
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert names == ["contact-sheet.png", "hiss-seed5.png", "hiss-seed6.png", "low-seed5.png", "low-seed6.png"]
+    report = json.loads((out / "generate.json").read_text())
+    assert list(report["skipped"]) == [files[2]]
+    first = (out / "low-seed5.png").read_bytes()
+    assert main(argv[:3] + [files[0]] + argv[5:]) == 0  # alone, the same file and seed give the same image
+    assert (out / "low-seed5.png").read_bytes() == first
+
+
+def test_generate_entry_point_subprocess(saved_pipeline, tmp_path):
+    files = _write_audio(tmp_path)[:1]
+    exe = os.path.join(os.path.dirname(sys.executable), "seeing-sound")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([exe, "--quiet", "generate", *files, "--model", str(saved_pipeline / "pipeline"),
+                           "--out", str(tmp_path / "o"), "--steps", "2"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "o" / "low-seed0.png").is_file()
+    bad = subprocess.run([exe, "generate", *files, "--model", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 1 and "--model" in bad.stderr
