@@ -19,7 +19,7 @@ import soundfile as sf
 import soxr
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import best_of, table  # noqa: E402
+from _util import best_of_cpu, table  # noqa: E402
 
 from seeing_sound.audio.io import stream_mono  # noqa: E402
 from seeing_sound.pool import AudioPool, build_pool  # noqa: E402
@@ -71,16 +71,20 @@ def main() -> None:
             def full(workers: int, name: str):
                 out = tmp / f"pool-{ext}-{name}"
                 shutil.rmtree(out, ignore_errors=True)
-                build_pool([src], out, shard_files=2, workers=workers, progress=False)
+                build_pool([src], out, shard_files=8, workers=workers, progress=False)  # 2 shards: one per worker
 
-            t_floor = best_of(lambda: floor(paths))
-            t_naive = best_of(lambda: naive(paths))
-            t_full1 = best_of(lambda: full(1, "w1"))
-            t_full2 = best_of(lambda: full(2, "w2"))
-            for name, t, cores in (("floor: decode+downmix+resample", t_floor, 1), ("naive: read+soxr+pyloudnorm", t_naive, 1),
-                                   ("pool build --workers 1", t_full1, 1), ("pool build --workers 2", t_full2, 2)):
-                rows.append({"format": ext, "path": name, "seconds": t, "x realtime/core": audio_s / t / cores,
-                             "vs floor": t_floor / t * (1 if cores == 1 else 1), "w2/w1 speedup": (t_full1 / t) if "workers 2" in name else ""})
+            measured = {
+                "floor: decode+downmix+resample": best_of_cpu(lambda: floor(paths)),
+                "naive: read+soxr+pyloudnorm": best_of_cpu(lambda: naive(paths)),
+                "pool build --workers 1": best_of_cpu(lambda: full(1, "w1")),
+                "pool build --workers 2": best_of_cpu(lambda: full(2, "w2")),
+            }
+            floor_cpu = measured["floor: decode+downmix+resample"][1]
+            w1_wall = measured["pool build --workers 1"][0]
+            for name, (wall, cpu) in measured.items():
+                rows.append({"format": ext, "path": name, "wall s": wall, "cpu s": cpu,
+                             "x realtime/core (cpu)": audio_s / cpu, "vs floor (cpu)": floor_cpu / cpu,
+                             "speedup vs w1 (wall)": w1_wall / wall if "workers 2" in name else ""})
         pool = AudioPool.open(tmp / "pool-wav-w1")
         rng = np.random.default_rng(0)
         ids = rng.integers(0, len(pool), 20000)

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seeing_sound.audio.chunking import Chunker
-from seeing_sound.audio.io import BadAudio, file_sha256, stream_mono
+from seeing_sound.audio.io import BadAudio, file_checksum, stream_mono
 from seeing_sound.audio.loudness import BLOCK_SECONDS, integrated_loudness, is_silent
 from seeing_sound.engine import ShardStats, ShardTask, Stage, run_stage
 from seeing_sound.engine.shards import write_json_atomic
@@ -177,7 +177,7 @@ class PoolBuildStage(Stage):
     def _ingest(self, src: SourceFile, sink: _ChunkFile) -> list[dict]:
         cfg = self.config
         try:
-            checksum = file_sha256(src.path)
+            checksum = file_checksum(src.path)
         except OSError as exc:
             raise BadAudio("unreadable", str(exc)[:200]) from None
         chunker = Chunker(cfg.chunk_samples, cfg.min_tail_samples)
