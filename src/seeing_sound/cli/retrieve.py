@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from seeing_sound.cli.common import add_stage_args, positive_int
 

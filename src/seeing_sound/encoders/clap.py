@@ -13,7 +13,7 @@ import logging
 import numpy as np
 
 from seeing_sound.encoders.common import (
-    EncoderInfo, bucket_length, fixed_batches, l2_normalize, load_or_raise, model_dir, pad_batch,
+    EncoderInfo, embed_texts_bucketed, fixed_batches, l2_normalize, load_or_raise, model_dir, pad_batch,
     resolve_device, weights_revision,
 )
 
@@ -57,27 +57,9 @@ class ClapEncoder:
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
         """``texts`` (n,) -> float32 (n, D) unit rows, independent of batch composition."""
-        import torch
-
-        texts = [str(t) for t in texts]
-        out = np.zeros((len(texts), self.info.dim), dtype=np.float32)
-        tok = self.processor.tokenizer
-        if not texts:
-            return out
-        lengths = [len(ids) for ids in tok(texts, truncation=True, max_length=self.max_len)["input_ids"]]
-        buckets: dict[int, list[int]] = {}
-        for i, n in enumerate(lengths):
-            buckets.setdefault(bucket_length(n, self.max_len), []).append(i)
-        with torch.inference_mode():
-            for length, idx in sorted(buckets.items()):
-                for s, e in fixed_batches(len(idx), self.batch_size):
-                    rows = idx[s:e]
-                    enc = tok([texts[i] for i in rows], padding="max_length", truncation=True, max_length=length,
-                              return_tensors="pt")
-                    feats = {k: pad_batch(v, self.batch_size).to(self.device) for k, v in enc.items()}
-                    emb = self.model.get_text_features(**feats).pooler_output[: len(rows)]
-                    out[rows] = emb.float().cpu().numpy()
-        return l2_normalize(out)
+        return embed_texts_bucketed(texts, self.processor.tokenizer, dim=self.info.dim, max_len=self.max_len,
+                                    batch_size=self.batch_size, device=self.device,
+                                    forward=lambda feats: self.model.get_text_features(**feats).pooler_output)
 
     def prepare_audio(self, waves: np.ndarray, sample_rate: int) -> np.ndarray:
         """float (n, T) at ``sample_rate`` -> float32 (n, T') at the model's rate, cut to its window."""

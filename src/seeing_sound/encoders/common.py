@@ -153,3 +153,31 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 def bucket_length(n_tokens: int, max_len: int, step: int = 16) -> int:
     """Token length a text is padded to: its own length rounded up to ``step``, capped at ``max_len``."""
     return int(min(max_len, max(step, -(-n_tokens // step) * step)))
+
+
+def embed_texts_bucketed(texts, tokenizer, *, dim: int, max_len: int, batch_size: int, device, forward) -> np.ndarray:
+    """L2-normalized text embeddings, (n,) strings -> (n, dim) float32, independent of batching.
+
+    Texts are grouped by padded length bucket and run in fixed-shape batches (padded to
+    ``batch_size``), so a text's vector never depends on its neighbours. ``forward(feats)``
+    maps the tokenizer's tensors to a (batch, dim) embedding tensor.
+    """
+    import torch
+
+    texts = [str(t) for t in texts]
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    if not texts:
+        return out
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]]
+    buckets: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        buckets.setdefault(bucket_length(n, max_len), []).append(i)
+    with torch.inference_mode():
+        for length, idx in sorted(buckets.items()):
+            for s, e in fixed_batches(len(idx), batch_size):
+                rows = idx[s:e]
+                enc = tokenizer([texts[i] for i in rows], padding="max_length", truncation=True, max_length=length,
+                                return_tensors="pt")
+                feats = {k: pad_batch(v, batch_size).to(device) for k, v in enc.items()}
+                out[rows] = forward(feats)[: len(rows)].float().cpu().numpy()
+    return l2_normalize(out)

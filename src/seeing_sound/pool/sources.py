@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from seeing_sound.errors import SeeingSoundError
+from seeing_sound.tabular import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -75,14 +75,7 @@ def load_descriptions(path: str | Path) -> dict[str, tuple[str | None, tuple[str
     if not path.exists():
         raise FileNotFoundError(f"descriptions file not found: {path}")
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        rows = []
-        with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise SeeingSoundError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+        rows = read_jsonl(path)
     else:
         with open(path, encoding="utf-8", newline="") as fh:
             rows = list(csv.DictReader(fh))

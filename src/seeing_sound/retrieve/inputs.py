@@ -8,13 +8,14 @@ never dropped silently.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from seeing_sound.tabular import read_jsonl
 
 CONCEPT_SCHEMA = pa.schema([("image_id", pa.string()), ("concept_index", pa.int32()), ("concept", pa.string()),
                             ("model", pa.string())])
@@ -41,14 +42,7 @@ def read_concept_file(path: str | Path) -> pa.Table:
             column_types={"image_id": pa.string(), "concept": pa.string(), "model": pa.string()},
             strings_can_be_null=True))
     if suffix in (".jsonl", ".ndjson", ".json"):
-        rows = []
-        with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise ValueError(f"{path}:{n} is not valid JSON: {exc.msg}") from None
+        rows = read_jsonl(path)
         if any(not isinstance(r, dict) for r in rows):
             raise ValueError(f"{path}: every line must be a JSON object with image_id and concept")
         keys = ["image_id", "concept", "concept_index", "model"]
