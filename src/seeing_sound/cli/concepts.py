@@ -9,9 +9,6 @@ from seeing_sound.cli.common import add_stage_args, positive_float, positive_int
 
 
 def register(sub) -> None:
-    from seeing_sound.concepts.backends import DEFAULT_TRANSFORMERS_MODEL
-    from seeing_sound.concepts.prompts import CAPTION_PROMPT, CONCEPT_PROMPT, FILTER_WORDS, MAX_CONCEPTS
-
     p = sub.add_parser(
         "concepts",
         help="list sounding concepts of images with a VLM (paper Sec. 3.2), dropping silent images",
@@ -20,6 +17,18 @@ def register(sub) -> None:
     )
     p.add_argument("images", nargs="+", metavar="IMAGES", help="image folders (walked recursively) or files")
     p.add_argument("--out", required=True, help="output folder: concepts/ and images/ Parquet shards")
+    add_concept_options(p)
+    i = p.add_argument_group("images and shards")
+    i.add_argument("--shard-size", type=positive_int, default=256, help="images per output shard (default %(default)s)")
+    add_stage_args(p)
+    p.set_defaults(handler=run)
+
+
+def add_concept_options(p: argparse.ArgumentParser) -> None:
+    """Back-end, prompt, parsing and filter options (shared by ``concepts`` and ``sonify``)."""
+    from seeing_sound.concepts.backends import DEFAULT_TRANSFORMERS_MODEL
+    from seeing_sound.concepts.prompts import CAPTION_PROMPT, CONCEPT_PROMPT, FILTER_WORDS, MAX_CONCEPTS
+
     g = p.add_argument_group("back ends")
     g.add_argument(
         "--vlm", action="append", metavar="KIND[:MODEL]",
@@ -45,26 +54,26 @@ def register(sub) -> None:
     q.add_argument("--filter-words", default=",".join(FILTER_WORDS), help="comma-separated silent-image keywords (default %(default)s)")
     q.add_argument("--no-filter", action="store_true", help="keep every image (no silent-image filter)")
     q.add_argument("--no-captions", action="store_true", help="skip captioning (needs --no-filter)")
-    i = p.add_argument_group("images and shards")
+
+    i = p.add_argument_group("images")
     i.add_argument("--max-side", type=positive_int, default=1024, help="downscale images so the longest side fits (default %(default)s)")
     i.add_argument("--max-pixels", type=positive_int, default=178_956_970, help="refuse larger images (bombs) (default %(default)s)")
-    i.add_argument("--shard-size", type=positive_int, default=256, help="images per output shard (default %(default)s)")
-    add_stage_args(p)
-    p.set_defaults(handler=run)
 
-
-def run(args: argparse.Namespace) -> int:
-    from seeing_sound.concepts import VLMSpec, run_concepts
+def vlm_specs(args: argparse.Namespace) -> list:
+    """The ``--vlm`` back ends with their per-back-end knobs."""
+    from seeing_sound.concepts import VLMSpec
 
     options = dict(
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
         trust_remote_code=args.trust_remote_code, base_url=args.base_url, api_key_env=args.api_key_env,
         concurrency=args.concurrency, timeout_s=args.timeout, max_retries=args.retries, sidecar_key=args.sidecar_key,
     )  # fmt: skip
-    report = run_concepts(
-        args.images,
-        args.out,
-        vlms=[VLMSpec.parse(text, **options) for text in (args.vlm or ["transformers"])],
+    return [VLMSpec.parse(text, **options) for text in (args.vlm or ["transformers"])]
+
+
+def concept_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments of :func:`run_concepts` besides images, out, vlms and the stage options."""
+    return dict(
         concept_prompt=args.concept_prompt,
         caption_prompt=args.caption_prompt,
         filter_words=[w.strip() for w in args.filter_words.split(",") if w.strip()],
@@ -74,9 +83,14 @@ def run(args: argparse.Namespace) -> int:
         max_concepts=args.max_concepts,
         max_side=args.max_side,
         max_pixels=args.max_pixels,
-        shard_size=args.shard_size,
-        workers=args.workers,
-        overwrite=args.overwrite,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from seeing_sound.concepts import run_concepts
+
+    report = run_concepts(
+        args.images, args.out, vlms=vlm_specs(args), **concept_options(args), shard_size=args.shard_size, workers=args.workers, overwrite=args.overwrite,
         progress=args.progress,
     )
     print(report.summary(), file=sys.stdout)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from seeing_sound.cli.common import add_stage_args, positive_int
+from seeing_sound.cli.concepts import add_concept_options, concept_options, vlm_specs
 
 
 def register(sub) -> None:
     from seeing_sound.audio.mix import DEFAULT_LUFS_RANGE
-    from seeing_sound.concepts.prompts import CAPTION_PROMPT, CONCEPT_PROMPT, FILTER_WORDS
 
     p = sub.add_parser("sonify", help="turn an image folder into audio-visual pairs (concepts, retrieve, mix)",
                        description="The paper's image sonification: sounding concepts per image (VLM or --concepts), "
@@ -20,18 +20,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="DATASET", help="dataset folder to create or resume")
     p.add_argument("--concepts", metavar="FILE", help="start from existing concepts: a `concepts` run folder or a "
                    "JSONL/CSV/Parquet file of (image_id, concept) rows")
-    c = p.add_argument_group("concepts (see `seeing-sound concepts --help`)")
-    c.add_argument("--vlm", action="append", metavar="KIND[:MODEL]",
-                   help="transformers[:ID], openai:MODEL or sidecar:FILE; repeat for several (default transformers)")
-    c.add_argument("--concept-prompt", default=CONCEPT_PROMPT, help="default: the paper's (Fig. 2)")
-    c.add_argument("--caption-prompt", default=CAPTION_PROMPT, help="default: the paper's (Fig. 2)")
-    c.add_argument("--filter-words", default=",".join(FILTER_WORDS), help="silent-image keywords (default %(default)s)")
-    c.add_argument("--no-filter", action="store_true", help="keep every image")
-    c.add_argument("--trust-remote-code", action="store_true", help="allow VLMs that ship their own code")
-    c.add_argument("--base-url", help="openai back end: server URL")
-    c.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: env variable with the key")
-    c.add_argument("--max-new-tokens", type=positive_int, default=256)
-    c.add_argument("--batch-size", type=positive_int, default=8, help="transformers: images per generate() call")
+    add_concept_options(p)  # --vlm, prompts, filter, back-end knobs: as `seeing-sound concepts`
     r = p.add_argument_group("retrieval and mixing")
     r.add_argument("--encoder", choices=["clap", "text"], default="clap", help="query/pool encoder (default clap)")
     r.add_argument("--model", help="encoder model id or local path (default per encoder)")
@@ -40,7 +29,6 @@ def register(sub) -> None:
     r.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     r.add_argument("--lufs-range", type=float, nargs=2, metavar=("LO", "HI"), default=list(DEFAULT_LUFS_RANGE),
                    help="target loudness range per component, LUFS (default %(default)s)")
-    r.add_argument("--device", default="auto", help="encoders and VLM device (default auto)")
     o = p.add_argument_group("output")
     o.add_argument("--audio-format", choices=["flac", "wav"], default="flac", help="mixture files (default flac)")
     o.add_argument("--pairs-per-shard", type=positive_int, default=1000)
@@ -50,19 +38,13 @@ def register(sub) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from seeing_sound.concepts import VLMSpec
     from seeing_sound.sonify import sonify
 
     if args.images is None and args.concepts is None:
         raise ValueError("give --images DIR (and/or --concepts FILE)")
-    vlm_options = dict(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, device=args.device,
-                       trust_remote_code=args.trust_remote_code, base_url=args.base_url, api_key_env=args.api_key_env)
     report = sonify(
-        args.images, args.pool, args.out, concepts=args.concepts,
-        vlms=[VLMSpec.parse(text, **vlm_options) for text in (args.vlm or ["transformers"])],
-        concept_options=dict(concept_prompt=args.concept_prompt, caption_prompt=args.caption_prompt,
-                             filter_words=[w.strip() for w in args.filter_words.split(",") if w.strip()],
-                             no_filter=args.no_filter),
+        args.images, args.pool, args.out, concepts=args.concepts, vlms=vlm_specs(args),
+        concept_options=concept_options(args),
         encoder=args.encoder, model=args.model, topk=args.topk, ssr=not args.no_ssr, seed=args.seed,
         lufs_range=tuple(args.lufs_range), audio_format=args.audio_format, pairs_per_shard=args.pairs_per_shard,
         copy_images=args.copy_images, device=args.device, workers=args.workers, overwrite=args.overwrite,
