@@ -20,18 +20,22 @@ _LUFS_STREAM = 0x4C554653  # "LUFS"
 
 
 def target_lufs(seeds: np.ndarray, lufs_range: tuple[float, float] = DEFAULT_LUFS_RANGE) -> np.ndarray:
-    """Per-concept loudness targets γ ~ U[lo, hi], one independent stream per seed.
+    """Per-concept loudness targets γ ~ U[lo, hi], one independent draw per seed.
 
     Args:
         seeds: (Q,) uint64, from ``concept_seed(seed, image_id, concept_index)``.
     Returns:
-        (Q,) float64. γ depends on its own seed only, never on batch order or size.
+        (Q,) float64. U = top 53 bits of SplitMix64(seed XOR a "LUFS" tag) / 2**53: a
+        vectorized, version-proof draw that depends on its own seed only (never on batch
+        order or size), and is independent of retrieval's choice for the same concept.
     """
+    from seeing_sound.retrieval.seeds import splitmix64
+
     lo, hi = (float(v) for v in lufs_range)
     if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi <= 0):
         raise ValueError(f"lufs_range must be finite with lo <= hi <= 0, got {lufs_range}")
     seeds = np.asarray(seeds, dtype=np.uint64).reshape(-1)
-    u = np.array([np.random.default_rng([int(s), _LUFS_STREAM]).random() for s in seeds], dtype=np.float64)
+    u = (splitmix64(seeds ^ np.uint64(_LUFS_STREAM)) >> np.uint64(11)).astype(np.float64) * 2.0**-53
     return lo + (hi - lo) * u
 
 

@@ -31,7 +31,7 @@ def read_retrieval(out: Path) -> pa.Table:
 
 def build_recipes(retrieved: pa.Table, concepts: pa.Table, images: pa.Table, manifest: pa.Table, *,
                   seed: int, lufs_range: tuple[float, float]) -> pa.Table:
-    """One row per mixture component, sorted by (pair_id, concept_index).
+    """One row per mixture component, sorted by (pair_id, concept_index); columnar throughout.
 
     A pair is an image and one VLM's concepts (``scene``); with a single VLM there is one
     pair per image and ``pair_id`` is the image id, else ``<image_id>::<model>``. Targets
@@ -39,39 +39,48 @@ def build_recipes(retrieved: pa.Table, concepts: pa.Table, images: pa.Table, man
     """
     if retrieved is None or retrieved.num_rows == 0:
         return RECIPE_SCHEMA.empty_table()
-    r = retrieved.to_pydict()
-    n = len(r["image_id"])
-    ckey = {}
-    if concepts is not None:
-        cols = {name: (concepts.column(name).to_pylist() if name in concepts.column_names else [None] * concepts.num_rows)
-                for name in ("image_id", "concept_index", "object", "sound")}
-        ckey = {(i, int(c)): (o, s) for i, c, o, s in zip(cols["image_id"], cols["concept_index"], cols["object"], cols["sound"])}
-    img = {}
-    if images is not None:
-        for row in images.select([c for c in ("image_id", "path", "sha256") if c in images.column_names]).to_pylist():
-            img[row["image_id"]] = (row.get("path") or row["image_id"], row.get("sha256"))
-    models = sorted({m for m in r["model"] if m is not None}) or [None]
-    multi = len(models) > 1
-    ids = np.asarray(r["chunk_id"], dtype=np.int64)
-    lufs = manifest.column("loudness_lufs").to_numpy()[ids]
-    descr = manifest.column("description").take(pa.array(ids)).to_pylist()
-    seeds = concept_seeds(seed, r["image_id"], r["concept_index"])
-    targets = target_lufs(seeds, lufs_range)
-    rows = []
-    for k in range(n):
-        image_id, model = r["image_id"][k], r["model"][k]
-        path, sha = img.get(image_id, (image_id, None))
-        obj, snd = ckey.get((image_id, int(r["concept_index"][k])), (None, None))
-        rows.append({
-            "pair_id": f"{image_id}::{model}" if multi else image_id, "image_id": image_id, "image_path": path,
-            "image_sha256": sha, "scene": model, "concept_index": r["concept_index"][k], "model": model,
-            "object": obj, "sound": snd, "concept": r["concept"][k], "chunk_id": int(ids[k]),
-            "chunk_source": r["source"][k], "chunk_offset_s": r["offset_s"][k], "chunk_description": descr[k],
-            "cosine": r["cosine"][k], "score": r["score"][k], "threshold": r["threshold"][k],
-            "n_candidates": r["n_candidates"][k], "chunk_lufs": float(lufs[k]), "target_lufs": float(targets[k]),
-        })
-    table = pa.Table.from_pylist(rows, schema=RECIPE_SCHEMA)
+    r = retrieved
+    models = pc.unique(r.column("model").drop_null())
+    model_col = pc.fill_null(r.column("model"), "") if len(models) > 1 else None
+    pair_id = pc.binary_join_element_wise(r.column("image_id"), model_col, "::") if model_col is not None \
+        else r.column("image_id")
+    ids = r.column("chunk_id").to_numpy().astype(np.int64)
+    seeds = concept_seeds(seed, r.column("image_id").to_pylist(), r.column("concept_index").to_pylist())
+    table = pa.table({
+        "pair_id": pair_id, "image_id": r.column("image_id"), "scene": r.column("model"),
+        "concept_index": r.column("concept_index").cast(pa.int32()), "model": r.column("model"),
+        "concept": r.column("concept"), "chunk_id": pa.array(ids), "chunk_source": r.column("source"),
+        "chunk_offset_s": r.column("offset_s"),
+        "chunk_description": manifest.column("description").take(pa.array(ids)),
+        "cosine": r.column("cosine").cast(pa.float32()), "score": r.column("score").cast(pa.float32()),
+        "threshold": r.column("threshold").cast(pa.float32()), "n_candidates": r.column("n_candidates").cast(pa.int32()),
+        "chunk_lufs": pa.array(manifest.column("loudness_lufs").to_numpy()[ids]),
+        "target_lufs": pa.array(target_lufs(seeds, lufs_range)),
+    })
+    table = _left_join(table, concepts, ["image_id", "concept_index"], ["object", "sound"])
+    image_cols = images.select([c for c in ("image_id", "path", "sha256") if c in images.column_names]) \
+        if images is not None else pa.table({"image_id": pa.array([], pa.string())})
+    image_cols = image_cols.rename_columns([{"path": "image_path", "sha256": "image_sha256"}.get(c, c)
+                                            for c in image_cols.column_names])
+    table = _left_join(table, image_cols, ["image_id"], ["image_path", "image_sha256"])
+    table = table.set_column(table.column_names.index("image_path"), "image_path",
+                             pc.coalesce(table.column("image_path"), table.column("image_id")))
+    table = table.select(RECIPE_SCHEMA.names).cast(RECIPE_SCHEMA)
     return table.take(pc.sort_indices(table, sort_keys=[("pair_id", "ascending"), ("concept_index", "ascending")]))
+
+
+def _left_join(table: pa.Table, other: pa.Table | None, keys: list[str], columns: list[str]) -> pa.Table:
+    """``table`` with ``columns`` looked up in ``other`` by ``keys`` (null where absent or missing)."""
+    present = [c for c in columns if other is not None and c in other.column_names]
+    if present:
+        right = other.select(keys + present)
+        right = right.cast(pa.schema([pa.field(k, table.schema.field(k).type) if k in keys else right.schema.field(k)
+                                      for k in right.column_names]))
+        table = table.join(right, keys=keys, join_type="left outer")
+    for c in columns:
+        if c not in table.column_names:
+            table = table.append_column(c, pa.nulls(table.num_rows, pa.string()))
+    return table
 
 
 def split_pairs(recipes: pa.Table, pairs_per_shard: int) -> list[pa.Table]:
@@ -88,8 +97,8 @@ def split_pairs(recipes: pa.Table, pairs_per_shard: int) -> list[pa.Table]:
 
 
 def table_digest(table: pa.Table) -> str:
-    h = hashlib.sha256()
-    for batch in table.to_batches():
-        for col in batch.columns:
-            h.update(repr(col.to_pylist()).encode())
-    return h.hexdigest()
+    """sha256 of the table's Arrow IPC bytes (chunks combined first, so equal tables hash equal)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table.combine_chunks())
+    return hashlib.sha256(sink.getvalue()).hexdigest()
