@@ -101,8 +101,8 @@ class AudioPool:
         self._check_ids(ids)
         out = np.empty((ids.size, self.chunk_samples), dtype=np.float32)
         shards = np.searchsorted(self._offsets, ids, side="right") - 1
-        for shard in np.unique(shards):
-            sel = np.flatnonzero(shards == shard)
-            out[sel] = np.multiply(self._shard_array(int(shard))[ids[sel] - self._offsets[shard]],
-                                   self._factors[ids[sel], None], dtype=np.float32)
+        rows = ids - self._offsets[shards]
+        factors = self._factors[ids]
+        for j in range(ids.size):  # one pass per row straight into ``out``: no gathered temporaries
+            np.multiply(self._shard_array(int(shards[j]))[rows[j]], factors[j], out=out[j])
         return out
