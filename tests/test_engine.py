@@ -74,3 +74,10 @@ def test_any_executor_gives_same_files(tmp_path):
 def test_bad_workers():
     with pytest.raises(ValueError, match="workers"):
         run_stage(SquareStage(values=(1,)), "/tmp/unused", workers=0)
+
+
+def test_overwrite_with_fewer_shards_removes_the_extra_outputs(tmp_path):
+    run_stage(SquareStage(values=tuple(range(9))), tmp_path, progress=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.txt", "1.txt", "2.txt"]
+    run_stage(SquareStage(values=(1, 2)), tmp_path, progress=False, overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.txt"]

@@ -86,7 +86,7 @@ def test_all_inputs_failing_exits_1(tmp_path, capsys):
     (tmp_path / "src").mkdir()
     (tmp_path / "src/x.wav").write_bytes(b"garbage")
     assert main(["--quiet", "pool", "build", str(tmp_path / "src"), "--out", str(tmp_path / "pool")]) == 1
-    assert "every input file failed" in capsys.readouterr().out
+    assert "every input file failed" in capsys.readouterr().err
 
 
 def test_silent_short_and_min_tail(tmp_path):

@@ -123,3 +123,26 @@ def test_approximate_index_reports_recall():
         assert all(r.min() >= 10 for r in c.rows)
     exact = PoolIndex(emb).candidate_sets(vecs[:5], 10)
     assert [r[np.argmax(s)] for r, s in zip(exact.rows, exact.score)] == list(range(10, 15))  # each finds itself
+
+
+def test_rebuilt_pool_refuses_stale_embeddings(tmp_path):
+    from seeing_sound.errors import SeeingSoundError
+    from seeing_sound.pool import build_pool
+    from seeing_sound.pool.embed import embed_pool
+    from seeing_sound.pool.index import load_embeddings
+    from seeing_sound.encoders import load_encoder
+    from seeing_sound.testing.signals import noise, write_audio
+
+    for i in range(3):
+        write_audio(tmp_path / f"src/{i}.wav", noise(2, 16000, seed=i), 16000)
+    desc = tmp_path / "d.csv"
+    desc.write_text("fname,description\n0.wav,rain\n1.wav,wind\n2.wav,bells\n")
+    build_pool([tmp_path / "src"], tmp_path / "pool", descriptions=desc, progress=False)
+    embed_pool(tmp_path / "pool", "text", progress=False)
+    info = load_encoder("text").info
+    assert load_embeddings(tmp_path / "pool", info).vectors.shape[0] == 3
+    (tmp_path / "src/2.wav").unlink()
+    build_pool([tmp_path / "src"], tmp_path / "pool", descriptions=desc, progress=False, overwrite=True)
+    assert not (tmp_path / "pool/embeddings").exists()  # overwrite drops vectors of the old chunks
+    with pytest.raises(SeeingSoundError):
+        load_embeddings(tmp_path / "pool", info)

@@ -30,6 +30,7 @@ def test_sigkill_then_rerun_is_byte_identical(tmp_path):
     reference = _data_files(tmp_path / "ref")
 
     out = tmp_path / "killed"
+    mid_run_kills = 0
     for delay in (0.0, 0.15, 0.4):  # kill at several points, each time resuming what is there
         proc = subprocess.Popen(_cmd(src, out), start_new_session=True)
         markers = out / "_stages" / "build"
@@ -39,8 +40,12 @@ def test_sigkill_then_rerun_is_byte_identical(tmp_path):
                 break
             time.sleep(0.01)
         time.sleep(delay)
-        os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            mid_run_kills += proc.returncode == -signal.SIGKILL and not (out / "pool.json").exists()
         proc.wait()
+    assert mid_run_kills >= 1, "no attempt was killed mid-run: make the inputs bigger"
     assert not (out / "pool.json").exists() or _data_files(out) == reference
     subprocess.run(_cmd(src, out), check=True)
     assert _data_files(out) == reference

@@ -117,3 +117,26 @@ def test_sonify_cli(sample, tmp_path, capsys):
     ds = PairsDataset.open(tmp_path / "ds")
     assert ds.metadata.column("audio_path")[0].as_py().endswith(".wav")
     assert all(-30 <= c["target_lufs"] <= -28 for r in ds.metadata.to_pylist() for c in r["components"])
+
+
+def test_mix_stage_skips_bad_pairs_with_reasons(sample, tmp_path):
+    from seeing_sound.engine import run_stage
+    from seeing_sound.sonify.mix_stage import MixStage, inputs_rel
+
+    images = tmp_path / "images"
+    shutil.copytree(sample / "images", images)
+    sonify(images, sample / "pool", tmp_path / "ds", vlms=[VLMSpec("sidecar", str(demo_sidecar()), name="demo")],
+           encoder="text", topk=3, seed=5, progress=False)
+    table = pq.read_table(tmp_path / "ds" / inputs_rel(0))
+    rows = table.to_pylist()
+    pairs = sorted({r["pair_id"] for r in rows})
+    for r in rows:
+        if r["pair_id"] == pairs[0]:
+            r["chunk_id"] = 10**9  # not in the pool
+    (images / next(r["image_path"] for r in rows if r["pair_id"] == pairs[1])).unlink()
+    pq.write_table(type(table).from_pylist(rows, schema=table.schema), tmp_path / "ds" / inputs_rel(0))
+    stage = MixStage(out=str(tmp_path / "ds"), pool_root=str(sample / "pool"), images_root=str(images),
+                     counts=(len(pairs),), inputs_digest="tampered", seed=5, copy_images=True)
+    report = run_stage(stage, tmp_path / "ds", progress=False, overwrite=True)
+    assert report.errors == {"chunk_not_in_pool": 1, "image_missing": 1}
+    assert report.items_out == len(pairs) - 2

@@ -14,7 +14,7 @@ from seeing_sound.testing.sounds import write_sound_library
 
 def _dataset_files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and "_stages" not in p.parts and p.name != "info.json"}
+            if p.is_file() and "_stages" not in p.parts}
 
 
 def _cmd(root, out):
@@ -23,7 +23,7 @@ def _cmd(root, out):
             "--encoder", "text", "--topk", "3", "--pairs-per-shard", "1"]
 
 
-def _kill_when(cmd, ready, timeout=120):
+def _kill_when(cmd, ready, timeout=120) -> bool:
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None and not ready():
@@ -31,6 +31,7 @@ def _kill_when(cmd, ready, timeout=120):
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    return proc.returncode == -signal.SIGKILL
 
 
 def test_sigkill_sonify_at_several_points(tmp_path):
@@ -43,9 +44,12 @@ def test_sigkill_sonify_at_several_points(tmp_path):
 
     out = tmp_path / "killed"
     stages = out / "_stages"
-    _kill_when(_cmd(tmp_path, out), lambda: any((stages / "concepts").glob("*.done.json")))
-    _kill_when(_cmd(tmp_path, out), lambda: (out / "retrieval").exists())
-    _kill_when(_cmd(tmp_path, out), lambda: len(list((stages / "mix").glob("*.done.json"))) >= 3)
+    killed = [
+        _kill_when(_cmd(tmp_path, out), lambda: any((stages / "concepts").glob("*.done.json"))),
+        _kill_when(_cmd(tmp_path, out), lambda: (out / "retrieval").exists()),
+        _kill_when(_cmd(tmp_path, out), lambda: len(list((stages / "mix").glob("*.done.json"))) >= 3),
+    ]
+    assert killed[0] and not (out / "dataset.json").exists(), "the first kill must land mid-run"
     subprocess.run(_cmd(tmp_path, out), check=True, capture_output=True)
     got = _dataset_files(out)
     assert got.keys() == reference.keys()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from seeing_sound.cli.common import add_stage_args, non_negative_float, positive_float, positive_int
 
@@ -57,7 +58,7 @@ def _build(args: argparse.Namespace) -> int:
     print(format_summary(pool_summary(AudioPool.open(report.root))))
     print(f"shards      {report.shards_run} run, {report.shards_skipped} already done; {report.seconds:.1f} s")
     if report.files_ok == 0:
-        print("seeing-sound: error: every input file failed; nothing was ingested")
+        print("seeing-sound: error: every input file failed; nothing was ingested", file=sys.stderr)
         return 1
     return 0
 

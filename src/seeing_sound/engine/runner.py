@@ -77,6 +77,15 @@ def _check_plan(root: Path, stage: Stage, tasks: Sequence[ShardTask], overwrite:
     if overwrite and state_dir(root, stage).exists():
         for marker in state_dir(root, stage).glob("*.done.json"):
             marker.unlink()
+        if path.exists():  # shards past the new plan's end would otherwise linger and be read
+            old_count = int(json.loads(path.read_text()).get("shards", 0))
+            for index in range(len(tasks), old_count):
+                for rel in stage.outputs(index):
+                    target = root / rel
+                    if target.is_dir():
+                        shutil.rmtree(target)
+                    elif target.exists():
+                        target.unlink()
     write_json_atomic(path, digest)
 
 

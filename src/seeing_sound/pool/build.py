@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -258,6 +259,8 @@ def build_pool(
     root.mkdir(parents=True, exist_ok=True)
     log.info("pool build: %d files in %d shards -> %s", len(files), len(groups), root)
     stage = PoolBuildStage(config=cfg, shard_files=groups)
+    if overwrite and (root / "embeddings").exists():  # vectors of the old chunks would map to new ids
+        shutil.rmtree(root / "embeddings")
     report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress)
     shards = [{"index": s.shard, "files": s.items_in, "chunks": s.extra["chunks"]} for s in report.shards]
     real_seconds = sum(s.extra["real_seconds"] for s in report.shards)

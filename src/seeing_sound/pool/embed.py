@@ -103,7 +103,7 @@ class EmbedStage(Stage):
         return [vectors_rel(self.key, index), ids_rel(self.key, index), skipped_rel(self.key, index)]
 
     def fingerprint(self) -> dict:
-        return {"encoder": self.identity, "dtype": self.dtype, "pool": self.digest}
+        return {"encoder": self.identity, "dtype": self.dtype, "pool": self.digest, "fp16": self.fp16}
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
         from seeing_sound.encoders import load_encoder

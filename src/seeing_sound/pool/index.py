@@ -63,6 +63,14 @@ def load_embeddings(pool_root: str | Path, encoder_info=None, *, key: str | None
                     f"pool embeddings in {root} were made with {field} {stored[field]!r} but the query encoder has "
                     f"{getattr(encoder_info, field)!r}; re-embed the pool (`seeing-sound pool embed --overwrite`) "
                     "or use the same model")
+    if info.get("pool") is not None:
+        from seeing_sound.pool.embed import pool_digest
+        from seeing_sound.pool.store import AudioPool
+
+        if info["pool"] != pool_digest(AudioPool.open(pool_root)):
+            raise SeeingSoundError(
+                f"pool embeddings in {root} were made for an earlier build of this pool (its chunks changed); "
+                f"re-embed it: `seeing-sound pool embed {pool_root} --overwrite ...`")
     ids, vecs = [], []
     for shard in info["shards"]:
         ids.append(np.load(Path(pool_root) / ids_rel(key, shard["index"])))

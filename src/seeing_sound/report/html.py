@@ -163,10 +163,12 @@ class _Renderer:
                 f'{self.mixture(i, row)}{self.components(stem, row)}</div></article>')
 
     def thumbnail(self, row: dict) -> str:
-        """A small <img> for a filtered image when its file is found inside its root."""
+        """A small <img> for a filtered image when its file is found inside the dataset's images root.
+
+        The root comes from the dataset card, never from the row: a crafted ``root`` column
+        must not make the page link arbitrary files."""
         try:
-            root = row.get("root") or self.ds.images_root
-            path = safe_join(root, row.get("path") or "")
+            path = safe_join(self.ds.images_root, row.get("path") or "")
         except UnsafePathError:
             return ""
         href = _href(path, self.base) if path.is_file() else None

@@ -50,8 +50,8 @@ from seeing_sound.retrieval.seeds import choice_positions
 log = logging.getLogger(__name__)
 
 DEFAULT_BUDGET = 2 * 1024**3  # bytes of scratch memory, on top of the pool itself
-_NORM_SLACK = 1e-3
-_CACHE_CHUNK = 8 * 1024**2  # bytes of float64 temporaries per rescoring step  # pool rows this close to unit norm are searched in place, without a copy
+_NORM_SLACK = 1e-3  # pool rows this close to unit norm are searched in place, without a copy
+_CACHE_CHUNK = 8 * 1024**2  # bytes of float64 temporaries per rescoring step
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,12 @@ class Candidates:
             threshold=self.threshold[which].astype(np.float64),
             n_candidates=n,
         )
+
+
+def check_k(k, name: str = "k") -> None:
+    """``ValueError`` naming ``name`` unless ``k`` is an integer >= 1 (bools refused)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {k!r}")
 
 
 def _as_matrix(x, name: str, dim: int | None = None) -> np.ndarray:
@@ -198,8 +204,7 @@ def candidate_sets(queries, pool, k: int, *, ssr: bool = True, exclude=None, eng
     q = _as_matrix(queries, "queries")
     if q.shape[0] == 0:
         return Candidates([], [], [], np.zeros(0))
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    check_k(k)
     if memory_budget < 1 << 20:
         raise ValueError(f"memory_budget must be at least 1 MiB, got {memory_budget}")
     engine = resolve_engine(engine)

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from seeing_sound.engine import ShardStats, ShardTask, Stage, atomic_write, run_stage, shard_name
 from seeing_sound.engine.shards import write_json_atomic
+from seeing_sound.retrieval.algorithm import check_k
 from seeing_sound.retrieve.core import DEFAULT_TOPK, open_index, retrieve_concepts
 from seeing_sound.retrieve.inputs import normalize_concepts, read_concept_file
 
@@ -64,7 +65,8 @@ class RetrieveStage(Stage):
 
     def fingerprint(self) -> dict:
         return {"encoder": self.identity, "inputs": self.inputs_digest, "topk": self.topk, "ssr": self.ssr,
-                "seed": self.seed, "index": self.index_kind, "pool": str(Path(self.pool_root).resolve())}
+                "seed": self.seed, "index": self.index_kind, "pool": str(Path(self.pool_root).resolve()),
+                "fp16": self.fp16}  # fp16 query embeddings differ from fp32 ones: never mix them in one run
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
         from seeing_sound.encoders import load_encoder
@@ -119,8 +121,7 @@ def retrieve(pool: str | Path, concepts: str | Path, out: str | Path, *, encoder
     from seeing_sound.pool import AudioPool
     from seeing_sound.retrieval.stats import usage_stats
 
-    if isinstance(topk, bool) or not isinstance(topk, (int, np.integer)) or topk < 1:
-        raise ValueError(f"topk must be an integer >= 1, got {topk!r}")
+    check_k(topk, "topk")
     if shard_rows < 1:
         raise ValueError(f"shard_rows must be >= 1, got {shard_rows}")
     ap = AudioPool.open(pool)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from seeing_sound.retrieval.algorithm import check_k
 from seeing_sound.retrieval.seeds import concept_seeds
 from seeing_sound.retrieve.inputs import CONCEPT_SCHEMA, normalize_concepts, sort_rows
 
@@ -59,8 +60,7 @@ def retrieve_concepts(pool, concept_rows: pa.Table, *, encoder="clap", model: st
     from seeing_sound.encoders import load_encoder
     from seeing_sound.pool import AudioPool
 
-    if isinstance(topk, bool) or not isinstance(topk, (int, np.integer)) or topk < 1:
-        raise ValueError(f"topk must be an integer >= 1, got {topk!r}")
+    check_k(topk, "topk")
     ap = pool if isinstance(pool, AudioPool) else AudioPool.open(pool)
     if concept_rows.schema != CONCEPT_SCHEMA:
         concept_rows, _ = normalize_concepts(concept_rows)

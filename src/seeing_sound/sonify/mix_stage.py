@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from seeing_sound.audio.mix import mix_recipe
 from seeing_sound.dataset import layout
-from seeing_sound.dataset.paths import safe_join
+from seeing_sound.dataset.paths import UnsafePathError, safe_join
 from seeing_sound.dataset.writer import write_pairs_shard
 from seeing_sound.engine import ShardStats, ShardTask, Stage, shard_name
 
@@ -74,14 +74,31 @@ class MixStage(Stage):
         pairs: dict[str, list[dict]] = {}
         for row in recipe:
             pairs.setdefault(row["pair_id"], []).append(row)
-        rows, audios, errors = [], [], {}
+        rows, audios, images, errors = [], [], [], {}
+
+        def skip(reason: str) -> None:
+            errors[reason] = errors.get(reason, 0) + 1
+
         for pair_id, comps in pairs.items():
             lufs = np.array([c["chunk_lufs"] for c in comps])
+            ids = [c["chunk_id"] for c in comps]
             if not np.isfinite(lufs).all():  # a silent chunk cannot be normalized: record, skip
-                errors["silent_chunk"] = errors.get("silent_chunk", 0) + 1
+                skip("silent_chunk")
                 continue
-            chunks = pool.chunks([c["chunk_id"] for c in comps])
-            gains, g_mix, mix = mix_recipe(chunks, lufs, np.array([c["target_lufs"] for c in comps]))
+            if any(not 0 <= i < len(pool) for i in ids):
+                skip("chunk_not_in_pool")
+                continue
+            image = None
+            if self.copy_images:
+                try:
+                    image = safe_join(self.images_root, comps[0]["image_path"])
+                except UnsafePathError:
+                    skip("unsafe_path")
+                    continue
+                if not image.is_file():
+                    skip("image_missing")
+                    continue
+            gains, g_mix, mix = mix_recipe(pool.chunks(ids), lufs, np.array([c["target_lufs"] for c in comps]))
             first = comps[0]
             rows.append({
                 "pair_id": pair_id, "image_id": first["image_id"], "image_path": first["image_path"],
@@ -89,20 +106,20 @@ class MixStage(Stage):
                 "components": [_component(c, float(g)) for c, g in zip(comps, gains)], "mixture_gain_db": float(g_mix),
             })
             audios.append(mix)
+            images.append(image)
         write_pairs_shard(scratch, task.index, rows, audios, sample_rate=pool.sample_rate, fmt=self.audio_format)
         if self.copy_images:
-            self._write_tar(scratch, task.index, scratch / layout.metadata_rel(task.index))
+            self._write_tar(scratch, task.index, scratch / layout.metadata_rel(task.index), images)
         return ShardStats(task.index, len(pairs), len(rows), errors,
                           extra={"chunks": sorted({c["chunk_id"] for c in recipe})})
 
-    def _write_tar(self, scratch: Path, index: int, metadata: Path) -> None:
+    def _write_tar(self, scratch: Path, index: int, metadata: Path, images: list[Path]) -> None:
         """WebDataset shard: <key>.<image ext>, <key>.<audio ext>, <key>.json per pair (deterministic tar)."""
         target = scratch / webdataset_rel(index)
         target.parent.mkdir(parents=True, exist_ok=True)
         with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
-            for n, row in enumerate(pq.read_table(metadata).to_pylist()):
+            for n, (row, image) in enumerate(zip(pq.read_table(metadata).to_pylist(), images)):
                 key = f"{index:06d}{n:06d}"
-                image = safe_join(self.images_root, row["image_path"])
                 meta = json.dumps(row, sort_keys=True, default=str).encode()
                 for name, data in ((f"{key}{image.suffix.lower()}", image.read_bytes()),
                                    (f"{key}.{self.audio_format}", (scratch / row["audio_path"]).read_bytes()),
