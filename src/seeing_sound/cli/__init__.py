@@ -18,7 +18,9 @@ from seeing_sound import __version__
 
 # Command modules, in the order ``--help`` lists them. Imported lazily so that
 # ``seeing-sound --help`` never pays for torch.
-COMMAND_MODULES = ("pool", "retrieve", "concepts", "sonify", "rebuild", "features", "train", "generate", "demo")
+COMMAND_MODULES = (
+    "pool", "retrieve", "concepts", "sonify", "rebuild", "features", "train", "generate", "compose", "demo",
+)
 
 log = logging.getLogger("seeing_sound")
 

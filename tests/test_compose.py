@@ -1,0 +1,67 @@
+import numpy as np
+import pyloudnorm
+import pytest
+import soundfile as sf
+
+from seeing_sound.audio import controls
+from seeing_sound.cli import main
+from seeing_sound.testing.signals import noise, tone, write_audio
+
+SR = 16000
+
+
+def _lufs(x):
+    return pyloudnorm.Meter(SR).integrated_loudness(x.astype(np.float64))
+
+
+def test_superpose_hits_each_target():
+    a, b = tone(3, SR, freq=300, amp=0.5), noise(2, SR, amp=0.05, seed=1)
+    mix, g = controls.superpose([a, b], [-20.0, -30.0], SR)
+    assert mix.shape == (3 * SR,) and g == 0.0
+    # each source alone at its target: the mixture is their sum
+    a_n, _ = controls.superpose([a], [-20.0], SR)
+    b_n, _ = controls.superpose([b], [-30.0], SR)
+    assert _lufs(a_n) == pytest.approx(-20, abs=0.05) and _lufs(b_n) == pytest.approx(-30, abs=0.05)
+    np.testing.assert_allclose(mix, a_n + np.pad(b_n, (0, SR)), atol=1e-6)
+    loud, g = controls.superpose([a, a], [-3.0, -3.0], SR)
+    assert g < 0 and np.abs(loud).max() <= 0.99 + 1e-6  # headroom, never clipped
+    with pytest.raises(ValueError, match="silent"):
+        controls.superpose([np.zeros(SR, np.float32)], [-20.0], SR)
+
+
+def test_concatenate_and_interpolate():
+    a, b = tone(1, SR, amp=0.3), noise(2, SR, seed=2)
+    seq = controls.concatenate([a, b], [-23, -23], SR, gap_seconds=0.5)
+    assert seq.size == SR + SR // 2 + 2 * SR and np.all(seq[SR : SR + SR // 2] == 0)
+    mixes = controls.interpolate([a], [-23.0], b, [-40, -30, -20], SR)
+    b_part = [_lufs(m[SR:]) for m in mixes]  # after a ends, only the moving source sounds
+    assert b_part == sorted(b_part) and b_part[-1] - b_part[0] == pytest.approx(20, abs=0.2)
+
+
+def test_reverb_adds_a_decaying_tail_and_is_deterministic():
+    x = np.zeros(SR, np.float32)
+    x[:200] = noise(200 / SR, SR, amp=0.5)
+    small = controls.reverb(x, SR, room_size=0.1)
+    big = controls.reverb(x, SR, room_size=0.95)
+    assert big.size == small.size == 3 * SR
+    tail = slice(SR // 2, 3 * SR)
+    assert np.sum(big[tail] ** 2) > 3 * np.sum(small[tail] ** 2)
+    assert controls.reverb(x, SR).tobytes() == controls.reverb(x, SR).tobytes()
+    with pytest.raises(ValueError, match="room_size"):
+        controls.reverb(x, SR, room_size=2)
+
+
+def test_compose_cli(tmp_path, capsys):
+    write_audio(tmp_path / "a.wav", tone(2, 44100, amp=0.3, channels=2), 44100)
+    write_audio(tmp_path / "b.flac", noise(3, 22050, seed=3), 22050)
+    a, b = str(tmp_path / "a.wav"), str(tmp_path / "b.flac")
+    assert main(["compose", "mix", a, b, "--lufs", "-20", "-26", "--out", str(tmp_path / "mix.wav")]) == 0
+    y, sr = sf.read(tmp_path / "mix.wav", dtype="float32")
+    assert sr == SR and y.shape == (3 * SR,)
+    assert main(["compose", "interpolate", a, b, "--sweep", "-40", "-20", "--steps", "3", "--out", str(tmp_path / "i")]) == 0
+    assert sorted(p.name for p in (tmp_path / "i").iterdir()) == ["00_-40.0LUFS.wav", "01_-30.0LUFS.wav", "02_-20.0LUFS.wav"]
+    assert main(["compose", "concat", a, b, "--out", str(tmp_path / "c.wav")]) == 0
+    assert sf.info(str(tmp_path / "c.wav")).frames == 5 * SR
+    assert main(["compose", "reverb", a, "--room-size", "0.9", "--out", str(tmp_path / "r.wav")]) == 0
+    assert main(["compose", "mix", a, b, "--lufs", "-20", "-26", "-30", "--out", str(tmp_path / "x.wav")]) == 1
+    assert "one per source" in capsys.readouterr().err
