@@ -54,8 +54,11 @@ def faiss_python(queries, pool, k, seeds):
     return out
 
 
-def run_method(method, n, d, q, k, seed, conn):
+def run_method(method, n, d, q, k, seed, conn, q_used=None):
+    # Always draw all q queries, then keep the first q_used: drawing fewer would shift the random
+    # stream and give the naive reference *different* queries than the methods it is compared with.
     pool, queries, seeds = make_data(n, d, q, seed)
+    queries, seeds = queries[:q_used], seeds[:q_used]
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
     if method == "naive":
@@ -73,10 +76,10 @@ def run_method(method, n, d, q, k, seed, conn):
     conn.send((seconds, (peak - base) / 1024, peak / 1024, idx))
 
 
-def timed(method, n, d, q, k, seed):
+def timed(method, n, d, q, k, seed, q_used=None):
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    p = ctx.Process(target=run_method, args=(method, n, d, q, k, seed, child))
+    p = ctx.Process(target=run_method, args=(method, n, d, q, k, seed, child, q_used))
     p.start()
     out = parent.recv()
     p.join()
@@ -103,7 +106,7 @@ def main(argv=None) -> None:
     print("| k | method | queries/s | GFLOP/s | peak RSS (MB, +data) | same index as naive |")
     print("|---|---|---|---|---|---|")
     for k in args.k:
-        naive_s, naive_mem, _, naive_idx = timed("naive", n, d, naive_q, k, args.seed)
+        naive_s, naive_mem, _, naive_idx = timed("naive", n, d, q, k, args.seed, q_used=naive_q)
         rows = [("(a) naive printed algorithm", naive_q / naive_s, 2 * n * d * naive_q / naive_s / 1e9, naive_mem, "-")]
         for label, method in (("(b) faiss IndexFlatIP + Python", "faiss"), ("(c) match, faiss engine", "match:faiss"),
                               ("(c) match, numpy engine", "match:numpy")):

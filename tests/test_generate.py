@@ -63,6 +63,24 @@ def test_audio_and_embeds_paths_agree_and_long_audio(pipe):
     assert resampled.shape == (1, 110, 32)
 
 
+def test_ast_pool_is_saved_and_applied_to_audio(pipe, tmp_path):
+    """A model trained on `--ast-pool N` features must see N-pooled tokens at generation too."""
+    from seeing_sound.encoders.ast import pool_ast_tokens
+
+    pooled = AudioPixArtPipeline(pipe.transformer, pipe.vae, pipe.scheduler, pipe.audio_encoder,
+                                 pipe.feature_extractor, ast_pool=9)
+    pooled.save_pretrained(tmp_path / "pooled")
+    loaded = AudioPixArtPipeline.from_pretrained(tmp_path / "pooled")
+    assert loaded.config.ast_pool == 9
+    wave = _tone()
+    tokens = loaded.encode_audio(wave)
+    assert tokens.shape == (1, 2 + 12, 32)  # 12 frequency bands x ceil(9 / 9) time steps
+    expected = pool_ast_tokens(pipe.encode_audio(wave).numpy(), 12, 9, 9)
+    np.testing.assert_allclose(tokens.numpy(), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="ast_pool"):
+        AudioPixArtPipeline(pipe.transformer, pipe.vae, pipe.scheduler, ast_pool=0)
+
+
 def test_any_scheduler_works_including_learned_variance_ddpm(pipe):
     from diffusers import DDPMScheduler
 

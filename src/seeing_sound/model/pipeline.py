@@ -11,7 +11,7 @@ from diffusers import AutoencoderKL, DiffusionPipeline, ImagePipelineOutput
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils.torch_utils import randn_tensor
 
-from seeing_sound.encoders.ast import AstEncoder
+from seeing_sound.encoders.ast import AstEncoder, ast_grid, pool_ast_tokens
 from seeing_sound.model.audio_pixart import AudioPixArt
 
 log = logging.getLogger(__name__)
@@ -37,17 +37,22 @@ class AudioPixArtPipeline(DiffusionPipeline):
     Components: ``transformer`` (AudioPixArt), ``vae`` (AutoencoderKL), ``scheduler`` (any diffusers
     scheduler; DPM-Solver++ by default), ``audio_encoder`` (transformers ``ASTModel``) and
     ``feature_extractor`` (``ASTFeatureExtractor``). The AST parts are optional when you pass
-    ``audio_embeds``.
+    ``audio_embeds``. ``ast_pool`` is the time-pooling factor of the AST features the transformer was
+    trained on (``seeing-sound features --ast-pool``); it is saved in ``model_index.json`` and applied
+    to the tokens of ``audio`` so that generation sees the same sequence as training.
     """
 
     model_cpu_offload_seq = "audio_encoder->transformer->vae"
     _optional_components = ["audio_encoder", "feature_extractor"]
 
     def __init__(self, transformer: AudioPixArt, vae: AutoencoderKL, scheduler, audio_encoder=None,
-                 feature_extractor=None):
+                 feature_extractor=None, ast_pool: int = 1):
         super().__init__()
+        if not isinstance(ast_pool, int) or ast_pool < 1:
+            raise ValueError(f"ast_pool must be an int >= 1, got {ast_pool!r}")
         self.register_modules(transformer=transformer, vae=vae, scheduler=scheduler, audio_encoder=audio_encoder,
                               feature_extractor=feature_extractor)
+        self.register_to_config(ast_pool=ast_pool)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
 
@@ -84,7 +89,7 @@ class AudioPixArtPipeline(DiffusionPipeline):
             raise ValueError(f"`num_images_per_prompt` must be an int >= 1, got {num_images_per_prompt!r}")
 
     def encode_audio(self, audio, sampling_rate: int = 16000) -> torch.Tensor:
-        """AST token embeddings ``(B, T, D)`` of waveforms (resampled to the extractor's rate if needed)."""
+        """AST token embeddings ``(B, T, D)`` of waveforms (resampled if needed, time-pooled by ``ast_pool``)."""
         waves = _as_wave_list(audio)
         target = int(self.feature_extractor.sampling_rate)
         if sampling_rate != target:
@@ -92,7 +97,8 @@ class AudioPixArtPipeline(DiffusionPipeline):
 
             waves = [soxr.resample(np.asarray(w, dtype=np.float32), sampling_rate, target) for w in waves]
         encoder = AstEncoder(self.audio_encoder, self.feature_extractor, name_or_path="pipeline")
-        return torch.from_numpy(encoder.encode(waves))
+        f_dim, t_dim = ast_grid(self.audio_encoder.config)
+        return torch.from_numpy(pool_ast_tokens(encoder.encode(waves), f_dim, t_dim, self.config.ast_pool))
 
     # --- sampling ---------------------------------------------------------------------------------
     @torch.no_grad()

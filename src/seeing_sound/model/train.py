@@ -269,11 +269,12 @@ class _Sampler:
         self.audio = torch.stack([it["audio"] for it in items]).float()
         self.latents = torch.stack([it["mean"] for it in items]).float()
         self.ast_model = data.ast.card["model"]
+        self.ast_pool = int(data.ast.card.get("pool", 1))  # generation must pool AST tokens like these features
 
     def _pipeline(self, model):
         from seeing_sound.model.pipeline import AudioPixArtPipeline
 
-        pipe = AudioPixArtPipeline(transformer=model, vae=self.vae, scheduler=self.scheduler)
+        pipe = AudioPixArtPipeline(transformer=model, vae=self.vae, scheduler=self.scheduler, ast_pool=self.ast_pool)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
