@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from seeing_sound.cli.common import add_stage_args, positive_int
+from seeing_sound.cli.common import add_encoder_runtime_args, add_stage_args, positive_int
 
 
 def register_embed(pool_subparsers) -> None:
@@ -24,9 +24,7 @@ def register_embed(pool_subparsers) -> None:
                                                  "sentence-transformers/all-MiniLM-L6-v2 for text)")
     p.add_argument("--dtype", choices=["float32", "float16"], default="float32",
                    help="stored precision (default float32; float16 halves the disk size)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda[:N]")
-    p.add_argument("--fp16", action="store_true", help="half precision on GPU")
-    p.add_argument("--batch-size", type=positive_int, default=None, help="encoder batch size")
+    add_encoder_runtime_args(p)
     p.add_argument("--shard-chunks", type=positive_int, default=4096, help="chunks per shard (default 4096)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_stage_args(p)

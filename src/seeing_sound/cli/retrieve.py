@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from seeing_sound.cli.common import add_stage_args, positive_int
+from seeing_sound.cli.common import add_encoder_runtime_args, add_stage_args, positive_int
 
 
 def register(sub) -> None:
@@ -36,9 +36,7 @@ def register(sub) -> None:
                    help="exact search (default) or an approximate faiss index for pools beyond ~10M chunks")
     p.add_argument("--engine", choices=["auto", "faiss", "numpy"], default="auto",
                    help="exact search engine; changes speed only, never the result (default auto: faiss if installed)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda[:N]")
-    p.add_argument("--fp16", action="store_true", help="half precision on GPU")
-    p.add_argument("--batch-size", type=positive_int, default=None, help="encoder batch size")
+    add_encoder_runtime_args(p)
     p.add_argument("--shard-rows", type=positive_int, default=50_000, help="concept rows per shard (default 50000)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_stage_args(p)
