@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -115,6 +116,8 @@ def sonify(
         raise ValueError(f"pairs_per_shard must be >= 1, got {pairs_per_shard}")
     if images is None and concepts is None:
         raise ValueError("give images (a folder) or concepts (a file or concepts run)")
+    if copy_images and images is None:
+        raise ValueError("copy_images needs the images folder (--images)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     audio_pool = AudioPool.open(pool)
@@ -164,20 +167,39 @@ def sonify(
                      counts=tuple(len(set(t.column("pair_id").to_pylist())) for t in shards),
                      inputs_digest=table_digest(recipes), seed=seed, audio_format=audio_format,
                      copy_images=copy_images)
-    if copy_images and images_root is None:
-        raise ValueError("copy_images needs the images folder (--images)")
     mixed = run_stage(stage, out, workers=workers, overwrite=overwrite, progress=progress)
     report.seconds["mix"] = round(time.perf_counter() - t0, 2)
 
+    _tally(report, image_rows, usable, kept_concepts, recipes, mixed)
+    retrieval_info = out / "retrieval" / "info.json"
+    write_card(
+        out, images_root=str(images_root or ""), sample_rate=audio_pool.sample_rate, audio_format=audio_format,
+        shards=[{"index": s.shard, "pairs": s.items_out} for s in mixed.shards],
+        pool={"root": str(audio_pool.root.resolve()), "chunks": len(audio_pool)},
+        retrieval=json.loads(retrieval_info.read_text()) if retrieval_info.exists() else {},
+        concepts=_concepts_card(concept_rows, image_rows, None if concepts is None else concept_source),
+        params={"seed": seed, "topk": topk, "ssr": ssr, "lufs_range": list(lufs_range), "encoder": encoder,
+                "model": model, "audio_format": audio_format, "pairs_per_shard": pairs_per_shard,
+                "copy_images": copy_images},
+        counts=report.to_dict() | {"seconds": None},  # timings vary run to run; the card must not
+    )
+    if not report.pairs and not report.images_in:
+        raise SeeingSoundError("no images to sonify")
+    return report
+
+
+def _tally(report: SonifyReport, image_rows: pa.Table, usable: pa.Table, kept_concepts: pa.Table,
+           recipes: pa.Table, mixed) -> None:
+    """Account for every image: a pair, filtered (by word) or failed (by reason)."""
     report.images_in = image_rows.num_rows
     for row in image_rows.select(["filtered", "filter_word", "error"]).to_pylist():
         if row["error"]:
             _bump(report.failed, row["error"])
         elif row["filtered"]:
             _bump(report.filtered, row["filter_word"] or "?")
-    with_pairs = set(recipes.column("image_id").to_pylist())
-    no_concepts = set(usable.column("image_id").to_pylist()) - set(kept_concepts.column("image_id").to_pylist())
-    no_match = set(kept_concepts.column("image_id").to_pylist()) - with_pairs
+    with_concepts = set(kept_concepts.column("image_id").to_pylist())
+    no_concepts = set(usable.column("image_id").to_pylist()) - with_concepts
+    no_match = with_concepts - set(recipes.column("image_id").to_pylist())
     if no_concepts:
         _bump(report.failed, "no_concepts", len(no_concepts))
     if no_match:
@@ -188,23 +210,6 @@ def sonify(
     report.unique_chunks = len({c for s in mixed.shards for c in s.extra.get("chunks", [])})
     if report.pairs == 0:
         log.warning("sonify wrote no pairs")
-    retrieval_info = (out / "retrieval" / "info.json")
-    import json
-
-    write_card(
-        out, images_root=str(images_root or ""), sample_rate=audio_pool.sample_rate, audio_format=audio_format,
-        shards=[{"index": s.shard, "pairs": s.items_out} for s in mixed.shards],
-        pool={"root": str(audio_pool.root.resolve()), "chunks": len(audio_pool)},
-        retrieval=json.loads(retrieval_info.read_text()) if retrieval_info.exists() else {},
-        concepts=_concepts_card(concept_rows, image_rows, None if concepts is None else concept_source),
-        params={"seed": seed, "topk": topk, "ssr": ssr, "lufs_range": list(lufs_range), "encoder": encoder,
-                "model": model, "audio_format": audio_format, "pairs_per_shard": pairs_per_shard,
-                "copy_images": copy_images},
-        counts=report.to_dict() | {"seconds": None},
-    )
-    if not report.pairs and not report.images_in:
-        raise SeeingSoundError("no images to sonify")
-    return report
 
 
 def _unique(table: pa.Table, column: str) -> list:
