@@ -51,7 +51,7 @@ def run_demo(out: str | Path, *, workers: int = 1, seed: int = 0, progress: bool
         write_sound_library(sounds, seed=seed)
     build_pool([sounds], out / "pool", descriptions=sounds / "descriptions.csv", workers=workers, progress=progress)
     report = sonify(images, out / "pool", out / "dataset", vlms=[VLMSpec("sidecar", str(demo_sidecar()), name="demo-sidecar")],
-                    encoder="text", topk=3, seed=seed, workers=workers, progress=progress)
+                    encoder="text", topk=5, seed=seed, workers=workers, progress=progress)
     summary = report.to_dict()
     from seeing_sound.report import write_report
 

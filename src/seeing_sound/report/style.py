@@ -1,19 +1,20 @@
 """The report page's stylesheet: plain, readable, no external fonts or scripts."""
 
 CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 1180px;
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 1280px;
        padding: 1.5rem; color: #1d1f21; background: #f6f7f9; line-height: 1.4; }
 h1 { margin: 0 0 .3rem; font-size: 1.7rem; }
 h2 { margin: 2rem 0 .8rem; font-size: 1.3rem; border-bottom: 2px solid #d7dbe0; padding-bottom: .2rem; }
 h3 { margin: 0 0 .4rem; font-size: 1.05rem; word-break: break-all; }
 .muted { color: #5f6670; font-size: .9rem; }
 .pair { background: #fff; border: 1px solid #d7dbe0; border-radius: 8px; padding: 1rem; margin: 0 0 1.2rem;
-        display: grid; grid-template-columns: 300px 1fr; gap: 1.2rem; }
+        display: grid; grid-template-columns: 220px minmax(0, 1fr); gap: 1.2rem; }
 .pair .image img { width: 100%; height: auto; border-radius: 4px; border: 1px solid #e3e6ea; }
 .missing { background: #fff4e5; border: 1px dashed #e0a040; padding: .6rem; border-radius: 4px; font-size: .9rem; }
 .mixture { margin: .6rem 0; }
 audio { width: 100%; max-width: 360px; height: 34px; }
-table.components audio { width: 230px; }
+table.components audio { width: 180px; }
+table.components td:nth-child(2) { min-width: 15em; }
 table { border-collapse: collapse; width: 100%; font-size: .88rem; background: #fff; }
 th, td { text-align: left; vertical-align: top; padding: .35rem .45rem; border-bottom: 1px solid #eceef1; }
 th { background: #f0f2f5; font-weight: 600; }
