@@ -76,10 +76,14 @@ def quantize_chunks(chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
         pcm (n, S) int16, scale (n,) float32 >= 1, values (n, S) float32: exactly what
         readers get back (``pcm * scale / 32767``), which loudness and peak are measured on.
     """
-    peak = np.abs(chunks).max(axis=1) if chunks.size else np.zeros(chunks.shape[0], np.float32)
+    if not chunks.size:
+        return chunks.astype(layout.CHUNK_DTYPE), np.ones(chunks.shape[0], np.float32), chunks
+    peak = np.maximum(chunks.max(axis=1), -chunks.min(axis=1))
     scale = np.maximum(peak, 1.0).astype(np.float32)
-    pcm = np.rint(chunks * (layout.PCM_FULL_SCALE / scale)[:, None]).clip(-32767, 32767).astype(layout.CHUNK_DTYPE)
-    values = pcm.astype(np.float32) * (scale / np.float32(layout.PCM_FULL_SCALE))[:, None]
+    scaled = chunks * (np.float32(layout.PCM_FULL_SCALE) / scale)[:, None]
+    np.rint(scaled, out=scaled)  # |scaled| <= 32767 (+ float32 rounding < 0.01): no clip needed
+    pcm = scaled.astype(layout.CHUNK_DTYPE)
+    values = np.multiply(pcm, (scale / np.float32(layout.PCM_FULL_SCALE))[:, None], dtype=np.float32)
     return pcm, scale, values
 
 
