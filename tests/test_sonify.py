@@ -140,3 +140,21 @@ def test_mix_stage_skips_bad_pairs_with_reasons(sample, tmp_path):
     report = run_stage(stage, tmp_path / "ds", progress=False, overwrite=True)
     assert report.errors == {"chunk_not_in_pool": 1, "image_missing": 1}
     assert report.items_out == len(pairs) - 2
+
+
+def test_rebuild_reports_a_tampered_pool_chunk(sample, tmp_path):
+    pool = tmp_path / "pool"
+    shutil.copytree(sample / "pool", pool)
+    sonify(sample / "images", pool, tmp_path / "ds", vlms=[VLMSpec("sidecar", str(demo_sidecar()), name="demo")],
+           encoder="text", topk=3, seed=5, progress=False)
+    ds = PairsDataset.open(tmp_path / "ds")
+    victim = ds.row(0)
+    chunk_id = victim["components"][0]["chunk_id"]
+    data = np.memmap(pool / "chunks/shard-000000.i16", dtype="<i2", mode="r+").reshape(-1, 80000)
+    data[chunk_id, 1000:1010] += 7  # ten samples of one chunk change by a few LSB
+    data.flush()
+    del data
+    report = rebuild(tmp_path / "ds", pool, progress=False)
+    tampered = {r["pair_id"] for r in ds.metadata.to_pylist() if any(c["chunk_id"] == chunk_id for c in r["components"])}
+    assert set(report.mismatched) == tampered and victim["pair_id"] in tampered
+    assert report.matched == len(ds) - len(tampered)
