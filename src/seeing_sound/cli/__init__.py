@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import Sequence
 
@@ -68,6 +69,8 @@ def _accept_globals_anywhere(parser: argparse.ArgumentParser) -> None:
 
 
 def configure_logging(level: str, quiet: bool) -> None:
+    if quiet:  # Hugging Face libraries read this when first imported: no "Loading weights" bars either
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(
         level=logging.WARNING if quiet else getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
