@@ -74,3 +74,22 @@ def test_recipe_output_equals_rerender_bitwise():
     gains, g_mix, mix = mix_recipe(chunks, np.array([-30.0, -25.0, -28.0]), np.array([-5.0, -6.0, -4.0]))
     assert g_mix < 0
     assert render_mixture(chunks, gains, g_mix).tobytes() == mix.tobytes()
+
+
+def test_render_from_pool_rows_matches_float_path(tmp_path):
+    from seeing_sound.audio.mix import mix_from_pool, render_scaled
+    from seeing_sound.pool import AudioPool, build_pool
+    from seeing_sound.testing.signals import noise, write_audio
+
+    for i in range(3):
+        write_audio(tmp_path / f"src/{i}.wav", noise(6, SR, amp=0.1 * (i + 1), seed=i), SR)
+    build_pool([tmp_path / "src"], tmp_path / "pool", progress=False)
+    pool = AudioPool.open(tmp_path / "pool")
+    ids = [0, 2, 4]
+    lufs = pool.manifest.column("loudness_lufs").to_numpy()[ids]
+    gains, g_mix, mix = mix_from_pool(pool, ids, lufs, np.array([-20.0, -22.0, -24.0]))
+    assert render_scaled(*pool.pcm_rows(ids), gains, g_mix).tobytes() == mix.tobytes()
+    np.testing.assert_allclose(mix, render_mixture(pool.chunks(ids), gains, g_mix), rtol=1e-5, atol=1e-7)
+    for k, cid in enumerate(ids):  # each component reaches its target
+        alone = render_scaled(*pool.pcm_rows([cid]), gains[k:k + 1])
+        assert pyloudnorm.Meter(SR).integrated_loudness(alone.astype(np.float64)) == pytest.approx(gains[k] + lufs[k], abs=0.02)

@@ -78,6 +78,45 @@ def render_mixture(chunks: np.ndarray, gains: np.ndarray, mixture_gain_db: float
     return apply_gain(mix, mixture_gain_db)
 
 
+def render_scaled(rows, factors: np.ndarray, gains: np.ndarray, mixture_gain_db: float = 0.0) -> np.ndarray:
+    """:func:`render_mixture` straight from stored int16 rows: ``sum(rows[k] * factors[k] * 10**(gains[k]/20))``.
+
+    Args:
+        rows: K arrays (T,) of int16 as stored in the pool (``AudioPool.pcm_rows``).
+        factors: (K,) float32 int16 -> float scale of each row.
+        gains: (K,) float64 dB.
+    Returns:
+        (T,) float32. One multiply-add pass per row (no float32 copy of each chunk first);
+        ``sonify`` and ``rebuild`` both render through here, so their bits agree.
+    """
+    gains = np.asarray(gains, dtype=np.float64).reshape(-1)
+    factors = np.asarray(factors, dtype=np.float32).reshape(-1)
+    if len(rows) != gains.size or factors.size != gains.size:
+        raise ValueError(f"rows, factors and gains must have one entry per chunk, got {len(rows)}, {factors.size}, {gains.size}")
+    if not rows:
+        raise ValueError("a mixture needs at least one chunk")
+    coef = (10.0 ** (gains / 20.0)).astype(np.float32) * factors
+    mix = np.multiply(rows[0], coef[0], dtype=np.float32)
+    tmp = np.empty_like(mix)
+    for k in range(1, len(rows)):
+        np.multiply(rows[k], coef[k], out=tmp, dtype=np.float32)
+        mix += tmp
+    return apply_gain(mix, mixture_gain_db)
+
+
+def mix_from_pool(pool, ids, loudness: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """:func:`mix_recipe` reading the chunks from an ``AudioPool`` without materializing them.
+
+    Returns (gains_db (K,), mixture_gain_db, mixture (T,) float32); the mixture equals
+    ``render_scaled(*pool.pcm_rows(ids), gains, mixture_gain_db)`` bit for bit.
+    """
+    gains = gains_db(targets, loudness)
+    rows, factors = pool.pcm_rows(ids)
+    mix = render_scaled(rows, factors, gains)
+    g_mix = headroom_gain_db(mix)
+    return gains, g_mix, apply_gain(mix, g_mix)
+
+
 def apply_gain(mix: np.ndarray, gain_db: float) -> np.ndarray:
     """``mix * 10**(gain_db / 20)`` in place (float32); 0 dB leaves it untouched."""
     if gain_db != 0.0:

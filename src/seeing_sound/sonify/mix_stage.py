@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from seeing_sound.audio.mix import mix_recipe
+from seeing_sound.audio.mix import mix_from_pool
 from seeing_sound.dataset import layout
 from seeing_sound.dataset.paths import UnsafePathError, safe_join
 from seeing_sound.dataset.writer import write_pairs_shard
@@ -98,7 +98,7 @@ class MixStage(Stage):
                 if not image.is_file():
                     skip("image_missing")
                     continue
-            gains, g_mix, mix = mix_recipe(pool.chunks(ids), lufs, np.array([c["target_lufs"] for c in comps]))
+            gains, g_mix, mix = mix_from_pool(pool, ids, lufs, np.array([c["target_lufs"] for c in comps]))
             first = comps[0]
             rows.append({
                 "pair_id": pair_id, "image_id": first["image_id"], "image_path": first["image_path"],

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seeing_sound.audio.mix import render_mixture
+from seeing_sound.audio.mix import render_scaled
 from seeing_sound.dataset import PairsDataset
 from seeing_sound.dataset.audio_files import encode, pcm_sha256, quantize_pcm16
 from seeing_sound.dataset.paths import UnsafePathError, safe_join
@@ -66,7 +66,7 @@ def rebuild(dataset: str | Path, pool: str | Path, out: str | Path | None = None
         if any(c["chunk_source"] is not None and sources[i] != c["chunk_source"] for c, i in zip(comps, ids)):
             report.errors.setdefault("pool_differs", []).append(pid)
             continue
-        mix = render_mixture(audio_pool.chunks(ids), np.array([c["gain_db"] for c in comps]), row["mixture_gain_db"] or 0.0)
+        mix = render_scaled(*audio_pool.pcm_rows(ids), np.array([c["gain_db"] for c in comps]), row["mixture_gain_db"] or 0.0)
         pcm = quantize_pcm16(mix)
         if pcm_sha256(pcm) == row["mixture_sha256"]:
             report.matched += 1
