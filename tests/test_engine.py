@@ -81,3 +81,13 @@ def test_overwrite_with_fewer_shards_removes_the_extra_outputs(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.txt", "1.txt", "2.txt"]
     run_stage(SquareStage(values=(1, 2)), tmp_path, progress=False, overwrite=True)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.txt"]
+
+
+def test_atomic_write_removes_a_killed_writers_temp_file(tmp_path):
+    from seeing_sound.engine import atomic_write
+
+    (tmp_path / ".data.json.abc123.tmp").write_text("half")  # left by a SIGKILLed writer
+    (tmp_path / ".other.json.x.tmp").write_text("not ours")
+    with atomic_write(tmp_path / "data.json", "w") as fh:
+        fh.write("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.json.x.tmp", "data.json"]
