@@ -17,5 +17,5 @@ def read_jsonl(path: str | Path) -> list:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    raise SeeingSoundError(f"{path}:{n} is not valid JSON: {exc.msg}") from None
+                    raise SeeingSoundError(f"{path} line {n}: not valid JSON ({exc.msg})") from None
     return rows

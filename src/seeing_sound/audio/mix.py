@@ -59,23 +59,13 @@ def render_mixture(chunks: np.ndarray, gains: np.ndarray, mixture_gain_db: float
         gains: (K,) float64, dB per chunk.
         mixture_gain_db: whole-mixture gain in dB (<= 0: headroom, see :func:`headroom_gain_db`).
     Returns:
-        (T,) float32. float32 multiply-adds in a fixed order (K is 1-3, so float32 loses
-        nothing audible: ~1e-7 relative): a deterministic function of its inputs, the same
-        bits in ``sonify`` and ``rebuild``.
+        (T,) float32; :func:`render_scaled` with unit factors (same bits).
     """
     chunks = np.asarray(chunks, dtype=np.float32)
     gains = np.asarray(gains, dtype=np.float64).reshape(-1)
     if chunks.ndim != 2 or chunks.shape[0] != gains.size:
         raise ValueError(f"chunks must be (K, T) with K = len(gains) = {gains.size}, got {chunks.shape}")
-    if chunks.shape[0] == 0:
-        raise ValueError("a mixture needs at least one chunk")
-    linear = (10.0 ** (gains / 20.0)).astype(np.float32)
-    mix = np.multiply(chunks[0], linear[0])
-    tmp = np.empty_like(mix)
-    for k in range(1, chunks.shape[0]):
-        np.multiply(chunks[k], linear[k], out=tmp)
-        mix += tmp
-    return apply_gain(mix, mixture_gain_db)
+    return render_scaled(list(chunks), np.ones(gains.size, np.float32), gains, mixture_gain_db)
 
 
 def render_scaled(rows, factors: np.ndarray, gains: np.ndarray, mixture_gain_db: float = 0.0) -> np.ndarray:
@@ -86,8 +76,9 @@ def render_scaled(rows, factors: np.ndarray, gains: np.ndarray, mixture_gain_db:
         factors: (K,) float32 int16 -> float scale of each row.
         gains: (K,) float64 dB.
     Returns:
-        (T,) float32. One multiply-add pass per row (no float32 copy of each chunk first);
-        ``sonify`` and ``rebuild`` both render through here, so their bits agree.
+        (T,) float32. One float32 multiply-add pass per row in a fixed order (no float32 copy
+        of each chunk first; K is 1-3, so float32 loses nothing audible): ``sonify`` and
+        ``rebuild`` both render through here, so their bits agree.
     """
     gains = np.asarray(gains, dtype=np.float64).reshape(-1)
     factors = np.asarray(factors, dtype=np.float32).reshape(-1)
@@ -110,11 +101,15 @@ def mix_from_pool(pool, ids, loudness: np.ndarray, targets: np.ndarray) -> tuple
     Returns (gains_db (K,), mixture_gain_db, mixture (T,) float32); the mixture equals
     ``render_scaled(*pool.pcm_rows(ids), gains, mixture_gain_db)`` bit for bit.
     """
+    return _mix(*pool.pcm_rows(ids), loudness, targets)
+
+
+def _mix(rows, factors, loudness, targets) -> tuple[np.ndarray, float, np.ndarray]:
+    """Gains from loudness and targets, render, headroom: the one mixing step."""
     gains = gains_db(targets, loudness)
-    rows, factors = pool.pcm_rows(ids)
     mix = render_scaled(rows, factors, gains)
     g_mix = headroom_gain_db(mix)
-    return gains, g_mix, apply_gain(mix, g_mix)
+    return gains, g_mix, apply_gain(mix, g_mix)  # == render_scaled(rows, factors, gains, g_mix), bit for bit
 
 
 def apply_gain(mix: np.ndarray, gain_db: float) -> np.ndarray:
@@ -139,7 +134,5 @@ def mix_recipe(chunks: np.ndarray, loudness: np.ndarray, targets: np.ndarray) ->
 
     Returns (gains_db (K,), mixture_gain_db, mixture (T,) float32).
     """
-    gains = gains_db(targets, loudness)
-    mix = render_mixture(chunks, gains)
-    g_mix = headroom_gain_db(mix)
-    return gains, g_mix, apply_gain(mix, g_mix)  # == render_mixture(chunks, gains, g_mix), bit for bit
+    chunks = np.asarray(chunks, dtype=np.float32)
+    return _mix(list(chunks), np.ones(chunks.shape[0], np.float32), loudness, targets)

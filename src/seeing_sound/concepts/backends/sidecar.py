@@ -20,6 +20,7 @@ from typing import Sequence
 
 from seeing_sound.concepts.backends import Generation, VLMRequest, VLMSpec
 from seeing_sound.errors import SeeingSoundError
+from seeing_sound.tabular import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,7 @@ def read_sidecar_rows(path: str | Path) -> list[dict]:
             if not isinstance(rows, list):
                 raise SeeingSoundError(f"sidecar {path}: a .json sidecar must hold a list of objects")
         else:
-            rows = []
-            for n, line in enumerate(text.splitlines(), 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except ValueError as exc:
-                        raise SeeingSoundError(f"sidecar {path} line {n}: not valid JSON ({exc})") from exc
+            rows = read_jsonl(path)
     elif suffix in (".csv", ".tsv"):
         with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ","))
