@@ -53,10 +53,10 @@ def table(rows: list[dict], title: str) -> str:
     cols = list(rows[0])
     widths = [max(len(str(c)), *(len(_fmt(r[c])) for r in rows)) for c in cols]
     out = [f"\n{title}  ({platform.processor() or platform.machine()}, {os.cpu_count()} cpus)"]
-    out.append("| " + " | ".join(str(c).ljust(w) for c, w in zip(cols, widths)) + " |")
+    out.append("| " + " | ".join(str(c).ljust(w) for c, w in zip(cols, widths, strict=True)) + " |")
     out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in rows:
-        out.append("| " + " | ".join(_fmt(r[c]).ljust(w) for c, w in zip(cols, widths)) + " |")
+        out.append("| " + " | ".join(_fmt(r[c]).ljust(w) for c, w in zip(cols, widths, strict=True)) + " |")
     return "\n".join(out)
 
 

@@ -17,12 +17,11 @@ import numpy as np
 import pyloudnorm
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import cpu_seconds, table  # noqa: E402
-
-from seeing_sound.audio.mix import mix_from_pool, target_lufs  # noqa: E402
-from seeing_sound.dataset.audio_files import encode, quantize_pcm16  # noqa: E402
-from seeing_sound.pool import AudioPool, build_pool  # noqa: E402
-from seeing_sound.testing.signals import noise, write_audio  # noqa: E402
+from _util import cpu_seconds, table
+from seeing_sound.audio.mix import mix_from_pool, target_lufs
+from seeing_sound.dataset.audio_files import encode, quantize_pcm16
+from seeing_sound.pool import AudioPool, build_pool
+from seeing_sound.testing.signals import noise, write_audio
 
 
 def main() -> None:
@@ -46,7 +45,7 @@ def main() -> None:
             # keep only a few mixtures: holding all of them would time page faults of fresh memory,
             # which `sonify` never pays (it writes each mixture and drops it)
             kept = []
-            for n, (ids, t) in enumerate(zip(recipes, targets)):
+            for n, (ids, t) in enumerate(zip(recipes, targets, strict=True)):
                 mix = mix_from_pool(pool, ids, lufs[ids], t)[2]
                 if n < 200:
                     kept.append(mix)
@@ -54,9 +53,9 @@ def main() -> None:
 
         def naive():
             out = []
-            for ids, t in zip(recipes, targets):
+            for ids, t in zip(recipes, targets, strict=True):
                 mix = np.zeros(pool.chunk_samples)
-                for i, g in zip(ids, t):
+                for i, g in zip(ids, t, strict=True):
                     x = pool.chunk(int(i)).astype(np.float64)
                     mix = mix + pyloudnorm.normalize.loudness(x, meter.integrated_loudness(x), g)
                 out.append(mix.astype(np.float32))
@@ -79,11 +78,18 @@ def main() -> None:
         # per-mixture rates: scale the encode time of the kept mixtures to n_mix
         t_flac = cpu(lambda: [encode(p, 16000, "flac") for p in pcms])[0] * n_mix / len(pcms)
         t_wav = cpu(lambda: [encode(p, 16000, "wav") for p in pcms])[0] * n_mix / len(pcms)
-        for name, t in (("render: ours (read 3 chunks, gains, sum, headroom)", t_ours),
-                        ("render: naive (pyloudnorm per mix, allocations)", t_naive),
-                        ("encode: FLAC 16-bit", t_flac), ("encode: WAV 16-bit", t_wav)):
+        for name, t in (
+            ("render: ours (read 3 chunks, gains, sum, headroom)", t_ours),
+            ("render: naive (pyloudnorm per mix, allocations)", t_naive),
+            ("encode: FLAC 16-bit", t_flac),
+            ("encode: WAV 16-bit", t_wav),
+        ):
             rows.append({"step": name, "mixtures/s/core": n_mix / t, "vs naive render": t_naive / t})
-        print(table(rows, f"mixing, {n_mix} three-source 5 s mixtures from a pool of {len(pool)} chunks (warm page cache)"))
+        print(
+            table(
+                rows, f"mixing, {n_mix} three-source 5 s mixtures from a pool of {len(pool)} chunks (warm page cache)"
+            )
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -19,11 +19,10 @@ import soundfile as sf
 import soxr
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import best_of_cpu, table  # noqa: E402
-
-from seeing_sound.audio.io import stream_mono  # noqa: E402
-from seeing_sound.pool import AudioPool, build_pool  # noqa: E402
-from seeing_sound.testing.signals import noise, write_audio  # noqa: E402
+from _util import best_of_cpu, table
+from seeing_sound.audio.io import stream_mono
+from seeing_sound.pool import AudioPool, build_pool
+from seeing_sound.testing.signals import noise, write_audio
 
 SR_IN, SR = 44100, 16000
 
@@ -68,23 +67,31 @@ def main() -> None:
             audio_s = make_sources(src, ext, minutes, files=16)
             paths = sorted(src.iterdir())
 
-            def full(workers: int, name: str):
+            def full(workers: int, name: str, ext: str = ext, src: Path = src):
                 out = tmp / f"pool-{ext}-{name}"
                 shutil.rmtree(out, ignore_errors=True)
                 build_pool([src], out, shard_files=8, workers=workers, progress=False)  # 2 shards: one per worker
 
             measured = {
-                "floor: decode+downmix+resample": best_of_cpu(lambda: floor(paths)),
-                "naive: read+soxr+pyloudnorm": best_of_cpu(lambda: naive(paths)),
+                "floor: decode+downmix+resample": best_of_cpu(lambda paths=paths: floor(paths)),
+                "naive: read+soxr+pyloudnorm": best_of_cpu(lambda paths=paths: naive(paths)),
                 "pool build --workers 1": best_of_cpu(lambda: full(1, "w1")),
                 "pool build --workers 2": best_of_cpu(lambda: full(2, "w2")),
             }
             floor_cpu = measured["floor: decode+downmix+resample"][1]
             w1_wall = measured["pool build --workers 1"][0]
             for name, (wall, cpu) in measured.items():
-                rows.append({"format": ext, "path": name, "wall s": wall, "cpu s": cpu,
-                             "x realtime/core (cpu)": audio_s / cpu, "vs floor (cpu)": floor_cpu / cpu,
-                             "speedup vs w1 (wall)": w1_wall / wall if "workers 2" in name else ""})
+                rows.append(
+                    {
+                        "format": ext,
+                        "path": name,
+                        "wall s": wall,
+                        "cpu s": cpu,
+                        "x realtime/core (cpu)": audio_s / cpu,
+                        "vs floor (cpu)": floor_cpu / cpu,
+                        "speedup vs w1 (wall)": w1_wall / wall if "workers 2" in name else "",
+                    }
+                )
         pool = AudioPool.open(tmp / "pool-wav-w1")
         rng = np.random.default_rng(0)
         ids = rng.integers(0, len(pool), 20000)
@@ -93,7 +100,8 @@ def main() -> None:
             pool.chunk(int(i))
         t = time.perf_counter() - t0
         print(table(rows, f"pool ingest, {minutes:g} min of 44.1 kHz stereo 16-bit per format, 16 files"))
-        print(f"\nrandom chunk reads: {len(ids) / t:,.0f} chunks/s ({t / len(ids) * 1e6:.0f} us each) over {len(pool)} chunks")
+        per_read_us = t / len(ids) * 1e6
+        print(f"\nrandom chunk reads: {len(ids) / t:,.0f} chunks/s ({per_read_us:.0f} us each) over {len(pool)} chunks")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

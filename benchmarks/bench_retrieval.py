@@ -41,7 +41,7 @@ def faiss_python(queries, pool, k, seeds):
     """The obvious fast version: faiss IndexFlatIP top-k in float32, then Algorithm 1 in Python per query."""
     import faiss
 
-    from seeing_sound.retrieval.seeds import choice_positions
+    from seeing_sound.seeding import choice_positions
 
     index = faiss.IndexFlatIP(pool.shape[1])
     index.add(pool)
@@ -92,8 +92,12 @@ def main(argv=None) -> None:
     ap.add_argument("--pool-size", type=int, default=500_000)
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--queries", type=int, default=10_000)
-    ap.add_argument("--naive-queries", type=int, default=None,
-                    help="queries for the (slow) naive reference; its rate is per query (default 100, all with --small)")
+    ap.add_argument(
+        "--naive-queries",
+        type=int,
+        default=None,
+        help="queries for the (slow) naive reference; its rate is per query (default 100, all with --small)",
+    )
     ap.add_argument("--k", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -108,15 +112,20 @@ def main(argv=None) -> None:
     for k in args.k:
         naive_s, naive_mem, _, naive_idx = timed("naive", n, d, q, k, args.seed, q_used=naive_q)
         rows = [("(a) naive printed algorithm", naive_q / naive_s, 2 * n * d * naive_q / naive_s / 1e9, naive_mem, "-")]
-        for label, method in (("(b) faiss IndexFlatIP + Python", "faiss"), ("(c) match, faiss engine", "match:faiss"),
-                              ("(c) match, numpy engine", "match:numpy")):
+        for label, method in (
+            ("(b) faiss IndexFlatIP + Python", "faiss"),
+            ("(c) match, faiss engine", "match:faiss"),
+            ("(c) match, numpy engine", "match:numpy"),
+        ):
             s, mem, _, idx = timed(method, n, d, q, k, args.seed)
             same = f"{np.mean(idx[:naive_q] == naive_idx) * 100:.2f}%"
             rows.append((label, q / s, 2 * n * d * q / s / 1e9, mem, same))
         for label, qps, gf, mem, same in rows:
             print(f"| {k} | {label} | {qps:,.1f} | {gf:.0f} | {mem:,.0f} | {same} |")
         faiss_qps, match_qps = rows[1][1], rows[2][1]
-        print(f"| {k} | match/faiss = {match_qps / faiss_qps:.2f}x, match/naive = {match_qps / rows[0][1]:.0f}x | | | | |")
+        print(
+            f"| {k} | match/faiss = {match_qps / faiss_qps:.2f}x, match/naive = {match_qps / rows[0][1]:.0f}x | | | | |"
+        )
 
 
 if __name__ == "__main__":

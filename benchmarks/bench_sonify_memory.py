@@ -17,14 +17,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import table  # noqa: E402
-
-from seeing_sound.pool import build_pool  # noqa: E402
-from seeing_sound.testing.sounds import CATALOG, write_sound_library  # noqa: E402
+from _util import table
+from seeing_sound.pool import build_pool
+from seeing_sound.testing.sounds import CATALOG, write_sound_library
 
 TINY_PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000154a24f1d0000000049454e44ae426082")
+    "1f15c4890000000d49444154789c6360000002000154a24f1d0000000049454e44ae426082"
+)
 
 
 def make_images_and_concepts(root: Path, n: int) -> Path:
@@ -51,16 +51,33 @@ def main() -> None:
         for n in args.sizes:
             work = tmp / f"n{n}"
             concepts = make_images_and_concepts(work, n)
-            cmd = [sys.executable, "-m", "seeing_sound.cli", "--quiet", "sonify", "--images", str(work / "images"),
-                   "--pool", str(tmp / "pool"), "--out", str(work / "ds"), "--concepts", str(concepts),
-                   "--encoder", "text", "--topk", "3"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "seeing_sound.cli",
+                "--quiet",
+                "sonify",
+                "--images",
+                str(work / "images"),
+                "--pool",
+                str(tmp / "pool"),
+                "--out",
+                str(work / "ds"),
+                "--concepts",
+                str(concepts),
+                "--encoder",
+                "text",
+                "--topk",
+                "3",
+            ]
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True)
             wall = time.perf_counter() - t0
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-            rows.append({"images": n, "pairs": n, "peak RSS MB": max(peak, before) / 1024, "wall s": wall,
-                         "pairs/s": n / wall})
+            rows.append(
+                {"images": n, "pairs": n, "peak RSS MB": max(peak, before) / 1024, "wall s": wall, "pairs/s": n / wall}
+            )
         print(table(rows, "sonify peak memory (real CLI, text encoder, --concepts file, 3 concepts per image)"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

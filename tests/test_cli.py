@@ -35,7 +35,10 @@ def test_failure_is_one_line_exit_1_and_debug_shows_traceback(tmp_path, capsys):
 
 def test_global_flags_after_subcommand(tmp_path, capsys):
     write_audio(tmp_path / "src/a.wav", noise(1, 16000), 16000)
-    assert main(["pool", "build", str(tmp_path / "src"), "--out", str(tmp_path / "p"), "--quiet", "--log-level", "ERROR"]) == 0
+    assert (
+        main(["pool", "build", str(tmp_path / "src"), "--out", str(tmp_path / "p"), "--quiet", "--log-level", "ERROR"])
+        == 0
+    )
     assert main(["pool", "info", str(tmp_path / "p"), "--json"]) == 0
     assert '"chunks": 1' in capsys.readouterr().out
 
@@ -43,8 +46,10 @@ def test_global_flags_after_subcommand(tmp_path, capsys):
 def test_console_script_entry_point(tmp_path):
     write_audio(tmp_path / "src/a.wav", noise(1, 16000), 16000)
     exe = [str(Path(sys.executable).parent / "seeing-sound")]  # the installed console script
-    res = subprocess.run(exe + ["pool", "build", str(tmp_path / "src"), "--out", str(tmp_path / "p")], capture_output=True, text=True)
+    res = subprocess.run(
+        [*exe, "pool", "build", str(tmp_path / "src"), "--out", str(tmp_path / "p")], capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stderr
     assert "chunks      1" in res.stdout
-    res = subprocess.run(exe + ["pool", "info", str(tmp_path / "nowhere")], capture_output=True, text=True)
+    res = subprocess.run([*exe, "pool", "info", str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert res.returncode == 1 and res.stderr.count("\n") == 1

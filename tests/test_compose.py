@@ -58,8 +58,15 @@ def test_compose_cli(tmp_path, capsys):
     assert main(["compose", "mix", a, b, "--lufs", "-20", "-26", "--out", str(tmp_path / "mix.wav")]) == 0
     y, sr = sf.read(tmp_path / "mix.wav", dtype="float32")
     assert sr == SR and y.shape == (3 * SR,)
-    assert main(["compose", "interpolate", a, b, "--sweep", "-40", "-20", "--steps", "3", "--out", str(tmp_path / "i")]) == 0
-    assert sorted(p.name for p in (tmp_path / "i").iterdir()) == ["00_-40.0LUFS.wav", "01_-30.0LUFS.wav", "02_-20.0LUFS.wav"]
+    assert (
+        main(["compose", "interpolate", a, b, "--sweep", "-40", "-20", "--steps", "3", "--out", str(tmp_path / "i")])
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "i").iterdir()) == [
+        "00_-40.0LUFS.wav",
+        "01_-30.0LUFS.wav",
+        "02_-20.0LUFS.wav",
+    ]
     assert main(["compose", "concat", a, b, "--out", str(tmp_path / "c.wav")]) == 0
     assert sf.info(str(tmp_path / "c.wav")).frames == 5 * SR
     assert main(["compose", "reverb", a, "--room-size", "0.9", "--out", str(tmp_path / "r.wav")]) == 0

@@ -17,7 +17,7 @@ from PIL import Image
 from seeing_sound.cli import main
 from seeing_sound.concepts import CAPTION_PROMPT, read_concepts
 from seeing_sound.concepts.backends import clear_backend_cache
-from seeing_sound.concepts.testing import ChatCompletionsServer, completion
+from seeing_sound.testing.servers import ChatCompletionsServer, completion
 
 SKIMAGE = Path(pytest.importorskip("skimage").__file__).parent / "data"
 PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png", "logo.png", "motorcycle_left.png")
@@ -49,7 +49,9 @@ def _paced(body, n):
 
 def _run_entry(args, env_extra=None, **kw):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
-    return subprocess.Popen([str(ENTRY), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [str(ENTRY), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
+    )
 
 
 def test_sidecar_in_process(photos, tmp_path, capsys):
@@ -60,7 +62,9 @@ def test_sidecar_in_process(photos, tmp_path, capsys):
     )  # fmt: skip
     rc = main(["--quiet", "concepts", str(photos), "--out", str(tmp_path / "out"), "--vlm", f"sidecar:{side}"])
     out = capsys.readouterr().out
-    assert rc == 0 and "6 images in, 1 with concepts, 1 filtered, 4 failed" in out and "caption:sidecar-missing=4" in out
+    assert (
+        rc == 0 and "6 images in, 1 with concepts, 1 filtered, 4 failed" in out and "caption:sidecar-missing=4" in out
+    )
     concepts, images = read_concepts(tmp_path / "out")
     assert concepts["concept"].to_pylist() == ["Cat: meow"] and images.num_rows == 6
 
@@ -69,7 +73,9 @@ def test_bad_arguments_exit_1_with_one_line(photos, tmp_path, capsys):
     assert main(["concepts", str(photos), "--out", str(tmp_path / "o"), "--vlm", "bogus:x"]) == 1
     assert "--vlm must start with one of" in capsys.readouterr().err
     assert main(["concepts", str(photos), "--out", str(tmp_path / "o"), "--vlm", "openai"]) == 1
-    assert main(["concepts", str(photos), "--out", str(tmp_path / "o"), "--vlm", "sidecar:x.jsonl", "--no-captions"]) == 1
+    assert (
+        main(["concepts", str(photos), "--out", str(tmp_path / "o"), "--vlm", "sidecar:x.jsonl", "--no-captions"]) == 1
+    )
     err = capsys.readouterr().err
     assert "needs a model name" in err and "no_filter" in err
     with pytest.raises(SystemExit):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from seeing_sound.concepts.images import ImageRef, decode_rgb, discover_images, load_image
-from seeing_sound.concepts.testing import write_bad_images
+from seeing_sound.testing.data import write_bad_images
 
 
 def _save(path: Path, img: Image.Image, **kw) -> Path:
@@ -24,7 +24,9 @@ def _load(root: Path, rel: str, **kw):
 
 def test_single_root_ids_are_relative_posix_paths_sorted(tmp_path):
     for rel in ["b.png", "a/z.jpg", "a/b.webp", ".hidden.png", ".git/x.png", "notes.txt"]:
-        _save(tmp_path / rel, Image.new("RGB", (4, 4))) if not rel.endswith(".txt") else (tmp_path / rel).write_text("x")
+        _save(tmp_path / rel, Image.new("RGB", (4, 4))) if not rel.endswith(".txt") else (tmp_path / rel).write_text(
+            "x"
+        )
     roots, refs = discover_images([tmp_path])
     assert roots == [tmp_path.resolve()]
     assert [r.image_id for r in refs] == ["a/b.webp", "a/z.jpg", "b.png"]
@@ -34,7 +36,7 @@ def test_single_root_ids_are_relative_posix_paths_sorted(tmp_path):
 def test_several_roots_prefix_ids_with_the_folder_name(tmp_path):
     _save(tmp_path / "cats" / "x.png", Image.new("RGB", (4, 4)))
     _save(tmp_path / "dogs" / "x.png", Image.new("RGB", (4, 4)))
-    roots, refs = discover_images([tmp_path / "dogs", tmp_path / "cats"])
+    _roots, refs = discover_images([tmp_path / "dogs", tmp_path / "cats"])
     assert [r.image_id for r in refs] == ["dogs/x.png", "cats/x.png"]  # roots keep the order given
     assert [r.path for r in refs] == ["x.png", "x.png"]
     _save(tmp_path / "other" / "cats" / "y.png", Image.new("RGB", (4, 4)))
@@ -45,7 +47,7 @@ def test_several_roots_prefix_ids_with_the_folder_name(tmp_path):
 def test_file_arguments_join_their_folder_root(tmp_path):
     a = _save(tmp_path / "pics" / "sub" / "a.png", Image.new("RGB", (4, 4)))
     b = _save(tmp_path / "loose" / "b.png", Image.new("RGB", (4, 4)))
-    roots, refs = discover_images([tmp_path / "pics", a, b])
+    _roots, refs = discover_images([tmp_path / "pics", a, b])
     assert [r.image_id for r in refs] == ["pics/sub/a.png", "loose/b.png"]
     with pytest.raises(FileNotFoundError):
         discover_images([tmp_path / "missing"])
@@ -105,7 +107,7 @@ def test_modes_become_rgb(tmp_path):
 def test_animated_gif_uses_first_frame(tmp_path):
     frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 0, 255))]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
-    r, g, b = _load(tmp_path, "anim.gif").image.getpixel((0, 0))
+    r, _g, b = _load(tmp_path, "anim.gif").image.getpixel((0, 0))
     assert r > 200 and b < 50
 
 
@@ -117,7 +119,7 @@ def test_exif_orientation_is_applied(tmp_path):
     _save(tmp_path / "rot.jpg", img, exif=exif, quality=95)
     loaded = _load(tmp_path, "rot.jpg")
     assert (loaded.width, loaded.height) == (20, 40) and loaded.image.size == (20, 40)
-    r, g, b = loaded.image.getpixel((10, 3))  # the left band is now at the top
+    r, _g, b = loaded.image.getpixel((10, 3))  # the left band is now at the top
     assert b > 200 and r < 60
 
 
@@ -125,7 +127,9 @@ def test_large_images_are_downscaled_but_keep_their_true_size(tmp_path):
     _save(tmp_path / "big.jpg", Image.new("RGB", (4000, 3000), (10, 200, 10)), quality=80)
     loaded = _load(tmp_path, "big.jpg", max_side=512)
     assert (loaded.width, loaded.height) == (4000, 3000)
-    assert max(loaded.image.size) == 512 and loaded.image.size[0] / loaded.image.size[1] == pytest.approx(4 / 3, abs=0.01)
+    assert max(loaded.image.size) == 512 and loaded.image.size[0] / loaded.image.size[1] == pytest.approx(
+        4 / 3, abs=0.01
+    )
 
 
 def test_checksum_is_of_the_file_bytes(tmp_path):

@@ -14,8 +14,8 @@ import seeing_sound.concepts.backends.openai as openai_backend
 from seeing_sound.concepts import CAPTION_PROMPT, CONCEPT_PROMPT, VLMRequest, VLMSpec, read_concepts, run_concepts
 from seeing_sound.concepts.backends import clear_backend_cache
 from seeing_sound.concepts.backends.openai import OpenAIBackend, parse_retry_after
-from seeing_sound.concepts.testing import ChatCompletionsServer, completion
 from seeing_sound.errors import SeeingSoundError
+from seeing_sound.testing.servers import ChatCompletionsServer, completion
 
 SKIMAGE = Path(pytest.importorskip("skimage").__file__).parent / "data"
 ANSWER = "Sure! Here they are:\n1. Cat - purring softly\n2. Sofa - creaking\nHope this helps."
@@ -54,7 +54,9 @@ def server():
 
 
 def _request(i=0):
-    return VLMRequest(f"img{i}.png", f"img{i}.png", Image.new("RGB", (32, 24), (i * 20, 0, 0)), CONCEPT_PROMPT + " " * i)
+    return VLMRequest(
+        f"img{i}.png", f"img{i}.png", Image.new("RGB", (32, 24), (i * 20, 0, 0)), CONCEPT_PROMPT + " " * i
+    )
 
 
 def _backend(server, model, sleeps=None, **kw):
@@ -114,7 +116,7 @@ def test_client_error_is_recorded_without_retry(server):
 
 
 def test_auth_failure_stops_the_run(server):
-    with pytest.raises(SeeingSoundError, match="HTTP 401.*invalid api key"):
+    with pytest.raises(SeeingSoundError, match=r"HTTP 401.*invalid api key"):
         _backend(server, "auth").generate([_request()], "concepts")
 
 

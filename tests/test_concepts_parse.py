@@ -42,7 +42,9 @@ def test_none_is_empty_output():
 
 def test_split_item_forms():
     assert split_item("Dog - barking") == Concept("Dog", "barking", "Dog: barking")
-    assert split_item("'Rain: Sound: pattering on the roof',") == Concept("Rain", "pattering on the roof", "Rain: pattering on the roof")
+    assert split_item("'Rain: Sound: pattering on the roof',") == Concept(
+        "Rain", "pattering on the roof", "Rain: pattering on the roof"
+    )
     assert split_item("Crickets chirping") == Concept(None, "Crickets chirping", "Crickets chirping")
     assert split_item("Bell:") == Concept(None, "Bell", "Bell")
     assert split_item("  ") is None and split_item("--") is None

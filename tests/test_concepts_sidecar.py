@@ -12,16 +12,26 @@ import pytest
 from seeing_sound.concepts import VLMSpec, read_concepts, run_concepts
 from seeing_sound.concepts.backends import VLMRequest, clear_backend_cache
 from seeing_sound.concepts.backends.sidecar import SidecarBackend
-from seeing_sound.concepts.testing import write_bad_images
 from seeing_sound.errors import SeeingSoundError, StageMismatchError
+from seeing_sound.testing.data import write_bad_images
 
 SKIMAGE = Path(pytest.importorskip("skimage").__file__).parent / "data"
 ROWS = [
-    {"image_id": "chelsea.png", "caption": "A tabby cat looking up.", "concepts": "1. Cat - meowing\n2. Wall - silence"},
+    {
+        "image_id": "chelsea.png",
+        "caption": "A tabby cat looking up.",
+        "concepts": "1. Cat - meowing\n2. Wall - silence",
+    },
     {"path": "coffee", "caption": "A cup of coffee on a saucer.", "concepts": ["Cup: clinking", "Spoon - stirring"]},
     {"image_id": "logo.png", "caption": "The scikit-image logo: a snake.", "concepts": "1. Snake - hissing"},
     {"image_id": "rocket.jpg", "caption": "A rocket lifting off.", "concepts": "I'm sorry, I cannot help with that."},
-    {"image_id": "sub/astronaut.png", "caption": "An astronaut in a suit.", "model": "cogvlm", "object": "Astronaut", "sound": "breathing"},
+    {
+        "image_id": "sub/astronaut.png",
+        "caption": "An astronaut in a suit.",
+        "model": "cogvlm",
+        "object": "Astronaut",
+        "sound": "breathing",
+    },
     {"image_id": "sub/astronaut.png", "model": "llava", "concept": "Flag: flapping"},
 ]
 
@@ -72,7 +82,10 @@ def test_formats_and_matching(tmp_path, suffix):
     gens = backend.generate(reqs, "concepts")
     assert gens[0][0].text.startswith("1. Cat") and gens[0][0].items is None  # raw text: parsed later
     assert gens[1][0].items == ("Cup: clinking", "Spoon - stirring") or gens[1][0].text.startswith("[")
-    assert [(g.model, g.items) for g in gens[2]] == [("cogvlm", ("Astronaut: breathing",)), ("llava", ("Flag: flapping",))]
+    assert [(g.model, g.items) for g in gens[2]] == [
+        ("cogvlm", ("Astronaut: breathing",)),
+        ("llava", ("Flag: flapping",)),
+    ]
     assert gens[3][0].error == "sidecar-missing"
 
 
@@ -89,7 +102,9 @@ def test_bad_sidecars_are_clear_errors(tmp_path):
 
 def test_stage_records_filter_failures_and_numbering(tmp_path, images):
     side = _write(tmp_path / "side.jsonl", ROWS)
-    extra = _write(tmp_path / "more.csv", [{"image_id": "chelsea.png", "concepts": "1. Cat - purring\n2. Bird - chirping"}])
+    extra = _write(
+        tmp_path / "more.csv", [{"image_id": "chelsea.png", "concepts": "1. Cat - purring\n2. Bird - chirping"}]
+    )
     vlms = [VLMSpec.parse(f"sidecar:{side}"), VLMSpec.parse(f"sidecar:{extra}")]
     report = run_concepts([images], tmp_path / "out", vlms=vlms, progress=False, shard_size=3)
     concepts, table = read_concepts(tmp_path / "out")
@@ -99,12 +114,14 @@ def test_stage_records_filter_failures_and_numbering(tmp_path, images):
     }  # fmt: skip
     assert report.concepts == 8 and report.concepts_per_image == {2: 2, 4: 1}
     # concept_index runs 0.. per image across the models, in --vlm order; (image_id, concept_index) is unique
-    chelsea = [(r["model"], r["concept_index"], r["concept"]) for r in concepts.to_pylist() if r["image_id"] == "chelsea.png"]
+    chelsea = [
+        (r["model"], r["concept_index"], r["concept"]) for r in concepts.to_pylist() if r["image_id"] == "chelsea.png"
+    ]
     assert chelsea == [
         ("sidecar:side.jsonl", 0, "Cat: meowing"), ("sidecar:side.jsonl", 1, "Wall: silence"),
         ("sidecar:more.csv", 2, "Cat: purring"), ("sidecar:more.csv", 3, "Bird: chirping"),
     ]  # fmt: skip
-    keys = list(zip(concepts["image_id"].to_pylist(), concepts["concept_index"].to_pylist()))
+    keys = list(zip(concepts["image_id"].to_pylist(), concepts["concept_index"].to_pylist(), strict=True))
     assert len(keys) == len(set(keys))
     assert concepts.schema.field("concept_index").type == pa.int32()
     rows = {r["image_id"]: r for r in table.to_pylist()}
@@ -121,7 +138,7 @@ def test_no_filter_keeps_logo_and_no_captions(tmp_path, images):
     vlms = [VLMSpec.parse(f"sidecar:{side}")]
     report = run_concepts([images], tmp_path / "out", vlms=vlms, progress=False, no_filter=True, captions=False)
     _, table = read_concepts(tmp_path / "out")
-    logo = [r for r in table.to_pylist() if r["image_id"] == "logo.png"][0]
+    logo = next(r for r in table.to_pylist() if r["image_id"] == "logo.png")
     assert not report.filtered and logo["n_concepts"] == 1 and logo["caption"] is None
     with pytest.raises(ValueError, match="no_filter"):
         run_concepts([images], tmp_path / "o2", vlms=vlms, captions=False)

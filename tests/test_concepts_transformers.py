@@ -12,10 +12,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from seeing_sound.concepts import CONCEPT_PROMPT, VLMSpec, parse_concepts, read_concepts, run_concepts  # noqa: E402
-from seeing_sound.concepts.backends import VLMRequest, clear_backend_cache, get_backend  # noqa: E402
-from seeing_sound.concepts.testing import build_tiny_llava  # noqa: E402
-from seeing_sound.errors import ModelNotFoundError, SeeingSoundError  # noqa: E402
+from seeing_sound.concepts import CONCEPT_PROMPT, VLMSpec, parse_concepts, read_concepts, run_concepts
+from seeing_sound.concepts.backends import VLMRequest, clear_backend_cache, get_backend
+from seeing_sound.errors import ModelNotFoundError, SeeingSoundError
+from seeing_sound.testing.models import build_tiny_llava
 
 SKIMAGE = Path(pytest.importorskip("skimage").__file__).parent / "data"
 PHOTOS = ("chelsea.png", "coffee.png", "logo.png")

@@ -12,8 +12,14 @@ def test_write_read_round_trip(tmp_path):
     for fmt in ("flac", "wav"):
         with DatasetWriter(tmp_path / fmt, tmp_path, shard_size=2, audio_format=fmt) as w:
             for i, a in enumerate(audios):
-                w.add(pair_id=f"p{i}", image_id=f"i{i}", image_path=f"im/{i}.png", audio=a, seed=7,
-                      components=[{"concept": f"c{i}", "chunk_id": i}])
+                w.add(
+                    pair_id=f"p{i}",
+                    image_id=f"i{i}",
+                    image_path=f"im/{i}.png",
+                    audio=a,
+                    seed=7,
+                    components=[{"concept": f"c{i}", "chunk_id": i}],
+                )
         ds = PairsDataset.open(tmp_path / fmt)
         assert len(ds) == 5 and ds.num_shards == 3 and ds.shard_rows(2) == [4]
         for i, a in enumerate(audios):
@@ -30,7 +36,9 @@ def test_quantizer_is_deterministic_and_clips():
     assert q.dtype == np.dtype("<i2") and q.tolist() == [0, 16384, -16384, 32767, -32768, 0]
 
 
-@pytest.mark.parametrize("rel", ["../secret", "a/../../b", "/etc/passwd", "C:\\x", "\\\\server\\share", "", "a\x00b", "..\\x"])
+@pytest.mark.parametrize(
+    "rel", ["../secret", "a/../../b", "/etc/passwd", "C:\\x", "\\\\server\\share", "", "a\x00b", "..\\x"]
+)
 def test_unsafe_metadata_paths_are_refused(tmp_path, rel):
     with pytest.raises(UnsafePathError):
         safe_join(tmp_path, rel)

@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from seeing_sound.testing.tiny_models import build_tiny_ast, build_tiny_pixart
+from seeing_sound.testing.models import build_tiny_ast, build_tiny_pixart
 
 
 def _cli(*args, cwd):
@@ -20,11 +20,31 @@ def test_demo_then_model_commands(tmp_path):
     out = _cli("demo", "--out", "demo", cwd=tmp_path)
     assert "pairs       7 written" in out and (tmp_path / "demo/index.html").is_file()
     _cli("features", "demo/dataset", "--ast", "ast", "--vae", "pixart", "--resolution", "16", cwd=tmp_path)
-    common = ["demo/dataset", "--out", "run", "--pretrained", "pixart", "--batch-size", "2", "--checkpoint-every", "2",
-              "--sample-every", "2"]
+    common = [
+        "demo/dataset",
+        "--out",
+        "run",
+        "--pretrained",
+        "pixart",
+        "--batch-size",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--sample-every",
+        "2",
+    ]
     _cli("train", *common, "--max-steps", "2", cwd=tmp_path)
     _cli("train", *common, "--max-steps", "4", "--resume", cwd=tmp_path)
     assert (tmp_path / "run/pipeline/model_index.json").is_file() and any((tmp_path / "run/samples").iterdir())
-    _cli("generate", "demo/dataset/audio/shard-000000/000000.flac", "--model", "run", "--out", "gen", "--steps", "3",
-         cwd=tmp_path)
+    _cli(
+        "generate",
+        "demo/dataset/audio/shard-000000/000000.flac",
+        "--model",
+        "run",
+        "--out",
+        "gen",
+        "--steps",
+        "3",
+        cwd=tmp_path,
+    )
     assert (tmp_path / "gen/000000-seed0.png").is_file() and (tmp_path / "gen/contact-sheet.png").is_file()

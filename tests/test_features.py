@@ -9,8 +9,9 @@ from safetensors.numpy import load_file
 
 from seeing_sound.errors import ModelNotFoundError
 from seeing_sound.features import compute_features, find_feature_set
-from seeing_sound.features.stages import center_crop_resize
-from seeing_sound.testing.tiny_models import build_tiny_ast, build_tiny_pixart, write_sound_pattern_dataset
+from seeing_sound.features.stage import center_crop_resize
+from seeing_sound.testing.data import write_sound_pattern_dataset
+from seeing_sound.testing.models import build_tiny_ast, build_tiny_pixart
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from seeing_sound.encoders.ast import load_ast
 from seeing_sound.model.audio_pixart import AudioPixArt
 from seeing_sound.model.loading import load_scheduler, load_vae
 from seeing_sound.model.pipeline import AudioPixArtPipeline
-from seeing_sound.testing.tiny_models import build_tiny_ast, build_tiny_pixart, sound_of_type
+from seeing_sound.testing.data import sound_of_type
+from seeing_sound.testing.models import build_tiny_ast, build_tiny_pixart
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +23,13 @@ def saved_pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipe")
     pixart, ast = build_tiny_pixart(root / "pixart"), build_tiny_ast(root / "ast")
     enc = load_ast(str(ast))
-    pipe = AudioPixArtPipeline(AudioPixArt.from_pixart(str(pixart), audio_embed_dim=32), load_vae(str(pixart)),
-                               load_scheduler(str(pixart)), enc.model, enc.feature_extractor)
+    pipe = AudioPixArtPipeline(
+        AudioPixArt.from_pixart(str(pixart), audio_embed_dim=32),
+        load_vae(str(pixart)),
+        load_scheduler(str(pixart)),
+        enc.model,
+        enc.feature_extractor,
+    )
     pipe.save_pretrained(root / "run" / "pipeline")
     return root / "run"
 
@@ -67,8 +73,9 @@ def test_ast_pool_is_saved_and_applied_to_audio(pipe, tmp_path):
     """A model trained on `--ast-pool N` features must see N-pooled tokens at generation too."""
     from seeing_sound.encoders.ast import pool_ast_tokens
 
-    pooled = AudioPixArtPipeline(pipe.transformer, pipe.vae, pipe.scheduler, pipe.audio_encoder,
-                                 pipe.feature_extractor, ast_pool=9)
+    pooled = AudioPixArtPipeline(
+        pipe.transformer, pipe.vae, pipe.scheduler, pipe.audio_encoder, pipe.feature_extractor, ast_pool=9
+    )
     pooled.save_pretrained(tmp_path / "pooled")
     loaded = AudioPixArtPipeline.from_pretrained(tmp_path / "pooled")
     assert loaded.config.ast_pool == 9
@@ -87,8 +94,12 @@ def test_any_scheduler_works_including_learned_variance_ddpm(pipe):
     ddpm = DDPMScheduler(beta_schedule="linear", beta_start=1e-4, beta_end=0.02, variance_type="learned_range")
     p = AudioPixArtPipeline(pipe.transformer, pipe.vae, ddpm)
     p.set_progress_bar_config(disable=True)
-    img = p(audio_embeds=torch.randn(1, 5, 32), num_inference_steps=3, output_type="np",
-            generator=torch.Generator().manual_seed(0)).images
+    img = p(
+        audio_embeds=torch.randn(1, 5, 32),
+        num_inference_steps=3,
+        output_type="np",
+        generator=torch.Generator().manual_seed(0),
+    ).images
     assert np.isfinite(img).all()
 
 
@@ -119,7 +130,7 @@ def _write_audio(tmp_path):
         sf.write(path, sound_of_type(kind, np.random.default_rng(kind), seconds=0.7), 16000)
         files.append(str(path))
     (tmp_path / "broken.wav").write_bytes(b"nope")
-    return files + [str(tmp_path / "broken.wav")]
+    return [*files, str(tmp_path / "broken.wav")]
 
 
 def test_generate_cli_in_process(saved_pipeline, tmp_path):
@@ -127,15 +138,28 @@ def test_generate_cli_in_process(saved_pipeline, tmp_path):
 
     files = _write_audio(tmp_path)
     out = tmp_path / "out"
-    argv = ["--quiet", "generate", *files, "--model", str(saved_pipeline), "--out", str(out), "--seed", "5",
-            "--num-images", "2", "--steps", "2"]
+    argv = [
+        "--quiet",
+        "generate",
+        *files,
+        "--model",
+        str(saved_pipeline),
+        "--out",
+        str(out),
+        "--seed",
+        "5",
+        "--num-images",
+        "2",
+        "--steps",
+        "2",
+    ]
     assert main(argv) == 0
     names = sorted(p.name for p in out.glob("*.png"))
     assert names == ["contact-sheet.png", "hiss-seed5.png", "hiss-seed6.png", "low-seed5.png", "low-seed6.png"]
     report = json.loads((out / "generate.json").read_text())
     assert list(report["skipped"]) == [files[2]]
     first = (out / "low-seed5.png").read_bytes()
-    assert main(argv[:3] + [files[0]] + argv[5:]) == 0  # alone, the same file and seed give the same image
+    assert main([*argv[:3], files[0], *argv[5:]]) == 0  # alone, the same file and seed give the same image
     assert (out / "low-seed5.png").read_bytes() == first
 
 
@@ -143,10 +167,29 @@ def test_generate_entry_point_subprocess(saved_pipeline, tmp_path):
     files = _write_audio(tmp_path)[:1]
     exe = os.path.join(os.path.dirname(sys.executable), "seeing-sound")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([exe, "--quiet", "generate", *files, "--model", str(saved_pipeline / "pipeline"),
-                           "--out", str(tmp_path / "o"), "--steps", "2"], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [
+            exe,
+            "--quiet",
+            "generate",
+            *files,
+            "--model",
+            str(saved_pipeline / "pipeline"),
+            "--out",
+            str(tmp_path / "o"),
+            "--steps",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "o" / "low-seed0.png").is_file()
-    bad = subprocess.run([exe, "generate", *files, "--model", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")],
-                         capture_output=True, text=True, env=env)
+    bad = subprocess.run(
+        [exe, "generate", *files, "--model", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert bad.returncode == 1 and "--model" in bad.stderr

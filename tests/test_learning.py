@@ -24,8 +24,8 @@ from seeing_sound.model.pipeline import AudioPixArtPipeline
 from seeing_sound.model.train import train
 from seeing_sound.model.train_config import TrainConfig
 from seeing_sound.model.train_data import PairFeatures
-from seeing_sound.testing.tiny_models import (build_tiny_ast, build_tiny_pixart, sound_of_type,
-                                              write_sound_pattern_dataset)
+from seeing_sound.testing.data import sound_of_type, write_sound_pattern_dataset
+from seeing_sound.testing.models import build_tiny_ast, build_tiny_pixart
 
 STEPS, LR, WARMUP, BATCH, AST_POOL, GUIDANCE, WIDTH = 3000, 5e-3, 0, 32, 9, 7.0, 64
 
@@ -45,12 +45,23 @@ def test_generated_images_follow_the_sound_type(tmp_path, one_torch_thread):
     t0 = time.perf_counter()
     pixart, ast = build_tiny_pixart(tmp_path / "pixart", width=WIDTH), build_tiny_ast(tmp_path / "ast")
     labels = write_sound_pattern_dataset(tmp_path / "ds", tmp_path / "images", per_class=32)
-    compute_features(tmp_path / "ds", ast=str(ast), vae=str(pixart), resolution=16, pool=AST_POOL,
-                     progress=False)
+    compute_features(tmp_path / "ds", ast=str(ast), vae=str(pixart), resolution=16, pool=AST_POOL, progress=False)
     t1 = time.perf_counter()
-    train(TrainConfig(dataset=str(tmp_path / "ds"), out=str(tmp_path / "run"), pretrained=str(pixart),
-                      max_steps=STEPS, batch_size=BATCH, lr=LR, warmup_steps=WARMUP, checkpoint_every=STEPS,
-                      sample_every=0, progress=False, log_every=100))
+    train(
+        TrainConfig(
+            dataset=str(tmp_path / "ds"),
+            out=str(tmp_path / "run"),
+            pretrained=str(pixart),
+            max_steps=STEPS,
+            batch_size=BATCH,
+            lr=LR,
+            warmup_steps=WARMUP,
+            checkpoint_every=STEPS,
+            sample_every=0,
+            progress=False,
+            log_every=100,
+        )
+    )
     t_train = time.perf_counter() - t1
 
     data = PairFeatures(find_feature_set(tmp_path / "ds", "ast"), find_feature_set(tmp_path / "ds", "vae"))
@@ -64,11 +75,14 @@ def test_generated_images_follow_the_sound_type(tmp_path, one_torch_thread):
     truth = np.array([k for _ in range(10) for k in range(4)])
     waves = [sound_of_type(int(k), rng) for k in truth]
     assert pipe.config.ast_pool == AST_POOL
-    generated = pipe(audio=waves, guidance_scale=GUIDANCE, generator=torch.Generator().manual_seed(0),
-                     output_type="latent").images
+    generated = pipe(
+        audio=waves, guidance_scale=GUIDANCE, generator=torch.Generator().manual_seed(0), output_type="latent"
+    ).images
     flat = generated.numpy().reshape(len(waves), -1)
     predicted = ((flat[:, None, :] - class_means[None]) ** 2).sum(-1).argmin(axis=1)
     accuracy = float((predicted == truth).mean())
-    print(f"learning test: accuracy {accuracy:.3f} after {STEPS} steps, {(time.perf_counter() - t0) / 60:.1f} min "
-          f"(training {t_train / 60:.1f} min)")
+    print(
+        f"learning test: accuracy {accuracy:.3f} after {STEPS} steps, {(time.perf_counter() - t0) / 60:.1f} min "
+        f"(training {t_train / 60:.1f} min)"
+    )
     assert accuracy >= 0.9

@@ -56,5 +56,5 @@ def test_silence_and_under_gate_are_minus_inf():
 
 
 def test_too_short_is_a_value_error():
-    with pytest.raises(ValueError, match="at least 0.4 s"):
+    with pytest.raises(ValueError, match=r"at least 0\.4 s"):
         integrated_loudness(np.zeros(100, np.float32), SR)

@@ -2,8 +2,7 @@ import numpy as np
 import pyloudnorm
 import pytest
 
-from seeing_sound.audio.mix import (PEAK_CEILING, gains_db, headroom_gain_db, mix_recipe, render_mixture,
-                                    target_lufs)
+from seeing_sound.audio.mix import PEAK_CEILING, gains_db, headroom_gain_db, mix_recipe, render_mixture, target_lufs
 
 SR = 16000
 
@@ -11,7 +10,7 @@ SR = 16000
 def _naive_mix(chunks, loudness, targets):
     """Straight from the paper: x_norm = x * 10^((t_x - l_x) / 20), then a time-domain sum."""
     out = np.zeros(chunks.shape[1])
-    for x, l_x, t_x in zip(chunks, loudness, targets):
+    for x, l_x, t_x in zip(chunks, loudness, targets, strict=True):
         out = out + x.astype(np.float64) * 10 ** ((t_x - l_x) / 20)
     return out
 
@@ -31,7 +30,7 @@ def test_mix_equals_naive_sum_and_headroom():
     chunks = (rng.uniform(0.05, 0.9, (3, 1)) * rng.standard_normal((3, 5 * SR))).astype(np.float32)
     loud = np.array([pyloudnorm.Meter(SR).integrated_loudness(c) for c in chunks])
     targets = np.array([-8.0, -10.0, -9.0])  # loud: the sum exceeds full scale
-    gains, g_mix, mix = mix_recipe(chunks, loud, targets)
+    _gains, g_mix, mix = mix_recipe(chunks, loud, targets)
     naive = _naive_mix(chunks, loud, targets)
     assert np.abs(naive).max() > 1 and g_mix < 0
     np.testing.assert_allclose(mix, naive * 10 ** (g_mix / 20), rtol=1e-6, atol=1e-7)
@@ -91,5 +90,7 @@ def test_render_from_pool_rows_matches_float_path(tmp_path):
     assert render_scaled(*pool.pcm_rows(ids), gains, g_mix).tobytes() == mix.tobytes()
     np.testing.assert_allclose(mix, render_mixture(pool.chunks(ids), gains, g_mix), rtol=1e-5, atol=1e-7)
     for k, cid in enumerate(ids):  # each component reaches its target
-        alone = render_scaled(*pool.pcm_rows([cid]), gains[k:k + 1])
-        assert pyloudnorm.Meter(SR).integrated_loudness(alone.astype(np.float64)) == pytest.approx(gains[k] + lufs[k], abs=0.02)
+        alone = render_scaled(*pool.pcm_rows([cid]), gains[k : k + 1])
+        assert pyloudnorm.Meter(SR).integrated_loudness(alone.astype(np.float64)) == pytest.approx(
+            gains[k] + lufs[k], abs=0.02
+        )

@@ -11,7 +11,7 @@ from seeing_sound.errors import ModelNotFoundError
 from seeing_sound.model.audio_pixart import AudioPixArt
 from seeing_sound.model.diffusion import DiffusionSchedule, diffusion_loss, linear_beta_schedule, q_sample, vlb_terms
 from seeing_sound.model.projector import AudioProjector
-from seeing_sound.testing.tiny_models import build_tiny_pixart
+from seeing_sound.testing.models import build_tiny_pixart
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +101,24 @@ def _naive_vlb(betas, x0, xt, t, eps, v):
             if tb == 0:  # -log of the discretised Gaussian mass of the bin around x0
                 sd = math.exp(0.5 * log_var)
                 hi, lo = (x0_ - mu_model + 1 / 255) / sd, (x0_ - mu_model - 1 / 255) / sd
-                mass = 1 - _std_normal_cdf_approx(lo) if x0_ > 0.999 else (
-                    _std_normal_cdf_approx(hi) if x0_ < -0.999 else _std_normal_cdf_approx(hi) - _std_normal_cdf_approx(lo))
+                mass = (
+                    1 - _std_normal_cdf_approx(lo)
+                    if x0_ > 0.999
+                    else (
+                        _std_normal_cdf_approx(hi)
+                        if x0_ < -0.999
+                        else _std_normal_cdf_approx(hi) - _std_normal_cdf_approx(lo)
+                    )
+                )
                 total += -math.log(max(mass, 1e-12))
             else:  # KL( N(mu_true, post_var) || N(mu_model, exp(log_var)) )
-                total += 0.5 * (log_var - log_post + math.exp(log_post - log_var)
-                                + (mu_true - mu_model) ** 2 / math.exp(log_var) - 1)
+                total += 0.5 * (
+                    log_var
+                    - log_post
+                    + math.exp(log_post - log_var)
+                    + (mu_true - mu_model) ** 2 / math.exp(log_var)
+                    - 1
+                )
         out.append(total / np.prod(x0.shape[1:]) / math.log(2))
     return np.array(out)
 
@@ -121,8 +133,9 @@ def test_vlb_matches_direct_formula():
     eps = noise.float() + 0.3 * torch.randn(x0.shape, generator=g)
     v = torch.rand(x0.shape, generator=g) * 2 - 1
     got = vlb_terms(s, x0.float(), xt, t, eps, v).double().numpy()
-    ref = _naive_vlb(s.betas, x0.float().double().numpy(), xt.double().numpy(), t.numpy(), eps.double().numpy(),
-                     v.double().numpy())
+    ref = _naive_vlb(
+        s.betas, x0.float().double().numpy(), xt.double().numpy(), t.numpy(), eps.double().numpy(), v.double().numpy()
+    )
     np.testing.assert_allclose(got, ref, rtol=2e-4, atol=1e-5)
 
 

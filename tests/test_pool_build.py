@@ -3,7 +3,6 @@ import json
 import numpy as np
 import pyloudnorm
 import pytest
-import soundfile as sf
 import soxr
 
 from seeing_sound.audio import io as audio_io
@@ -41,11 +40,16 @@ def test_paper_rules_34s_stereo_44k(tmp_path):
     # loudness: pyloudnorm on the stored chunk's real audio
     for cid in (0, 6):
         real = m["real_samples"][cid]
-        assert m["loudness_lufs"][cid] == pytest.approx(pyloudnorm.Meter(SR).integrated_loudness(pool.chunk(cid)[:real]), abs=0.01)
+        assert m["loudness_lufs"][cid] == pytest.approx(
+            pyloudnorm.Meter(SR).integrated_loudness(pool.chunk(cid)[:real]), abs=0.01
+        )
     assert not any(m["silent"]) and not any(m["short"])
 
 
-@pytest.mark.parametrize("ext,subtype", [("wav", "PCM_16"), ("flac", "PCM_24"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III"), ("aiff", "PCM_16")])
+@pytest.mark.parametrize(
+    "ext,subtype",
+    [("wav", "PCM_16"), ("flac", "PCM_24"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III"), ("aiff", "PCM_16")],
+)
 def test_formats(tmp_path, ext, subtype):
     write_audio(tmp_path / f"src/a.{ext}", tone(6.5, 22050, amp=0.5), 22050, subtype=subtype)
     report = _build(tmp_path / "src", tmp_path / "pool")
@@ -111,12 +115,17 @@ def test_descriptions_by_path_name_and_stem(tmp_path):
     for name in ("rain.wav", "sub/bell.flac", "dog.wav"):
         write_audio(src / name, noise(1, SR), SR)
     desc = tmp_path / "d.csv"
-    desc.write_text("fname,description,labels\nrain.wav,Rain on a roof,\"Rain,Water\"\nsub/bell.flac,A church bell,Bell\n")
+    desc.write_text(
+        'fname,description,labels\nrain.wav,Rain on a roof,"Rain,Water"\nsub/bell.flac,A church bell,Bell\n'
+    )
     jl = tmp_path / "d.jsonl"
     jl.write_text(json.dumps({"stem": "dog", "labels": ["Dog", "Bark"]}) + "\n")
     _build(src, tmp_path / "p1", descriptions=desc)
     rows = {r["source"]: r for r in AudioPool.open(tmp_path / "p1").manifest.to_pylist()}
-    assert rows["sfx/rain.wav"]["description"] == "Rain on a roof" and rows["sfx/rain.wav"]["labels"] == ["Rain", "Water"]
+    assert rows["sfx/rain.wav"]["description"] == "Rain on a roof" and rows["sfx/rain.wav"]["labels"] == [
+        "Rain",
+        "Water",
+    ]
     assert rows["sfx/sub/bell.flac"]["labels"] == ["Bell"]
     assert rows["sfx/dog.wav"]["description"] is None
     _build(src, tmp_path / "p2", descriptions=jl)
@@ -166,8 +175,11 @@ def test_workers_give_identical_pool(tmp_path):
         write_audio(tmp_path / f"src/{i}.flac", noise(6, 22050, seed=i, channels=2), 22050)
     _build(tmp_path / "src", tmp_path / "w1", shard_files=1, workers=1)
     _build(tmp_path / "src", tmp_path / "w2", shard_files=1, workers=2)
-    for rel in ["pool.json"] + [f"{d}/shard-00000{i}.{e}" for i in range(4) for d, e in
-                                (("chunks", "i16"), ("manifest", "parquet"), ("errors", "parquet"))]:
+    for rel in ["pool.json"] + [
+        f"{d}/shard-00000{i}.{e}"
+        for i in range(4)
+        for d, e in (("chunks", "i16"), ("manifest", "parquet"), ("errors", "parquet"))
+    ]:
         assert (tmp_path / "w1" / rel).read_bytes() == (tmp_path / "w2" / rel).read_bytes(), rel
 
 

@@ -8,13 +8,13 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from seeing_sound.cli import main  # noqa: E402
-from seeing_sound.encoders.tiny import build_tiny_clap  # noqa: E402
-from seeing_sound.errors import SeeingSoundError  # noqa: E402
-from seeing_sound.pool import AudioPool, build_pool  # noqa: E402
-from seeing_sound.pool.embed import chunk_text, embed_pool  # noqa: E402
-from seeing_sound.pool.index import PoolIndex, list_embeddings, load_embeddings  # noqa: E402
-from seeing_sound.testing.signals import noise, tone, write_audio  # noqa: E402
+from seeing_sound.cli import main
+from seeing_sound.errors import SeeingSoundError
+from seeing_sound.pool import AudioPool, build_pool, embed_pool
+from seeing_sound.pool.embed_stage import chunk_text
+from seeing_sound.retrieval.index import PoolIndex, list_embeddings, load_embeddings
+from seeing_sound.testing.models import build_tiny_clap
+from seeing_sound.testing.signals import noise, tone, write_audio
 
 DESCRIPTIONS = [
     {"file": "dog.wav", "description": "a dog barking", "labels": ["Dog", "Bark"]},
@@ -73,7 +73,9 @@ def test_clap_and_text_embeddings_side_by_side(pool_dir, clap_dir):
     nodesc = int(np.sum([s.endswith("nodesc.wav") for s in pool.manifest.column("source").to_pylist()]))
     assert text.skipped == {"silent": len(silent), "no_text": nodesc}
     info = json.loads((pool_dir / "embeddings" / text.key / "info.json").read_text())
-    assert info["encoder_info"]["dim"] == 384 and info["encoder_info"]["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert (
+        info["encoder_info"]["dim"] == 384 and info["encoder_info"]["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    )
     assert {e["key"] for e in list_embeddings(pool_dir)} == {clap.key, text.key}
 
 
@@ -101,8 +103,26 @@ def test_rerun_resumes_and_mismatch_is_refused(pool_dir, clap_dir, tmp_path):
 
 def test_pool_embed_cli(tmp_path, clap_dir, capsys):
     pool_dir = make_pool(tmp_path)
-    assert main(["--quiet", "pool", "embed", str(pool_dir), "--encoder", "clap", "--model", str(clap_dir),
-                 "--device", "cpu", "--dtype", "float16", "--json"]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "pool",
+                "embed",
+                str(pool_dir),
+                "--encoder",
+                "clap",
+                "--model",
+                str(clap_dir),
+                "--device",
+                "cpu",
+                "--dtype",
+                "float16",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["embedded"] >= 1 and out["skipped"] == {"silent": 1}
     emb = load_embeddings(pool_dir, key=out["key"])
@@ -113,7 +133,7 @@ def test_approximate_index_reports_recall():
     rng = np.random.default_rng(0)
     vecs = rng.standard_normal((3000, 16)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    from seeing_sound.pool.index import PoolEmbeddings
+    from seeing_sound.retrieval.index import PoolEmbeddings
 
     emb = PoolEmbeddings({}, np.arange(3000, dtype=np.int64) + 10, vecs)
     for kind in ("hnsw", "ivf"):
@@ -122,15 +142,16 @@ def test_approximate_index_reports_recall():
         c = idx.candidate_sets(vecs[:5], 10)
         assert all(r.min() >= 10 for r in c.rows)
     exact = PoolIndex(emb).candidate_sets(vecs[:5], 10)
-    assert [r[np.argmax(s)] for r, s in zip(exact.rows, exact.score)] == list(range(10, 15))  # each finds itself
+    assert [r[np.argmax(s)] for r, s in zip(exact.rows, exact.score, strict=True)] == list(
+        range(10, 15)
+    )  # each finds itself
 
 
 def test_rebuilt_pool_refuses_stale_embeddings(tmp_path):
-    from seeing_sound.errors import SeeingSoundError
-    from seeing_sound.pool import build_pool
-    from seeing_sound.pool.embed import embed_pool
-    from seeing_sound.pool.index import load_embeddings
     from seeing_sound.encoders import load_encoder
+    from seeing_sound.errors import SeeingSoundError
+    from seeing_sound.pool import build_pool, embed_pool
+    from seeing_sound.retrieval.index import load_embeddings
     from seeing_sound.testing.signals import noise, write_audio
 
     for i in range(3):

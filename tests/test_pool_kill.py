@@ -19,7 +19,19 @@ def _data_files(root: Path) -> dict[str, bytes]:
 
 
 def _cmd(src, out):
-    return [sys.executable, "-m", "seeing_sound.cli", "--quiet", "pool", "build", str(src), "--out", str(out), "--shard-files", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "seeing_sound.cli",
+        "--quiet",
+        "pool",
+        "build",
+        str(src),
+        "--out",
+        str(out),
+        "--shard-files",
+        "1",
+    ]
 
 
 def test_sigkill_then_rerun_is_byte_identical(tmp_path):

@@ -45,31 +45,66 @@ def _build(tmp: Path) -> dict:
     _png(images / "logo.png", (250, 250, 250))
 
     def comp(cid, concept, target, **kw):
-        return {"concept_index": kw.pop("index", 0), "model": "tiny-vlm", "object": kw.pop("object", "thing"),
-                "sound": kw.pop("sound", "hum"), "concept": concept, "chunk_id": cid,
-                "chunk_source": m["source"][cid % len(pool)], "chunk_offset_s": 0.0,
-                "chunk_description": f"chunk {cid} & <b>friends</b>", "cosine": 0.61, "score": 0.72,
-                "threshold": 0.5, "chunk_lufs": m["loudness_lufs"][cid % len(pool)], "target_lufs": target}
+        return {
+            "concept_index": kw.pop("index", 0),
+            "model": "tiny-vlm",
+            "object": kw.pop("object", "thing"),
+            "sound": kw.pop("sound", "hum"),
+            "concept": concept,
+            "chunk_id": cid,
+            "chunk_source": m["source"][cid % len(pool)],
+            "chunk_offset_s": 0.0,
+            "chunk_description": f"chunk {cid} & <b>friends</b>",
+            "cosine": 0.61,
+            "score": 0.72,
+            "threshold": 0.5,
+            "chunk_lufs": m["loudness_lufs"][cid % len(pool)],
+            "target_lufs": target,
+        }
 
-    recipes = [("cat", "cat.png", [comp(0, "cat: purring", -23.0), comp(2, SCRIPT, -22.0, index=1, object=SCRIPT)]),
-               ("dog", "sub dir/dog #1.png", [comp(4, "dog: barking", -24.0)]),
-               ("evil", "../outside.png", [comp(1, "evil: nothing", -23.0)])]
+    recipes = [
+        ("cat", "cat.png", [comp(0, "cat: purring", -23.0), comp(2, SCRIPT, -22.0, index=1, object=SCRIPT)]),
+        ("dog", "sub dir/dog #1.png", [comp(4, "dog: barking", -24.0)]),
+        ("evil", "../outside.png", [comp(1, "evil: nothing", -23.0)]),
+    ]
     with DatasetWriter(tmp / "dataset", images, shard_size=2, audio_format="flac") as w:
         for n, (pid, path, comps) in enumerate(recipes):
             ids = [c["chunk_id"] for c in comps]
-            gains, g_mix, audio = mix_recipe(pool.chunks(ids), np.array([c["chunk_lufs"] for c in comps]),
-                                             np.array([c["target_lufs"] for c in comps]))
-            comps = [c | {"gain_db": float(g)} for c, g in zip(comps, gains)]
+            gains, g_mix, audio = mix_recipe(
+                pool.chunks(ids),
+                np.array([c["chunk_lufs"] for c in comps]),
+                np.array([c["target_lufs"] for c in comps]),
+            )
+            comps = [c | {"gain_db": float(g)} for c, g in zip(comps, gains, strict=True)]
             if pid == "evil":
                 comps[0]["chunk_id"] = 999  # not in the pool: shown as not rendered, no crash
-            w.add(pair_id=pid, image_id=pid, image_path=path, audio=audio, seed=n, components=comps,
-                  mixture_gain_db=g_mix)
-    table = pa.Table.from_pylist([
-        {"image_id": "logo", "root": str(images), "path": "logo.png", "caption": "a company logo <i>ACME</i>",
-         "filtered": True, "filter_word": "logo", "error": None, "error_detail": None},
-        {"image_id": "broken", "root": str(images), "path": "broken.jpg", "caption": None, "filtered": False,
-         "filter_word": None, "error": "truncated", "error_detail": "<img src=x onerror=alert(2)>"},
-    ])
+            w.add(
+                pair_id=pid, image_id=pid, image_path=path, audio=audio, seed=n, components=comps, mixture_gain_db=g_mix
+            )
+    table = pa.Table.from_pylist(
+        [
+            {
+                "image_id": "logo",
+                "root": str(images),
+                "path": "logo.png",
+                "caption": "a company logo <i>ACME</i>",
+                "filtered": True,
+                "filter_word": "logo",
+                "error": None,
+                "error_detail": None,
+            },
+            {
+                "image_id": "broken",
+                "root": str(images),
+                "path": "broken.jpg",
+                "caption": None,
+                "filtered": False,
+                "filter_word": None,
+                "error": "truncated",
+                "error_detail": "<img src=x onerror=alert(2)>",
+            },
+        ]
+    )
     (tmp / "dataset/images").mkdir()
     pq.write_table(table, tmp / "dataset/images/shard-000000.parquet")
     return {"pool": pool, "recipes": recipes}
@@ -111,8 +146,9 @@ def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     info = _build(tmp)
     out = tmp / "site"  # outside the dataset's tree: links climb with ../
-    index = write_report(tmp / "dataset", tmp / "pool", out, title="Demo <pairs>",
-                         summary={"pairs": 3, "failed": {"truncated": 1}})
+    index = write_report(
+        tmp / "dataset", tmp / "pool", out, title="Demo <pairs>", summary={"pairs": 3, "failed": {"truncated": 1}}
+    )
     return tmp, out, index, info
 
 
@@ -147,16 +183,29 @@ def test_everything_is_escaped(built):
 def test_shows_scores_dropped_images_and_summary(built):
     _, _, index, _ = built
     text = " ".join(_parse(index).text)
-    for needle in ("cat: purring", "tiny-vlm", "cosine 0.610", "SSR 0.720", "threshold 0.500", "target -23.0 LUFS",
-                   "Filtered (1)", "logo", "a company logo <i>ACME</i>", "Failed (1)", "truncated",
-                   "image path refused", "not rendered", "chunk_id 999"):
+    for needle in (
+        "cat: purring",
+        "tiny-vlm",
+        "cosine 0.610",
+        "SSR 0.720",
+        "threshold 0.500",
+        "target -23.0 LUFS",
+        "Filtered (1)",
+        "logo",
+        "a company logo <i>ACME</i>",
+        "Failed (1)",
+        "truncated",
+        "image path refused",
+        "not rendered",
+        "chunk_id 999",
+    ):
         assert needle in text, needle
     assert "pairs" in text and "3 of 3 pairs shown" in " ".join(text.split())
 
 
 def test_component_files_are_each_source_at_its_gain(built):
     _, out, _, info = built
-    pool, recipes = info["pool"], info["recipes"]
+    pool = info["pool"]
     files = sorted(p.name for p in (out / "report/components").iterdir())
     assert files == ["shard-000000-000000-0.wav", "shard-000000-000000-1.wav", "shard-000000-000001-0.wav"]
     from seeing_sound.dataset import PairsDataset
@@ -173,7 +222,9 @@ def test_deterministic_max_pairs_and_stale_files(built, tmp_path):
     write_report(tmp / "dataset", tmp / "pool", tmp_path / "site")  # all pairs, then fewer
     one = write_report(tmp / "dataset", tmp / "pool", tmp_path / "site", max_pairs=1)
     assert sorted(p.name for p in (tmp_path / "site/report/components").iterdir()) == [
-        "shard-000000-000000-0.wav", "shard-000000-000000-1.wav"]
+        "shard-000000-000000-0.wav",
+        "shard-000000-000000-1.wav",
+    ]
     first = one.read_bytes()
     assert write_report(tmp / "dataset", tmp / "pool", tmp_path / "site", max_pairs=1).read_bytes() == first
     assert "1 of 3 pairs shown" in " ".join(" ".join(_parse(one).text).split())
@@ -182,17 +233,28 @@ def test_deterministic_max_pairs_and_stale_files(built, tmp_path):
 
 
 def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={tmp / 'profile'}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp / 'profile'}",
+    ]
     return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
 def test_chromium_renders_the_page(built, tmp_path):
     if CHROMIUM is None:
-        pytest.skip("chromium not installed: no /usr/bin/chromium or chromium on PATH "
-                    "(apt-get install chromium); the browser check did not run")
-    tmp, out, index, _ = built
+        pytest.skip(
+            "chromium not installed: no /usr/bin/chromium or chromium on PATH "
+            "(apt-get install chromium); the browser check did not run"
+        )
+    tmp, _out, _index, _ = built
     # the demo's layout: the page's folder holds the dataset, links go down into it
     site = write_report(tmp / "dataset", tmp / "pool", tmp, title="Demo <pairs>")
     url = site.resolve().as_uri()

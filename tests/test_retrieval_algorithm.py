@@ -40,8 +40,10 @@ def test_match_equals_printed_algorithm_on_seeded_pools(engine):
     for trial in range(80):
         queries, pool, k, seeds = _random_case(rng, trial)
         for ssr in (True, False):
-            _same(match(queries, pool, k, seeds=seeds, ssr=ssr, engine=engine),
-                  naive_match(queries, pool, k, seeds=seeds, ssr=ssr))
+            _same(
+                match(queries, pool, k, seeds=seeds, ssr=ssr, engine=engine),
+                naive_match(queries, pool, k, seeds=seeds, ssr=ssr),
+            )
 
 
 def test_candidate_set_is_exactly_argwhere_and_inside_topk():
@@ -123,21 +125,25 @@ def test_ssr_spreads_candidates():
     assert np.allclose(with_ssr.score, np.sign(with_ssr.cosine) * np.sqrt(np.abs(with_ssr.cosine)))
 
 
-@pytest.mark.parametrize("bad, match_text", [
-    (dict(queries=np.zeros((2, 4), np.float32)), "queries row 0 is a zero vector"),
-    (dict(pool=np.full((3, 4), np.nan, np.float32)), "pool row 0 contains NaN"),
-    (dict(pool=np.ones((3, 5), np.float32)), "dimension"),
-    (dict(queries=np.ones(4, np.float32)), "queries must be a 2-D"),
-    (dict(pool=np.ones((3, 4), np.int64)), "pool must hold floats"),
-    (dict(k=0), "k must be an integer >= 1"),
-    (dict(seeds=np.array([1])), "seeds must be integers of shape"),
-    (dict(seeds=np.array([-1, 2])), "seeds must be non-negative"),
-    (dict(exclude=np.ones(3, bool)), "exclude removes every pool row"),
-    (dict(engine="gpu"), "engine must be one of"),
-])
+@pytest.mark.parametrize(
+    "bad, match_text",
+    [
+        (dict(queries=np.zeros((2, 4), np.float32)), "queries row 0 is a zero vector"),
+        (dict(pool=np.full((3, 4), np.nan, np.float32)), "pool row 0 contains NaN"),
+        (dict(pool=np.ones((3, 5), np.float32)), "dimension"),
+        (dict(queries=np.ones(4, np.float32)), "queries must be a 2-D"),
+        (dict(pool=np.ones((3, 4), np.int64)), "pool must hold floats"),
+        (dict(k=0), "k must be an integer >= 1"),
+        (dict(seeds=np.array([1])), "seeds must be integers of shape"),
+        (dict(seeds=np.array([-1, 2])), "seeds must be non-negative"),
+        (dict(exclude=np.ones(3, bool)), "exclude removes every pool row"),
+        (dict(engine="gpu"), "engine must be one of"),
+    ],
+)
 def test_bad_arguments_name_themselves(bad, match_text):
-    args = dict(queries=np.ones((2, 4), np.float32), pool=np.eye(3, 4, dtype=np.float32), k=2,
-                seeds=np.array([1, 2], np.uint64))
+    args = dict(
+        queries=np.ones((2, 4), np.float32), pool=np.eye(3, 4, dtype=np.float32), k=2, seeds=np.array([1, 2], np.uint64)
+    )
     args.update(bad)
     with pytest.raises(ValueError, match=match_text):
         match(args.pop("queries"), args.pop("pool"), args.pop("k"), **args)

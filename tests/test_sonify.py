@@ -27,8 +27,16 @@ def sample(tmp_path_factory):
 
 def _sonify(sample, out, **kw):
     kw.setdefault("progress", False)
-    return sonify(sample / "images", sample / "pool", out, vlms=[VLMSpec("sidecar", str(demo_sidecar()), name="demo")],
-                  encoder="text", topk=3, seed=5, **kw)
+    return sonify(
+        sample / "images",
+        sample / "pool",
+        out,
+        vlms=[VLMSpec("sidecar", str(demo_sidecar()), name="demo")],
+        encoder="text",
+        topk=3,
+        seed=5,
+        **kw,
+    )
 
 
 def test_sonify_dataset_summary_and_rebuild(sample, tmp_path):
@@ -50,7 +58,9 @@ def test_sonify_dataset_summary_and_rebuild(sample, tmp_path):
         assert c["score"] == pytest.approx(np.sign(c["cosine"]) * np.sqrt(abs(c["cosine"])), abs=1e-5)
     assert ds.image_path(0).is_file() and ds.audio(0).shape == (80000,)
     card = json.loads((tmp_path / "ds/dataset.json").read_text())
-    assert card["params"]["seed"] == 5 and card["concepts"]["models"] == ["llava-1.5-7b (demo sidecar, hand-written in its style)"]
+    assert card["params"]["seed"] == 5 and card["concepts"]["models"] == [
+        "llava-1.5-7b (demo sidecar, hand-written in its style)"
+    ]
     assert card["concepts"]["caption_prompts"] == ["Provide a short and concise description of the following image."]
     assert card["params"]["encoder"] == "text" and card["retrieval"]  # the retrieval run's identity is recorded
 
@@ -82,8 +92,11 @@ def test_workers_and_reruns_are_byte_identical(sample, tmp_path):
     _sonify(sample, tmp_path / "w2", workers=2, pairs_per_shard=2)
     again = _sonify(sample, tmp_path / "w1", workers=1, pairs_per_shard=2)  # resume: nothing to redo
     assert again.pairs == 7
-    files = sorted(p.relative_to(tmp_path / "w1") for p in (tmp_path / "w1").rglob("*")
-                   if p.is_file() and p.parts[-2] != "_stages" and "_stages" not in p.parts)
+    files = sorted(
+        p.relative_to(tmp_path / "w1")
+        for p in (tmp_path / "w1").rglob("*")
+        if p.is_file() and p.parts[-2] != "_stages" and "_stages" not in p.parts
+    )
     assert any(str(f).startswith("audio/") for f in files) and any(str(f).startswith("metadata/") for f in files)
     for f in files:
         assert (tmp_path / "w1" / f).read_bytes() == (tmp_path / "w2" / f).read_bytes(), f
@@ -91,26 +104,66 @@ def test_workers_and_reruns_are_byte_identical(sample, tmp_path):
 
 def test_concepts_file_and_copy_images(sample, tmp_path):
     concepts = tmp_path / "c.jsonl"
-    concepts.write_text("\n".join(json.dumps(r) for r in [
-        {"image_id": "chelsea.png", "concept": "a cat meowing"},
-        {"image_id": "coffee.png", "concept": "a spoon clinking on a cup"},
-        {"image_id": "missing.png", "concept": "rain"},
-    ]) + "\n")
-    report = sonify(sample / "images", sample / "pool", tmp_path / "ds", concepts=concepts, encoder="text", topk=3,
-                    copy_images=True, progress=False)
+    concepts.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"image_id": "chelsea.png", "concept": "a cat meowing"},
+                {"image_id": "coffee.png", "concept": "a spoon clinking on a cup"},
+                {"image_id": "missing.png", "concept": "rain"},
+            ]
+        )
+        + "\n"
+    )
+    report = sonify(
+        sample / "images",
+        sample / "pool",
+        tmp_path / "ds",
+        concepts=concepts,
+        encoder="text",
+        topk=3,
+        copy_images=True,
+        progress=False,
+    )
     assert report.pairs == 2 and report.failed == {"image_missing": 1}
     import tarfile
 
     with tarfile.open(tmp_path / "ds/webdataset/shard-000000.tar") as tar:
         names = sorted(tar.getnames())
-    assert names == ["000000000000.flac", "000000000000.json", "000000000000.png",
-                     "000000000001.flac", "000000000001.json", "000000000001.png"]
+    assert names == [
+        "000000000000.flac",
+        "000000000000.json",
+        "000000000000.png",
+        "000000000001.flac",
+        "000000000001.json",
+        "000000000001.png",
+    ]
 
 
 def test_sonify_cli(sample, tmp_path, capsys):
-    rc = main(["--quiet", "sonify", "--images", str(sample / "images"), "--pool", str(sample / "pool"),
-               "--out", str(tmp_path / "ds"), "--vlm", f"sidecar:{demo_sidecar()}", "--encoder", "text",
-               "--topk", "3", "--lufs-range", "-30", "-28", "--audio-format", "wav"])
+    rc = main(
+        [
+            "--quiet",
+            "sonify",
+            "--images",
+            str(sample / "images"),
+            "--pool",
+            str(sample / "pool"),
+            "--out",
+            str(tmp_path / "ds"),
+            "--vlm",
+            f"sidecar:{demo_sidecar()}",
+            "--encoder",
+            "text",
+            "--topk",
+            "3",
+            "--lufs-range",
+            "-30",
+            "-28",
+            "--audio-format",
+            "wav",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "pairs       7 written" in out and "logo: 1" in out
@@ -121,12 +174,20 @@ def test_sonify_cli(sample, tmp_path, capsys):
 
 def test_mix_stage_skips_bad_pairs_with_reasons(sample, tmp_path):
     from seeing_sound.engine import run_stage
-    from seeing_sound.sonify.mix_stage import MixStage, inputs_rel
+    from seeing_sound.sonify.stage import MixStage, inputs_rel
 
     images = tmp_path / "images"
     shutil.copytree(sample / "images", images)
-    sonify(images, sample / "pool", tmp_path / "ds", vlms=[VLMSpec("sidecar", str(demo_sidecar()), name="demo")],
-           encoder="text", topk=3, seed=5, progress=False)
+    sonify(
+        images,
+        sample / "pool",
+        tmp_path / "ds",
+        vlms=[VLMSpec("sidecar", str(demo_sidecar()), name="demo")],
+        encoder="text",
+        topk=3,
+        seed=5,
+        progress=False,
+    )
     table = pq.read_table(tmp_path / "ds" / inputs_rel(0))
     rows = table.to_pylist()
     pairs = sorted({r["pair_id"] for r in rows})
@@ -135,8 +196,15 @@ def test_mix_stage_skips_bad_pairs_with_reasons(sample, tmp_path):
             r["chunk_id"] = 10**9  # not in the pool
     (images / next(r["image_path"] for r in rows if r["pair_id"] == pairs[1])).unlink()
     pq.write_table(type(table).from_pylist(rows, schema=table.schema), tmp_path / "ds" / inputs_rel(0))
-    stage = MixStage(out=str(tmp_path / "ds"), pool_root=str(sample / "pool"), images_root=str(images),
-                     counts=(len(pairs),), inputs_digest="tampered", seed=5, copy_images=True)
+    stage = MixStage(
+        out=str(tmp_path / "ds"),
+        pool_root=str(sample / "pool"),
+        images_root=str(images),
+        counts=(len(pairs),),
+        inputs_digest="tampered",
+        seed=5,
+        copy_images=True,
+    )
     report = run_stage(stage, tmp_path / "ds", progress=False, overwrite=True)
     assert report.errors == {"chunk_not_in_pool": 1, "image_missing": 1}
     assert report.items_out == len(pairs) - 2
@@ -145,8 +213,16 @@ def test_mix_stage_skips_bad_pairs_with_reasons(sample, tmp_path):
 def test_rebuild_reports_a_tampered_pool_chunk(sample, tmp_path):
     pool = tmp_path / "pool"
     shutil.copytree(sample / "pool", pool)
-    sonify(sample / "images", pool, tmp_path / "ds", vlms=[VLMSpec("sidecar", str(demo_sidecar()), name="demo")],
-           encoder="text", topk=3, seed=5, progress=False)
+    sonify(
+        sample / "images",
+        pool,
+        tmp_path / "ds",
+        vlms=[VLMSpec("sidecar", str(demo_sidecar()), name="demo")],
+        encoder="text",
+        topk=3,
+        seed=5,
+        progress=False,
+    )
     ds = PairsDataset.open(tmp_path / "ds")
     victim = ds.row(0)
     chunk_id = victim["components"][0]["chunk_id"]
@@ -155,6 +231,8 @@ def test_rebuild_reports_a_tampered_pool_chunk(sample, tmp_path):
     data.flush()
     del data
     report = rebuild(tmp_path / "ds", pool, progress=False)
-    tampered = {r["pair_id"] for r in ds.metadata.to_pylist() if any(c["chunk_id"] == chunk_id for c in r["components"])}
+    tampered = {
+        r["pair_id"] for r in ds.metadata.to_pylist() if any(c["chunk_id"] == chunk_id for c in r["components"])
+    }
     assert set(report.mismatched) == tampered and victim["pair_id"] in tampered
     assert report.matched == len(ds) - len(tampered)

@@ -13,14 +13,35 @@ from seeing_sound.testing.sounds import write_sound_library
 
 
 def _dataset_files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and "_stages" not in p.parts}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "_stages" not in p.parts
+    }
 
 
 def _cmd(root, out):
-    return [sys.executable, "-m", "seeing_sound.cli", "--quiet", "sonify", "--images", str(root / "images"),
-            "--pool", str(root / "pool"), "--out", str(out), "--vlm", f"sidecar:{demo_sidecar()}",
-            "--encoder", "text", "--topk", "3", "--pairs-per-shard", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "seeing_sound.cli",
+        "--quiet",
+        "sonify",
+        "--images",
+        str(root / "images"),
+        "--pool",
+        str(root / "pool"),
+        "--out",
+        str(out),
+        "--vlm",
+        f"sidecar:{demo_sidecar()}",
+        "--encoder",
+        "text",
+        "--topk",
+        "3",
+        "--pairs-per-shard",
+        "1",
+    ]
 
 
 def _kill_when(cmd, ready, timeout=120) -> bool:

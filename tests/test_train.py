@@ -9,7 +9,8 @@ from seeing_sound.errors import SeeingSoundError
 from seeing_sound.model.train import train
 from seeing_sound.model.train_config import TrainConfig
 from seeing_sound.model.train_data import BatchPlan
-from seeing_sound.testing.tiny_models import build_tiny_pixart, write_synthetic_features
+from seeing_sound.testing.data import write_synthetic_features
+from seeing_sound.testing.models import build_tiny_pixart
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +23,17 @@ def setup(tmp_path_factory):
 
 def _cfg(setup, out, **kw):
     root, pixart = setup
-    base = dict(dataset=str(root / "ds"), out=str(out), pretrained=str(pixart), batch_size=4, lr=1e-3,
-                checkpoint_every=3, sample_every=0, sample_steps=2, progress=False)
+    base = dict(
+        dataset=str(root / "ds"),
+        out=str(out),
+        pretrained=str(pixart),
+        batch_size=4,
+        lr=1e-3,
+        checkpoint_every=3,
+        sample_every=0,
+        sample_steps=2,
+        progress=False,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -56,8 +66,18 @@ def test_resume_gives_the_uninterrupted_losses(setup, tmp_path):
 
 
 def test_loss_decreases_with_ema_and_accumulation(setup, tmp_path):
-    result = train(_cfg(setup, tmp_path / "run", max_steps=30, checkpoint_every=30, grad_accum=2, ema_decay=0.9,
-                        keep_checkpoints=1, loss="hybrid"))
+    result = train(
+        _cfg(
+            setup,
+            tmp_path / "run",
+            max_steps=30,
+            checkpoint_every=30,
+            grad_accum=2,
+            ema_decay=0.9,
+            keep_checkpoints=1,
+            loss="hybrid",
+        )
+    )
     losses = [result.losses[s] for s in sorted(result.losses)]
     assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:5])
     assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["step-00000030"]
@@ -74,11 +94,28 @@ def test_cli_train_in_process(setup, tmp_path):
     from seeing_sound.cli import main
 
     root, pixart = setup
-    argv = ["--quiet", "train", str(root / "ds"), "--out", str(tmp_path / "cli"), "--pretrained", str(pixart),
-            "--batch-size", "4", "--checkpoint-every", "1", "--sample-every", "2", "--sample-steps", "2", "--loss", "eps-mse"]
-    assert main(argv + ["--max-steps", "2"]) == 0
+    argv = [
+        "--quiet",
+        "train",
+        str(root / "ds"),
+        "--out",
+        str(tmp_path / "cli"),
+        "--pretrained",
+        str(pixart),
+        "--batch-size",
+        "4",
+        "--checkpoint-every",
+        "1",
+        "--sample-every",
+        "2",
+        "--sample-steps",
+        "2",
+        "--loss",
+        "eps-mse",
+    ]
+    assert main([*argv, "--max-steps", "2"]) == 0
     assert (tmp_path / "cli" / "samples" / "step-00000002.png").is_file()
-    assert main(argv + ["--max-steps", "3", "--resume"]) == 0
+    assert main([*argv, "--max-steps", "3", "--resume"]) == 0
     assert len((tmp_path / "cli" / "log.jsonl").read_text().splitlines()) == 3
 
 
@@ -87,7 +124,8 @@ def test_pretrain_projector_infonce_lowers_its_loss(tmp_path):
     from seeing_sound.model.audio_pixart import AudioPixArt
     from seeing_sound.model.pretrain import pretrain_projector
     from seeing_sound.model.train_data import PairFeatures
-    from seeing_sound.testing.tiny_models import build_tiny_ast, build_tiny_text_encoder, write_sound_pattern_dataset
+    from seeing_sound.testing.data import write_sound_pattern_dataset
+    from seeing_sound.testing.models import build_tiny_ast, build_tiny_text_encoder
 
     pixart, ast = build_tiny_pixart(tmp_path / "pixart"), build_tiny_ast(tmp_path / "ast")
     build_tiny_text_encoder(pixart)  # the checkpoint's text_encoder/ + tokenizer/
@@ -95,7 +133,12 @@ def test_pretrain_projector_infonce_lowers_its_loss(tmp_path):
     compute_features(tmp_path / "ds", ast=str(ast), vae=str(pixart), resolution=16, progress=False)
     data = PairFeatures(find_feature_set(tmp_path / "ds", "ast"), find_feature_set(tmp_path / "ds", "vae"))
     model = AudioPixArt.from_pixart(str(pixart), audio_embed_dim=32)
-    cfg = TrainConfig(dataset=str(tmp_path / "ds"), out=str(tmp_path / "run"), pretrained=str(pixart),
-                      pretrain_projector_steps=30, pretrain_batch_size=4)
+    cfg = TrainConfig(
+        dataset=str(tmp_path / "ds"),
+        out=str(tmp_path / "run"),
+        pretrained=str(pixart),
+        pretrain_projector_steps=30,
+        pretrain_batch_size=4,
+    )
     losses = pretrain_projector(model, cfg, data, device="cpu", lr=1e-2)
     assert np.mean(losses[-5:]) < np.mean(losses[:5])

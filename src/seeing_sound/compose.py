@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -42,9 +42,19 @@ def _targets(lufs: Sequence[float] | None, n: int) -> list[float]:
     return list(lufs)
 
 
-def compose(mode: str, inputs: Sequence[str | Path], out: str | Path, *, lufs: Sequence[float] | None = None,
-            sample_rate: int = 16000, gap_seconds: float = 0.0, sweep: Sequence[float] = (-40.0, -10.0),
-            steps: int = 5, room_size: float = 0.8, wet_level: float = 0.35) -> list[Path]:
+def compose(
+    mode: str,
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    lufs: Sequence[float] | None = None,
+    sample_rate: int = 16000,
+    gap_seconds: float = 0.0,
+    sweep: Sequence[float] = (-40.0, -10.0),
+    steps: int = 5,
+    room_size: float = 0.8,
+    wet_level: float = 0.35,
+) -> list[Path]:
     """Write the audio prompt(s) of one control; returns the written files (32-bit float WAV).
 
     ``mix``: superpose the inputs at their ``lufs`` targets. ``concat``: the same sources one
@@ -59,17 +69,24 @@ def compose(mode: str, inputs: Sequence[str | Path], out: str | Path, *, lufs: S
     if mode == "mix":
         return [_write(out, controls.superpose(sources, _targets(lufs, len(sources)), sample_rate)[0], sample_rate)]
     if mode == "concat":
-        return [_write(out, controls.concatenate(sources, _targets(lufs, len(sources)), sample_rate, gap_seconds), sample_rate)]
+        return [
+            _write(
+                out, controls.concatenate(sources, _targets(lufs, len(sources)), sample_rate, gap_seconds), sample_rate
+            )
+        ]
     if mode == "interpolate":
         if len(sources) < 2 or steps < 2:
             raise ValueError("interpolate needs at least two inputs (the last one moves) and --steps >= 2")
         values = np.linspace(sweep[0], sweep[1], steps)
         fixed = _targets(lufs, len(sources) - 1) if lufs is None or len(lufs) != len(sources) else list(lufs[:-1])
         mixes = controls.interpolate(sources[:-1], fixed, sources[-1], list(values), sample_rate)
-        return [_write(out / f"{i:02d}_{v:+.1f}LUFS.wav", m, sample_rate) for i, (v, m) in enumerate(zip(values, mixes))]
+        return [
+            _write(out / f"{i:02d}_{v:+.1f}LUFS.wav", m, sample_rate)
+            for i, (v, m) in enumerate(zip(values, mixes, strict=True))
+        ]
     if mode == "reverb":
         written = []
-        for p, s in zip(inputs, sources):
+        for p, s in zip(inputs, sources, strict=True):
             y = controls.reverb(s, sample_rate, room_size=room_size, wet_level=wet_level)
             target = out if len(inputs) == 1 else out / f"{Path(p).stem}-reverb.wav"
             written.append(_write(target, y, sample_rate))

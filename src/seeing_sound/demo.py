@@ -16,8 +16,18 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-DEMO_IMAGES = ("chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png", "motorcycle_left.png", "grass.png",
-               "gravel.png", "logo.png", "text.png", "moon.png")
+DEMO_IMAGES = (
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "astronaut.png",
+    "motorcycle_left.png",
+    "grass.png",
+    "gravel.png",
+    "logo.png",
+    "text.png",
+    "moon.png",
+)
 
 
 def demo_sidecar() -> Path:
@@ -50,8 +60,17 @@ def run_demo(out: str | Path, *, workers: int = 1, seed: int = 0, progress: bool
     if not (sounds / "descriptions.csv").exists():
         write_sound_library(sounds, seed=seed)
     build_pool([sounds], out / "pool", descriptions=sounds / "descriptions.csv", workers=workers, progress=progress)
-    report = sonify(images, out / "pool", out / "dataset", vlms=[VLMSpec("sidecar", str(demo_sidecar()), name="demo-sidecar")],
-                    encoder="text", topk=5, seed=seed, workers=workers, progress=progress)
+    report = sonify(
+        images,
+        out / "pool",
+        out / "dataset",
+        vlms=[VLMSpec("sidecar", str(demo_sidecar()), name="demo-sidecar")],
+        encoder="text",
+        topk=5,
+        seed=seed,
+        workers=workers,
+        progress=progress,
+    )
     summary = report.to_dict()
     from seeing_sound.report import write_report
 

@@ -21,7 +21,7 @@ from seeing_sound.audio.mix import gains_db, headroom_gain_db, render_mixture
 def loudness_of(x: np.ndarray, sr: int) -> float:
     """Integrated loudness (LUFS) of a mono signal; signals under 0.4 s are measured zero-padded to 0.4 s."""
     x = np.asarray(x, dtype=np.float32)
-    block = int(round(BLOCK_SECONDS * sr))
+    block = round(BLOCK_SECONDS * sr)
     if x.size < block:
         x = np.pad(x, (0, block - x.size))
     return float(integrated_loudness(x, sr))
@@ -47,7 +47,9 @@ def superpose(sources: list[np.ndarray], targets_lufs: list[float], sr: int) -> 
         raise ValueError(f"give one target per source, got {len(sources)} sources and {len(targets_lufs)} targets")
     loud = np.array([loudness_of(s, sr) for s in sources])
     if not np.isfinite(loud).all():
-        raise ValueError(f"source {int(np.flatnonzero(~np.isfinite(loud))[0])} is silent: it cannot be loudness-normalized")
+        raise ValueError(
+            f"source {int(np.flatnonzero(~np.isfinite(loud))[0])} is silent: it cannot be loudness-normalized"
+        )
     chunks = _pad_to(sources, max(s.size for s in sources))
     gains = gains_db(np.asarray(targets_lufs, dtype=np.float64), loud)
     mix = render_mixture(chunks, gains)
@@ -59,7 +61,7 @@ def concatenate(sources: list[np.ndarray], targets_lufs: list[float], sr: int, g
     """The sources one after another (each normalized to its target), separated by silence."""
     if gap_seconds < 0:
         raise ValueError(f"gap_seconds must be >= 0, got {gap_seconds}")
-    gap = np.zeros(int(round(gap_seconds * sr)), dtype=np.float32)
+    gap = np.zeros(round(gap_seconds * sr), dtype=np.float32)
     parts = []
     for i, (s, t) in enumerate(zip(sources, targets_lufs, strict=True)):
         y, _ = superpose([s], [t], sr)
@@ -69,21 +71,30 @@ def concatenate(sources: list[np.ndarray], targets_lufs: list[float], sr: int, g
     return out if g == 0.0 else out * np.float32(10 ** (g / 20))
 
 
-def interpolate(fixed: list[np.ndarray], fixed_lufs: list[float], moving: np.ndarray, sweep_lufs: list[float],
-                sr: int) -> list[np.ndarray]:
+def interpolate(
+    fixed: list[np.ndarray], fixed_lufs: list[float], moving: np.ndarray, sweep_lufs: list[float], sr: int
+) -> list[np.ndarray]:
     """Fig. 5: one mixture per value of ``sweep_lufs`` for the moving source, the others fixed."""
-    return [superpose(fixed + [moving], list(fixed_lufs) + [float(t)], sr)[0] for t in sweep_lufs]
+    return [superpose([*fixed, moving], [*list(fixed_lufs), float(t)], sr)[0] for t in sweep_lufs]
 
 
-def reverb(x: np.ndarray, sr: int, *, room_size: float = 0.8, damping: float = 0.5, wet_level: float = 0.35,
-           dry_level: float = 0.6, tail_seconds: float = 2.0) -> np.ndarray:
+def reverb(
+    x: np.ndarray,
+    sr: int,
+    *,
+    room_size: float = 0.8,
+    damping: float = 0.5,
+    wet_level: float = 0.35,
+    dry_level: float = 0.6,
+    tail_seconds: float = 2.0,
+) -> np.ndarray:
     """Add reverberation (a room of ``room_size`` in [0, 1]); the output keeps a tail of ``tail_seconds``."""
     from pedalboard import Reverb
 
     for name, v in (("room_size", room_size), ("damping", damping), ("wet_level", wet_level), ("dry_level", dry_level)):
         if not 0.0 <= v <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {v}")
-    x = np.concatenate([np.asarray(x, dtype=np.float32), np.zeros(int(round(tail_seconds * sr)), np.float32)])
+    x = np.concatenate([np.asarray(x, dtype=np.float32), np.zeros(round(tail_seconds * sr), np.float32)])
     y = Reverb(room_size=room_size, damping=damping, wet_level=wet_level, dry_level=dry_level)(x, sr)
     y = np.asarray(y, dtype=np.float32).reshape(-1)
     g = headroom_gain_db(y)

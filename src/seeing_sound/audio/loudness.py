@@ -26,12 +26,16 @@ def _rbj_biquad(gain_db: float, q: float, fc: float, rate: float, kind: str) -> 
     alpha = np.sin(w0) / (2.0 * q)
     cos = np.cos(w0)
     if kind == "high_shelf":
-        b = [a_ * ((a_ + 1) + (a_ - 1) * cos + 2 * np.sqrt(a_) * alpha),
-             -2 * a_ * ((a_ - 1) + (a_ + 1) * cos),
-             a_ * ((a_ + 1) + (a_ - 1) * cos - 2 * np.sqrt(a_) * alpha)]
-        a = [(a_ + 1) - (a_ - 1) * cos + 2 * np.sqrt(a_) * alpha,
-             2 * ((a_ - 1) - (a_ + 1) * cos),
-             (a_ + 1) - (a_ - 1) * cos - 2 * np.sqrt(a_) * alpha]
+        b = [
+            a_ * ((a_ + 1) + (a_ - 1) * cos + 2 * np.sqrt(a_) * alpha),
+            -2 * a_ * ((a_ - 1) + (a_ + 1) * cos),
+            a_ * ((a_ + 1) + (a_ - 1) * cos - 2 * np.sqrt(a_) * alpha),
+        ]
+        a = [
+            (a_ + 1) - (a_ - 1) * cos + 2 * np.sqrt(a_) * alpha,
+            2 * ((a_ - 1) - (a_ + 1) * cos),
+            (a_ + 1) - (a_ - 1) * cos - 2 * np.sqrt(a_) * alpha,
+        ]
     elif kind == "high_pass":
         b = [(1 + cos) / 2, -(1 + cos), (1 + cos) / 2]
         a = [1 + alpha, -2 * cos, 1 - alpha]
@@ -45,10 +49,12 @@ def _rbj_biquad(gain_db: float, q: float, fc: float, rate: float, kind: str) -> 
 @lru_cache(maxsize=8)
 def k_weighting_sos(rate: int) -> np.ndarray:
     """K-weighting filter at ``rate`` Hz as second-order sections, shape (2, 6)."""
-    return np.stack([
-        _rbj_biquad(4.0, 1 / np.sqrt(2), 1500.0, rate, "high_shelf"),
-        _rbj_biquad(0.0, 0.5, 38.0, rate, "high_pass"),
-    ])
+    return np.stack(
+        [
+            _rbj_biquad(4.0, 1 / np.sqrt(2), 1500.0, rate, "high_shelf"),
+            _rbj_biquad(0.0, 0.5, 38.0, rate, "high_pass"),
+        ]
+    )
 
 
 def block_bounds(num_samples: int, rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +78,7 @@ def _block_mean_squares(y: np.ndarray, rate: int) -> np.ndarray:
     block = BLOCK_SECONDS * rate
     hop = block * (1.0 - OVERLAP)
     lower, upper = block_bounds(y.shape[1], rate)
-    per_block = int(round(1.0 / (1.0 - OVERLAP)))
+    per_block = round(1.0 / (1.0 - OVERLAP))
     if float(hop).is_integer() and np.array_equal(lower, np.arange(lower.size) * int(hop)):
         hop = int(hop)
         n_seg = lower.size + per_block - 1

@@ -29,7 +29,7 @@ def target_lufs(seeds: np.ndarray, lufs_range: tuple[float, float] = DEFAULT_LUF
         vectorized, version-proof draw that depends on its own seed only (never on batch
         order or size), and is independent of retrieval's choice for the same concept.
     """
-    from seeing_sound.retrieval.seeds import splitmix64
+    from seeing_sound.seeding import splitmix64
 
     lo, hi = (float(v) for v in lufs_range)
     if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi <= 0):
@@ -83,7 +83,9 @@ def render_scaled(rows, factors: np.ndarray, gains: np.ndarray, mixture_gain_db:
     gains = np.asarray(gains, dtype=np.float64).reshape(-1)
     factors = np.asarray(factors, dtype=np.float32).reshape(-1)
     if len(rows) != gains.size or factors.size != gains.size:
-        raise ValueError(f"rows, factors and gains must have one entry per chunk, got {len(rows)}, {factors.size}, {gains.size}")
+        raise ValueError(
+            f"rows, factors and gains must have one entry per chunk, got {len(rows)}, {factors.size}, {gains.size}"
+        )
     if not rows:
         raise ValueError("a mixture needs at least one chunk")
     coef = (10.0 ** (gains / 20.0)).astype(np.float32) * factors

@@ -13,14 +13,23 @@ import importlib
 import logging
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from seeing_sound import __version__
 
 # Command modules, in the order ``--help`` lists them. Imported lazily so that
 # ``seeing-sound --help`` never pays for torch.
 COMMAND_MODULES = (
-    "pool", "retrieve", "concepts", "sonify", "rebuild", "features", "train", "generate", "compose", "demo",
+    "pool",
+    "retrieve",
+    "concepts",
+    "sonify",
+    "rebuild",
+    "features",
+    "train",
+    "generate",
+    "compose",
+    "demo",
 )
 
 log = logging.getLogger("seeing_sound")
@@ -50,8 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_globals(p: argparse.ArgumentParser, suppress: bool) -> None:
     kw = {"default": argparse.SUPPRESS} if suppress else {}
     p.add_argument("--quiet", action="store_true", help="no progress bars; warnings and errors only", **kw)
-    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                   help="logging level (default INFO)", **({"default": "INFO"} | kw))
+    p.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (default INFO)",
+        **({"default": "INFO"} | kw),
+    )
     p.add_argument("--debug", action="store_true", help="show the full traceback on failure", **kw)
 
 

@@ -8,8 +8,11 @@ from seeing_sound.cli.common import non_negative_float, positive_int
 
 
 def register(sub) -> None:
-    p = sub.add_parser("generate", help="generate images from audio files with a trained model",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "generate",
+        help="generate images from audio files with a trained model",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("audio", nargs="+", help="audio files (any length, any sample rate; mixed down to mono)")
     p.add_argument("--model", required=True, help="a training run folder (uses RUN/pipeline) or a pipeline folder")
     p.add_argument("--out", required=True, help="output folder for PNGs and contact-sheet.png")
@@ -27,7 +30,18 @@ def register(sub) -> None:
 def run(args) -> int:
     from seeing_sound.model.generate import generate_files
 
-    generate_files(args.audio, model=args.model, out=args.out, seed=args.seed, num_images=args.num_images,
-                   steps=args.steps, guidance_scale=args.guidance_scale, scheduler=args.scheduler,
-                   height=args.height, width=args.width, device=args.device, progress=args.progress)
+    generate_files(
+        args.audio,
+        model=args.model,
+        out=args.out,
+        seed=args.seed,
+        num_images=args.num_images,
+        steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        scheduler=args.scheduler,
+        height=args.height,
+        width=args.width,
+        device=args.device,
+        progress=args.progress,
+    )
     return 0

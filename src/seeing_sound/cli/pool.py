@@ -23,11 +23,17 @@ def register(sub) -> None:
     )
     b.add_argument("sources", nargs="+", metavar="SRC", help="audio folders (walked recursively) or files")
     b.add_argument("--out", required=True, metavar="POOL", help="pool folder to create or resume")
-    b.add_argument("--descriptions", metavar="FILE", help="CSV/JSONL: source path|file name|stem -> description, labels")
+    b.add_argument(
+        "--descriptions", metavar="FILE", help="CSV/JSONL: source path|file name|stem -> description, labels"
+    )
     b.add_argument("--chunk-seconds", type=positive_float, default=5.0, help="chunk length (default 5)")
     b.add_argument("--sample-rate", type=positive_int, default=16000, help="target sample rate (default 16000)")
-    b.add_argument("--min-tail-seconds", type=non_negative_float, default=0.0,
-                   help="drop a last chunk with less real audio than this (default 0: keep every tail, as the paper)")
+    b.add_argument(
+        "--min-tail-seconds",
+        type=non_negative_float,
+        default=0.0,
+        help="drop a last chunk with less real audio than this (default 0: keep every tail, as the paper)",
+    )
     b.add_argument("--shard-files", type=positive_int, default=64, help="source files per shard (default 64)")
     add_stage_args(b)
     b.set_defaults(handler=_build)
@@ -51,9 +57,16 @@ def _build(args: argparse.Namespace) -> int:
     from seeing_sound.pool.info import format_summary
 
     report = build_pool(
-        args.sources, args.out, descriptions=args.descriptions, chunk_seconds=args.chunk_seconds,
-        sample_rate=args.sample_rate, min_tail_seconds=args.min_tail_seconds, shard_files=args.shard_files,
-        workers=args.workers, overwrite=args.overwrite, progress=args.progress,
+        args.sources,
+        args.out,
+        descriptions=args.descriptions,
+        chunk_seconds=args.chunk_seconds,
+        sample_rate=args.sample_rate,
+        min_tail_seconds=args.min_tail_seconds,
+        shard_files=args.shard_files,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        progress=args.progress,
     )
     print(format_summary(pool_summary(AudioPool.open(report.root))))
     print(f"shards      {report.shards_run} run, {report.shards_skipped} already done; {report.seconds:.1f} s")

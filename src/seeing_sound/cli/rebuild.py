@@ -4,9 +4,12 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("rebuild", help="re-render every mixture from metadata + pool and verify its checksum",
-                       description="The paper's sonification script: rebuild each pair's audio from its recipe "
-                       "(chunk ids and gains) and compare with the recorded mixture_sha256. Exit 1 on any mismatch.")
+    p = sub.add_parser(
+        "rebuild",
+        help="re-render every mixture from metadata + pool and verify its checksum",
+        description="The paper's sonification script: rebuild each pair's audio from its recipe "
+        "(chunk ids and gains) and compare with the recorded mixture_sha256. Exit 1 on any mismatch.",
+    )
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("--pool", required=True, metavar="POOL", help="the audio pool the dataset was made from")
     p.add_argument("--out", metavar="DIR", help="write the rebuilt audio here (same relative paths)")

@@ -17,7 +17,19 @@ from seeing_sound.concepts.prompts import CAPTION_PROMPT, CONCEPT_PROMPT, FILTER
 from seeing_sound.concepts.run import ConceptsReport, read_concepts, run_concepts
 
 __all__ = [
-    "CAPTION_PROMPT", "CONCEPT_PROMPT", "FILTER_WORDS", "MAX_CONCEPTS", "DEFAULT_TRANSFORMERS_MODEL",
-    "Concept", "ParseResult", "parse_concepts", "match_filter_word",
-    "VLMSpec", "VLMRequest", "Generation", "ConceptsReport", "run_concepts", "read_concepts",
+    "CAPTION_PROMPT",
+    "CONCEPT_PROMPT",
+    "DEFAULT_TRANSFORMERS_MODEL",
+    "FILTER_WORDS",
+    "MAX_CONCEPTS",
+    "Concept",
+    "ConceptsReport",
+    "Generation",
+    "ParseResult",
+    "VLMRequest",
+    "VLMSpec",
+    "match_filter_word",
+    "parse_concepts",
+    "read_concepts",
+    "run_concepts",
 ]  # fmt: skip

@@ -9,8 +9,8 @@ of a "designer chair" or a "signal lamp", at the cost of missing "signage" (add 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 
 def _word_pattern(word: str) -> str:

@@ -12,9 +12,9 @@ import io
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def discover_images(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], li
     if not inputs:
         raise ValueError("image_roots: give at least one image folder or file")
     paths = [Path(x).expanduser() for x in inputs]
-    for raw, p in zip(inputs, paths):
+    for raw, p in zip(inputs, paths, strict=True):
         if not p.exists():
             raise FileNotFoundError(f"image input not found: {raw}")
     roots: list[Path] = []

@@ -205,7 +205,7 @@ def _split_inline_numbering(line: str) -> list[str]:
     if len(marks) < 2 or numbers != list(range(numbers[0], numbers[0] + len(numbers))):
         return [line]
     pieces = [line[: marks[0].start()]] if line[: marks[0].start()].strip() else []
-    for a, b in zip(marks, marks[1:] + [None]):
+    for a, b in zip(marks, [*marks[1:], None], strict=True):
         pieces.append(line[a.start() : b.start() if b else len(line)])
     return pieces
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -63,7 +63,9 @@ class ConceptsReport:
         if self.failed:
             lines.append("  failed by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(self.failed.items())))
         if self.concepts_per_image:
-            lines.append("  concepts per image: " + ", ".join(f"{k}:{v}" for k, v in sorted(self.concepts_per_image.items())))
+            lines.append(
+                "  concepts per image: " + ", ".join(f"{k}:{v}" for k, v in sorted(self.concepts_per_image.items()))
+            )
         if self.model_failures:
             lines.append("  request failures: " + ", ".join(f"{k}={v}" for k, v in sorted(self.model_failures.items())))
         lines.append(f"  output: {self.out_dir}/concepts/ and {self.out_dir}/images/")
@@ -128,7 +130,12 @@ def run_concepts(
     for arg, value in (("concept_prompt", concept_prompt), ("caption_prompt", caption_prompt)):
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{arg} must be non-empty text, got {value!r}")
-    for arg, value in (("max_concepts", max_concepts), ("max_side", max_side), ("max_pixels", max_pixels), ("shard_size", shard_size)):
+    for arg, value in (
+        ("max_concepts", max_concepts),
+        ("max_side", max_side),
+        ("max_pixels", max_pixels),
+        ("shard_size", shard_size),
+    ):
         if value < 1:
             raise ValueError(f"{arg} must be >= 1, got {value}")
     words = None if no_filter else tuple(filter_words)
@@ -179,6 +186,8 @@ def read_concepts(path: str | Path) -> tuple[pa.Table, pa.Table]:
     for sub, schema in (("concepts", CONCEPTS_SCHEMA), ("images", IMAGES_SCHEMA)):
         files = sorted((root / sub).glob("shard-*.parquet"))
         if not files:
-            raise FileNotFoundError(f"no {sub}/shard-*.parquet under {root}; run `seeing-sound concepts ... --out {root}`")
+            raise FileNotFoundError(
+                f"no {sub}/shard-*.parquet under {root}; run `seeing-sound concepts ... --out {root}`"
+            )
         tables.append(pa.concat_tables([pq.read_table(f, schema=schema) for f in files]))
     return tables[0], tables[1]

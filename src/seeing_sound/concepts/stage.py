@@ -25,7 +25,13 @@ log = logging.getLogger(__name__)
 DECODE_CHUNK = 64  # images decoded and sent to the VLMs at a time (bounds memory, not batching)
 
 FAILURE_TYPE = pa.struct(
-    [("model", pa.string()), ("task", pa.string()), ("reason", pa.string()), ("detail", pa.string()), ("raw_text", pa.string())]
+    [
+        ("model", pa.string()),
+        ("task", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("raw_text", pa.string()),
+    ]
 )
 CONCEPTS_SCHEMA = pa.schema(
     [
@@ -112,7 +118,9 @@ class ConceptsStage(Stage):
             chunk_images, chunk_concepts = self._process_chunk(task.items[start : start + DECODE_CHUNK])
             images.extend(chunk_images)
             concepts.extend(chunk_concepts)
-        for rel, rows, schema in zip(self.outputs(task.index), (concepts, images), (CONCEPTS_SCHEMA, IMAGES_SCHEMA)):
+        for rel, rows, schema in zip(
+            self.outputs(task.index), (concepts, images), (CONCEPTS_SCHEMA, IMAGES_SCHEMA), strict=True
+        ):
             (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(pa.Table.from_pylist(rows, schema=schema), scratch / rel, compression="zstd")
         return _shard_stats(task.index, images, concepts)
@@ -123,7 +131,7 @@ class ConceptsStage(Stage):
             for iid, ri, rel in items
         ]
         records = [self._image_record(img) for img in loaded]
-        todo = [(img, rec) for img, rec in zip(loaded, records) if rec["error"] is None]
+        todo = [(img, rec) for img, rec in zip(loaded, records, strict=True) if rec["error"] is None]
         if self.captions and todo:
             todo = self._caption_and_filter(todo)
         concept_rows: list[dict] = []
@@ -132,7 +140,7 @@ class ConceptsStage(Stage):
             if not backend.provides_concepts or not todo:
                 continue
             requests = [VLMRequest(img.ref.image_id, img.ref.path, img.image, self.concept_prompt) for img, _ in todo]
-            for (img, rec), gens in zip(todo, backend.generate(requests, "concepts")):
+            for (_img, rec), gens in zip(todo, backend.generate(requests, "concepts"), strict=True):
                 for gen in gens:
                     concept_rows.extend(self._concept_rows(rec, model_index, gen))
         for img, rec in todo:
@@ -157,7 +165,7 @@ class ConceptsStage(Stage):
         spec = self.vlms[self.caption_vlm]
         requests = [VLMRequest(img.ref.image_id, img.ref.path, img.image, self.caption_prompt) for img, _ in todo]
         keep = []
-        for (img, rec), gens in zip(todo, get_backend(spec).generate(requests, "caption")):
+        for (img, rec), gens in zip(todo, get_backend(spec).generate(requests, "caption"), strict=True):
             gen = gens[0]
             if gen.error is not None or not (gen.text or "").strip():
                 reason = gen.error or "empty-output"
@@ -185,7 +193,9 @@ class ConceptsStage(Stage):
             else parse_concepts(gen.text, self.max_concepts)
         )
         if not parsed.ok:
-            rec["failures"].append(_failure(gen.model, "concepts", parsed.error, "could not find concepts in the answer", gen.text))
+            rec["failures"].append(
+                _failure(gen.model, "concepts", parsed.error, "could not find concepts in the answer", gen.text)
+            )
             return []
         rows = []
         for item_index, c in enumerate(parsed.concepts):

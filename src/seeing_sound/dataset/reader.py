@@ -28,11 +28,13 @@ class PairsDataset:
         self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
     @classmethod
-    def open(cls, path: str | Path, images_root: str | Path | None = None) -> "PairsDataset":
+    def open(cls, path: str | Path, images_root: str | Path | None = None) -> PairsDataset:
         root = Path(path)
         card_file = layout.card_path(root)
         if not card_file.exists():
-            raise SeeingSoundError(f"{root} is not a pairs dataset: dataset.json missing (run `seeing-sound sonify` to finish it)")
+            raise SeeingSoundError(
+                f"{root} is not a pairs dataset: dataset.json missing (run `seeing-sound sonify` to finish it)"
+            )
         card = json.loads(card_file.read_text())
         if card.get("format") != layout.DATASET_FORMAT:
             raise SeeingSoundError(f"{card_file} is not a seeing-sound pairs dataset card")

@@ -9,39 +9,43 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-COMPONENT = pa.struct([
-    ("concept_index", pa.int32()),
-    ("model", pa.string()),
-    ("object", pa.string()),
-    ("sound", pa.string()),
-    ("concept", pa.string()),
-    ("chunk_id", pa.int64()),
-    ("chunk_source", pa.string()),
-    ("chunk_offset_s", pa.float64()),
-    ("chunk_description", pa.string()),
-    ("cosine", pa.float32()),
-    ("score", pa.float32()),
-    ("threshold", pa.float32()),
-    ("n_candidates", pa.int32()),
-    ("chunk_lufs", pa.float64()),
-    ("target_lufs", pa.float64()),
-    ("gain_db", pa.float64()),
-])
+COMPONENT = pa.struct(
+    [
+        ("concept_index", pa.int32()),
+        ("model", pa.string()),
+        ("object", pa.string()),
+        ("sound", pa.string()),
+        ("concept", pa.string()),
+        ("chunk_id", pa.int64()),
+        ("chunk_source", pa.string()),
+        ("chunk_offset_s", pa.float64()),
+        ("chunk_description", pa.string()),
+        ("cosine", pa.float32()),
+        ("score", pa.float32()),
+        ("threshold", pa.float32()),
+        ("n_candidates", pa.int32()),
+        ("chunk_lufs", pa.float64()),
+        ("target_lufs", pa.float64()),
+        ("gain_db", pa.float64()),
+    ]
+)
 
-METADATA = pa.schema([
-    ("pair_id", pa.string()),
-    ("image_id", pa.string()),
-    ("image_path", pa.string()),
-    ("image_sha256", pa.string()),
-    ("scene", pa.string()),
-    ("seed", pa.int64()),
-    ("components", pa.list_(COMPONENT)),
-    ("mixture_gain_db", pa.float64()),
-    ("audio_path", pa.string()),
-    ("sample_rate", pa.int32()),
-    ("num_samples", pa.int64()),
-    ("mixture_sha256", pa.string()),
-])
+METADATA = pa.schema(
+    [
+        ("pair_id", pa.string()),
+        ("image_id", pa.string()),
+        ("image_path", pa.string()),
+        ("image_sha256", pa.string()),
+        ("scene", pa.string()),
+        ("seed", pa.int64()),
+        ("components", pa.list_(COMPONENT)),
+        ("mixture_gain_db", pa.float64()),
+        ("audio_path", pa.string()),
+        ("sample_rate", pa.int32()),
+        ("num_samples", pa.int64()),
+        ("mixture_sha256", pa.string()),
+    ]
+)
 
 COMPONENT_FIELDS = [f.name for f in COMPONENT]
 

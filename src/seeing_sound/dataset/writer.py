@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +30,7 @@ def write_pairs_shard(
     root = Path(root)
     (root / layout.audio_dir_rel(index)).mkdir(parents=True, exist_ok=True)
     out_rows = []
-    for i, (row, audio) in enumerate(zip(rows, audios)):
+    for i, (row, audio) in enumerate(zip(rows, audios, strict=True)):
         pcm = quantize_pcm16(audio)
         rel = layout.audio_rel(index, i, fmt)
         (root / rel).write_bytes(encode(pcm, sample_rate, fmt))
@@ -43,13 +43,20 @@ def write_pairs_shard(
     return {"index": index, "pairs": len(out_rows)}
 
 
-def write_card(root: Path, *, images_root: str, sample_rate: int, audio_format: str, shards: list[dict], **fields) -> dict:
+def write_card(
+    root: Path, *, images_root: str, sample_rate: int, audio_format: str, shards: list[dict], **fields
+) -> dict:
     """Write ``dataset.json``: format, version, images root, shards, plus any extra fields
     (models, prompts, parameters, counts). Key-sorted, so equal content gives equal bytes."""
     card = {
-        "format": layout.DATASET_FORMAT, "format_version": layout.DATASET_FORMAT_VERSION,
-        "seeing_sound_version": __version__, "images_root": str(images_root),
-        "sample_rate": sample_rate, "audio_format": audio_format, "shards": shards, **fields,
+        "format": layout.DATASET_FORMAT,
+        "format_version": layout.DATASET_FORMAT_VERSION,
+        "seeing_sound_version": __version__,
+        "images_root": str(images_root),
+        "sample_rate": sample_rate,
+        "audio_format": audio_format,
+        "shards": shards,
+        **fields,
     }
     write_json_atomic(layout.card_path(root), card)
     return card
@@ -63,8 +70,16 @@ class DatasetWriter:
     ...     w.add(pair_id="cat", image_id="cat", image_path="cat.png", audio=x, components=[...])
     """
 
-    def __init__(self, out: str | Path, images_root: str | Path, *, sample_rate: int = 16000,
-                 audio_format: str = "flac", shard_size: int = 1000, **card_fields):
+    def __init__(
+        self,
+        out: str | Path,
+        images_root: str | Path,
+        *,
+        sample_rate: int = 16000,
+        audio_format: str = "flac",
+        shard_size: int = 1000,
+        **card_fields,
+    ):
         if shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {shard_size}")
         self.root = Path(out)
@@ -77,7 +92,7 @@ class DatasetWriter:
         self._audio: list[np.ndarray] = []
         self._shards: list[dict] = []
 
-    def __enter__(self) -> "DatasetWriter":
+    def __enter__(self) -> DatasetWriter:
         self.root.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -91,7 +106,9 @@ class DatasetWriter:
         index = len(self._shards)
         scratch = self.root / f".tmp-{index}"
         shutil.rmtree(scratch, ignore_errors=True)
-        info = write_pairs_shard(scratch, index, self._rows, self._audio, sample_rate=self.sample_rate, fmt=self.audio_format)
+        info = write_pairs_shard(
+            scratch, index, self._rows, self._audio, sample_rate=self.sample_rate, fmt=self.audio_format
+        )
         for rel in (layout.audio_dir_rel(index), layout.metadata_rel(index)):
             move_into_place(scratch / rel, self.root / rel)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -105,5 +122,11 @@ class DatasetWriter:
             self._flush()
         pairs = sum(s["pairs"] for s in self._shards)
         fields = {"counts": {"pairs": pairs}} | self.card_fields
-        write_card(self.root, images_root=self.images_root, sample_rate=self.sample_rate,
-                   audio_format=self.audio_format, shards=self._shards, **fields)
+        write_card(
+            self.root,
+            images_root=self.images_root,
+            sample_rate=self.sample_rate,
+            audio_format=self.audio_format,
+            shards=self._shards,
+            **fields,
+        )

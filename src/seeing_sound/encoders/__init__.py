@@ -8,12 +8,13 @@ is built.
 
 from __future__ import annotations
 
+from seeing_sound.builders import DEFAULT_CLAP, DEFAULT_TEXT_ENCODER
 from seeing_sound.encoders.common import EncoderInfo, embedding_key
 
 # name -> (module, class, default model). Other encoders (ast, clip) register here.
 ENCODERS: dict[str, tuple[str, str, str]] = {
-    "clap": ("seeing_sound.encoders.clap", "ClapEncoder", "laion/clap-htsat-unfused"),
-    "text": ("seeing_sound.encoders.text", "TextEncoder", "sentence-transformers/all-MiniLM-L6-v2"),
+    "clap": ("seeing_sound.encoders.clap", "ClapEncoder", DEFAULT_CLAP),
+    "text": ("seeing_sound.encoders.text", "TextEncoder", DEFAULT_TEXT_ENCODER),
 }
 
 _CACHE: dict[tuple, object] = {}
@@ -25,8 +26,15 @@ def default_model(encoder: str) -> str:
     return ENCODERS[encoder][2]
 
 
-def load_encoder(encoder: str, model: str | None = None, *, device: str | None = "auto", fp16: bool = False,
-                 batch_size: int | None = None, cache: bool = True):
+def load_encoder(
+    encoder: str,
+    model: str | None = None,
+    *,
+    device: str | None = "auto",
+    fp16: bool = False,
+    batch_size: int | None = None,
+    cache: bool = True,
+):
     """Build (or reuse, within this process) the encoder ``encoder`` with ``model`` (hub id or path)."""
     import importlib
 
@@ -44,4 +52,4 @@ def load_encoder(encoder: str, model: str | None = None, *, device: str | None =
     return enc
 
 
-__all__ = ["ENCODERS", "EncoderInfo", "embedding_key", "default_model", "load_encoder"]
+__all__ = ["ENCODERS", "EncoderInfo", "default_model", "embedding_key", "load_encoder"]

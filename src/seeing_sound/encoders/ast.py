@@ -13,16 +13,17 @@ feature extractor, exactly as during training.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
+from seeing_sound.builders import DEFAULT_AST
 from seeing_sound.errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_AST = "MIT/ast-finetuned-audioset-10-10-0.4593"
 _FRAME_SHIFT = 160  # 10 ms at 16 kHz
 _FRAME_LENGTH = 400  # 25 ms at 16 kHz
 
@@ -102,8 +103,9 @@ class AstEncoder:
         dtype = next(self.model.parameters()).dtype
         outs = []
         for s in range(0, len(windows), batch_size):
-            feats = self.feature_extractor(windows[s : s + batch_size], sampling_rate=self.sampling_rate,
-                                           return_tensors="np")
+            feats = self.feature_extractor(
+                windows[s : s + batch_size], sampling_rate=self.sampling_rate, return_tensors="np"
+            )
             x = torch.from_numpy(np.asarray(feats["input_values"])).to(device=device, dtype=dtype)
             with torch.inference_mode():
                 outs.append(self.model(input_values=x).last_hidden_state.float().cpu().numpy())

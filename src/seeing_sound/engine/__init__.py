@@ -9,4 +9,4 @@ from seeing_sound.engine.runner import StageReport, run_stage
 from seeing_sound.engine.shards import atomic_write, shard_name
 from seeing_sound.engine.stage import ShardStats, ShardTask, Stage
 
-__all__ = ["Stage", "ShardTask", "ShardStats", "StageReport", "run_stage", "atomic_write", "shard_name"]
+__all__ = ["ShardStats", "ShardTask", "Stage", "StageReport", "atomic_write", "run_stage", "shard_name"]

@@ -9,9 +9,9 @@ import logging
 import multiprocessing
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from seeing_sound.engine.shards import move_into_place, shard_name, write_json_atomic
 from seeing_sound.engine.stage import ShardStats, ShardTask, Stage
@@ -59,7 +59,12 @@ def _plan_digest(stage: Stage, tasks: Sequence[ShardTask]) -> dict:
     h = hashlib.sha256()
     for t in tasks:
         h.update(repr((t.index, t.items)).encode())
-    return {"stage": stage.name, "fingerprint": stage.fingerprint(), "shards": len(tasks), "items_sha256": h.hexdigest()}
+    return {
+        "stage": stage.name,
+        "fingerprint": stage.fingerprint(),
+        "shards": len(tasks),
+        "items_sha256": h.hexdigest(),
+    }
 
 
 def _check_plan(root: Path, stage: Stage, tasks: Sequence[ShardTask], overwrite: bool) -> None:

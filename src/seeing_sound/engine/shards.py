@@ -7,8 +7,8 @@ import glob
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 def shard_name(index: int) -> str:

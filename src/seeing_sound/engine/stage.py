@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class ShardStats:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ShardStats":
+    def from_dict(cls, d: dict) -> ShardStats:
         return cls(**{k: d[k] for k in ("shard", "items_in", "items_out", "errors", "seconds", "extra") if k in d})
 
 

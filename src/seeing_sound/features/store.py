@@ -53,7 +53,7 @@ class FeatureSet:
     shards: list[Path] = field(default_factory=list)
 
     @classmethod
-    def open(cls, path: str | Path) -> "FeatureSet":
+    def open(cls, path: str | Path) -> FeatureSet:
         path = Path(path)
         card_path = path / "features.json"
         if not card_path.is_file():
@@ -88,5 +88,7 @@ def find_feature_set(root: str | Path, kind: str, name: str | None = None) -> Fe
         raise SeeingSoundError(f"no {kind.upper()} features under {base}; run `seeing-sound features {root}` first")
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
-        raise SeeingSoundError(f"several {kind.upper()} feature sets under {base} ({names}); choose one with --{kind}-features")
+        raise SeeingSoundError(
+            f"several {kind.upper()} feature sets under {base} ({names}); choose one with --{kind}-features"
+        )
     return FeatureSet.open(found[0])

@@ -72,7 +72,7 @@ class AudioPixArt(ModelMixin, ConfigMixin):
         return self.transformer.config.sample_size
 
     @classmethod
-    def from_pixart(cls, name_or_path: str = DEFAULT_PIXART, audio_embed_dim: int = 768, seed: int = 0) -> "AudioPixArt":
+    def from_pixart(cls, name_or_path: str = DEFAULT_PIXART, audio_embed_dim: int = 768, seed: int = 0) -> AudioPixArt:
         """All transformer weights from a PixArt-α checkpoint, a freshly initialised projector (seeded)."""
         base = load_pixart_transformer(name_or_path)
         torch.manual_seed(seed)
@@ -82,8 +82,13 @@ class AudioPixArt(ModelMixin, ConfigMixin):
         missing, unexpected = model.transformer.load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith("caption_projection.") for k in missing):
             raise RuntimeError(f"checkpoint does not match PixArt-α: missing={missing} unexpected={unexpected}")
-        log.info("AudioPixArt from %s: %.1fM parameters, projector %d -> %d (new)",
-                 name_or_path, sum(p.numel() for p in model.parameters()) / 1e6, audio_embed_dim, base.inner_dim)
+        log.info(
+            "AudioPixArt from %s: %.1fM parameters, projector %d -> %d (new)",
+            name_or_path,
+            sum(p.numel() for p in model.parameters()) / 1e6,
+            audio_embed_dim,
+            base.inner_dim,
+        )
         return model
 
     def forward(

@@ -36,7 +36,7 @@ class DiffusionSchedule:
     betas: np.ndarray
 
     @classmethod
-    def linear(cls, num_steps: int = 1000) -> "DiffusionSchedule":
+    def linear(cls, num_steps: int = 1000) -> DiffusionSchedule:
         return cls(linear_beta_schedule(num_steps))
 
     @property

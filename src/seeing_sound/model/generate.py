@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -42,10 +42,21 @@ def read_mono(path: str | Path) -> tuple[np.ndarray, int]:
     return data.mean(axis=1), int(sr)
 
 
-def generate_files(audio: Sequence[str | Path], *, model: str | Path, out: str | Path, seed: int = 0,
-                   num_images: int = 1, steps: int = 20, guidance_scale: float = 4.5, scheduler: str = "dpm-solver",
-                   height: int | None = None, width: int | None = None, device: str = "auto",
-                   progress: bool = True) -> dict:
+def generate_files(
+    audio: Sequence[str | Path],
+    *,
+    model: str | Path,
+    out: str | Path,
+    seed: int = 0,
+    num_images: int = 1,
+    steps: int = 20,
+    guidance_scale: float = 4.5,
+    scheduler: str = "dpm-solver",
+    height: int | None = None,
+    width: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict:
     """Write ``<stem>-seed<S>.png`` per image (image ``k`` of a clip uses seed ``seed + k``, so a file's
     images do not depend on which other files are in the batch), ``contact-sheet.png`` and
     ``generate.json`` (outputs and skipped files with reasons). Returns that report."""
@@ -61,8 +72,14 @@ def generate_files(audio: Sequence[str | Path], *, model: str | Path, out: str |
     pipe.set_progress_bar_config(disable=not progress)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    report: dict = {"model": str(model), "seed": seed, "steps": steps, "guidance_scale": guidance_scale,
-                    "outputs": {}, "skipped": {}}
+    report: dict = {
+        "model": str(model),
+        "seed": seed,
+        "steps": steps,
+        "guidance_scale": guidance_scale,
+        "outputs": {},
+        "skipped": {},
+    }
     sheet, labels, used = [], [], set()
     for file in audio:
         try:
@@ -78,8 +95,16 @@ def generate_files(audio: Sequence[str | Path], *, model: str | Path, out: str |
             stem += "_"
         used.add(stem)
         generators = [torch.Generator().manual_seed(seed + k) for k in range(num_images)]
-        images = pipe(audio=wave, sampling_rate=sr, num_inference_steps=steps, guidance_scale=guidance_scale,
-                      num_images_per_prompt=num_images, generator=generators, height=height, width=width).images
+        images = pipe(
+            audio=wave,
+            sampling_rate=sr,
+            num_inference_steps=steps,
+            guidance_scale=guidance_scale,
+            num_images_per_prompt=num_images,
+            generator=generators,
+            height=height,
+            width=width,
+        ).images
         names = []
         for k, image in enumerate(images):
             name = f"{stem}-seed{seed + k}.png"
@@ -92,6 +117,8 @@ def generate_files(audio: Sequence[str | Path], *, model: str | Path, out: str |
         image_grid(sheet, cols=max(num_images, min(len(sheet), 4)), labels=labels).save(out / "contact-sheet.png")
     (out / "generate.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     if not sheet:
-        raise SeeingSoundError(f"no audio file could be read ({len(report['skipped'])} skipped); see {out / 'generate.json'}")
+        raise SeeingSoundError(
+            f"no audio file could be read ({len(report['skipped'])} skipped); see {out / 'generate.json'}"
+        )
     log.info("wrote %d images for %d files to %s", len(sheet), len(report["outputs"]), out)
     return report

@@ -8,41 +8,15 @@ A hub id or a local folder may be either a full PixArt-α repository (``transfor
 
 from __future__ import annotations
 
-from pathlib import Path
+from seeing_sound.builders import DEFAULT_PIXART, component_subfolder, load_component, load_vae
 
-from seeing_sound.errors import ModelNotFoundError
-
-DEFAULT_PIXART = "PixArt-alpha/PixArt-XL-2-512x512"
-DEFAULT_AST = "MIT/ast-finetuned-audioset-10-10-0.4593"
-
-
-def _subfolder(name_or_path: str, subfolder: str) -> str | None:
-    """``subfolder`` unless ``name_or_path`` is a local folder that holds the component itself."""
-    path = Path(name_or_path)
-    if path.is_dir() and not (path / subfolder).is_dir() and (path / "config.json").is_file():
-        return None
-    return subfolder
-
-
-def load_component(cls, name_or_path: str, subfolder: str, what: str, flag: str, **kwargs):
-    """``cls.from_pretrained`` with the component's ``subfolder`` (if the folder has one)."""
-    try:
-        sub = _subfolder(str(name_or_path), subfolder)
-        return cls.from_pretrained(str(name_or_path), subfolder=sub, **kwargs)
-    except OSError as exc:  # hub errors and missing files are OSErrors
-        raise ModelNotFoundError(what, str(name_or_path), flag, exc) from exc
+__all__ = ["DEFAULT_PIXART", "load_component", "load_pixart_transformer", "load_scheduler", "load_vae"]
 
 
 def load_pixart_transformer(name_or_path: str = DEFAULT_PIXART, flag: str = "--pretrained"):
     from diffusers import PixArtTransformer2DModel
 
     return load_component(PixArtTransformer2DModel, name_or_path, "transformer", "PixArt-α transformer", flag)
-
-
-def load_vae(name_or_path: str = DEFAULT_PIXART, flag: str = "--vae"):
-    from diffusers import AutoencoderKL
-
-    return load_component(AutoencoderKL, name_or_path, "vae", "VAE", flag)
 
 
 def load_scheduler(name_or_path: str = DEFAULT_PIXART, kind: str = "dpm-solver"):
@@ -54,7 +28,7 @@ def load_scheduler(name_or_path: str = DEFAULT_PIXART, kind: str = "dpm-solver")
         raise ValueError(f"scheduler must be one of {sorted(classes)}, got {kind!r}")
     cls = classes[kind]
     try:
-        return cls.from_pretrained(str(name_or_path), subfolder=_subfolder(str(name_or_path), "scheduler"))
+        return cls.from_pretrained(str(name_or_path), subfolder=component_subfolder(str(name_or_path), "scheduler"))
     except (OSError, ValueError):
         # The schedule PixArt-α was trained with: linear betas 1e-4 -> 0.02 over 1000 steps.
         return cls(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear")

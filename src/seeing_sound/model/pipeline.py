@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -26,7 +27,11 @@ def _as_wave_list(audio) -> list[np.ndarray]:
         if audio.ndim == 2:
             return list(audio)
         raise ValueError(f"audio must be (n,) or (batch, n), got shape {audio.shape}")
-    if isinstance(audio, (list, tuple)) and audio and all(isinstance(a, (np.ndarray, torch.Tensor, list)) for a in audio):
+    if (
+        isinstance(audio, (list, tuple))
+        and audio
+        and all(isinstance(a, (np.ndarray, torch.Tensor, list)) for a in audio)
+    ):
         return [np.asarray(a.cpu().numpy() if isinstance(a, torch.Tensor) else a) for a in audio]
     raise ValueError(f"audio must be a waveform array or a list of them, got {type(audio).__name__}")
 
@@ -43,28 +48,51 @@ class AudioPixArtPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "audio_encoder->transformer->vae"
-    _optional_components = ["audio_encoder", "feature_extractor"]
+    _optional_components: ClassVar[list[str]] = ["audio_encoder", "feature_extractor"]
 
-    def __init__(self, transformer: AudioPixArt, vae: AutoencoderKL, scheduler, audio_encoder=None,
-                 feature_extractor=None, ast_pool: int = 1):
+    def __init__(
+        self,
+        transformer: AudioPixArt,
+        vae: AutoencoderKL,
+        scheduler,
+        audio_encoder=None,
+        feature_extractor=None,
+        ast_pool: int = 1,
+    ):
         super().__init__()
         if not isinstance(ast_pool, int) or ast_pool < 1:
             raise ValueError(f"ast_pool must be an int >= 1, got {ast_pool!r}")
-        self.register_modules(transformer=transformer, vae=vae, scheduler=scheduler, audio_encoder=audio_encoder,
-                              feature_extractor=feature_extractor)
+        self.register_modules(
+            transformer=transformer,
+            vae=vae,
+            scheduler=scheduler,
+            audio_encoder=audio_encoder,
+            feature_extractor=feature_extractor,
+        )
         self.register_to_config(ast_pool=ast_pool)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
 
     # --- inputs -----------------------------------------------------------------------------------
-    def check_inputs(self, audio, audio_embeds, sampling_rate, height, width, num_inference_steps, guidance_scale,
-                     num_images_per_prompt) -> None:
+    def check_inputs(
+        self,
+        audio,
+        audio_embeds,
+        sampling_rate,
+        height,
+        width,
+        num_inference_steps,
+        guidance_scale,
+        num_images_per_prompt,
+    ) -> None:
         """Raise ``ValueError`` naming the argument for every input the pipeline cannot use."""
         if (audio is None) == (audio_embeds is None):
             raise ValueError("pass exactly one of `audio` and `audio_embeds`")
         if audio is not None:
             if self.audio_encoder is None or self.feature_extractor is None:
-                raise ValueError("`audio` needs the pipeline's audio_encoder and feature_extractor; pass `audio_embeds`")
+                raise ValueError(
+                    "`audio` needs the pipeline's audio_encoder and feature_extractor; pass `audio_embeds`"
+                )
             if not isinstance(sampling_rate, int) or sampling_rate <= 0:
                 raise ValueError(f"`sampling_rate` must be a positive int, got {sampling_rate!r}")
             for i, wave in enumerate(_as_wave_list(audio)):
@@ -124,8 +152,16 @@ class AudioPixArtPipeline(DiffusionPipeline):
         """
         sample_px = self.transformer.sample_size * self.vae_scale_factor
         height, width = height or sample_px, width or sample_px
-        self.check_inputs(audio, audio_embeds, sampling_rate, height, width, num_inference_steps, guidance_scale,
-                          num_images_per_prompt)
+        self.check_inputs(
+            audio,
+            audio_embeds,
+            sampling_rate,
+            height,
+            width,
+            num_inference_steps,
+            guidance_scale,
+            num_images_per_prompt,
+        )
         device = self._execution_device
         dtype = self.transformer.dtype
 

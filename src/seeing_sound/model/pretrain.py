@@ -42,8 +42,9 @@ def text_targets(texts: list[str], pretrained: str, device) -> torch.Tensor:
     projection = load_pixart_transformer(pretrained).caption_projection.to(device).eval()
     out = []
     for s in range(0, len(texts), 64):
-        tok = tokenizer(texts[s : s + 64], padding="max_length", max_length=T5_MAX_TOKENS, truncation=True,
-                        return_tensors="pt").to(device)
+        tok = tokenizer(
+            texts[s : s + 64], padding="max_length", max_length=T5_MAX_TOKENS, truncation=True, return_tensors="pt"
+        ).to(device)
         hidden = projection(encoder(input_ids=tok.input_ids, attention_mask=tok.attention_mask).last_hidden_state)
         mask = tok.attention_mask.unsqueeze(-1).to(hidden.dtype)
         out.append((hidden * mask).sum(1) / mask.sum(1).clamp(min=1))

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 
-def image_grid(images: Sequence[Image.Image], cols: int, labels: Sequence[str] | None = None,
-               pad: int = 2, min_cell: int = 64) -> Image.Image:
+def image_grid(
+    images: Sequence[Image.Image], cols: int, labels: Sequence[str] | None = None, pad: int = 2, min_cell: int = 64
+) -> Image.Image:
     """Tile images row by row into one RGB image (cells upscaled to at least ``min_cell`` px, nearest)."""
     if not images:
         raise ValueError("images must not be empty")
@@ -39,13 +40,18 @@ def render_validation_grid(pipe, audio_embeds, gt_latents, seed: int, steps: int
     import torch
 
     generator = torch.Generator().manual_seed(seed)
-    samples = pipe(audio_embeds=audio_embeds, num_inference_steps=steps, guidance_scale=guidance_scale,
-                   generator=generator, output_type="pil").images
+    samples = pipe(
+        audio_embeds=audio_embeds,
+        num_inference_steps=steps,
+        guidance_scale=guidance_scale,
+        generator=generator,
+        output_type="pil",
+    ).images
     with torch.no_grad():
         vae = pipe.vae
         decoded = vae.decode(gt_latents.to(vae.device, vae.dtype) / vae.config.scaling_factor).sample
     truth = pipe.image_processor.postprocess(decoded.float(), output_type="pil")
-    cells = [im for pair in zip(truth, samples) for im in pair]
+    cells = [im for pair in zip(truth, samples, strict=True) for im in pair]
     return image_grid(cells, cols=2)
 
 

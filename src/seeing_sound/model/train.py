@@ -130,8 +130,13 @@ def train(cfg: TrainConfig) -> TrainResult:
     if len(data) == 0:
         raise SeeingSoundError(f"no rows have both AST and VAE features in {cfg.dataset}")
     plan = BatchPlan(len(data), cfg.batch_size, cfg.seed)
-    log.info("training on %d pairs (%s, %s), %d batches per epoch", len(data), ast_set.path.name,
-             vae_set.path.name, plan.batches_per_epoch)
+    log.info(
+        "training on %d pairs (%s, %s), %d batches per epoch",
+        len(data),
+        ast_set.path.name,
+        vae_set.path.name,
+        plan.batches_per_epoch,
+    )
 
     torch.manual_seed(cfg.seed)
     model = AudioPixArt.from_pixart(cfg.pretrained, audio_embed_dim=int(ast_set.card["dim"]), seed=cfg.seed)
@@ -167,16 +172,23 @@ def train(cfg: TrainConfig) -> TrainResult:
     procs, rank = accelerator.num_processes, accelerator.process_index
     start = counter.step
     loader = torch.utils.data.DataLoader(
-        data, batch_sampler=BatchSampler(plan, start=start * cfg.grad_accum * procs + rank, stride=procs),
-        collate_fn=collate, num_workers=cfg.num_workers,
+        data,
+        batch_sampler=BatchSampler(plan, start=start * cfg.grad_accum * procs + rank, stride=procs),
+        collate_fn=collate,
+        num_workers=cfg.num_workers,
     )
     batches = iter(loader)
     sampler_ctx = _Sampler(cfg, out, data, vae_set, accelerator) if accelerator.is_main_process else None
     result = TrainResult(steps=start, out=out)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=cfg.max_steps, initial=start, desc="train", unit="step",
-               disable=not (cfg.progress and accelerator.is_main_process))
+    bar = tqdm(
+        total=cfg.max_steps,
+        initial=start,
+        desc="train",
+        unit="step",
+        disable=not (cfg.progress and accelerator.is_main_process),
+    )
     log_file = (out / "log.jsonl").open("a") if accelerator.is_main_process else None
     t_window, n_window = time.perf_counter(), 0
     try:

@@ -46,8 +46,16 @@ class TrainConfig:
     progress: bool = True  # show a progress bar
 
     def validate(self) -> None:
-        positive = ("max_steps", "batch_size", "grad_accum", "checkpoint_every", "log_every", "sample_steps",
-                    "num_validation", "pretrain_batch_size")
+        positive = (
+            "max_steps",
+            "batch_size",
+            "grad_accum",
+            "checkpoint_every",
+            "log_every",
+            "sample_steps",
+            "num_validation",
+            "pretrain_batch_size",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -46,7 +46,9 @@ def format_summary(s: dict) -> str:
         f"audio       {s['hours']:.3f} h of real (unpadded) audio",
     ]
     if s["loudness_lufs_percentiles"]:
-        lines.append("loudness    " + "  ".join(f"{k}={v:.1f}" for k, v in s["loudness_lufs_percentiles"].items()) + " LUFS")
+        lines.append(
+            "loudness    " + "  ".join(f"{k}={v:.1f}" for k, v in s["loudness_lufs_percentiles"].items()) + " LUFS"
+        )
     if s["errors"]:
         lines.append("errors      " + ", ".join(f"{k}: {v}" for k, v in sorted(s["errors"].items())))
     else:

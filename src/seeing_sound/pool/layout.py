@@ -28,3 +28,19 @@ def manifest_rel(index: int) -> str:
 
 def errors_rel(index: int) -> str:
     return f"errors/{shard_name(index)}.parquet"
+
+
+def embeddings_root(pool_root: str | Path, key: str) -> Path:
+    return Path(pool_root) / "embeddings" / key
+
+
+def vectors_rel(key: str, index: int) -> str:
+    return f"embeddings/{key}/{shard_name(index)}.npy"
+
+
+def ids_rel(key: str, index: int) -> str:
+    return f"embeddings/{key}/{shard_name(index)}.ids.npy"
+
+
+def skipped_rel(key: str, index: int) -> str:
+    return f"embeddings/{key}/{shard_name(index)}.skipped.parquet"

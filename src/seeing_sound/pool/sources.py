@@ -44,7 +44,7 @@ def find_sources(roots: list[str | Path]) -> list[SourceFile]:
         if not p.exists():
             raise FileNotFoundError(f"source not found: {p}")
     out: dict[str, SourceFile] = {}
-    for root, label in zip(paths, _root_labels(paths)):
+    for root, label in zip(paths, _root_labels(paths), strict=True):
         if root.is_file():
             files = [(root.name, root)]
         else:

@@ -33,11 +33,15 @@ class AudioPool:
         self._maps: dict[int, np.ndarray] = {}
 
     @classmethod
-    def open(cls, path: str | Path) -> "AudioPool":
+    def open(cls, path: str | Path) -> AudioPool:
         root = Path(path)
         meta = layout.pool_json(root)
         if not meta.exists():
-            hint = " (an unfinished build: rerun `seeing-sound pool build` to finish it)" if (root / "_stages").exists() else ""
+            hint = (
+                " (an unfinished build: rerun `seeing-sound pool build` to finish it)"
+                if (root / "_stages").exists()
+                else ""
+            )
             raise SeeingSoundError(f"{root} is not an audio pool: {meta.name} missing{hint}")
         info = json.loads(meta.read_text())
         if info.get("format") != layout.POOL_FORMAT:
@@ -77,8 +81,11 @@ class AudioPool:
         if arr is None:
             n = int(self._offsets[shard + 1] - self._offsets[shard])
             path = self.root / layout.chunks_rel(self.info["shards"][shard]["index"])
-            arr = np.memmap(path, dtype=layout.CHUNK_DTYPE, mode="r", shape=(n, self.chunk_samples)) if n else \
-                np.zeros((0, self.chunk_samples), dtype=layout.CHUNK_DTYPE)
+            arr = (
+                np.memmap(path, dtype=layout.CHUNK_DTYPE, mode="r", shape=(n, self.chunk_samples))
+                if n
+                else np.zeros((0, self.chunk_samples), dtype=layout.CHUNK_DTYPE)
+            )
             self._maps[shard] = arr
         return arr
 
@@ -103,7 +110,7 @@ class AudioPool:
         self._check_ids(ids)
         shards = np.searchsorted(self._offsets, ids, side="right") - 1
         rows = ids - self._offsets[shards]
-        return [self._shard_array(int(s))[r] for s, r in zip(shards, rows)], self._factors[ids]
+        return [self._shard_array(int(s))[r] for s, r in zip(shards, rows, strict=True)], self._factors[ids]
 
     def chunks(self, ids) -> np.ndarray:
         """Audio of many chunks: float32 (n, chunk_samples), in the order of ``ids``."""

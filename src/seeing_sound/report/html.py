@@ -109,8 +109,10 @@ class _Renderer:
             self._skip("audio_path_refused")
             return _missing(f"mixture path refused (absolute or outside the dataset): {row.get('audio_path')}")
         gain = row.get("mixture_gain_db") or 0.0
-        return (f'<div class="mixture"><strong>Mixture</strong> <span class="muted">(whole-mixture gain '
-                f'{_num(gain, ".2f", " dB")})</span><br>{self.audio(path, "mixture")}</div>')
+        return (
+            f'<div class="mixture"><strong>Mixture</strong> <span class="muted">(whole-mixture gain '
+            f"{_num(gain, '.2f', ' dB')})</span><br>{self.audio(path, 'mixture')}</div>"
+        )
 
     def component_audio(self, stem: str, comp: dict, mixture_gain_db: float) -> str:
         """Render one component at its recorded gain to ``report/components/<stem>.wav``."""
@@ -123,7 +125,9 @@ class _Renderer:
             self._skip("component_unrenderable")
             log.warning("report: component %s not rendered: %s", stem, exc)
             # an OSError names the pool's absolute path: keep it in the log, off the page
-            return _missing("not rendered: pool chunk unreadable" if isinstance(exc, OSError) else f"not rendered: {exc}")
+            return _missing(
+                "not rendered: pool chunk unreadable" if isinstance(exc, OSError) else f"not rendered: {exc}"
+            )
         rel = f"{COMPONENTS_REL}/{stem}.wav"
         with atomic_write(self.out / rel) as fh:
             fh.write(encode(quantize_pcm16(x), self.pool.sample_rate, "wav"))
@@ -137,30 +141,41 @@ class _Renderer:
         mix_gain = float(row.get("mixture_gain_db") or 0.0)
         body = []
         for k, c in enumerate(comps):
-            concept = (f'<div class="concept">{_e(c.get("concept"))}</div>'
-                       f'<div><span class="tag">object</span>{_e(c.get("object"))}</div>'
-                       f'<div><span class="tag">sound</span>{_e(c.get("sound"))}</div>'
-                       f'<div class="muted">model: {_e(c.get("model"))}</div>')
-            chunk = (f'<div>{_e(c.get("chunk_description"))}</div>'
-                     f'<div class="muted">{_e(c.get("chunk_source"))} @ {_num(c.get("chunk_offset_s"), "g", " s")}'
-                     f' &middot; chunk {_e(c.get("chunk_id"))}</div>')
-            scores = (f'cosine {_num(c.get("cosine"), ".3f")}<br>SSR {_num(c.get("score"), ".3f")}'
-                      f'<br>threshold {_num(c.get("threshold"), ".3f")}')
-            loud = (f'chunk {_num(c.get("chunk_lufs"), ".1f", " LUFS")}'
-                    f'<br>target {_num(c.get("target_lufs"), ".1f", " LUFS")}'
-                    f'<br>gain {_num(c.get("gain_db"), "+.2f", " dB")}')
+            concept = (
+                f'<div class="concept">{_e(c.get("concept"))}</div>'
+                f'<div><span class="tag">object</span>{_e(c.get("object"))}</div>'
+                f'<div><span class="tag">sound</span>{_e(c.get("sound"))}</div>'
+                f'<div class="muted">model: {_e(c.get("model"))}</div>'
+            )
+            chunk = (
+                f"<div>{_e(c.get('chunk_description'))}</div>"
+                f'<div class="muted">{_e(c.get("chunk_source"))} @ {_num(c.get("chunk_offset_s"), "g", " s")}'
+                f" &middot; chunk {_e(c.get('chunk_id'))}</div>"
+            )
+            scores = (
+                f"cosine {_num(c.get('cosine'), '.3f')}<br>SSR {_num(c.get('score'), '.3f')}"
+                f"<br>threshold {_num(c.get('threshold'), '.3f')}"
+            )
+            loud = (
+                f"chunk {_num(c.get('chunk_lufs'), '.1f', ' LUFS')}"
+                f"<br>target {_num(c.get('target_lufs'), '.1f', ' LUFS')}"
+                f"<br>gain {_num(c.get('gain_db'), '+.2f', ' dB')}"
+            )
             player = self.component_audio(f"{stem}-{k}", c, mix_gain)
-            body.append(f'<tr><td class="num">{k}</td><td>{concept}</td><td>{chunk}</td><td class="num">{scores}</td>'
-                        f'<td class="num">{loud}</td><td>{player}</td></tr>')
-        head = ("<tr><th>#</th><th>Concept</th><th>Chosen chunk</th><th>Scores</th><th>Loudness</th>"
-                "<th>Listen</th></tr>")
+            body.append(
+                f'<tr><td class="num">{k}</td><td>{concept}</td><td>{chunk}</td><td class="num">{scores}</td>'
+                f'<td class="num">{loud}</td><td>{player}</td></tr>'
+            )
+        head = "<tr><th>#</th><th>Concept</th><th>Chosen chunk</th><th>Scores</th><th>Loudness</th><th>Listen</th></tr>"
         return f'<table class="components">{head}{"".join(body)}</table>'
 
     def pair(self, i: int, stem: str, row: dict) -> str:
-        return (f'<article class="pair" id="{_e(row.get("pair_id"))}"><div class="image">{self.image(i, row)}</div>'
-                f'<div><h3>{_e(row.get("image_id"))}</h3>'
-                f'<div class="muted">{_e(row.get("image_path"))} &middot; seed {_e(row.get("seed"))}</div>'
-                f'{self.mixture(i, row)}{self.components(stem, row)}</div></article>')
+        return (
+            f'<article class="pair" id="{_e(row.get("pair_id"))}"><div class="image">{self.image(i, row)}</div>'
+            f"<div><h3>{_e(row.get('image_id'))}</h3>"
+            f'<div class="muted">{_e(row.get("image_path"))} &middot; seed {_e(row.get("seed"))}</div>'
+            f"{self.mixture(i, row)}{self.components(stem, row)}</div></article>"
+        )
 
     def thumbnail(self, row: dict) -> str:
         """A small <img> for a filtered image when its file is found inside the dataset's images root.
@@ -193,24 +208,29 @@ def _dropped_section(r: _Renderer) -> str:
     filtered = [x for x in rows if not x.get("error") and x.get("filtered")]
     parts = ['<section id="dropped"><h2>Filtered and failed images</h2>']
     if not rows and not problems:
-        parts.append('<p class="muted">No image table in this dataset (images/shard-*.parquet); '
-                     "see the summary for counts.</p>")
+        parts.append(
+            '<p class="muted">No image table in this dataset (images/shard-*.parquet); see the summary for counts.</p>'
+        )
     parts += [_missing(f"unreadable image table {p}") for p in problems]
     if rows:
         parts.append(f"<h3>Filtered ({len(filtered)})</h3>")
         if filtered:
-            trs = "".join(f'<tr><td>{r.thumbnail(x)}</td><td>{_e(x.get("image_id"))}'
-                          f'<div class="muted">{_e(x.get("path"))}'
-                          f'</div></td><td><span class="tag">{_e(x.get("filter_word"))}</span></td>'
-                          f'<td>{_e(x.get("caption"))}</td></tr>' for x in filtered)
-            parts.append("<table><tr><th></th><th>Image</th><th>Matched word</th><th>Caption</th></tr>"
-                         f"{trs}</table>")
+            trs = "".join(
+                f"<tr><td>{r.thumbnail(x)}</td><td>{_e(x.get('image_id'))}"
+                f'<div class="muted">{_e(x.get("path"))}'
+                f'</div></td><td><span class="tag">{_e(x.get("filter_word"))}</span></td>'
+                f"<td>{_e(x.get('caption'))}</td></tr>"
+                for x in filtered
+            )
+            parts.append(f"<table><tr><th></th><th>Image</th><th>Matched word</th><th>Caption</th></tr>{trs}</table>")
         parts.append(f"<h3>Failed ({len(failed)})</h3>")
         if failed:
-            trs = "".join(f'<tr><td>{_e(x.get("image_id"))}<div class="muted">{_e(x.get("path"))}</div></td>'
-                          f'<td><span class="tag">{_e(x.get("error"))}</span></td>'
-                          f'<td>{_e(x.get("error_detail"))}</td></tr>'
-                          for x in failed)
+            trs = "".join(
+                f'<tr><td>{_e(x.get("image_id"))}<div class="muted">{_e(x.get("path"))}</div></td>'
+                f'<td><span class="tag">{_e(x.get("error"))}</span></td>'
+                f"<td>{_e(x.get('error_detail'))}</td></tr>"
+                for x in failed
+            )
             parts.append(f"<table><tr><th>Image</th><th>Reason</th><th>Detail</th></tr>{trs}</table>")
     parts.append("</section>")
     return "".join(parts)
@@ -224,8 +244,15 @@ def _remove_stale(comp_dir: Path, keep: set[str]) -> None:
                 f.unlink()
 
 
-def write_report(dataset: str | Path, pool: str | Path, out_dir: str | Path, *, title: str = "seeing-sound dataset",
-                 max_pairs: int | None = None, summary: dict | None = None) -> Path:
+def write_report(
+    dataset: str | Path,
+    pool: str | Path,
+    out_dir: str | Path,
+    *,
+    title: str = "seeing-sound dataset",
+    max_pairs: int | None = None,
+    summary: dict | None = None,
+) -> Path:
     """Write ``out_dir/index.html`` and ``out_dir/report/components/*.wav`` for a pairs dataset.
 
     Args:

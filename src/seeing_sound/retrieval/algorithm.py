@@ -43,9 +43,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seeing_sound.retrieval.scores import U32, cos_sim, row_norms, ssr as ssr_fn, top_mean, unit_query
+from seeing_sound.retrieval.scores import U32, cos_sim, row_norms, top_mean, unit_query
+from seeing_sound.retrieval.scores import ssr as ssr_fn
 from seeing_sound.retrieval.search import propose, resolve_engine
-from seeing_sound.retrieval.seeds import choice_positions
+from seeing_sound.seeding import choice_positions
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,9 @@ class Candidates:
         n = np.array([self.rows[w].size for w in which], dtype=np.int64)
         pos = choice_positions(seeds, n)
         return Matches(
-            index=np.array([self.rows[w][p] for w, p in zip(which, pos)], dtype=np.int64),
-            cosine=np.array([self.cosine[w][p] for w, p in zip(which, pos)], dtype=np.float64),
-            score=np.array([self.score[w][p] for w, p in zip(which, pos)], dtype=np.float64),
+            index=np.array([self.rows[w][p] for w, p in zip(which, pos, strict=True)], dtype=np.int64),
+            cosine=np.array([self.cosine[w][p] for w, p in zip(which, pos, strict=True)], dtype=np.float64),
+            score=np.array([self.score[w][p] for w, p in zip(which, pos, strict=True)], dtype=np.float64),
             threshold=self.threshold[which].astype(np.float64),
             n_candidates=n,
         )
@@ -118,7 +119,9 @@ def _check_norms(norms: np.ndarray, name: str) -> None:
         raise ValueError(f"{name} row {int(bad[0])} contains NaN or inf ({bad.size} such rows)")
     zero = np.flatnonzero(norms == 0)
     if zero.size:
-        raise ValueError(f"{name} row {int(zero[0])} is a zero vector; cosine similarity is undefined ({zero.size} such rows)")
+        raise ValueError(
+            f"{name} row {int(zero[0])} is a zero vector; cosine similarity is undefined ({zero.size} such rows)"
+        )
 
 
 def _keep_rows(exclude, n: int) -> np.ndarray | None:
@@ -141,8 +144,13 @@ def _keep_rows(exclude, n: int) -> np.ndarray | None:
     return np.flatnonzero(~mask) if mask.any() else None
 
 
-class _Pool:
-    """The pool, prepared once: float32 rows, canonical norms, a unit-norm search view."""
+class PreparedPool:
+    """A pool prepared once for many searches: float32 rows, canonical norms, a unit-norm search view.
+
+    ``pool`` float (N, D) embeddings (any norm; zero rows are refused); ``exclude`` a bool
+    mask (N,) or row indices to leave out. Pass it to :func:`candidate_sets` in place of the
+    array to skip re-checking and re-normalising a large pool for every batch of queries.
+    """
 
     def __init__(self, pool: np.ndarray, exclude=None, dim: int | None = None):
         p = _as_matrix(pool, "pool", dim)
@@ -168,7 +176,7 @@ class _Pool:
         return rows if self.kept is None else self.kept[rows]
 
 
-def _canonical(qu: np.ndarray, pool: _Pool, idx: np.ndarray | None, budget: int) -> np.ndarray:
+def _canonical(qu: np.ndarray, pool: PreparedPool, idx: np.ndarray | None, budget: int) -> np.ndarray:
     """Canonical cosines of ``qu`` float64 (b, D) against pool rows ``idx`` int (b, m), or all rows.
 
     Chunked so that at most ``budget`` bytes of float64 temporaries exist at once; each
@@ -184,19 +192,31 @@ def _canonical(qu: np.ndarray, pool: _Pool, idx: np.ndarray | None, budget: int)
         q3 = qu[r : r + rows, None, :]
         for c in range(0, m, cols):
             if idx is None:
-                out[r : r + rows, c : c + cols] = cos_sim(q3, pool.rows[None, c : c + cols], pool.norms[None, c : c + cols])
+                out[r : r + rows, c : c + cols] = cos_sim(
+                    q3, pool.rows[None, c : c + cols], pool.norms[None, c : c + cols]
+                )
             else:
                 sel = idx[r : r + rows, c : c + cols]
                 out[r : r + rows, c : c + cols] = cos_sim(q3, pool.rows[sel], pool.norms[sel])
     return out
 
 
-def candidate_sets(queries, pool, k: int, *, ssr: bool = True, exclude=None, engine: str = "auto",
-                   memory_budget: int = DEFAULT_BUDGET, _pool: _Pool | None = None,
-                   proposer=None) -> Candidates:
+def candidate_sets(
+    queries,
+    pool,
+    k: int,
+    *,
+    ssr: bool = True,
+    exclude=None,
+    engine: str = "auto",
+    memory_budget: int = DEFAULT_BUDGET,
+    proposer=None,
+) -> Candidates:
     """Lines 4-7 of Algorithm 1 for every query: its candidate set I, threshold and scores.
 
-    ``queries`` float (Q, D); ``pool`` float (N, D). Rows of I are rows of ``pool``.
+    ``queries`` float (Q, D); ``pool`` float (N, D), or a :class:`PreparedPool` (then
+    ``exclude`` must be None: it was applied when the pool was prepared). Rows of I are rows
+    of ``pool``.
     ``proposer(q32 (b, D), k') -> (scores (b, k'), rows (b, k'))`` replaces the exact engine
     with an approximate index (faiss IVF/HNSW): proposals are still rescored canonically,
     but nothing proves that they hold the true top-k, so results are approximate.
@@ -210,7 +230,12 @@ def candidate_sets(queries, pool, k: int, *, ssr: bool = True, exclude=None, eng
     engine = resolve_engine(engine)
     qn = np.sqrt(np.sum(q.astype(np.float64) ** 2, axis=1))
     _check_norms(qn, "queries")
-    P = _pool if _pool is not None else _Pool(pool, exclude, q.shape[1])
+    if isinstance(pool, PreparedPool):
+        if exclude is not None:
+            raise ValueError("exclude applies when a PreparedPool is made; pass it to PreparedPool(pool, exclude)")
+        P = pool
+    else:
+        P = PreparedPool(pool, exclude, q.shape[1])
     if P.rows.shape[1] != q.shape[1]:
         raise ValueError(f"pool has dimension {P.rows.shape[1]} but queries have {q.shape[1]}")
     n, d, k = len(P), q.shape[1], int(min(k, len(P)))
@@ -276,8 +301,17 @@ def candidate_sets(queries, pool, k: int, *, ssr: bool = True, exclude=None, eng
     return Candidates(rows_out, cos_out, sc_out, thr)
 
 
-def match(queries, pool, k: int, *, ssr: bool = True, seeds=None, exclude=None, engine: str = "auto",
-          memory_budget: int = DEFAULT_BUDGET) -> Matches:
+def match(
+    queries,
+    pool,
+    k: int,
+    *,
+    ssr: bool = True,
+    seeds=None,
+    exclude=None,
+    engine: str = "auto",
+    memory_budget: int = DEFAULT_BUDGET,
+) -> Matches:
     """Algorithm 1 for Q queries at once: one pool row per query.
 
     ``queries`` float (Q, D) and ``pool`` float (N, D) embeddings (any norm; zero rows are

@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from seeing_sound.retrieval.scores import cos_sim, row_norms, unit_query
-from seeing_sound.retrieval.seeds import choice_positions
+from seeing_sound.seeding import choice_positions
 
 
-def get_matched_audio(q: np.ndarray, p: np.ndarray, k: int, seed: int, *, use_ssr: bool = True,
-                      p_norms: np.ndarray | None = None) -> dict:
+def get_matched_audio(
+    q: np.ndarray, p: np.ndarray, k: int, seed: int, *, use_ssr: bool = True, p_norms: np.ndarray | None = None
+) -> dict:
     """GETMATCHEDAUDIO for one query ``q`` float (D,) against pool embeddings ``p`` float (N, D).
 
     Lines 2-3 (encoding) happen outside: ``p`` and ``q`` are the embeddings. Returns the
@@ -38,12 +39,25 @@ def get_matched_audio(q: np.ndarray, p: np.ndarray, k: int, seed: int, *, use_ss
     # 8: i <- choice(I)
     pos = choice_positions(np.array([seed], dtype=np.uint64), np.array([big_i.size]))[0]
     i = int(big_i[pos])
-    return {"index": i, "cosine": float(cosine[i]), "score": float(t[i]), "threshold": float(lb),
-            "n_candidates": int(big_i.size), "candidates": big_i}
+    return {
+        "index": i,
+        "cosine": float(cosine[i]),
+        "score": float(t[i]),
+        "threshold": float(lb),
+        "n_candidates": int(big_i.size),
+        "candidates": big_i,
+    }
 
 
-def naive_match(queries: np.ndarray, pool: np.ndarray, k: int, *, seeds: np.ndarray, ssr: bool = True,
-                exclude: np.ndarray | None = None) -> dict:
+def naive_match(
+    queries: np.ndarray,
+    pool: np.ndarray,
+    k: int,
+    *,
+    seeds: np.ndarray,
+    ssr: bool = True,
+    exclude: np.ndarray | None = None,
+) -> dict:
     """:func:`get_matched_audio` for every query; same outputs as ``match`` as a dict of arrays.
 
     ``exclude`` (bool (N,)) removes pool rows before the algorithm runs.
@@ -52,8 +66,10 @@ def naive_match(queries: np.ndarray, pool: np.ndarray, k: int, *, seeds: np.ndar
     kept = np.arange(pool.shape[0]) if exclude is None else np.flatnonzero(~np.asarray(exclude, bool))
     p = np.ascontiguousarray(pool[kept])
     norms = row_norms(p)
-    rows = [get_matched_audio(q, p, k, int(s), use_ssr=ssr, p_norms=norms)
-            for q, s in zip(np.asarray(queries, dtype=np.float32), np.asarray(seeds, dtype=np.uint64))]
+    rows = [
+        get_matched_audio(q, p, k, int(s), use_ssr=ssr, p_norms=norms)
+        for q, s in zip(np.asarray(queries, dtype=np.float32), np.asarray(seeds, dtype=np.uint64), strict=True)
+    ]
     return {
         "index": np.array([kept[r["index"]] for r in rows], dtype=np.int64),
         "cosine": np.array([r["cosine"] for r in rows]),

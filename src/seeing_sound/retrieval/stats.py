@@ -14,8 +14,15 @@ def usage_stats(chunk_ids, *, pool_size: int | None = None, top: int = 10) -> di
     """
     ids = np.asarray(chunk_ids, dtype=np.int64).reshape(-1)
     if ids.size == 0:
-        return {"retrievals": 0, "unique_chunks": 0, "entropy_bits": 0.0, "effective_chunks": 0.0,
-                "top": [], "top_share": 0.0, "pool_size": pool_size}
+        return {
+            "retrievals": 0,
+            "unique_chunks": 0,
+            "entropy_bits": 0.0,
+            "effective_chunks": 0.0,
+            "top": [],
+            "top_share": 0.0,
+            "pool_size": pool_size,
+        }
     uniq, counts = np.unique(ids, return_counts=True)
     p = counts / ids.size
     entropy = float(-(p * np.log2(p)).sum())
@@ -39,7 +46,11 @@ def format_usage(stats: dict) -> str:
     lines = [
         f"retrievals        {stats['retrievals']}",
         f"unique chunks     {stats['unique_chunks']}"
-        + (f" ({100 * stats['pool_coverage']:.1f}% of a {stats['pool_size']}-chunk index)" if stats.get("pool_coverage") is not None else ""),
+        + (
+            f" ({100 * stats['pool_coverage']:.1f}% of a {stats['pool_size']}-chunk index)"
+            if stats.get("pool_coverage") is not None
+            else ""
+        ),
         f"usage entropy     {stats['entropy_bits']:.3f} bits (= {stats['effective_chunks']:.1f} equally used chunks)",
         f"top-{len(stats['top'])} share      {100 * stats['top_share']:.1f}% of retrievals",
     ]

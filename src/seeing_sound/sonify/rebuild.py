@@ -35,7 +35,9 @@ class RebuildReport:
         return "\n".join(lines)
 
 
-def rebuild(dataset: str | Path, pool: str | Path, out: str | Path | None = None, *, progress: bool = True) -> RebuildReport:
+def rebuild(
+    dataset: str | Path, pool: str | Path, out: str | Path | None = None, *, progress: bool = True
+) -> RebuildReport:
     """Render each pair's recipe from ``pool``; compare with the recorded ``mixture_sha256``.
 
     Writes the rebuilt audio under ``out`` (same relative paths) when given. A recipe whose
@@ -63,10 +65,14 @@ def rebuild(dataset: str | Path, pool: str | Path, out: str | Path | None = None
         if not comps or any(i is None or not 0 <= i < len(audio_pool) for i in ids):
             report.errors.setdefault("chunk_not_in_pool", []).append(pid)
             continue
-        if any(c["chunk_source"] is not None and sources[i] != c["chunk_source"] for c, i in zip(comps, ids)):
+        if any(
+            c["chunk_source"] is not None and sources[i] != c["chunk_source"] for c, i in zip(comps, ids, strict=True)
+        ):
             report.errors.setdefault("pool_differs", []).append(pid)
             continue
-        mix = render_scaled(*audio_pool.pcm_rows(ids), np.array([c["gain_db"] for c in comps]), row["mixture_gain_db"] or 0.0)
+        mix = render_scaled(
+            *audio_pool.pcm_rows(ids), np.array([c["gain_db"] for c in comps]), row["mixture_gain_db"] or 0.0
+        )
         pcm = quantize_pcm16(mix)
         if pcm_sha256(pcm) == row["mixture_sha256"]:
             report.matched += 1

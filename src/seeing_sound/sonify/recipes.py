@@ -11,17 +11,33 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from seeing_sound.audio.mix import target_lufs
-from seeing_sound.retrieval.seeds import concept_seeds
+from seeing_sound.seeding import concept_seeds
 
 #: one row per component; pair-level fields repeat on each of the pair's rows
-RECIPE_SCHEMA = pa.schema([
-    ("pair_id", pa.string()), ("image_id", pa.string()), ("image_path", pa.string()), ("image_sha256", pa.string()),
-    ("scene", pa.string()), ("concept_index", pa.int32()), ("model", pa.string()), ("object", pa.string()),
-    ("sound", pa.string()), ("concept", pa.string()), ("chunk_id", pa.int64()), ("chunk_source", pa.string()),
-    ("chunk_offset_s", pa.float64()), ("chunk_description", pa.string()), ("cosine", pa.float32()),
-    ("score", pa.float32()), ("threshold", pa.float32()), ("n_candidates", pa.int32()),
-    ("chunk_lufs", pa.float64()), ("target_lufs", pa.float64()),
-])
+RECIPE_SCHEMA = pa.schema(
+    [
+        ("pair_id", pa.string()),
+        ("image_id", pa.string()),
+        ("image_path", pa.string()),
+        ("image_sha256", pa.string()),
+        ("scene", pa.string()),
+        ("concept_index", pa.int32()),
+        ("model", pa.string()),
+        ("object", pa.string()),
+        ("sound", pa.string()),
+        ("concept", pa.string()),
+        ("chunk_id", pa.int64()),
+        ("chunk_source", pa.string()),
+        ("chunk_offset_s", pa.float64()),
+        ("chunk_description", pa.string()),
+        ("cosine", pa.float32()),
+        ("score", pa.float32()),
+        ("threshold", pa.float32()),
+        ("n_candidates", pa.int32()),
+        ("chunk_lufs", pa.float64()),
+        ("target_lufs", pa.float64()),
+    ]
+)
 
 
 def read_retrieval(out: Path) -> pa.Table:
@@ -29,8 +45,15 @@ def read_retrieval(out: Path) -> pa.Table:
     return pa.concat_tables([pq.read_table(f) for f in files]) if files else None
 
 
-def build_recipes(retrieved: pa.Table, concepts: pa.Table, images: pa.Table, manifest: pa.Table, *,
-                  seed: int, lufs_range: tuple[float, float]) -> pa.Table:
+def build_recipes(
+    retrieved: pa.Table,
+    concepts: pa.Table,
+    images: pa.Table,
+    manifest: pa.Table,
+    *,
+    seed: int,
+    lufs_range: tuple[float, float],
+) -> pa.Table:
     """One row per mixture component, sorted by (pair_id, concept_index); columnar throughout.
 
     A pair is an image and one VLM's concepts (``scene``); with a single VLM there is one
@@ -42,29 +65,48 @@ def build_recipes(retrieved: pa.Table, concepts: pa.Table, images: pa.Table, man
     r = retrieved
     models = pc.unique(r.column("model").drop_null())
     model_col = pc.fill_null(r.column("model"), "") if len(models) > 1 else None
-    pair_id = pc.binary_join_element_wise(r.column("image_id"), model_col, "::") if model_col is not None \
+    pair_id = (
+        pc.binary_join_element_wise(r.column("image_id"), model_col, "::")
+        if model_col is not None
         else r.column("image_id")
+    )
     ids = r.column("chunk_id").to_numpy().astype(np.int64)
     seeds = concept_seeds(seed, r.column("image_id").to_pylist(), r.column("concept_index").to_pylist())
-    table = pa.table({
-        "pair_id": pair_id, "image_id": r.column("image_id"), "scene": r.column("model"),
-        "concept_index": r.column("concept_index").cast(pa.int32()), "model": r.column("model"),
-        "concept": r.column("concept"), "chunk_id": pa.array(ids), "chunk_source": r.column("source"),
-        "chunk_offset_s": r.column("offset_s"),
-        "chunk_description": manifest.column("description").take(pa.array(ids)),
-        "cosine": r.column("cosine").cast(pa.float32()), "score": r.column("score").cast(pa.float32()),
-        "threshold": r.column("threshold").cast(pa.float32()), "n_candidates": r.column("n_candidates").cast(pa.int32()),
-        "chunk_lufs": pa.array(manifest.column("loudness_lufs").to_numpy()[ids]),
-        "target_lufs": pa.array(target_lufs(seeds, lufs_range)),
-    })
+    table = pa.table(
+        {
+            "pair_id": pair_id,
+            "image_id": r.column("image_id"),
+            "scene": r.column("model"),
+            "concept_index": r.column("concept_index").cast(pa.int32()),
+            "model": r.column("model"),
+            "concept": r.column("concept"),
+            "chunk_id": pa.array(ids),
+            "chunk_source": r.column("source"),
+            "chunk_offset_s": r.column("offset_s"),
+            "chunk_description": manifest.column("description").take(pa.array(ids)),
+            "cosine": r.column("cosine").cast(pa.float32()),
+            "score": r.column("score").cast(pa.float32()),
+            "threshold": r.column("threshold").cast(pa.float32()),
+            "n_candidates": r.column("n_candidates").cast(pa.int32()),
+            "chunk_lufs": pa.array(manifest.column("loudness_lufs").to_numpy()[ids]),
+            "target_lufs": pa.array(target_lufs(seeds, lufs_range)),
+        }
+    )
     table = _left_join(table, concepts, ["image_id", "concept_index"], ["object", "sound"])
-    image_cols = images.select([c for c in ("image_id", "path", "sha256") if c in images.column_names]) \
-        if images is not None else pa.table({"image_id": pa.array([], pa.string())})
-    image_cols = image_cols.rename_columns([{"path": "image_path", "sha256": "image_sha256"}.get(c, c)
-                                            for c in image_cols.column_names])
+    image_cols = (
+        images.select([c for c in ("image_id", "path", "sha256") if c in images.column_names])
+        if images is not None
+        else pa.table({"image_id": pa.array([], pa.string())})
+    )
+    image_cols = image_cols.rename_columns(
+        [{"path": "image_path", "sha256": "image_sha256"}.get(c, c) for c in image_cols.column_names]
+    )
     table = _left_join(table, image_cols, ["image_id"], ["image_path", "image_sha256"])
-    table = table.set_column(table.column_names.index("image_path"), "image_path",
-                             pc.coalesce(table.column("image_path"), table.column("image_id")))
+    table = table.set_column(
+        table.column_names.index("image_path"),
+        "image_path",
+        pc.coalesce(table.column("image_path"), table.column("image_id")),
+    )
     table = table.select(RECIPE_SCHEMA.names).cast(RECIPE_SCHEMA)
     return table.take(pc.sort_indices(table, sort_keys=[("pair_id", "ascending"), ("concept_index", "ascending")]))
 
@@ -74,8 +116,14 @@ def _left_join(table: pa.Table, other: pa.Table | None, keys: list[str], columns
     present = [c for c in columns if other is not None and c in other.column_names]
     if present:
         right = other.select(keys + present)
-        right = right.cast(pa.schema([pa.field(k, table.schema.field(k).type) if k in keys else right.schema.field(k)
-                                      for k in right.column_names]))
+        right = right.cast(
+            pa.schema(
+                [
+                    pa.field(k, table.schema.field(k).type) if k in keys else right.schema.field(k)
+                    for k in right.column_names
+                ]
+            )
+        )
         table = table.join(right, keys=keys, join_type="left outer")
     for c in columns:
         if c not in table.column_names:

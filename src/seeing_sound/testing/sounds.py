@@ -7,8 +7,8 @@ matters for the demo is that text retrieval over the descriptions finds the righ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from scipy import signal
@@ -43,7 +43,13 @@ def _events(rng, seconds: float, sr: int, rate: float, make: Callable[[], np.nda
 
 
 def rain(rng, s, sr):
-    drops = _events(rng, s, sr, 300, lambda: rng.uniform(0.2, 1) * _decay(int(0.004 * sr), sr, 0.001) * rng.standard_normal(int(0.004 * sr)))
+    drops = _events(
+        rng,
+        s,
+        sr,
+        300,
+        lambda: rng.uniform(0.2, 1) * _decay(int(0.004 * sr), sr, 0.001) * rng.standard_normal(int(0.004 * sr)),
+    )
     return _band(drops, sr, 800, None) + 0.05 * _band(rng.standard_normal(int(s * sr)), sr, 1000, None)
 
 
@@ -53,7 +59,22 @@ def wind(rng, s, sr):
 
 
 def water(rng, s, sr):
-    bubbles = _events(rng, s, sr, 40, lambda: np.sin(2 * np.pi * np.linspace(rng.uniform(300, 700), rng.uniform(800, 1500), int(0.03 * sr)) * np.arange(int(0.03 * sr)) / sr) * _decay(int(0.03 * sr), sr, 0.01))
+    bubbles = _events(
+        rng,
+        s,
+        sr,
+        40,
+        lambda: (
+            np.sin(
+                2
+                * np.pi
+                * np.linspace(rng.uniform(300, 700), rng.uniform(800, 1500), int(0.03 * sr))
+                * np.arange(int(0.03 * sr))
+                / sr
+            )
+            * _decay(int(0.03 * sr), sr, 0.01)
+        ),
+    )
     return bubbles + 0.5 * _band(rng.standard_normal(int(s * sr)), sr, 200, 3000)
 
 
@@ -62,15 +83,20 @@ def birds(rng, s, sr):
         n = int(rng.uniform(0.05, 0.15) * sr)
         f = np.linspace(rng.uniform(2500, 4000), rng.uniform(4000, 6500), n)
         return np.sin(2 * np.pi * np.cumsum(f) / sr) * np.hanning(n)
+
     return _events(rng, s, sr, 6, chirp)
 
 
 def bells(rng, s, sr):
     f0 = rng.uniform(300, 600)
+
     def strike():
         n = int(2.5 * sr)
         tt = np.arange(n) / sr
-        return sum(a * np.sin(2 * np.pi * f0 * r * tt) for a, r in ((1, 1), (0.6, 2.76), (0.4, 5.4), (0.25, 8.9))) * _decay(n, sr, 0.6)
+        return sum(
+            a * np.sin(2 * np.pi * f0 * r * tt) for a, r in ((1, 1), (0.6, 2.76), (0.4, 5.4), (0.25, 8.9))
+        ) * _decay(n, sr, 0.6)
+
     return _events(rng, s, sr, 0.8, strike)
 
 
@@ -131,6 +157,7 @@ def clink(rng, s, sr):
         n = int(0.4 * sr)
         f = rng.uniform(2500, 4500)
         return sum(np.sin(2 * np.pi * f * r * np.arange(n) / sr) for r in (1, 2.3, 3.9)) * _decay(n, sr, 0.08)
+
     return _events(rng, s, sr, 1.5, hit)
 
 
@@ -147,36 +174,73 @@ def breathing(rng, s, sr):
 
 def radio(rng, s, sr):
     tt = _t(s, sr)
-    beeps = (np.sin(2 * np.pi * 1000 * tt) * ((tt % 2.0) < 0.15))
+    beeps = np.sin(2 * np.pi * 1000 * tt) * ((tt % 2.0) < 0.15)
     return 0.3 * _band(rng.standard_normal(tt.size), sr, 500, 3000) * (0.5 + 0.5 * (rng.random(tt.size) > 0.5)) + beeps
 
 
 def rustle(rng, s, sr):
     tt = _t(s, sr)
-    env = np.clip(signal.fftconvolve((rng.random(tt.size) > 0.9995).astype(float), np.hanning(int(0.4 * sr)), "same"), 0, 1)
+    env = np.clip(
+        signal.fftconvolve((rng.random(tt.size) > 0.9995).astype(float), np.hanning(int(0.4 * sr)), "same"), 0, 1
+    )
     return (0.2 + env) * _band(rng.standard_normal(tt.size), sr, 2000, None)
 
 
 #: (file stem, recipe, description, labels)
 CATALOG = [
-    ("rain", rain, "Synthesized rain: dense random droplet clicks over a soft hiss, like rain falling on a roof", ["Rain"]),
+    (
+        "rain",
+        rain,
+        "Synthesized rain: dense random droplet clicks over a soft hiss, like rain falling on a roof",
+        ["Rain"],
+    ),
     ("wind", wind, "Synthesized wind blowing: low rumbling noise rising and falling in gusts", ["Wind"]),
     ("stream", water, "Synthesized running water: a babbling stream with bubbling and splashing", ["Water", "Stream"]),
     ("birds", birds, "Synthesized birdsong: short high chirps and tweets of small birds", ["Bird", "Chirp"]),
     ("bells", bells, "Synthesized church bells ringing with long metallic decays", ["Bell"]),
-    ("engine_idle", engine, "Synthesized engine idling: a low steady motor hum of a car or motorcycle engine", ["Engine", "Vehicle"]),
-    ("engine_rev", lambda r, s, sr: engine(r, s, sr, rev=True), "Synthesized motorcycle engine revving: a motor roar rising in pitch", ["Engine", "Motorcycle"]),
+    (
+        "engine_idle",
+        engine,
+        "Synthesized engine idling: a low steady motor hum of a car or motorcycle engine",
+        ["Engine", "Vehicle"],
+    ),
+    (
+        "engine_rev",
+        lambda r, s, sr: engine(r, s, sr, rev=True),
+        "Synthesized motorcycle engine revving: a motor roar rising in pitch",
+        ["Engine", "Motorcycle"],
+    ),
     ("footsteps", footsteps, "Synthesized footsteps: a person walking with steady soft steps", ["Footsteps", "Walk"]),
-    ("gravel_steps", lambda r, s, sr: footsteps(r, s, sr, crunch=True), "Synthesized footsteps crunching on gravel", ["Footsteps", "Gravel"]),
+    (
+        "gravel_steps",
+        lambda r, s, sr: footsteps(r, s, sr, crunch=True),
+        "Synthesized footsteps crunching on gravel",
+        ["Footsteps", "Gravel"],
+    ),
     ("fire", fire, "Synthesized crackling fire: random pops and crackles over a low roar", ["Fire"]),
-    ("crowd", babble, "Synthesized crowd babble: many people talking and murmuring at once, a cheering audience", ["Crowd", "Chatter"]),
-    ("rocket", rocket, "Synthesized rocket launch: a deafening broadband roar of engines at liftoff", ["Rocket", "Explosion"]),
+    (
+        "crowd",
+        babble,
+        "Synthesized crowd babble: many people talking and murmuring at once, a cheering audience",
+        ["Crowd", "Chatter"],
+    ),
+    (
+        "rocket",
+        rocket,
+        "Synthesized rocket launch: a deafening broadband roar of engines at liftoff",
+        ["Rocket", "Explosion"],
+    ),
     ("meow", meow, "Synthesized cat meowing: a gliding tonal miaow call", ["Cat", "Meow"]),
     ("purr", purr, "Synthesized cat purring: a low rhythmic rumbling purr", ["Cat", "Purr"]),
     ("clink", clink, "Synthesized spoon clinking against a ceramic cup or glass", ["Clink", "Dishes"]),
     ("pour", pour, "Synthesized liquid pouring: coffee or water poured into a cup", ["Pour", "Liquid"]),
     ("breathing", breathing, "Synthesized breathing: slow heavy breaths, as inside a helmet or mask", ["Breathing"]),
-    ("radio", radio, "Synthesized radio static with beeps, like a walkie-talkie or mission radio chatter", ["Radio", "Static"]),
+    (
+        "radio",
+        radio,
+        "Synthesized radio static with beeps, like a walkie-talkie or mission radio chatter",
+        ["Radio", "Static"],
+    ),
     ("rustle", rustle, "Synthesized rustling of grass and leaves moved by a breeze", ["Rustle", "Leaves"]),
 ]
 

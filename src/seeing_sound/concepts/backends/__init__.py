@@ -7,12 +7,15 @@ picklable :class:`VLMSpec`, so a shard sent to another process carries only the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
+
+from seeing_sound.builders import DEFAULT_VLM
 
 KINDS = ("transformers", "openai", "sidecar")
-DEFAULT_TRANSFORMERS_MODEL = "llava-hf/llava-1.5-7b-hf"
+DEFAULT_TRANSFORMERS_MODEL = DEFAULT_VLM
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class VLMSpec:
         return f"sidecar:{Path(self.model).name}" if self.kind == "sidecar" else self.model
 
     @classmethod
-    def parse(cls, text: str, **options) -> "VLMSpec":
+    def parse(cls, text: str, **options) -> VLMSpec:
         """``"transformers"``, ``"transformers:llava-hf/llava-1.5-7b-hf"``, ``"openai:gpt-4o-mini"``,
         ``"sidecar:concepts.jsonl"``. Options that a back end does not use are ignored by it."""
         kind, _, model = text.partition(":")
@@ -70,7 +73,7 @@ class VLMSpec:
         known = {k: v for k, v in options.items() if v is not None and k in cls.__dataclass_fields__}
         return cls(kind=kind, model=model, **known)
 
-    def with_name(self, name: str) -> "VLMSpec":
+    def with_name(self, name: str) -> VLMSpec:
         return replace(self, name=name)
 
 

@@ -21,7 +21,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from typing import Sequence
+from collections.abc import Sequence
 
 from seeing_sound.concepts.backends import Generation, VLMRequest, VLMSpec
 from seeing_sound.errors import SeeingSoundError
@@ -160,10 +160,10 @@ class OpenAIBackend:
                 raise SeeingSoundError(f"{self.url} answered HTTP {status} ({snippet}); {hint}") from None
             if status in RETRY_STATUS or status >= 500:
                 retry_after = parse_retry_after(exc.headers.get("Retry-After"))
-                raise _RequestFailed(f"http-{status}", f"HTTP {status}: {snippet}", retry_after)
+                raise _RequestFailed(f"http-{status}", f"HTTP {status}: {snippet}", retry_after) from None
             # Any other 4xx is about this request (e.g. image too large): recorded, not retried.
-            raise _RequestFailed(f"http-{status}", f"HTTP {status}: {snippet}", retry=False)
-        except (TimeoutError, socket.timeout) as exc:
+            raise _RequestFailed(f"http-{status}", f"HTTP {status}: {snippet}", retry=False) from None
+        except TimeoutError as exc:
             raise _RequestFailed("timeout", f"no answer within {self.spec.timeout_s:g}s") from exc
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, (TimeoutError, socket.timeout)):

@@ -15,8 +15,8 @@ import csv
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Sequence
 
 from seeing_sound.concepts.backends import Generation, VLMRequest, VLMSpec
 from seeing_sound.errors import SeeingSoundError
@@ -100,7 +100,9 @@ class SidecarBackend:
             self.index.setdefault(_norm_key(key), []).append(i)
         if unkeyed:
             log.warning("sidecar %s: %d rows have no key (%s) and are ignored", Path(spec.model).name, unkeyed, keys)
-        log.info("sidecar %s: %d rows, %d keys (%s)", Path(spec.model).name, len(rows), len(self.index), ", ".join(keys))
+        log.info(
+            "sidecar %s: %d rows, %d keys (%s)", Path(spec.model).name, len(rows), len(self.index), ", ".join(keys)
+        )
 
     def _rows_for(self, request: VLMRequest) -> list[dict]:
         rel = PurePosixPath(request.path)
@@ -114,7 +116,9 @@ class SidecarBackend:
         return [self._captions(r) if task == "caption" else self._concepts(r) for r in requests]
 
     def _missing(self, what: str) -> list[Generation]:
-        return [Generation(self.spec.model_id, error="sidecar-missing", detail=f"no {what} for this image in the sidecar")]
+        return [
+            Generation(self.spec.model_id, error="sidecar-missing", detail=f"no {what} for this image in the sidecar")
+        ]
 
     def _captions(self, request: VLMRequest) -> list[Generation]:
         for row in self._rows_for(request):
@@ -137,7 +141,9 @@ class SidecarBackend:
                 group["items"].append(row["concept"])
             elif isinstance(row.get("sound"), str) and row["sound"].strip():
                 obj = row.get("object")
-                group["items"].append(f"{obj}: {row['sound']}" if isinstance(obj, str) and obj.strip() else row["sound"])
+                group["items"].append(
+                    f"{obj}: {row['sound']}" if isinstance(obj, str) and obj.strip() else row["sound"]
+                )
         out = []
         for model, group in groups.items():
             if group["items"]:

@@ -8,7 +8,7 @@ runs only with ``trust_remote_code=True``.
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from seeing_sound.concepts.backends import Generation, VLMRequest, VLMSpec
 from seeing_sound.errors import ModelNotFoundError, SeeingSoundError
@@ -55,7 +55,9 @@ class TransformersBackend:
                 raise SeeingSoundError(
                     f"VLM '{spec.model}' ships its own code; rerun with --trust-remote-code if you trust it"
                 ) from exc
-            raise SeeingSoundError(f"VLM '{spec.model}' cannot be loaded as an image-text-to-text model: {exc}") from exc
+            raise SeeingSoundError(
+                f"VLM '{spec.model}' cannot be loaded as an image-text-to-text model: {exc}"
+            ) from exc
         self.model.to(self.device).eval()
         tokenizer = getattr(self.processor, "tokenizer", None)
         if tokenizer is not None:

@@ -41,7 +41,7 @@ def concept_seed(seed: int, image_id: str, concept_index: int) -> np.uint64:
 def concept_seeds(seed: int, image_ids, concept_indices) -> np.ndarray:
     """:func:`concept_seed` for many rows: uint64 (n,)."""
     out = np.empty(len(image_ids), dtype=np.uint64)
-    for i, (img, ci) in enumerate(zip(image_ids, concept_indices)):
+    for i, (img, ci) in enumerate(zip(image_ids, concept_indices, strict=True)):
         out[i] = concept_seed(seed, img, ci)
     return out
 

@@ -17,8 +17,9 @@ import pyarrow.parquet as pq
 
 from seeing_sound.tabular import read_jsonl
 
-CONCEPT_SCHEMA = pa.schema([("image_id", pa.string()), ("concept_index", pa.int32()), ("concept", pa.string()),
-                            ("model", pa.string())])
+CONCEPT_SCHEMA = pa.schema(
+    [("image_id", pa.string()), ("concept_index", pa.int32()), ("concept", pa.string()), ("model", pa.string())]
+)
 SKIP_SCHEMA = pa.schema([("image_id", pa.string()), ("concept_index", pa.int32()), ("reason", pa.string())])
 
 
@@ -38,9 +39,13 @@ def read_concept_file(path: str | Path) -> pa.Table:
     if suffix == ".csv":
         import pyarrow.csv as pcsv
 
-        return pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(
-            column_types={"image_id": pa.string(), "concept": pa.string(), "model": pa.string()},
-            strings_can_be_null=True))
+        return pcsv.read_csv(
+            path,
+            convert_options=pcsv.ConvertOptions(
+                column_types={"image_id": pa.string(), "concept": pa.string(), "model": pa.string()},
+                strings_can_be_null=True,
+            ),
+        )
     if suffix in (".jsonl", ".ndjson", ".json"):
         rows = read_jsonl(path)
         if any(not isinstance(r, dict) for r in rows):
@@ -61,21 +66,24 @@ def normalize_concepts(raw: pa.Table) -> tuple[pa.Table, pa.Table]:
     n = raw.num_rows
     image = [None if v is None else str(v) for v in raw.column("image_id").to_pylist()]
     concept = [None if v is None else str(v).strip() for v in raw.column("concept").to_pylist()]
-    model = [None if v is None else str(v) for v in raw.column("model").to_pylist()] if "model" in raw.column_names \
+    model = (
+        [None if v is None else str(v) for v in raw.column("model").to_pylist()]
+        if "model" in raw.column_names
         else [None] * n
+    )
     if "concept_index" in raw.column_names and raw.column("concept_index").null_count < n:
         given = raw.column("concept_index").to_pylist()
     else:
         given = [None] * n
     seen_per_image: dict[str, int] = {}
     index = []
-    for img, g in zip(image, given):
+    for img, g in zip(image, given, strict=True):
         pos = seen_per_image.get(img, 0)
         seen_per_image[img] = pos + 1
         index.append(int(g) if g is not None else pos)
     reasons: list[str | None] = []
     used: set = set()
-    for img, ci, text in zip(image, index, concept):
+    for img, ci, text in zip(image, index, concept, strict=True):
         if img is None or img == "":
             reasons.append("missing_image_id")
         elif (img, ci) in used:
@@ -86,10 +94,23 @@ def normalize_concepts(raw: pa.Table) -> tuple[pa.Table, pa.Table]:
             reasons.append(None)
         used.add((img, ci))
     ok = np.array([r is None for r in reasons], dtype=bool)
-    table = pa.table({"image_id": image, "concept_index": pa.array(index, pa.int32()), "concept": concept,
-                      "model": pa.array(model, pa.string())}, schema=CONCEPT_SCHEMA)
-    skipped = pa.table({"image_id": pa.array(image, pa.string()), "concept_index": pa.array(index, pa.int32()),
-                        "reason": pa.array(reasons, pa.string())}, schema=SKIP_SCHEMA)
+    table = pa.table(
+        {
+            "image_id": image,
+            "concept_index": pa.array(index, pa.int32()),
+            "concept": concept,
+            "model": pa.array(model, pa.string()),
+        },
+        schema=CONCEPT_SCHEMA,
+    )
+    skipped = pa.table(
+        {
+            "image_id": pa.array(image, pa.string()),
+            "concept_index": pa.array(index, pa.int32()),
+            "reason": pa.array(reasons, pa.string()),
+        },
+        schema=SKIP_SCHEMA,
+    )
     return table.filter(pa.array(ok)), skipped.filter(pa.array(~ok))
 
 

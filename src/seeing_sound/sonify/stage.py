@@ -38,8 +38,23 @@ def _pool(root: str):
 
 
 def _component(row: dict, gain: float) -> dict:
-    keys = ("concept_index", "model", "object", "sound", "concept", "chunk_id", "chunk_source", "chunk_offset_s",
-            "chunk_description", "cosine", "score", "threshold", "n_candidates", "chunk_lufs", "target_lufs")
+    keys = (
+        "concept_index",
+        "model",
+        "object",
+        "sound",
+        "concept",
+        "chunk_id",
+        "chunk_source",
+        "chunk_offset_s",
+        "chunk_description",
+        "cosine",
+        "score",
+        "threshold",
+        "n_candidates",
+        "chunk_lufs",
+        "target_lufs",
+    )
     return {k: row[k] for k in keys} | {"gain_db": gain}
 
 
@@ -62,11 +77,15 @@ class MixStage(Stage):
 
     def outputs(self, index: int) -> list[str]:
         outs = [layout.audio_dir_rel(index), layout.metadata_rel(index)]
-        return outs + [webdataset_rel(index)] if self.copy_images else outs
+        return [*outs, webdataset_rel(index)] if self.copy_images else outs
 
     def fingerprint(self) -> dict:
-        return {"inputs": self.inputs_digest, "seed": self.seed, "audio_format": self.audio_format,
-                "copy_images": self.copy_images}
+        return {
+            "inputs": self.inputs_digest,
+            "seed": self.seed,
+            "audio_format": self.audio_format,
+            "copy_images": self.copy_images,
+        }
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
         pool = _pool(self.pool_root)
@@ -100,30 +119,40 @@ class MixStage(Stage):
                     continue
             gains, g_mix, mix = mix_from_pool(pool, ids, lufs, np.array([c["target_lufs"] for c in comps]))
             first = comps[0]
-            rows.append({
-                "pair_id": pair_id, "image_id": first["image_id"], "image_path": first["image_path"],
-                "image_sha256": first["image_sha256"], "scene": first["scene"], "seed": self.seed,
-                "components": [_component(c, float(g)) for c, g in zip(comps, gains)], "mixture_gain_db": float(g_mix),
-            })
+            rows.append(
+                {
+                    "pair_id": pair_id,
+                    "image_id": first["image_id"],
+                    "image_path": first["image_path"],
+                    "image_sha256": first["image_sha256"],
+                    "scene": first["scene"],
+                    "seed": self.seed,
+                    "components": [_component(c, float(g)) for c, g in zip(comps, gains, strict=True)],
+                    "mixture_gain_db": float(g_mix),
+                }
+            )
             audios.append(mix)
             images.append(image)
         write_pairs_shard(scratch, task.index, rows, audios, sample_rate=pool.sample_rate, fmt=self.audio_format)
         if self.copy_images:
             self._write_tar(scratch, task.index, scratch / layout.metadata_rel(task.index), images)
-        return ShardStats(task.index, len(pairs), len(rows), errors,
-                          extra={"chunks": sorted({c["chunk_id"] for c in recipe})})
+        return ShardStats(
+            task.index, len(pairs), len(rows), errors, extra={"chunks": sorted({c["chunk_id"] for c in recipe})}
+        )
 
     def _write_tar(self, scratch: Path, index: int, metadata: Path, images: list[Path]) -> None:
         """WebDataset shard: <key>.<image ext>, <key>.<audio ext>, <key>.json per pair (deterministic tar)."""
         target = scratch / webdataset_rel(index)
         target.parent.mkdir(parents=True, exist_ok=True)
         with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
-            for n, (row, image) in enumerate(zip(pq.read_table(metadata).to_pylist(), images)):
+            for n, (row, image) in enumerate(zip(pq.read_table(metadata).to_pylist(), images, strict=True)):
                 key = f"{index:06d}{n:06d}"
                 meta = json.dumps(row, sort_keys=True, default=str).encode()
-                for name, data in ((f"{key}{image.suffix.lower()}", image.read_bytes()),
-                                   (f"{key}.{self.audio_format}", (scratch / row["audio_path"]).read_bytes()),
-                                   (f"{key}.json", meta)):
+                for name, data in (
+                    (f"{key}{image.suffix.lower()}", image.read_bytes()),
+                    (f"{key}.{self.audio_format}", (scratch / row["audio_path"]).read_bytes()),
+                    (f"{key}.json", meta),
+                ):
                     info = tarfile.TarInfo(name)
                     info.size, info.mtime, info.mode = len(data), 0, 0o644
                     tar.addfile(info, io.BytesIO(data))

@@ -1,4 +1,4 @@
-"""Search index over one encoder's pool embeddings: exact by default, approximate on request.
+"""A pool's stored embeddings and the search index over them: exact by default, approximate on request.
 
 Exact search is the default because Algorithm 1's threshold is the mean of the *exact*
 top-k scores. For pools beyond ~10M chunks an approximate faiss index (IVF or HNSW) can be
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from seeing_sound.errors import SeeingSoundError
-from seeing_sound.pool.embed import embeddings_root, ids_rel, vectors_rel
-from seeing_sound.retrieval.algorithm import DEFAULT_BUDGET, Candidates, _Pool, candidate_sets
+from seeing_sound.pool.layout import embeddings_root, ids_rel, vectors_rel
+from seeing_sound.retrieval.algorithm import DEFAULT_BUDGET, Candidates, PreparedPool, candidate_sets
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,10 @@ def load_embeddings(pool_root: str | Path, encoder_info=None, *, key: str | None
     if not info_path.exists():
         have = ", ".join(i["key"] for i in list_embeddings(pool_root)) or "none"
         what = f"--encoder {encoder_info.encoder} --model {encoder_info.model}" if encoder_info else f"key {key}"
-        raise SeeingSoundError(f"pool {pool_root} has no finished embeddings for {what} (available: {have}); "
-                               f"run `seeing-sound pool embed {pool_root} {what}` first")
+        raise SeeingSoundError(
+            f"pool {pool_root} has no finished embeddings for {what} (available: {have}); "
+            f"run `seeing-sound pool embed {pool_root} {what}` first"
+        )
     info = json.loads(info_path.read_text())
     if encoder_info is not None:
         stored = info["encoder_info"]
@@ -62,54 +64,73 @@ def load_embeddings(pool_root: str | Path, encoder_info=None, *, key: str | None
                 raise SeeingSoundError(
                     f"pool embeddings in {root} were made with {field} {stored[field]!r} but the query encoder has "
                     f"{getattr(encoder_info, field)!r}; re-embed the pool (`seeing-sound pool embed --overwrite`) "
-                    "or use the same model")
+                    "or use the same model"
+                )
     if info.get("pool") is not None:
-        from seeing_sound.pool.embed import pool_digest
+        from seeing_sound.pool.embed_stage import pool_digest
         from seeing_sound.pool.store import AudioPool
 
         if info["pool"] != pool_digest(AudioPool.open(pool_root)):
             raise SeeingSoundError(
                 f"pool embeddings in {root} were made for an earlier build of this pool (its chunks changed); "
-                f"re-embed it: `seeing-sound pool embed {pool_root} --overwrite ...`")
+                f"re-embed it: `seeing-sound pool embed {pool_root} --overwrite ...`"
+            )
     ids, vecs = [], []
     for shard in info["shards"]:
         ids.append(np.load(Path(pool_root) / ids_rel(key, shard["index"])))
         vecs.append(np.load(Path(pool_root) / vectors_rel(key, shard["index"]), mmap_mode="r"))
     dim = int(info["encoder_info"]["dim"])
     chunk_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-    vectors = np.concatenate([np.asarray(v, dtype=np.float32) for v in vecs]) if vecs else np.zeros((0, dim), np.float32)
+    vectors = (
+        np.concatenate([np.asarray(v, dtype=np.float32) for v in vecs]) if vecs else np.zeros((0, dim), np.float32)
+    )
     if vectors.shape[0] == 0:
-        raise SeeingSoundError(f"pool embeddings in {root} hold no vectors (every chunk was skipped: "
-                               f"{info['counts']['skipped']})")
+        raise SeeingSoundError(
+            f"pool embeddings in {root} hold no vectors (every chunk was skipped: {info['counts']['skipped']})"
+        )
     return PoolEmbeddings(info, chunk_ids, np.ascontiguousarray(vectors))
 
 
 class PoolIndex:
     """Algorithm 1 over one embedding set; candidate rows are returned as pool ``chunk_id`` s."""
 
-    def __init__(self, emb: PoolEmbeddings, *, kind: str = "exact", engine: str = "auto",
-                 memory_budget: int = DEFAULT_BUDGET, recall_sample: int = 256, seed: int = 0):
+    def __init__(
+        self,
+        emb: PoolEmbeddings,
+        *,
+        kind: str = "exact",
+        engine: str = "auto",
+        memory_budget: int = DEFAULT_BUDGET,
+        recall_sample: int = 256,
+        seed: int = 0,
+    ):
         if kind not in INDEX_KINDS:
             raise ValueError(f"index kind must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
         self.emb, self.kind, self.engine, self.memory_budget = emb, kind, engine, memory_budget
-        self._pool = _Pool(emb.vectors)
+        self.pool = PreparedPool(emb.vectors)
         self._ann = None
         self.recall: float | None = None
         if kind != "exact":
-            self._ann = build_ann(self._pool.search, kind)
-            self.recall = measure_recall(self._ann, self._pool.search, sample=recall_sample, k=10, seed=seed)
-            log.warning("approximate %s index over %d vectors: recall@10 = %.4f on %d sampled queries "
-                        "(results are approximate; the default exact index has recall 1)",
-                        kind, len(self), self.recall, min(recall_sample, len(self)))
+            self._ann = build_ann(self.pool.search, kind)
+            self.recall = measure_recall(self._ann, self.pool.search, sample=recall_sample, k=10, seed=seed)
+            log.warning(
+                "approximate %s index over %d vectors: recall@10 = %.4f on %d sampled queries "
+                "(results are approximate; the default exact index has recall 1)",
+                kind,
+                len(self),
+                self.recall,
+                min(recall_sample, len(self)),
+            )
 
     def __len__(self) -> int:
-        return len(self._pool)
+        return len(self.pool)
 
     def candidate_sets(self, queries: np.ndarray, k: int, *, ssr: bool = True) -> Candidates:
         """Candidate sets of Algorithm 1 for ``queries`` float (Q, D), rows mapped to chunk ids."""
-        proposer = None if self._ann is None else (lambda q, kp: ann_search(self._ann, self._pool.search, q, kp))
-        c = candidate_sets(queries, None, k, ssr=ssr, engine=self.engine, memory_budget=self.memory_budget,
-                           _pool=self._pool, proposer=proposer)
+        proposer = None if self._ann is None else (lambda q, kp: ann_search(self._ann, self.pool.search, q, kp))
+        c = candidate_sets(
+            queries, self.pool, k, ssr=ssr, engine=self.engine, memory_budget=self.memory_budget, proposer=proposer
+        )
         ids = self.emb.chunk_ids
         return Candidates([ids[r] for r in c.rows], c.cosine, c.score, c.threshold)
 
@@ -155,5 +176,5 @@ def measure_recall(index, vectors: np.ndarray, *, sample: int = 256, k: int = 10
     q = q + rng.standard_normal(q.shape).astype(np.float32) * 0.05
     _, exact = faiss_topk(q.astype(np.float32), vectors, k)
     _, approx = ann_search(index, vectors, q.astype(np.float32), k)
-    hits = sum(len(set(a) & set(e)) for a, e in zip(approx.tolist(), exact.tolist()))
+    hits = sum(len(set(a) & set(e)) for a, e in zip(approx.tolist(), exact.tolist(), strict=True))
     return hits / (q.shape[0] * k)

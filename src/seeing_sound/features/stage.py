@@ -14,20 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from seeing_sound.builders import load_vae, resolve_device
 from seeing_sound.engine import ShardStats, ShardTask, Stage, shard_name
 from seeing_sound.features.store import write_shard
 
 log = logging.getLogger(__name__)
 
 _MODELS: dict[tuple, object] = {}  # per-process cache: a worker loads each model once, not per shard
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def center_crop_resize(image, resolution: int):
@@ -85,9 +78,9 @@ class AstFeatureStage(_FeatureStage):
     def encoder(self):
         from seeing_sound.encoders.ast import load_ast
 
-        key = ("ast", self.model, resolve_device(self.device))
+        key = ("ast", self.model, str(resolve_device(self.device)))
         if key not in _MODELS:
-            _MODELS[key] = load_ast(self.model, device=resolve_device(self.device))
+            _MODELS[key] = load_ast(self.model, device=str(resolve_device(self.device)))
         return _MODELS[key]
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
@@ -100,9 +93,13 @@ class AstFeatureStage(_FeatureStage):
             try:
                 wave = ds.audio(row)
             except Exception as exc:  # a corrupt file must not stop a million-item run
-                errors[f"audio_unreadable: {type(exc).__name__}"] = errors.get(f"audio_unreadable: {type(exc).__name__}", 0) + 1
+                errors[f"audio_unreadable: {type(exc).__name__}"] = (
+                    errors.get(f"audio_unreadable: {type(exc).__name__}", 0) + 1
+                )
                 continue
-            reason = "audio_empty" if wave.size == 0 else ("audio_not_finite" if not np.all(np.isfinite(wave)) else None)
+            reason = (
+                "audio_empty" if wave.size == 0 else ("audio_not_finite" if not np.all(np.isfinite(wave)) else None)
+            )
             if reason:
                 errors[reason] = errors.get(reason, 0) + 1
                 continue
@@ -116,9 +113,12 @@ class AstFeatureStage(_FeatureStage):
             ok = np.isfinite(tokens).all(axis=(1, 2)) & (np.abs(tokens).max(axis=(1, 2)) < 65504)
             if (~ok).any():
                 errors["embedding_not_finite"] = int((~ok).sum())
-            embeds, kept = tokens[ok].astype(np.float16), [r for r, g in zip(rows, ok) if g]
-        write_shard(scratch / self.outputs(task.index)[0],
-                    {"rows": np.asarray(kept, np.int64), "embeds": embeds}, self._metadata())
+            embeds, kept = tokens[ok].astype(np.float16), [r for r, g in zip(rows, ok, strict=True) if g]
+        write_shard(
+            scratch / self.outputs(task.index)[0],
+            {"rows": np.asarray(kept, np.int64), "embeds": embeds},
+            self._metadata(),
+        )
         return ShardStats(shard=task.index, items_in=len(task.items), items_out=len(kept), errors=errors)
 
 
@@ -128,8 +128,13 @@ class VaeFeatureStage(_FeatureStage):
     images_root: str | None = None  # override the card's images root
 
     def fingerprint(self) -> dict:
-        return {"kind": "vae", "model": self.model, "resolution": self.resolution, "dtype": "float16",
-                "stored": "posterior mean and std, times scaling_factor"}
+        return {
+            "kind": "vae",
+            "model": self.model,
+            "resolution": self.resolution,
+            "dtype": "float16",
+            "stored": "posterior mean and std, times scaling_factor",
+        }
 
     def _dataset(self):
         from seeing_sound.dataset import PairsDataset
@@ -137,11 +142,10 @@ class VaeFeatureStage(_FeatureStage):
         return PairsDataset.open(self.dataset, images_root=self.images_root)
 
     def vae(self):
-        from seeing_sound.model.loading import load_vae
 
-        key = ("vae", self.model, resolve_device(self.device))
+        key = ("vae", self.model, str(resolve_device(self.device)))
         if key not in _MODELS:
-            _MODELS[key] = load_vae(self.model).to(resolve_device(self.device)).eval()
+            _MODELS[key] = load_vae(self.model).to(str(resolve_device(self.device))).eval()
         return _MODELS[key]
 
     def _load_image(self, ds, row: int, errors: dict):
@@ -185,8 +189,14 @@ class VaeFeatureStage(_FeatureStage):
         ok = np.isfinite(mean).all(axis=(1, 2, 3)) & np.isfinite(std).all(axis=(1, 2, 3))
         if (~ok).any():
             errors["latent_not_finite"] = int((~ok).sum())
-        kept = [r for r, g in zip(rows, ok) if g]
-        write_shard(scratch / self.outputs(task.index)[0],
-                    {"rows": np.asarray(kept, np.int64), "mean": mean[ok].astype(np.float16),
-                     "std": std[ok].astype(np.float16)}, self._metadata())
+        kept = [r for r, g in zip(rows, ok, strict=True) if g]
+        write_shard(
+            scratch / self.outputs(task.index)[0],
+            {
+                "rows": np.asarray(kept, np.int64),
+                "mean": mean[ok].astype(np.float16),
+                "std": std[ok].astype(np.float16),
+            },
+            self._metadata(),
+        )
         return ShardStats(shard=task.index, items_in=len(task.items), items_out=len(kept), errors=errors)

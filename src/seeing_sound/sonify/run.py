@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 from seeing_sound.audio.mix import DEFAULT_LUFS_RANGE
 from seeing_sound.engine import atomic_write, run_stage
 from seeing_sound.errors import SeeingSoundError
-from seeing_sound.sonify.mix_stage import MixStage, inputs_rel
 from seeing_sound.sonify.recipes import build_recipes, read_retrieval, split_pairs, table_digest
+from seeing_sound.sonify.stage import MixStage, inputs_rel
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +35,24 @@ class SonifyReport:
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds
 
     def to_dict(self) -> dict:
-        return {"images_in": self.images_in, "filtered": self.filtered, "failed": self.failed, "pairs": self.pairs,
-                "unique_chunks": self.unique_chunks, "seconds": self.seconds}
+        return {
+            "images_in": self.images_in,
+            "filtered": self.filtered,
+            "failed": self.failed,
+            "pairs": self.pairs,
+            "unique_chunks": self.unique_chunks,
+            "seconds": self.seconds,
+        }
 
     def summary(self) -> str:
-        lines = [f"dataset     {self.out}", f"images in   {self.images_in}",
-                 "filtered    " + (", ".join(f"{k}: {v}" for k, v in sorted(self.filtered.items())) or "none"),
-                 "failed      " + (", ".join(f"{k}: {v}" for k, v in sorted(self.failed.items())) or "none"),
-                 f"pairs       {self.pairs} written, {self.unique_chunks} unique chunks used",
-                 "seconds     " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())]
+        lines = [
+            f"dataset     {self.out}",
+            f"images in   {self.images_in}",
+            "filtered    " + (", ".join(f"{k}: {v}" for k, v in sorted(self.filtered.items())) or "none"),
+            "failed      " + (", ".join(f"{k}: {v}" for k, v in sorted(self.failed.items())) or "none"),
+            f"pairs       {self.pairs} written, {self.unique_chunks} unique chunks used",
+            "seconds     " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items()),
+        ]
         return "\n".join(lines)
 
 
@@ -53,7 +62,7 @@ def _bump(d: dict, key: str, n: int = 1) -> None:
 
 def _load_concepts(source: Path) -> tuple[pa.Table, pa.Table | None]:
     from seeing_sound.concepts import read_concepts
-    from seeing_sound.retrieve.inputs import normalize_concepts, read_concept_file
+    from seeing_sound.retrieval.inputs import normalize_concepts, read_concept_file
 
     if source.is_dir():
         return read_concepts(source)
@@ -108,8 +117,8 @@ def sonify(
     from seeing_sound.concepts import run_concepts
     from seeing_sound.dataset.writer import write_card
     from seeing_sound.pool import AudioPool
-    from seeing_sound.pool.embed import embed_pool
-    from seeing_sound.retrieve import DEFAULT_TOPK, retrieve
+    from seeing_sound.pool.run import embed_pool
+    from seeing_sound.retrieval import DEFAULT_TOPK, retrieve
 
     topk = DEFAULT_TOPK if topk is None else topk
     if pairs_per_shard < 1:
@@ -128,8 +137,15 @@ def sonify(
     if concepts is None:
         if not images_root.is_dir():
             raise FileNotFoundError(f"images folder not found: {images}")
-        run_concepts([images_root], out, vlms=vlms, workers=workers, overwrite=overwrite, progress=progress,
-                     **(concept_options or {}))
+        run_concepts(
+            [images_root],
+            out,
+            vlms=vlms,
+            workers=workers,
+            overwrite=overwrite,
+            progress=progress,
+            **(concept_options or {}),
+        )
         concept_source = out
     else:
         concept_source = Path(concepts)
@@ -144,43 +160,78 @@ def sonify(
     embed_pool(audio_pool.root, encoder, model, device=device, overwrite=overwrite, progress=progress)
     report.seconds["embed"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
-    usable = image_rows.filter(pc.and_(pc.invert(pc.fill_null(image_rows.column("filtered"), False)),
-                                       pc.is_null(image_rows.column("error"))))
+    usable = image_rows.filter(
+        pc.and_(pc.invert(pc.fill_null(image_rows.column("filtered"), False)), pc.is_null(image_rows.column("error")))
+    )
     keep = pc.is_in(concept_rows.column("image_id"), value_set=usable.column("image_id"))
     kept_concepts = concept_rows.filter(keep)
     concepts_file = out / "_stages" / "sonify" / "concepts.parquet"
     with atomic_write(concepts_file) as fh:
-        pq.write_table(kept_concepts.select([c for c in ("image_id", "concept_index", "model", "concept")
-                                             if c in kept_concepts.column_names]), fh)
-    retrieve(audio_pool.root, concepts_file, out, encoder=encoder, model=model, topk=topk, ssr=ssr, seed=seed,
-             device=device, workers=1, overwrite=overwrite, progress=progress)
+        pq.write_table(
+            kept_concepts.select(
+                [c for c in ("image_id", "concept_index", "model", "concept") if c in kept_concepts.column_names]
+            ),
+            fh,
+        )
+    retrieve(
+        audio_pool.root,
+        concepts_file,
+        out,
+        encoder=encoder,
+        model=model,
+        topk=topk,
+        ssr=ssr,
+        seed=seed,
+        device=device,
+        workers=1,
+        overwrite=overwrite,
+        progress=progress,
+    )
     report.seconds["retrieve"] = round(time.perf_counter() - t0, 2)
 
     t0 = time.perf_counter()
-    recipes = build_recipes(read_retrieval(out), kept_concepts, image_rows, audio_pool.manifest,
-                            seed=seed, lufs_range=tuple(lufs_range))
+    recipes = build_recipes(
+        read_retrieval(out), kept_concepts, image_rows, audio_pool.manifest, seed=seed, lufs_range=tuple(lufs_range)
+    )
     shards = split_pairs(recipes, pairs_per_shard)
     for i, table in enumerate(shards):
         with atomic_write(out / inputs_rel(i)) as fh:
             pq.write_table(table, fh)
-    stage = MixStage(out=str(out), pool_root=str(audio_pool.root.resolve()), images_root=str(images_root or ""),
-                     counts=tuple(len(set(t.column("pair_id").to_pylist())) for t in shards),
-                     inputs_digest=table_digest(recipes), seed=seed, audio_format=audio_format,
-                     copy_images=copy_images)
+    stage = MixStage(
+        out=str(out),
+        pool_root=str(audio_pool.root.resolve()),
+        images_root=str(images_root or ""),
+        counts=tuple(len(set(t.column("pair_id").to_pylist())) for t in shards),
+        inputs_digest=table_digest(recipes),
+        seed=seed,
+        audio_format=audio_format,
+        copy_images=copy_images,
+    )
     mixed = run_stage(stage, out, workers=workers, overwrite=overwrite, progress=progress)
     report.seconds["mix"] = round(time.perf_counter() - t0, 2)
 
     _tally(report, image_rows, usable, kept_concepts, recipes, mixed)
     retrieval_info = out / "retrieval" / "info.json"
     write_card(
-        out, images_root=str(images_root or ""), sample_rate=audio_pool.sample_rate, audio_format=audio_format,
+        out,
+        images_root=str(images_root or ""),
+        sample_rate=audio_pool.sample_rate,
+        audio_format=audio_format,
         shards=[{"index": s.shard, "pairs": s.items_out} for s in mixed.shards],
         pool={"root": str(audio_pool.root.resolve()), "chunks": len(audio_pool)},
         retrieval=json.loads(retrieval_info.read_text()) if retrieval_info.exists() else {},
         concepts=_concepts_card(concept_rows, image_rows, None if concepts is None else concept_source),
-        params={"seed": seed, "topk": topk, "ssr": ssr, "lufs_range": list(lufs_range), "encoder": encoder,
-                "model": model, "audio_format": audio_format, "pairs_per_shard": pairs_per_shard,
-                "copy_images": copy_images},
+        params={
+            "seed": seed,
+            "topk": topk,
+            "ssr": ssr,
+            "lufs_range": list(lufs_range),
+            "encoder": encoder,
+            "model": model,
+            "audio_format": audio_format,
+            "pairs_per_shard": pairs_per_shard,
+            "copy_images": copy_images,
+        },
         counts=report.to_dict() | {"seconds": None},  # timings vary run to run; the card must not
     )
     if not report.pairs and not report.images_in:
@@ -188,8 +239,9 @@ def sonify(
     return report
 
 
-def _tally(report: SonifyReport, image_rows: pa.Table, usable: pa.Table, kept_concepts: pa.Table,
-           recipes: pa.Table, mixed) -> None:
+def _tally(
+    report: SonifyReport, image_rows: pa.Table, usable: pa.Table, kept_concepts: pa.Table, recipes: pa.Table, mixed
+) -> None:
     """Account for every image: a pair, filtered (by word) or failed (by reason)."""
     report.images_in = image_rows.num_rows
     for row in image_rows.select(["filtered", "filter_word", "error"]).to_pylist():
@@ -220,6 +272,10 @@ def _unique(table: pa.Table, column: str) -> list:
 
 def _concepts_card(concepts: pa.Table, images: pa.Table, source: Path | None) -> dict:
     """Which models and prompts produced the concepts and captions (recorded per row upstream)."""
-    return {"source": str(source) if source is not None else "concepts stage", "models": _unique(concepts, "model"),
-            "concept_prompts": _unique(concepts, "prompt"), "caption_models": _unique(images, "caption_model"),
-            "caption_prompts": _unique(images, "caption_prompt")}
+    return {
+        "source": str(source) if source is not None else "concepts stage",
+        "models": _unique(concepts, "model"),
+        "concept_prompts": _unique(concepts, "prompt"),
+        "caption_models": _unique(images, "caption_model"),
+        "caption_prompts": _unique(images, "caption_prompt"),
+    }

@@ -5,15 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from seeing_sound.builders import DEFAULT_AST, DEFAULT_VAE
 from seeing_sound.engine import StageReport, run_stage
 from seeing_sound.engine.shards import write_json_atomic
-from seeing_sound.features.stages import AstFeatureStage, VaeFeatureStage
+from seeing_sound.features.stage import AstFeatureStage, VaeFeatureStage
 from seeing_sound.features.store import model_slug
 
 log = logging.getLogger(__name__)
-
-DEFAULT_AST = "MIT/ast-finetuned-audioset-10-10-0.4593"
-DEFAULT_VAE = "PixArt-alpha/PixArt-XL-2-512x512"
 
 
 def _model_ref(name_or_path: str) -> str:
@@ -30,10 +28,20 @@ def vae_key(model: str, resolution: int) -> str:
     return f"vae-{model_slug(model)}-{resolution}"
 
 
-def compute_features(dataset: str | Path, *, ast: str | None = DEFAULT_AST, vae: str | None = DEFAULT_VAE,
-                     resolution: int = 512, pool: int = 1, batch_size: int = 16, device: str = "auto",
-                     images_root: str | None = None, workers: int = 1, overwrite: bool = False,
-                     progress: bool = True) -> dict[str, StageReport]:
+def compute_features(
+    dataset: str | Path,
+    *,
+    ast: str | None = DEFAULT_AST,
+    vae: str | None = DEFAULT_VAE,
+    resolution: int = 512,
+    pool: int = 1,
+    batch_size: int = 16,
+    device: str = "auto",
+    images_root: str | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, StageReport]:
     """Compute (or finish) AST and/or VAE features of ``dataset``; returns each stage's report.
 
     Output: ``DATASET/features/<key>/shard-*.safetensors`` + ``features.json`` (see ``store``).
@@ -52,17 +60,42 @@ def compute_features(dataset: str | Path, *, ast: str | None = DEFAULT_AST, vae:
     reports: dict[str, StageReport] = {}
     stages = []
     if ast is not None:
-        stages.append(("ast", AstFeatureStage(str(root), _model_ref(ast), ast_key(ast, pool), batch_size=batch_size,
-                                             device=device, pool=pool)))
+        stages.append(
+            (
+                "ast",
+                AstFeatureStage(
+                    str(root), _model_ref(ast), ast_key(ast, pool), batch_size=batch_size, device=device, pool=pool
+                ),
+            )
+        )
     if vae is not None:
-        stages.append(("vae", VaeFeatureStage(str(root), _model_ref(vae), vae_key(vae, resolution), batch_size=batch_size,
-                                             device=device, resolution=resolution, images_root=images_root)))
+        stages.append(
+            (
+                "vae",
+                VaeFeatureStage(
+                    str(root),
+                    _model_ref(vae),
+                    vae_key(vae, resolution),
+                    batch_size=batch_size,
+                    device=device,
+                    resolution=resolution,
+                    images_root=images_root,
+                ),
+            )
+        )
     for kind, stage in stages:
         report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress)
         reports[kind] = report
         _write_card(root, kind, stage, report, len(ds))
-        log.info("%s features: %d of %d items in %s (%d skipped: %s)", kind.upper(), report.items_out,
-                 report.items_in, stage.key, report.items_in - report.items_out, report.errors or "none")
+        log.info(
+            "%s features: %d of %d items in %s (%d skipped: %s)",
+            kind.upper(),
+            report.items_out,
+            report.items_in,
+            stage.key,
+            report.items_in - report.items_out,
+            report.errors or "none",
+        )
     return reports
 
 
@@ -74,9 +107,15 @@ def _write_card(root: Path, kind: str, stage, report: StageReport, pairs: int) -
     shapes = {}
     if first.is_file():
         with safe_open(str(first), framework="np") as fh:
-            shapes = {name: list(fh.get_slice(name).get_shape()[1:]) for name in fh.keys() if name != "rows"}
-    card = {**stage.fingerprint(), "key": stage.key, "pairs": pairs, "items_out": report.items_out,
-            "errors": report.errors, "shards": len(report.shards)}
+            shapes = {name: list(fh.get_slice(name).get_shape()[1:]) for name in fh.keys() if name != "rows"}  # noqa: SIM118  (safe_open is not iterable)
+    card = {
+        **stage.fingerprint(),
+        "key": stage.key,
+        "pairs": pairs,
+        "items_out": report.items_out,
+        "errors": report.errors,
+        "shards": len(report.shards),
+    }
     if kind == "ast":
         tokens, dim = shapes.get("embeds", [0, 0])
         card.update(tokens=tokens, dim=dim, bytes_per_pair=2 * tokens * dim)

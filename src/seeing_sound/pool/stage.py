@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -15,28 +13,29 @@ import pyarrow.parquet as pq
 from seeing_sound.audio.chunking import Chunker
 from seeing_sound.audio.io import BadAudio, file_checksum, stream_mono
 from seeing_sound.audio.loudness import BLOCK_SECONDS, integrated_loudness, is_silent
-from seeing_sound.engine import ShardStats, ShardTask, Stage, run_stage
-from seeing_sound.engine.shards import write_json_atomic
+from seeing_sound.engine import ShardStats, ShardTask, Stage
 from seeing_sound.pool import layout
-from seeing_sound.pool.sources import SourceFile, attach_descriptions, find_sources, load_descriptions
+from seeing_sound.pool.sources import SourceFile
 
 log = logging.getLogger(__name__)
 
-MANIFEST_SCHEMA = pa.schema([
-    ("source", pa.string()),
-    ("source_checksum", pa.string()),
-    ("chunk_in_source", pa.int32()),
-    ("offset_s", pa.float64()),
-    ("real_samples", pa.int64()),
-    ("real_seconds", pa.float64()),
-    ("loudness_lufs", pa.float64()),
-    ("peak", pa.float32()),
-    ("pcm_scale", pa.float32()),
-    ("silent", pa.bool_()),
-    ("short", pa.bool_()),
-    ("description", pa.string()),
-    ("labels", pa.list_(pa.string())),
-])
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("source_checksum", pa.string()),
+        ("chunk_in_source", pa.int32()),
+        ("offset_s", pa.float64()),
+        ("real_samples", pa.int64()),
+        ("real_seconds", pa.float64()),
+        ("loudness_lufs", pa.float64()),
+        ("peak", pa.float32()),
+        ("pcm_scale", pa.float32()),
+        ("silent", pa.bool_()),
+        ("short", pa.bool_()),
+        ("description", pa.string()),
+        ("labels", pa.list_(pa.string())),
+    ]
+)
 ERRORS_SCHEMA = pa.schema([("source", pa.string()), ("reason", pa.string()), ("detail", pa.string())])
 #: chunks measured per loudness call: bounds memory for hour-long files
 LOUDNESS_BATCH = 64
@@ -60,11 +59,11 @@ class PoolConfig:
 
     @property
     def chunk_samples(self) -> int:
-        return int(round(self.chunk_seconds * self.sample_rate))
+        return round(self.chunk_seconds * self.sample_rate)
 
     @property
     def min_tail_samples(self) -> int:
-        return int(round(self.min_tail_seconds * self.sample_rate))
+        return round(self.min_tail_seconds * self.sample_rate)
 
 
 def quantize_chunks(chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -91,7 +90,7 @@ class _ChunkFile:
     """Append-only raw int16 chunk file that can roll back a failed source file."""
 
     def __init__(self, path: Path, chunk_samples: int):
-        self.fh = open(path, "wb")
+        self.fh = open(path, "wb")  # noqa: SIM115  (closed by close()/rollback(), across many calls)
         self.row_bytes = chunk_samples * 2
         self.rows = 0
 
@@ -123,7 +122,7 @@ def measure_chunks(chunks: np.ndarray, real: np.ndarray, rate: int) -> np.ndarra
     full = real == chunks.shape[1]
     if full.any():
         out[full] = integrated_loudness(chunks[full], rate)
-    block = int(round(BLOCK_SECONDS * rate))
+    block = round(BLOCK_SECONDS * rate)
     for i in np.flatnonzero(~full):
         out[i] = integrated_loudness(chunks[i, : max(int(real[i]), block)], rate)
     return out
@@ -174,9 +173,15 @@ class PoolBuildStage(Stage):
             reasons[e["reason"]] = reasons.get(e["reason"], 0) + 1
         files_ok = len({r["source"] for r in rows})
         return ShardStats(
-            shard=task.index, items_in=len(task.items), items_out=files_ok, errors=reasons,
-            extra={"chunks": len(rows), "silent_chunks": sum(r["silent"] for r in rows),
-                   "real_seconds": round(sum(r["real_seconds"] for r in rows), 6)},
+            shard=task.index,
+            items_in=len(task.items),
+            items_out=files_ok,
+            errors=reasons,
+            extra={
+                "chunks": len(rows),
+                "silent_chunks": sum(r["silent"] for r in rows),
+                "real_seconds": round(sum(r["real_seconds"] for r in rows), 6),
+            },
         )
 
     def _ingest(self, src: SourceFile, sink: _ChunkFile) -> list[dict]:
@@ -195,15 +200,24 @@ class PoolBuildStage(Stage):
             lufs = measure_chunks(values, real, cfg.sample_rate)
             silent = is_silent(lufs)
             peaks = np.abs(values).max(axis=1)
-            for c, l_, s_, p_, k_ in zip(pending, lufs, silent, peaks, scales):
-                rows.append({
-                    "source": src.source, "source_checksum": checksum, "chunk_in_source": c.index,
-                    "offset_s": c.index * cfg.chunk_seconds, "real_samples": c.real_samples,
-                    "real_seconds": c.real_samples / cfg.sample_rate, "loudness_lufs": float(l_),
-                    "peak": float(p_), "pcm_scale": float(k_), "silent": bool(s_),
-                    "short": c.real_samples < BLOCK_SECONDS * cfg.sample_rate,
-                    "description": src.description, "labels": list(src.labels),
-                })
+            for c, l_, s_, p_, k_ in zip(pending, lufs, silent, peaks, scales, strict=True):
+                rows.append(
+                    {
+                        "source": src.source,
+                        "source_checksum": checksum,
+                        "chunk_in_source": c.index,
+                        "offset_s": c.index * cfg.chunk_seconds,
+                        "real_samples": c.real_samples,
+                        "real_seconds": c.real_samples / cfg.sample_rate,
+                        "loudness_lufs": float(l_),
+                        "peak": float(p_),
+                        "pcm_scale": float(k_),
+                        "silent": bool(s_),
+                        "short": c.real_samples < BLOCK_SECONDS * cfg.sample_rate,
+                        "description": src.description,
+                        "labels": list(src.labels),
+                    }
+                )
             sink.write(stored)
             pending.clear()
 
@@ -218,70 +232,3 @@ class PoolBuildStage(Stage):
         if not rows:
             raise BadAudio("too_short", f"{chunker.total_samples} samples, under --min-tail-seconds")
         return rows
-
-
-@dataclass
-class PoolBuildReport:
-    """What ``pool build`` did, for the summary and the exit code."""
-
-    root: Path
-    files: int
-    files_ok: int
-    chunks: int
-    silent_chunks: int
-    hours: float
-    errors: dict[str, int]
-    shards_run: int
-    shards_skipped: int
-    seconds: float
-
-
-def build_pool(
-    sources: Sequence[str | Path],
-    out: str | Path,
-    *,
-    descriptions: str | Path | None = None,
-    chunk_seconds: float = 5.0,
-    sample_rate: int = 16000,
-    min_tail_seconds: float = 0.0,
-    shard_files: int = 64,
-    workers: int = 1,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> PoolBuildReport:
-    """Standardize every audio file under ``sources`` into a pool at ``out`` (resumable)."""
-    if shard_files < 1:
-        raise ValueError(f"shard_files must be >= 1, got {shard_files}")
-    cfg = PoolConfig(sample_rate=sample_rate, chunk_seconds=chunk_seconds, min_tail_seconds=min_tail_seconds)
-    files = find_sources(list(sources))
-    if descriptions is not None:
-        files = attach_descriptions(files, load_descriptions(descriptions))
-    if not files:
-        raise FileNotFoundError(f"no files found under {', '.join(map(str, sources))}")
-    groups = tuple(tuple(files[i : i + shard_files]) for i in range(0, len(files), shard_files))
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
-    log.info("pool build: %d files in %d shards -> %s", len(files), len(groups), root)
-    stage = PoolBuildStage(config=cfg, shard_files=groups)
-    if overwrite and (root / "embeddings").exists():  # vectors of the old chunks would map to new ids
-        shutil.rmtree(root / "embeddings")
-    report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress)
-    shards = [{"index": s.shard, "files": s.items_in, "chunks": s.extra["chunks"]} for s in report.shards]
-    real_seconds = sum(s.extra["real_seconds"] for s in report.shards)
-    counts = {
-        "files": report.items_in, "files_ok": report.items_out, "chunks": sum(s["chunks"] for s in shards),
-        "silent_chunks": sum(s.extra["silent_chunks"] for s in report.shards),
-        "hours": round(real_seconds / 3600, 6), "errors": report.errors,
-    }
-    write_json_atomic(layout.pool_json(root), {
-        "format": layout.POOL_FORMAT, "format_version": layout.POOL_FORMAT_VERSION,
-        "sample_rate": cfg.sample_rate, "chunk_seconds": cfg.chunk_seconds, "chunk_samples": cfg.chunk_samples,
-        "min_tail_seconds": cfg.min_tail_seconds, "dtype": layout.CHUNK_DTYPE,
-        "loudness": "ITU-R BS.1770-4 integrated, on each chunk's unpadded audio (>= 0.4 s)",
-        "shards": shards, "counts": counts,
-    })
-    return PoolBuildReport(
-        root=root, files=counts["files"], files_ok=counts["files_ok"], chunks=counts["chunks"],
-        silent_chunks=counts["silent_chunks"], hours=counts["hours"], errors=counts["errors"],
-        shards_run=report.ran, shards_skipped=report.skipped, seconds=report.seconds,
-    )

@@ -1,0 +1,200 @@
+"""The library functions behind ``seeing-sound pool build`` and ``pool embed``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from seeing_sound.engine import run_stage
+from seeing_sound.engine.shards import write_json_atomic
+from seeing_sound.errors import SeeingSoundError
+from seeing_sound.pool import layout
+from seeing_sound.pool.embed_stage import EMBED_DTYPES, EmbedStage, pool_digest
+from seeing_sound.pool.layout import embeddings_root
+from seeing_sound.pool.sources import attach_descriptions, find_sources, load_descriptions
+from seeing_sound.pool.stage import PoolBuildStage, PoolConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PoolBuildReport:
+    """What ``pool build`` did, for the summary and the exit code."""
+
+    root: Path
+    files: int
+    files_ok: int
+    chunks: int
+    silent_chunks: int
+    hours: float
+    errors: dict[str, int]
+    shards_run: int
+    shards_skipped: int
+    seconds: float
+
+
+def build_pool(
+    sources: Sequence[str | Path],
+    out: str | Path,
+    *,
+    descriptions: str | Path | None = None,
+    chunk_seconds: float = 5.0,
+    sample_rate: int = 16000,
+    min_tail_seconds: float = 0.0,
+    shard_files: int = 64,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PoolBuildReport:
+    """Standardize every audio file under ``sources`` into a pool at ``out`` (resumable)."""
+    if shard_files < 1:
+        raise ValueError(f"shard_files must be >= 1, got {shard_files}")
+    cfg = PoolConfig(sample_rate=sample_rate, chunk_seconds=chunk_seconds, min_tail_seconds=min_tail_seconds)
+    files = find_sources(list(sources))
+    if descriptions is not None:
+        files = attach_descriptions(files, load_descriptions(descriptions))
+    if not files:
+        raise FileNotFoundError(f"no files found under {', '.join(map(str, sources))}")
+    groups = tuple(tuple(files[i : i + shard_files]) for i in range(0, len(files), shard_files))
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    log.info("pool build: %d files in %d shards -> %s", len(files), len(groups), root)
+    stage = PoolBuildStage(config=cfg, shard_files=groups)
+    if overwrite and (root / "embeddings").exists():  # vectors of the old chunks would map to new ids
+        shutil.rmtree(root / "embeddings")
+    report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress)
+    shards = [{"index": s.shard, "files": s.items_in, "chunks": s.extra["chunks"]} for s in report.shards]
+    real_seconds = sum(s.extra["real_seconds"] for s in report.shards)
+    counts = {
+        "files": report.items_in,
+        "files_ok": report.items_out,
+        "chunks": sum(s["chunks"] for s in shards),
+        "silent_chunks": sum(s.extra["silent_chunks"] for s in report.shards),
+        "hours": round(real_seconds / 3600, 6),
+        "errors": report.errors,
+    }
+    write_json_atomic(
+        layout.pool_json(root),
+        {
+            "format": layout.POOL_FORMAT,
+            "format_version": layout.POOL_FORMAT_VERSION,
+            "sample_rate": cfg.sample_rate,
+            "chunk_seconds": cfg.chunk_seconds,
+            "chunk_samples": cfg.chunk_samples,
+            "min_tail_seconds": cfg.min_tail_seconds,
+            "dtype": layout.CHUNK_DTYPE,
+            "loudness": "ITU-R BS.1770-4 integrated, on each chunk's unpadded audio (>= 0.4 s)",
+            "shards": shards,
+            "counts": counts,
+        },
+    )
+    return PoolBuildReport(
+        root=root,
+        files=counts["files"],
+        files_ok=counts["files_ok"],
+        chunks=counts["chunks"],
+        silent_chunks=counts["silent_chunks"],
+        hours=counts["hours"],
+        errors=counts["errors"],
+        shards_run=report.ran,
+        shards_skipped=report.skipped,
+        seconds=report.seconds,
+    )
+
+
+@dataclass
+class EmbedReport:
+    """What ``pool embed`` did."""
+
+    root: Path
+    key: str
+    info: dict
+    chunks: int
+    embedded: int
+    skipped: dict[str, int]
+    shards_run: int
+    shards_skipped: int
+    seconds: float
+
+
+def embed_pool(
+    pool: str | Path,
+    encoder: str = "clap",
+    model: str | None = None,
+    *,
+    device: str = "auto",
+    fp16: bool = False,
+    batch_size: int | None = None,
+    dtype: str = "float32",
+    shard_chunks: int = 4096,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> EmbedReport:
+    """Embed every usable chunk of the pool at ``pool`` with ``encoder`` (resumable); write ``info.json``."""
+    from seeing_sound.encoders import load_encoder
+    from seeing_sound.pool import AudioPool
+
+    if dtype not in EMBED_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(EMBED_DTYPES)}, got {dtype!r}")
+    if shard_chunks < 1:
+        raise ValueError(f"shard_chunks must be >= 1, got {shard_chunks}")
+    ap = AudioPool.open(pool)
+    enc = load_encoder(encoder, model, device=device, fp16=fp16, batch_size=batch_size)
+    if encoder == "clap" and "audio" not in enc.modalities:
+        raise ValueError(f"encoder {encoder!r} cannot embed audio")
+    key = enc.info.key
+    info_path = embeddings_root(ap.root, key) / "info.json"
+    if info_path.exists() and not overwrite:
+        old = json.loads(info_path.read_text())
+        if old.get("encoder_info") != enc.info.to_dict() or old.get("dtype") != dtype:
+            raise SeeingSoundError(
+                f"{info_path.parent} holds embeddings from {old.get('encoder_info', {}).get('model')} "
+                f"(revision {old.get('encoder_info', {}).get('revision')}, {old.get('dtype')}); "
+                "pass --overwrite to replace them"
+            )
+    n = len(ap)
+    ranges = tuple((a, min(n, a + shard_chunks)) for a in range(0, n, shard_chunks))
+    stage = EmbedStage(
+        pool_root=str(ap.root),
+        encoder=encoder,
+        model=enc.info.model,
+        key=key,
+        ranges=ranges,
+        identity=enc.info.to_dict(),
+        dtype=dtype,
+        device=device,
+        fp16=fp16,
+        batch_size=batch_size,
+        digest=pool_digest(ap),
+    )
+    log.info("pool embed: %d chunks in %d shards with %s -> %s", n, len(ranges), enc.info.model, info_path.parent)
+    report = run_stage(stage, ap.root, workers=workers, overwrite=overwrite, progress=progress)
+    info = {
+        "format": "seeing-sound-embeddings",
+        "format_version": 1,
+        "encoder_info": enc.info.to_dict(),
+        "key": key,
+        "dtype": dtype,
+        "pool": stage.digest,
+        "normalized": True,
+        "pool_text": "description. labels" if encoder == "text" else None,
+        "counts": {"chunks": report.items_in, "embedded": report.items_out, "skipped": report.errors},
+        "shards": [{"index": s.shard, "rows": s.items_out} for s in report.shards],
+    }
+    write_json_atomic(info_path, info)
+    return EmbedReport(
+        root=info_path.parent,
+        key=key,
+        info=info,
+        chunks=report.items_in,
+        embedded=report.items_out,
+        skipped=report.errors,
+        shards_run=report.ran,
+        shards_skipped=report.skipped,
+        seconds=report.seconds,
+    )
