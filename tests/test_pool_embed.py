@@ -88,8 +88,8 @@ def test_rerun_resumes_and_mismatch_is_refused(pool_dir, clap_dir, tmp_path):
     (pool_dir / "embeddings" / first.key / "shard-000000.npy").unlink()
     redo = embed_pool(pool_dir, "clap", str(clap_dir), device="cpu", shard_chunks=4, progress=False)
     assert redo.shards_run == 1 and (pool_dir / "embeddings" / first.key / "shard-000000.npy").read_bytes() == data
-    # dtype change without --overwrite is refused
-    with pytest.raises(SeeingSoundError, match="--overwrite"):
+    # dtype change without overwrite=True is refused
+    with pytest.raises(SeeingSoundError, match="overwrite=True"):
         embed_pool(pool_dir, "clap", str(clap_dir), device="cpu", dtype="float16", progress=False)
     # a query encoder with another revision is refused
     from seeing_sound.encoders import EncoderInfo

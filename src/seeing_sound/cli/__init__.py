@@ -3,7 +3,7 @@
 Each command group lives in its own module with a ``register(subparsers)`` function; a
 command's handler receives the parsed ``argparse.Namespace`` and returns an exit code.
 Exit codes: 0 success, 1 failure (one clear line; ``--debug`` shows the traceback),
-2 usage error (argparse).
+2 usage error (argparse, or a bad setting: a ``ConfigError``, printed with the flag it came from).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from seeing_sound import __version__
@@ -25,6 +27,7 @@ COMMAND_MODULES = (
     "concepts",
     "sonify",
     "rebuild",
+    "verify",
     "features",
     "train",
     "generate",
@@ -97,19 +100,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.log_level, args.quiet)
     args.progress = not args.quiet
+    previous = _install_sigint()
+    from seeing_sound.cli.options import UsageError, cli_wording, flag_for
+    from seeing_sound.config import ConfigError
+
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except (ConfigError, UsageError) as exc:  # a bad setting: usage error, named by its flag
+        if args.debug:
+            raise
+        flag = flag_for(args, exc.field) if isinstance(exc, ConfigError) else None
+        print(f"seeing-sound: error: {exc.with_name(flag) if flag else exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # one clear line for users, the traceback behind --debug
         if args.debug:
             raise
         from seeing_sound.errors import SeeingSoundError
 
         kind = "" if isinstance(exc, (SeeingSoundError, ValueError, FileNotFoundError)) else f"{type(exc).__name__}: "
-        print(f"seeing-sound: error: {kind}{exc}", file=sys.stderr)
+        print(f"seeing-sound: error: {kind}{cli_wording(str(exc), args)}", file=sys.stderr)
         return 1
+    finally:
+        # After a Ctrl-C the "exit at once" handler stays: interpreter shutdown joins threads too.
+        if previous is not None and signal.getsignal(signal.SIGINT) is not _exit_now:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _exit_now(signum, frame):
+    os.write(2, b"interrupted again; exiting now\n")
+    os._exit(130)
+
+
+def _first_sigint(signum, frame):
+    signal.signal(signal.SIGINT, _exit_now)
+    raise KeyboardInterrupt
+
+
+def _install_sigint():
+    """First Ctrl-C raises KeyboardInterrupt (stages tear down, finished shards stay done);
+    a second one while that clean-up runs exits at once. Returns the handler to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, _first_sigint)
 
 
 if __name__ == "__main__":  # pragma: no cover

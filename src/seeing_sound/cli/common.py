@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from seeing_sound.cli.options import record_hints
+
 
 def add_stage_args(p: argparse.ArgumentParser) -> None:
     """``--workers`` and ``--overwrite``: every resumable stage takes them."""
     p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
     p.add_argument("--overwrite", action="store_true", help="redo shards that are already done")
+    record_hints(p, {"overwrite=True": "--overwrite"})
 
 
 def positive_int(text: str) -> int:

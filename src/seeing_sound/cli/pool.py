@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 
-from seeing_sound.cli.common import add_stage_args, non_negative_float, positive_float, positive_int
+from seeing_sound.cli.common import add_stage_args
+from seeing_sound.cli.options import add_config_options, config_from_args
+from seeing_sound.pool.config import PoolBuildConfig
 
 
 def register(sub) -> None:
@@ -26,15 +28,7 @@ def register(sub) -> None:
     b.add_argument(
         "--descriptions", metavar="FILE", help="CSV/JSONL: source path|file name|stem -> description, labels"
     )
-    b.add_argument("--chunk-seconds", type=positive_float, default=5.0, help="chunk length (default 5)")
-    b.add_argument("--sample-rate", type=positive_int, default=16000, help="target sample rate (default 16000)")
-    b.add_argument(
-        "--min-tail-seconds",
-        type=non_negative_float,
-        default=0.0,
-        help="drop a last chunk with less real audio than this (default 0: keep every tail, as the paper)",
-    )
-    b.add_argument("--shard-files", type=positive_int, default=64, help="source files per shard (default 64)")
+    add_config_options(b, PoolBuildConfig, include=("chunk_seconds", "sample_rate", "min_tail_seconds", "shard_files"))
     add_stage_args(b)
     b.set_defaults(handler=_build)
 
@@ -59,11 +53,8 @@ def _build(args: argparse.Namespace) -> int:
     report = build_pool(
         args.sources,
         args.out,
+        config_from_args(args, PoolBuildConfig),
         descriptions=args.descriptions,
-        chunk_seconds=args.chunk_seconds,
-        sample_rate=args.sample_rate,
-        min_tail_seconds=args.min_tail_seconds,
-        shard_files=args.shard_files,
         workers=args.workers,
         overwrite=args.overwrite,
         progress=args.progress,

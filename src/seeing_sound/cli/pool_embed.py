@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from seeing_sound.cli.common import add_encoder_runtime_args, add_stage_args, positive_int
+from seeing_sound.cli.common import add_stage_args
+from seeing_sound.cli.options import add_config_options, config_from_args
+from seeing_sound.pool.config import EmbedConfig
 
 
 def register_embed(pool_subparsers) -> None:
@@ -19,26 +21,7 @@ def register_embed(pool_subparsers) -> None:
         "can live side by side; rerunning resumes.",
     )
     p.add_argument("pool", help="audio pool folder")
-    p.add_argument(
-        "--encoder",
-        choices=["clap", "text"],
-        default="clap",
-        help="clap embeds the audio; text embeds each chunk's description and labels (default clap)",
-    )
-    p.add_argument(
-        "--model",
-        default=None,
-        help="hub id or local path (default: laion/clap-htsat-unfused for clap, "
-        "sentence-transformers/all-MiniLM-L6-v2 for text)",
-    )
-    p.add_argument(
-        "--dtype",
-        choices=["float32", "float16"],
-        default="float32",
-        help="stored precision (default float32; float16 halves the disk size)",
-    )
-    add_encoder_runtime_args(p)
-    p.add_argument("--shard-chunks", type=positive_int, default=4096, help="chunks per shard (default 4096)")
+    add_config_options(p, EmbedConfig, flags={"fp16": "--fp16"})
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_stage_args(p)
     p.set_defaults(handler=run_embed)
@@ -49,13 +32,7 @@ def run_embed(args: argparse.Namespace) -> int:
 
     r = embed_pool(
         args.pool,
-        args.encoder,
-        args.model,
-        device=args.device,
-        fp16=args.fp16,
-        batch_size=args.batch_size,
-        dtype=args.dtype,
-        shard_chunks=args.shard_chunks,
+        config=config_from_args(args, EmbedConfig),
         workers=args.workers,
         overwrite=args.overwrite,
         progress=args.progress,

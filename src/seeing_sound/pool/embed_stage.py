@@ -26,16 +26,16 @@ import pyarrow.parquet as pq
 
 from seeing_sound.engine import ShardStats, ShardTask, Stage
 from seeing_sound.errors import SeeingSoundError
+from seeing_sound.pool.config import EmbedConfig
 from seeing_sound.pool.layout import ids_rel, skipped_rel, vectors_rel
 
 log = logging.getLogger(__name__)
 
-EMBED_DTYPES = ("float32", "float16")
 AUDIO_READ_BATCH = 256  # chunks read from the pool at a time: 256 x 5 s x 16 kHz float32 = 82 MB
 
 
 def chunk_text(description: str | None, labels) -> str:
-    """The text that stands for a chunk on the pool side of ``--encoder text``.
+    """The text that stands for a chunk on the pool side of the text encoder.
 
     Description and labels together ("Dog barking far away. Dog, Bark"); either alone when
     the other is missing; empty when both are.
@@ -63,16 +63,11 @@ def pool_digest(pool) -> str:
 class EmbedStage(Stage):
     """Embed pool chunks ``[start, stop)`` per shard with one encoder (config only: picklable)."""
 
+    config: EmbedConfig  # its model is the resolved id that every worker loads
     pool_root: str
-    encoder: str
-    model: str
     key: str
     ranges: tuple  # ((start, stop), ...) chunk-id ranges, one per shard
     identity: dict  # EncoderInfo.to_dict(): checked by resume
-    dtype: str = "float32"
-    device: str = "auto"
-    fp16: bool = False
-    batch_size: int | None = None
     digest: str = ""
     name: str = field(init=False, default="embed")
 
@@ -86,7 +81,9 @@ class EmbedStage(Stage):
         return [vectors_rel(self.key, index), ids_rel(self.key, index), skipped_rel(self.key, index)]
 
     def fingerprint(self) -> dict:
-        return {"encoder": self.identity, "dtype": self.dtype, "pool": self.digest, "fp16": self.fp16}
+        # The encoder's identity stands for encoder + model (+ revision); the rest of the config as is.
+        cfg = {k: v for k, v in self.config.fingerprint().items() if k not in ("encoder", "model")}
+        return {"encoder": self.identity, "pool": self.digest, **cfg}
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
         from seeing_sound.encoders import load_encoder
@@ -98,13 +95,14 @@ class EmbedStage(Stage):
         ids = np.arange(start, stop, dtype=np.int64)
         silent = np.asarray(rows.column("silent").to_pylist(), dtype=bool)
         reasons = np.where(silent, "silent", "").astype(object)
-        enc = load_encoder(self.encoder, self.model, device=self.device, fp16=self.fp16, batch_size=self.batch_size)
+        cfg = self.config
+        enc = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
         if enc.info.to_dict() != self.identity:
             raise SeeingSoundError(
-                f"encoder {self.model} changed while embedding (revision {enc.info.revision}, "
-                f"expected {self.identity['revision']}); rerun with --overwrite"
+                f"encoder {cfg.model} changed while embedding (revision {enc.info.revision}, "
+                f"expected {self.identity['revision']}); rerun with overwrite=True"
             )
-        if self.encoder == "text":
+        if cfg.encoder == "text":
             texts = [
                 chunk_text(desc, labels)
                 for desc, labels in zip(
@@ -126,7 +124,7 @@ class EmbedStage(Stage):
         keep, vecs = keep[~bad], vecs[~bad]
         out = scratch / "embeddings" / self.key
         out.mkdir(parents=True, exist_ok=True)
-        np.save(scratch / vectors_rel(self.key, task.index), np.ascontiguousarray(vecs.astype(self.dtype)))
+        np.save(scratch / vectors_rel(self.key, task.index), np.ascontiguousarray(vecs.astype(cfg.dtype)))
         np.save(scratch / ids_rel(self.key, task.index), ids[keep])
         skipped = np.flatnonzero(reasons != "")
         pq.write_table(

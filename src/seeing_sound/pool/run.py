@@ -9,14 +9,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from seeing_sound.config import resolve
 from seeing_sound.engine import run_stage
 from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.pool import layout
-from seeing_sound.pool.embed_stage import EMBED_DTYPES, EmbedStage, pool_digest
+from seeing_sound.pool.config import EmbedConfig, PoolBuildConfig
+from seeing_sound.pool.embed_stage import EmbedStage, pool_digest
 from seeing_sound.pool.layout import embeddings_root
 from seeing_sound.pool.sources import attach_descriptions, find_sources, load_descriptions
-from seeing_sound.pool.stage import PoolBuildStage, PoolConfig
+from seeing_sound.pool.stage import PoolBuildStage
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +42,22 @@ class PoolBuildReport:
 def build_pool(
     sources: Sequence[str | Path],
     out: str | Path,
+    config: PoolBuildConfig | None = None,
     *,
     descriptions: str | Path | None = None,
-    chunk_seconds: float = 5.0,
-    sample_rate: int = 16000,
-    min_tail_seconds: float = 0.0,
-    shard_files: int = 64,
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    **options,
 ) -> PoolBuildReport:
-    """Standardize every audio file under ``sources`` into a pool at ``out`` (resumable)."""
-    if shard_files < 1:
-        raise ValueError(f"shard_files must be >= 1, got {shard_files}")
-    cfg = PoolConfig(sample_rate=sample_rate, chunk_seconds=chunk_seconds, min_tail_seconds=min_tail_seconds)
+    """Standardize every audio file under ``sources`` into a pool at ``out`` (resumable).
+
+    ``config`` holds the settings (defaults: :class:`PoolBuildConfig`); keyword ``options``
+    (its field names, e.g. ``chunk_seconds=2.0``) override single fields. ``descriptions``:
+    a CSV/JSONL file mapping source files to descriptions and labels.
+    """
+    cfg = resolve(PoolBuildConfig, config, options)
+    shard_files = cfg.shard_files
     files = find_sources(list(sources))
     if descriptions is not None:
         files = attach_descriptions(files, load_descriptions(descriptions))
@@ -123,53 +127,48 @@ class EmbedReport:
 
 def embed_pool(
     pool: str | Path,
-    encoder: str = "clap",
+    encoder: str | None = None,
     model: str | None = None,
+    config: EmbedConfig | None = None,
     *,
-    device: str = "auto",
-    fp16: bool = False,
-    batch_size: int | None = None,
-    dtype: str = "float32",
-    shard_chunks: int = 4096,
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    **options,
 ) -> EmbedReport:
-    """Embed every usable chunk of the pool at ``pool`` with ``encoder`` (resumable); write ``info.json``."""
+    """Embed every usable chunk of the pool at ``pool`` with one encoder (resumable); write ``info.json``.
+
+    ``config`` holds the settings (defaults: :class:`EmbedConfig`); ``encoder``, ``model`` and
+    keyword ``options`` (its field names) override single fields.
+    """
     from seeing_sound.encoders import load_encoder
     from seeing_sound.pool import AudioPool
 
-    if dtype not in EMBED_DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(EMBED_DTYPES)}, got {dtype!r}")
-    if shard_chunks < 1:
-        raise ValueError(f"shard_chunks must be >= 1, got {shard_chunks}")
+    positional = {k: v for k, v in (("encoder", encoder), ("model", model)) if v is not None}
+    cfg = resolve(EmbedConfig, config, {**positional, **options})
     ap = AudioPool.open(pool)
-    enc = load_encoder(encoder, model, device=device, fp16=fp16, batch_size=batch_size)
-    if encoder == "clap" and "audio" not in enc.modalities:
-        raise ValueError(f"encoder {encoder!r} cannot embed audio")
+    enc = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
+    if cfg.encoder == "clap" and "audio" not in enc.modalities:
+        raise ValueError(f"encoder {cfg.encoder!r} cannot embed audio")
     key = enc.info.key
     info_path = embeddings_root(ap.root, key) / "info.json"
     if info_path.exists() and not overwrite:
         old = json.loads(info_path.read_text())
-        if old.get("encoder_info") != enc.info.to_dict() or old.get("dtype") != dtype:
+        if old.get("encoder_info") != enc.info.to_dict() or old.get("dtype") != cfg.dtype:
             raise SeeingSoundError(
                 f"{info_path.parent} holds embeddings from {old.get('encoder_info', {}).get('model')} "
                 f"(revision {old.get('encoder_info', {}).get('revision')}, {old.get('dtype')}); "
-                "pass --overwrite to replace them"
+                "pass overwrite=True to replace them"
             )
     n = len(ap)
-    ranges = tuple((a, min(n, a + shard_chunks)) for a in range(0, n, shard_chunks))
+    step = cfg.shard_chunks
+    ranges = tuple((a, min(n, a + step)) for a in range(0, n, step))
     stage = EmbedStage(
+        config=cfg.replace(model=enc.info.model),  # the resolved id: workers load exactly this model
         pool_root=str(ap.root),
-        encoder=encoder,
-        model=enc.info.model,
         key=key,
         ranges=ranges,
         identity=enc.info.to_dict(),
-        dtype=dtype,
-        device=device,
-        fp16=fp16,
-        batch_size=batch_size,
         digest=pool_digest(ap),
     )
     log.info("pool embed: %d chunks in %d shards with %s -> %s", n, len(ranges), enc.info.model, info_path.parent)
@@ -179,10 +178,10 @@ def embed_pool(
         "format_version": 1,
         "encoder_info": enc.info.to_dict(),
         "key": key,
-        "dtype": dtype,
+        "dtype": cfg.dtype,
         "pool": stage.digest,
         "normalized": True,
-        "pool_text": "description. labels" if encoder == "text" else None,
+        "pool_text": "description. labels" if cfg.encoder == "text" else None,
         "counts": {"chunks": report.items_in, "embedded": report.items_out, "skipped": report.errors},
         "shards": [{"index": s.shard, "rows": s.items_out} for s in report.shards],
     }

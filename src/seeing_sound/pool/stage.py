@@ -15,6 +15,7 @@ from seeing_sound.audio.io import BadAudio, file_checksum, stream_mono
 from seeing_sound.audio.loudness import BLOCK_SECONDS, integrated_loudness, is_silent
 from seeing_sound.engine import ShardStats, ShardTask, Stage
 from seeing_sound.pool import layout
+from seeing_sound.pool.config import PoolBuildConfig
 from seeing_sound.pool.sources import SourceFile
 
 log = logging.getLogger(__name__)
@@ -41,29 +42,7 @@ ERRORS_SCHEMA = pa.schema([("source", pa.string()), ("reason", pa.string()), ("d
 LOUDNESS_BATCH = 64
 
 
-@dataclass(frozen=True)
-class PoolConfig:
-    """Standardization settings (paper A.7 defaults)."""
-
-    sample_rate: int = 16000
-    chunk_seconds: float = 5.0
-    min_tail_seconds: float = 0.0
-
-    def __post_init__(self):
-        if self.sample_rate < 1000:
-            raise ValueError(f"sample_rate must be >= 1000 Hz, got {self.sample_rate}")
-        if not self.chunk_seconds >= BLOCK_SECONDS:
-            raise ValueError(f"chunk_seconds must be >= {BLOCK_SECONDS} (one loudness block), got {self.chunk_seconds}")
-        if not 0 <= self.min_tail_seconds <= self.chunk_seconds:
-            raise ValueError(f"min_tail_seconds must be in [0, chunk_seconds], got {self.min_tail_seconds}")
-
-    @property
-    def chunk_samples(self) -> int:
-        return round(self.chunk_seconds * self.sample_rate)
-
-    @property
-    def min_tail_samples(self) -> int:
-        return round(self.min_tail_seconds * self.sample_rate)
+PoolConfig = PoolBuildConfig  # the old name, kept importable
 
 
 def quantize_chunks(chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -130,7 +109,7 @@ def measure_chunks(chunks: np.ndarray, real: np.ndarray, rate: int) -> np.ndarra
 
 @dataclass
 class PoolBuildStage(Stage):
-    config: PoolConfig
+    config: PoolBuildConfig
     shard_files: tuple[tuple[SourceFile, ...], ...] = field(default_factory=tuple)
     name: str = "build"
 
@@ -141,7 +120,7 @@ class PoolBuildStage(Stage):
         return [layout.chunks_rel(index), layout.manifest_rel(index), layout.errors_rel(index)]
 
     def fingerprint(self) -> dict:
-        return {"config": vars(self.config), "format": layout.POOL_FORMAT_VERSION}
+        return {"config": self.config.fingerprint(), "format": layout.POOL_FORMAT_VERSION}
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
         cfg = self.config
@@ -230,5 +209,5 @@ class PoolBuildStage(Stage):
         if pending:
             flush()
         if not rows:
-            raise BadAudio("too_short", f"{chunker.total_samples} samples, under --min-tail-seconds")
+            raise BadAudio("too_short", f"{chunker.total_samples} samples, under min_tail_seconds")
         return rows

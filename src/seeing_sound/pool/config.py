@@ -1,0 +1,56 @@
+"""Settings of ``pool build`` and ``pool embed`` (one field each: default, help, checks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from seeing_sound.audio.loudness import BLOCK_SECONDS
+from seeing_sound.config import Config, ConfigError, option
+
+EMBED_DTYPES = ("float32", "float16")
+ENCODERS = ("clap", "text")
+
+
+@dataclass(frozen=True)
+class PoolBuildConfig(Config):
+    """Standardization settings (paper A.7 defaults)."""
+
+    sample_rate: int = option(16000, "target sample rate in Hz (soxr HQ resampling)", min=1000)
+    chunk_seconds: float = option(5.0, "chunk length in seconds (the last one is zero-padded)", min=BLOCK_SECONDS)
+    min_tail_seconds: float = option(
+        0.0, "drop a last chunk with less real audio than this (0: keep every tail, as the paper)", min=0
+    )
+    shard_files: int = option(64, "source files per shard", min=1, fingerprint=False)
+
+    def validate(self) -> None:
+        if self.min_tail_seconds > self.chunk_seconds:
+            raise ConfigError(
+                "min_tail_seconds", self.min_tail_seconds, f"must be <= chunk_seconds ({self.chunk_seconds})"
+            )
+
+    @property
+    def chunk_samples(self) -> int:
+        return round(self.chunk_seconds * self.sample_rate)
+
+    @property
+    def min_tail_samples(self) -> int:
+        return round(self.min_tail_seconds * self.sample_rate)
+
+
+@dataclass(frozen=True)
+class EmbedConfig(Config):
+    """Which encoder embeds the pool, and how."""
+
+    encoder: str = option(
+        "clap", "clap embeds the audio; text embeds each chunk's description and labels", choices=ENCODERS
+    )
+    model: str | None = option(
+        None,
+        "hub id or local path of the encoder",
+        default_text="laion/clap-htsat-unfused for clap, sentence-transformers/all-MiniLM-L6-v2 for text",
+    )
+    dtype: str = option("float32", "stored precision (float16 halves the disk size)", choices=EMBED_DTYPES)
+    fp16: bool = option(False, "run the encoder in half precision (GPU)")
+    device: str = option("auto", "auto (CUDA if available), cpu or cuda[:N]", fingerprint=False)
+    batch_size: int | None = option(None, "encoder batch size", min=1, fingerprint=False, default_text="the encoder's")
+    shard_chunks: int = option(4096, "chunks per shard", min=1, fingerprint=False)
