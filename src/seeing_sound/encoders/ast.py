@@ -116,12 +116,23 @@ class AstEncoder:
 
 
 def load_ast(name_or_path: str = DEFAULT_AST, device: str = "cpu", dtype=None, flag: str = "--ast") -> AstEncoder:
-    """Load ``ASTModel`` + ``ASTFeatureExtractor`` from a hub id or folder (eval mode, on ``device``)."""
-    from transformers import ASTFeatureExtractor, ASTModel
+    """Load ``ASTModel`` + ``ASTFeatureExtractor`` from a hub id or folder (eval mode, on ``device``).
+
+    The AudioSet AST is saved as an ``ASTForAudioClassification``: loading ``ASTModel`` from it
+    would report its ``classifier.*`` head as UNEXPECTED. Such a checkpoint is loaded as the class it
+    was saved as and its backbone kept, so every key is expected and transformers' load report still
+    names any key that is really missing or unexpected.
+    """
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification, ASTModel
 
     try:
         fe = ASTFeatureExtractor.from_pretrained(str(name_or_path))
-        model = ASTModel.from_pretrained(str(name_or_path), dtype=dtype).to(device).eval()
+        config = ASTConfig.from_pretrained(str(name_or_path))
+        if ASTForAudioClassification.__name__ in (config.architectures or []):
+            classifier = ASTForAudioClassification.from_pretrained(str(name_or_path), config=config, dtype=dtype)
+            model = classifier.audio_spectrogram_transformer
+        else:
+            model = ASTModel.from_pretrained(str(name_or_path), config=config, dtype=dtype)
     except OSError as exc:
         raise ModelNotFoundError("AST", str(name_or_path), flag, exc) from exc
-    return AstEncoder(model=model, feature_extractor=fe, name_or_path=str(name_or_path))
+    return AstEncoder(model=model.to(device).eval(), feature_extractor=fe, name_or_path=str(name_or_path))

@@ -4,15 +4,21 @@ Every weight except the projector comes from a pretrained ``PixArtTransformer2DM
 The whole model is a diffusers ``ModelMixin``: ``save_pretrained`` writes ``config.json`` (the
 transformer's config and the projector's sizes) and safetensors weights; ``from_pretrained`` loads
 them back. :meth:`AudioPixArt.from_pixart` starts a new model from a PixArt-α checkpoint.
+
+The hub's PixArt-α ``transformer/config.json`` was written by diffusers 0.22 for the generic
+``Transformer2DModel``: it carries that class's keys (``double_self_attention``, ``num_vector_embeds``,
+``only_cross_attention``, ``use_linear_projection``), which diffusers keeps in the loaded model's
+config. :func:`pixart_init_config` turns such a config into ``PixArtTransformer2DModel`` arguments.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 
 import torch
-from diffusers import PixArtTransformer2DModel
+from diffusers import PixArtTransformer2DModel, Transformer2DModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
@@ -30,8 +36,24 @@ class AudioPixArtOutput(BaseOutput):
     sample: torch.Tensor
 
 
-def _public_config(config) -> dict:
-    return {k: v for k, v in dict(config).items() if not k.startswith("_")}
+def _init_keys(cls) -> set[str]:
+    return set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+
+
+def pixart_init_config(config) -> dict:
+    """The ``PixArtTransformer2DModel`` constructor arguments held in a transformer ``config``.
+
+    Private keys (``_class_name``, ``_diffusers_version``, ...) and the keys only the legacy
+    ``Transformer2DModel`` takes are dropped, as diffusers' own loader drops them; any other key the
+    constructor does not take raises ``ValueError``.
+    """
+    init_keys = _init_keys(PixArtTransformer2DModel)
+    legacy = _init_keys(Transformer2DModel) - init_keys
+    public = {k: v for k, v in dict(config).items() if not k.startswith("_")}
+    unknown = sorted(set(public) - init_keys - legacy)
+    if unknown:
+        raise ValueError(f"transformer_config has keys PixArtTransformer2DModel does not take: {unknown}")
+    return {k: v for k, v in public.items() if k in init_keys}
 
 
 class AudioPixArt(ModelMixin, ConfigMixin):
@@ -39,7 +61,7 @@ class AudioPixArt(ModelMixin, ConfigMixin):
 
     Args:
         transformer_config: the ``PixArtTransformer2DModel`` config (a dict; ``caption_channels`` is replaced
-            by ``audio_embed_dim``).
+            by ``audio_embed_dim``; legacy ``Transformer2DModel`` keys are ignored, see :func:`pixart_init_config`).
         audio_embed_dim: width of the audio tokens (AST hidden size).
     """
 
@@ -50,8 +72,7 @@ class AudioPixArt(ModelMixin, ConfigMixin):
         super().__init__()
         if audio_embed_dim < 1:
             raise ValueError(f"audio_embed_dim must be >= 1, got {audio_embed_dim}")
-        cfg = dict(transformer_config or {})
-        cfg["caption_channels"] = audio_embed_dim
+        cfg = {**pixart_init_config(transformer_config or {}), "caption_channels": audio_embed_dim}
         self.transformer = PixArtTransformer2DModel(**cfg)
         self.transformer.caption_projection = AudioProjector(audio_embed_dim, self.transformer.inner_dim)
 
@@ -73,15 +94,21 @@ class AudioPixArt(ModelMixin, ConfigMixin):
 
     @classmethod
     def from_pixart(cls, name_or_path: str = DEFAULT_PIXART, audio_embed_dim: int = 768, seed: int = 0) -> AudioPixArt:
-        """All transformer weights from a PixArt-α checkpoint, a freshly initialised projector (seeded)."""
+        """All transformer weights from a PixArt-α checkpoint, a freshly initialised projector (seeded).
+
+        The loaded transformer itself becomes the model's ``transformer`` (its caption projection
+        swapped for the projector), so only one copy of the weights is ever in memory.
+        """
         base = load_pixart_transformer(name_or_path)
+        config = {**pixart_init_config(base.config), "caption_channels": audio_embed_dim}
+        with torch.device("meta"):  # the wrapper's own transformer is replaced below: allocate nothing
+            model = cls(transformer_config=config, audio_embed_dim=audio_embed_dim)
         torch.manual_seed(seed)
-        config = {**_public_config(base.config), "caption_channels": audio_embed_dim}
-        model = cls(transformer_config=config, audio_embed_dim=audio_embed_dim)
-        state = {k: v for k, v in base.state_dict().items() if not k.startswith("caption_projection.")}
-        missing, unexpected = model.transformer.load_state_dict(state, strict=False)
-        if unexpected or any(not k.startswith("caption_projection.") for k in missing):
-            raise RuntimeError(f"checkpoint does not match PixArt-α: missing={missing} unexpected={unexpected}")
+        projector = AudioProjector(audio_embed_dim, base.inner_dim)
+        base.caption_projection = projector if projector.dtype == base.dtype else projector.to(base.dtype)
+        base.register_to_config(caption_channels=audio_embed_dim)
+        model.transformer = base
+        model.train()  # a fresh model trains; diffusers' from_pretrained left the base in eval mode
         log.info(
             "AudioPixArt from %s: %.1fM parameters, projector %d -> %d (new)",
             name_or_path,

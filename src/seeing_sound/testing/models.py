@@ -4,26 +4,39 @@ Tests, benchmarks and the demo load them through the same public loaders as
 ``PixArt-alpha/PixArt-XL-2-512x512``, ``MIT/ast-finetuned-audioset-10-10-0.4593``,
 ``laion/clap-htsat-unfused`` and ``llava-hf/llava-1.5-7b-hf``, so every code path (config
 parsing, processors, safetensors, subfolders) is exercised without a download.
+
+The twins are saved as the real repositories were produced, not as our own classes would save them:
+the PixArt-α transformer's ``config.json`` is the diffusers-0.22 ``Transformer2DModel`` config with
+its legacy keys, the repository has the ``PixArtAlphaPipeline`` ``model_index.json``, and the AST is
+an ``ASTForAudioClassification`` with its 527-way AudioSet head and label map.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 #: Tiny AST: 1 s of audio (100 frames) -> 2 + 12 x 9 = 110 tokens of width 32.
 TINY_AST_MAX_FRAMES = 100
 TINY_AST_HIDDEN = 32
+#: AudioSet's label count, the head of ``MIT/ast-finetuned-audioset-10-10-0.4593``.
+AUDIOSET_NUM_LABELS = 527
 
 
 def build_tiny_ast(
     out: str | Path, seed: int = 0, hidden_size: int = TINY_AST_HIDDEN, max_length: int = TINY_AST_MAX_FRAMES
 ) -> Path:
-    """Save a random ``ASTModel`` and its ``ASTFeatureExtractor`` to ``out``; return ``out``."""
+    """Save a random ``ASTForAudioClassification`` (527 labels ``label_i``) and its ``ASTFeatureExtractor``.
+
+    Like ``MIT/ast-finetuned-audioset-10-10-0.4593``, the checkpoint holds the classifier head
+    (``classifier.*``) beside the ``audio_spectrogram_transformer.*`` backbone. Returns ``out``.
+    """
     import torch
-    from transformers import ASTConfig, ASTFeatureExtractor, ASTModel
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
 
     out = Path(out)
     torch.manual_seed(seed)
+    id2label = {i: f"label_{i}" for i in range(AUDIOSET_NUM_LABELS)}
     config = ASTConfig(
         hidden_size=hidden_size,
         num_hidden_layers=2,
@@ -31,10 +44,63 @@ def build_tiny_ast(
         intermediate_size=2 * hidden_size,
         max_length=max_length,
         num_mel_bins=128,
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
     )
-    ASTModel(config).eval().save_pretrained(out)
+    ASTForAudioClassification(config).eval().save_pretrained(out)
     ASTFeatureExtractor(max_length=max_length, num_mel_bins=128).save_pretrained(out)
     return out
+
+
+def _write_hub_transformer_config(folder: Path, transformer) -> None:
+    """Rewrite ``folder/config.json`` as PixArt-α's hub one: a diffusers-0.22 ``Transformer2DModel`` config."""
+    c = transformer.config
+    config = {
+        "_class_name": "Transformer2DModel",
+        "_diffusers_version": "0.22.0.dev0",
+        "activation_fn": c.activation_fn,
+        "attention_bias": c.attention_bias,
+        "attention_head_dim": c.attention_head_dim,
+        "attention_type": c.attention_type,
+        "caption_channels": c.caption_channels,
+        "cross_attention_dim": c.cross_attention_dim,
+        "double_self_attention": False,
+        "dropout": c.dropout,
+        "in_channels": c.in_channels,
+        "norm_elementwise_affine": c.norm_elementwise_affine,
+        "norm_eps": c.norm_eps,
+        "norm_num_groups": c.norm_num_groups,
+        "norm_type": c.norm_type,
+        "num_attention_heads": c.num_attention_heads,
+        "num_embeds_ada_norm": c.num_embeds_ada_norm,
+        "num_layers": c.num_layers,
+        "num_vector_embeds": None,
+        "only_cross_attention": False,
+        "out_channels": c.out_channels,
+        "patch_size": c.patch_size,
+        "sample_size": c.sample_size,
+        "upcast_attention": c.upcast_attention,
+        "use_additional_conditions": transformer.use_additional_conditions,
+        "use_linear_projection": False,
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _write_model_index(out: Path) -> None:
+    """PixArt-α's ``model_index.json``; text_encoder/tokenizer stay null until their folders exist."""
+    index = {
+        "_class_name": "PixArtAlphaPipeline",
+        "_diffusers_version": "0.22.0.dev0",
+        "scheduler": ["diffusers", "DPMSolverMultistepScheduler"],
+        "text_encoder": [None, None],
+        "tokenizer": [None, None],
+        "transformer": ["diffusers", "Transformer2DModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    }
+    path = out / "model_index.json"
+    if path.is_file():  # keep components another builder registered (build_tiny_text_encoder)
+        index.update({k: v for k, v in json.loads(path.read_text()).items() if v != [None, None]})
+    path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
 def build_tiny_pixart(
@@ -45,7 +111,10 @@ def build_tiny_pixart(
     num_layers: int = 2,
     small_vae_std: bool = True,
 ) -> Path:
-    """Save a PixArt-α-shaped repository (``transformer/``, ``vae/``, ``scheduler/``) to ``out``.
+    """Save a PixArt-α-shaped repository (``transformer/``, ``vae/``, ``scheduler/``, ``model_index.json``).
+
+    ``transformer/config.json`` is written the way the hub's was (diffusers 0.22, ``Transformer2DModel``
+    with its legacy keys), after the weights, so loaders see what they will see on the real checkpoint.
 
     The transformer has learned variance (out_channels = 8) like the real one; the VAE downsamples
     by 2 (images of ``2 * sample_size`` pixels). ``small_vae_std`` biases the VAE's log-variance
@@ -74,6 +143,7 @@ def build_tiny_pixart(
         norm_num_groups=8,
     )
     transformer.save_pretrained(out / "transformer")
+    _write_hub_transformer_config(out / "transformer", transformer)
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
@@ -101,6 +171,7 @@ def build_tiny_pixart(
     DPMSolverMultistepScheduler(
         num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear"
     ).save_pretrained(out / "scheduler")
+    _write_model_index(out)
     return out
 
 
@@ -159,6 +230,10 @@ def build_tiny_text_encoder(out: str | Path, seed: int = 0, d_model: int = 16) -
         eos_token_id=1,
     )
     T5EncoderModel(config).eval().save_pretrained(out / "text_encoder")
+    if (out / "model_index.json").is_file():  # a PixArt-α twin: register the components like the real one
+        index = json.loads((out / "model_index.json").read_text())
+        index.update(text_encoder=["transformers", "T5EncoderModel"], tokenizer=["transformers", type(fast).__name__])
+        (out / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     return out
 
 
