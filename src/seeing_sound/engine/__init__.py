@@ -5,8 +5,19 @@ folder. :func:`run_stage` decides where and how shards run (in-process, a proces
 any ``concurrent.futures.Executor``) and makes every shard's output appear atomically.
 """
 
+from seeing_sound.engine.lock import OutputLockedError, output_lock
 from seeing_sound.engine.runner import StageReport, run_stage
 from seeing_sound.engine.shards import atomic_write, shard_name
 from seeing_sound.engine.stage import ShardStats, ShardTask, Stage
 
-__all__ = ["ShardStats", "ShardTask", "Stage", "StageReport", "atomic_write", "run_stage", "shard_name"]
+__all__ = [
+    "OutputLockedError",
+    "ShardStats",
+    "ShardTask",
+    "Stage",
+    "StageReport",
+    "atomic_write",
+    "output_lock",
+    "run_stage",
+    "shard_name",
+]

@@ -7,12 +7,17 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import os
 import shutil
+import signal
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seeing_sound.engine.lock import output_lock
 from seeing_sound.engine.shards import move_into_place, shard_name, write_json_atomic
 from seeing_sound.engine.stage import ShardStats, ShardTask, Stage
 from seeing_sound.errors import StageMismatchError
@@ -137,11 +142,56 @@ def _mp_context():
     A forked child of a process that already runs torch's thread pools can deadlock,
     so model stages (which import torch) get fresh spawned interpreters.
     """
-    import sys
-
     if sys.platform.startswith("linux") and "torch" not in sys.modules:
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Worker set-up: die with the parent, leave Ctrl-C to the parent.
+
+    A worker blocked on its task pipe never notices that the parent was SIGKILLed (it holds the
+    pipe's other end itself), so it would wait forever holding its memory. On Linux the kernel
+    kills it (PR_SET_PDEATHSIG); everywhere a daemon thread watches the parent's PID as well.
+    SIGINT is ignored here: the parent tears the pool down, and shards without a done-marker
+    are simply redone by the next run.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc prctl: the watcher below still works
+            pass
+    if os.getppid() != parent_pid:  # the parent died before this line
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent_pid: int, interval_s: float = 0.5) -> None:
+    while True:
+        time.sleep(interval_s)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
+def _tear_down(ex: cf.Executor, futures, own: bool) -> None:
+    """Stop at once: drop queued shards and, for our own pool, kill the running workers.
+
+    A killed shard left no done-marker, so the next run redoes exactly it; finished shards stay done.
+    """
+    for fut in futures:
+        fut.cancel()
+    if not own:
+        return
+    procs = list((getattr(ex, "_processes", None) or {}).values()) if isinstance(ex, cf.ProcessPoolExecutor) else []
+    for p in procs:
+        p.kill()
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.join(timeout=2)
 
 
 def run_stage(
@@ -158,10 +208,18 @@ def run_stage(
     ``workers`` > 1 spreads shards over that many spawned processes; pass ``executor``
     to use your own (a Ray-backed executor works the same way). Shard outputs land
     atomically, so killing the run at any moment and rerunning gives the same files.
+    The run holds :func:`~seeing_sound.engine.output_lock` on ``root``: a second run on the
+    same root stops at once with :class:`~seeing_sound.engine.lock.OutputLockedError`.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    root = Path(root)
+    with output_lock(root):
+        return _run_stage(stage, Path(root), workers=workers, executor=executor, overwrite=overwrite, progress=progress)
+
+
+def _run_stage(
+    stage: Stage, root: Path, *, workers: int, executor: cf.Executor | None, overwrite: bool, progress: bool
+) -> StageReport:
     t_start = time.perf_counter()
     tasks = list(stage.plan())
     if [t.index for t in tasks] != list(range(len(tasks))):
@@ -195,14 +253,22 @@ def run_stage(
                 _done(run_shard(stage, task, str(root)))
         else:
             own = executor is None
-            ex = executor or cf.ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=_mp_context())
+            ex = executor or cf.ProcessPoolExecutor(
+                max_workers=min(workers, len(pending)),
+                mp_context=_mp_context(),
+                initializer=_worker_init,
+                initargs=(os.getpid(),),
+            )
+            futures = []
             try:
                 futures = [ex.submit(run_shard, stage, t, str(root)) for t in pending]
                 for fut in cf.as_completed(futures):
                     _done(fut.result())
-            finally:
-                if own:
-                    ex.shutdown(wait=True, cancel_futures=True)
+            except BaseException:
+                _tear_down(ex, futures, own)
+                raise
+            if own:
+                ex.shutdown(wait=True)
     finally:
         bar.close()
     shutil.rmtree(state_dir(root, stage) / "tmp", ignore_errors=True)

@@ -7,7 +7,8 @@ picklable :class:`VLMSpec`, so a shard sent to another process carries only the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,8 +34,9 @@ class VLMSpec:
     base_url: str | None = None  # openai: defaults to $OPENAI_BASE_URL or https://api.openai.com/v1
     api_key_env: str = "OPENAI_API_KEY"  # openai: environment variable holding the key (never logged)
     concurrency: int = 4  # openai: requests in flight per worker
-    timeout_s: float = 60.0  # openai: per-request timeout
+    timeout_s: float = 60.0  # openai: wall-clock deadline per request attempt (connect + answer)
     max_retries: int = 5  # openai: retries after the first attempt on 429/5xx/timeouts
+    max_response_bytes: int = 1 << 20  # openai: longest answer read; more is recorded as response-too-large
     sidecar_key: str | None = None  # sidecar: key column; default: first of image_id, path, file, ...
 
     def __post_init__(self):
@@ -42,7 +44,7 @@ class VLMSpec:
             raise ValueError(f"vlm kind must be one of {KINDS}, got {self.kind!r}")
         if not self.model:
             raise ValueError(f"vlm {self.kind}: a model is required (e.g. --vlm {self.kind}:NAME)")
-        for attr in ("max_new_tokens", "batch_size", "concurrency"):
+        for attr in ("max_new_tokens", "batch_size", "concurrency", "max_response_bytes"):
             if getattr(self, attr) < 1:
                 raise ValueError(f"{attr} must be >= 1, got {getattr(self, attr)}")
         if not self.timeout_s > 0:
@@ -105,6 +107,28 @@ class VLMBackend(Protocol):
 
     def generate(self, requests: Sequence[VLMRequest], task: str) -> list[list[Generation]]:
         """One list of generations per request (usually one; a sidecar may hold several models)."""
+
+
+REDACTED = "***"
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
+_MIN_SECRET_CHARS = 4  # shorter "secrets" would redact ordinary words
+
+
+def redact_url(text: str) -> str:
+    """``https://user:pass@host/v1`` -> ``https://***@host/v1`` (anywhere in ``text``)."""
+    return _URL_USERINFO.sub(rf"\1{REDACTED}@", text)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with URL credentials and every given secret value replaced by ``***``.
+
+    Applied to everything a back end records or logs (error details, answers, messages), so
+    an API key echoed back by a server never reaches a Parquet file, a card or a log line.
+    """
+    text = redact_url(text)
+    for secret in sorted((s for s in secrets if s and len(s) >= _MIN_SECRET_CHARS), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 _CACHE: dict[VLMSpec, VLMBackend] = {}

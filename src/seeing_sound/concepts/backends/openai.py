@@ -4,13 +4,23 @@ Standard library only. Images go as base64 JPEG data URLs; requests run ``concur
 time; 429, 5xx, timeouts and dropped connections are retried with exponential backoff that
 honours ``Retry-After``; a request that finally fails becomes an error record. Authentication
 and model-not-found errors stop the run instead (every request would fail the same way).
-The API key is read from an environment variable and never logged.
+
+Hardening, because the server is whatever ``--base-url`` names:
+
+* redirects are never followed: a 3xx is an error row (``http-302``, naming the target host), so
+  the key is never sent to another host and a POST never turns into a prompt-less GET;
+* ``timeout_s`` is a wall-clock deadline per attempt (connect, headers and body together): a
+  server that drips bytes cannot keep a request alive;
+* at most ``max_response_bytes`` of an answer are read (``response-too-large`` beyond that);
+* the API key and URL credentials are redacted (``***``) from every recorded or logged message;
+* an interrupt (Ctrl-C) aborts every request in flight at once instead of waiting for it.
 """
 
 from __future__ import annotations
 
 import base64
 import concurrent.futures as cf
+import contextlib
 import email.utils
 import http.client
 import io
@@ -18,12 +28,12 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Sequence
 
-from seeing_sound.concepts.backends import Generation, VLMRequest, VLMSpec
+from seeing_sound.concepts.backends import Generation, VLMRequest, VLMSpec, redact, redact_url
 from seeing_sound.errors import SeeingSoundError
 
 log = logging.getLogger(__name__)
@@ -34,6 +44,8 @@ FATAL_STATUS = frozenset({401, 403, 404})
 BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 60.0  # longest exponential wait
 RETRY_AFTER_MAX_S = 300.0  # a server asking for more than this is treated as asking for this
+READ_BLOCK = 1 << 16
+ERROR_BODY_BYTES = 500  # of an error answer, only a snippet is read (it is a hint for the message)
 
 
 class _RequestFailed(Exception):
@@ -42,6 +54,10 @@ class _RequestFailed(Exception):
     def __init__(self, reason: str, detail: str, retry_after: float | None = None, retry: bool = True):
         super().__init__(detail)
         self.reason, self.detail, self.retry_after, self.retry = reason, detail, retry_after, retry
+
+
+class _Cancelled(Exception):
+    """The run is being interrupted: no more attempts."""
 
 
 def encode_image_data_url(image, quality: int = 90) -> str:
@@ -83,33 +99,78 @@ class OpenAIBackend:
     provides_captions = True
     provides_concepts = True
 
-    def __init__(self, spec: VLMSpec, sleep=time.sleep):
+    def __init__(self, spec: VLMSpec, sleep=None):
         self.spec = spec
         base = spec.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         if not base.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {base!r}")
-        self.url = base.rstrip("/") + "/chat/completions"
-        self._sleep = sleep
-        if not os.environ.get(spec.api_key_env):
+            raise ValueError(f"base_url must start with http:// or https://, got {redact_url(base)!r}")
+        parts = urllib.parse.urlsplit(base.rstrip("/") + "/chat/completions")
+        if not parts.hostname:
+            raise ValueError(f"base_url has no host: {redact_url(base)!r}")
+        self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port
+        self._path = parts.path + (f"?{parts.query}" if parts.query else "")
+        self._userinfo = (
+            (urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password or ""))
+            if parts.username or parts.password
+            else None
+        )
+        self.url = redact_url(urllib.parse.urlunsplit(parts))  # for messages: never holds credentials
+        self._cancel = threading.Event()
+        self._sleep = sleep if sleep is not None else self._interruptible_sleep
+        self._live: set[http.client.HTTPConnection] = set()
+        self._live_lock = threading.Lock()
+        if not os.environ.get(spec.api_key_env) and self._userinfo is None:
             log.info("no API key in $%s; sending requests without Authorization", spec.api_key_env)
 
+    # -- secrets ---------------------------------------------------------------------------------
+    def _secrets(self) -> list[str]:
+        out = [os.environ.get(self.spec.api_key_env) or ""]
+        if self._userinfo is not None:
+            out += [self._userinfo[1], urllib.parse.quote(self._userinfo[1], safe="")]
+            out.append(base64.b64encode(f"{self._userinfo[0]}:{self._userinfo[1]}".encode()).decode())
+        return [s for s in out if s]
+
+    def _redact(self, text: str | None) -> str | None:
+        return None if text is None else redact(text, self._secrets())
+
+    # -- requests --------------------------------------------------------------------------------
     def generate(self, requests: Sequence[VLMRequest], task: str) -> list[list[Generation]]:
         if not requests:
             return []
-        with cf.ThreadPoolExecutor(max_workers=min(self.spec.concurrency, len(requests))) as pool:
-            futures = [pool.submit(self.complete, r) for r in requests]
-            try:
-                return [[f.result()] for f in futures]
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+        self._cancel.clear()
+        pool = cf.ThreadPoolExecutor(max_workers=min(self.spec.concurrency, len(requests)))
+        futures = [pool.submit(self.complete, r) for r in requests]
+        try:
+            out = [[f.result()] for f in futures]
+        except BaseException:
+            # Ctrl-C (or a fatal status): stop retries, abort the requests in flight, and do not
+            # wait for them -- a hung server would otherwise hold the run for minutes.
+            self.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return out
+
+    def cancel(self) -> None:
+        """Abort every request in flight and refuse new attempts until the next :meth:`generate`."""
+        self._cancel.set()
+        with self._live_lock:
+            live = list(self._live)
+        for conn in live:
+            _abort(conn)
+
+    def _interruptible_sleep(self, seconds: float) -> None:
+        if self._cancel.wait(seconds):
+            raise _Cancelled()
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         key = os.environ.get(self.spec.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        elif self._userinfo is not None:
+            token = base64.b64encode(f"{self._userinfo[0]}:{self._userinfo[1]}".encode()).decode("ascii")
+            headers["Authorization"] = f"Basic {token}"
         return headers
 
     def _body(self, request: VLMRequest) -> bytes:
@@ -131,8 +192,10 @@ class OpenAIBackend:
         attempts = self.spec.max_retries + 1
         last: _RequestFailed | None = None
         for attempt in range(attempts):
+            if self._cancel.is_set():
+                raise _Cancelled()
             try:
-                return Generation(self.spec.model_id, text=self._post(body))
+                return Generation(self.spec.model_id, text=self._redact(self._post(body)))
             except _RequestFailed as exc:
                 last = exc
                 if not exc.retry or attempt + 1 == attempts:
@@ -140,51 +203,126 @@ class OpenAIBackend:
                 wait = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt)
                 if exc.retry_after is not None:
                     wait = max(wait, min(RETRY_AFTER_MAX_S, exc.retry_after))
-                log.debug("%s: %s; retry %d/%d in %.1fs", request.image_id, exc.detail, attempt + 1, attempts - 1, wait)
+                log.debug(
+                    "%s: %s; retry %d/%d in %.1fs",
+                    request.image_id,
+                    self._redact(exc.detail),
+                    attempt + 1,
+                    attempts - 1,
+                    wait,
+                )
                 self._sleep(wait)
         assert last is not None
         tries = attempt + 1
         detail = f"{last.detail} (after {tries} attempt{'s' if tries > 1 else ''})"
-        return Generation(self.spec.model_id, error=last.reason, detail=detail)
+        return Generation(self.spec.model_id, error=last.reason, detail=self._redact(detail))
+
+    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+        return cls(self._host, self._port, timeout=timeout)
 
     def _post(self, body: bytes) -> str:
-        req = urllib.request.Request(self.url, data=body, headers=self._headers(), method="POST")
+        """One attempt: POST, read at most ``max_response_bytes``, all within ``timeout_s`` of wall time.
+
+        A watchdog shuts the socket down at the deadline (or on :meth:`cancel`), which wakes any
+        blocked connect/recv; socket timeouts alone are per read and a dripping server resets them.
+        """
+        timeout = self.spec.timeout_s
+        conn = self._connect(timeout)
+        expired = threading.Event()
+
+        def _expire() -> None:
+            expired.set()
+            _abort(conn)
+
+        watchdog = threading.Timer(timeout, _expire)
+        watchdog.daemon = True
+        with self._live_lock:
+            self._live.add(conn)
+        watchdog.start()
         try:
-            with urllib.request.urlopen(req, timeout=self.spec.timeout_s) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-            snippet = _error_snippet(exc)
+            text = self._exchange(conn, body)
+            if not expired.is_set():
+                return text
+            raise _RequestFailed("timeout", f"no answer within {timeout:g}s")
+        except SeeingSoundError:
+            raise
+        except Exception as exc:
+            if self._cancel.is_set():
+                raise _Cancelled() from None
+            # A socket shut down by the watchdog reads as EOF, a reset or a half answer: all timeouts.
+            if expired.is_set() or isinstance(exc, (TimeoutError, socket.timeout)):
+                raise _RequestFailed("timeout", f"no answer within {timeout:g}s") from None
+            if isinstance(exc, (OSError, http.client.HTTPException)):
+                raise _RequestFailed("connection-error", f"cannot reach {self.url}: {_oneline(exc)}") from None
+            raise
+        finally:
+            watchdog.cancel()
+            with self._live_lock:
+                self._live.discard(conn)
+            conn.close()
+
+    def _exchange(self, conn: http.client.HTTPConnection, body: bytes) -> str:
+        conn.request("POST", self._path, body=body, headers=self._headers())
+        resp = conn.getresponse()
+        status = resp.status
+        if 300 <= status < 400:
+            target = resp.getheader("Location") or ""
+            host = urllib.parse.urlsplit(target).hostname or self._host
+            raise _RequestFailed(
+                f"http-{status}",
+                f"HTTP {status}: redirect to {host} not followed (requests are never redirected; "
+                f"point --base-url at the final server)",
+                retry=False,
+            )
+        if status >= 400:
+            snippet = _error_snippet(resp.read(ERROR_BODY_BYTES), resp.reason)
             if status in FATAL_STATUS:
                 hint = "check the API key variable" if status in (401, 403) else "check --model and --base-url"
-                raise SeeingSoundError(f"{self.url} answered HTTP {status} ({snippet}); {hint}") from None
+                raise SeeingSoundError(self._redact(f"{self.url} answered HTTP {status} ({snippet}); {hint}"))
             if status in RETRY_STATUS or status >= 500:
-                retry_after = parse_retry_after(exc.headers.get("Retry-After"))
-                raise _RequestFailed(f"http-{status}", f"HTTP {status}: {snippet}", retry_after) from None
+                retry_after = parse_retry_after(resp.getheader("Retry-After"))
+                raise _RequestFailed(f"http-{status}", f"HTTP {status}: {snippet}", retry_after)
             # Any other 4xx is about this request (e.g. image too large): recorded, not retried.
-            raise _RequestFailed(f"http-{status}", f"HTTP {status}: {snippet}", retry=False) from None
-        except TimeoutError as exc:
-            raise _RequestFailed("timeout", f"no answer within {self.spec.timeout_s:g}s") from exc
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, (TimeoutError, socket.timeout)):
-                raise _RequestFailed("timeout", f"no answer within {self.spec.timeout_s:g}s") from exc
-            raise _RequestFailed("connection-error", f"cannot reach {self.url}: {exc.reason}") from exc
-        except (ConnectionError, http.client.HTTPException) as exc:
-            raise _RequestFailed("connection-error", f"{type(exc).__name__}: {exc}") from exc
+            raise _RequestFailed(f"http-{status}", f"HTTP {status}: {snippet}", retry=False)
+        limit = self.spec.max_response_bytes
+        declared = resp.getheader("Content-Length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise _RequestFailed("response-too-large", f"answer of {int(declared)} bytes > {limit}", retry=False)
+        raw = bytearray()
+        while len(raw) <= limit:
+            block = resp.read1(min(READ_BLOCK, limit + 1 - len(raw)))
+            if not block:
+                break
+            raw += block
+        if len(raw) > limit:
+            raise _RequestFailed("response-too-large", f"answer over {limit} bytes", retry=False)
         try:
-            return message_text(json.loads(raw.decode("utf-8")))
+            return message_text(json.loads(bytes(raw).decode("utf-8")))
         except (UnicodeDecodeError, ValueError) as exc:
-            raise _RequestFailed("bad-response", f"malformed response: {str(exc)[:120]}") from exc
+            raise _RequestFailed("bad-response", f"malformed response: {str(exc)[:120]}") from None
 
 
-def _error_snippet(exc: urllib.error.HTTPError) -> str:
-    try:
-        text = exc.read(500).decode("utf-8", "replace")
-    except Exception:  # the body is only a hint for the message
-        return exc.reason or ""
+def _abort(conn: http.client.HTTPConnection) -> None:
+    """Wake a thread blocked on ``conn``'s socket (shutdown does; close from another thread may not)."""
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _oneline(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def _error_snippet(data: bytes, reason: str | None) -> str:
+    text = data.decode("utf-8", "replace")
+    if not text.strip():
+        return reason or ""
     try:
         msg = json.loads(text).get("error", {})
         text = msg.get("message", text) if isinstance(msg, dict) else str(msg)
     except (ValueError, AttributeError):
         pass
-    return " ".join(text.split())[:200]
+    return " ".join(str(text).split())[:200]

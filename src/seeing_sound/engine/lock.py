@@ -1,0 +1,90 @@
+"""One run per output root: an advisory, re-entrant lock on ``ROOT/_stages/.lock``.
+
+Two processes writing the same shards would delete each other's scratch folders; the second
+run must stop at once with one clear line instead. The lock is ``fcntl.flock`` on a lock file
+(released by the kernel when the holder dies, so a killed run never leaves a stale lock) and
+re-entrant within one process, so a command that runs several stages on one root (``sonify``)
+can hold it across all of them while each :func:`~seeing_sound.engine.run_stage` takes it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from seeing_sound.errors import SeeingSoundError
+
+LOCK_REL = "_stages/.lock"
+
+
+class OutputLockedError(SeeingSoundError):
+    """Another process holds the output root."""
+
+
+_held: dict[str, list] = {}  # resolved root -> [fd, depth]
+_guard = threading.Lock()
+
+
+def check_output_root(root: Path) -> None:
+    """Refuse an output root that is a file or sits under a file (one line, no raw errno)."""
+    for p in (root, *root.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "is a file" if p == root else f"is under {p}, which is a file"
+                raise SeeingSoundError(f"output folder {root} {where}; pick another --out")
+            return
+
+
+@contextlib.contextmanager
+def output_lock(root: str | os.PathLike) -> Iterator[Path]:
+    """Hold the exclusive lock on ``root`` for the ``with`` block (creates ``root`` if needed).
+
+    Raises :class:`OutputLockedError` naming the holder's PID if another process has it.
+    Nested use in one process (any thread) only counts depth.
+    """
+    root = Path(root)
+    check_output_root(root)
+    path = root / LOCK_REL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = str(path.resolve())
+    with _guard:
+        entry = _held.get(key)
+        if entry is not None and entry[2] == os.getpid():
+            entry[1] += 1
+        else:
+            entry = _held[key] = [_acquire(path, root), 1, os.getpid()]
+    try:
+        yield root
+    finally:
+        with _guard:
+            entry[1] -= 1
+            if entry[1] == 0:
+                _held.pop(key, None)
+                os.close(entry[0])  # releases the flock
+
+
+def _acquire(path: Path, root: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): runs are not guarded against each other
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        finally:
+            os.close(fd)
+        raise OutputLockedError(
+            f"{root} is in use by another seeing-sound run (PID {holder}); wait for it to finish or pick another --out"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
