@@ -1,0 +1,123 @@
+"""Engine hardening: one run per output root, workers that die with their parent, Ctrl-C that stops."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from seeing_sound.cli import main
+from seeing_sound.engine import OutputLockedError, output_lock
+from seeing_sound.errors import SeeingSoundError
+from seeing_sound.testing.signals import noise, write_audio
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        out |= {int(x) for x in task.read_text().split()}
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def _sources(root: Path, n: int = 6, seconds: float = 30) -> Path:
+    for i in range(n):
+        write_audio(root / f"{i:02d}.wav", noise(seconds, 44100, channels=2, seed=i), 44100)
+    return root
+
+
+def _pool_cmd(src, out, *extra):
+    return [sys.executable, "-m", "seeing_sound.cli", "--quiet", "pool", "build", str(src), "--out", str(out), *extra]
+
+
+def test_output_lock_is_reentrant_in_one_process(tmp_path):
+    with output_lock(tmp_path / "out"), output_lock(tmp_path / "out"):
+        assert (tmp_path / "out" / "_stages" / ".lock").read_text().strip() == str(os.getpid())
+    with output_lock(tmp_path / "out"):  # released after the outer block: can be taken again
+        pass
+
+
+def test_a_second_run_on_the_same_out_stops_at_once_naming_the_holder(tmp_path, capsys):
+    src = _sources(tmp_path / "src", n=1, seconds=2)
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import sys, time\nfrom seeing_sound.engine import output_lock\n"
+         f"with output_lock({str(out)!r}):\n    print('held', flush=True)\n    time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t0 = time.monotonic()
+        assert main(["--quiet", "pool", "build", str(src), "--out", str(out)]) == 1
+        assert time.monotonic() - t0 < 10
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"PID {holder.pid}" in err[0] and "in use" in err[0]
+        with pytest.raises(OutputLockedError), output_lock(out):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["--quiet", "pool", "build", str(src), "--out", str(out)]) == 0  # a killed holder holds nothing
+
+
+def test_out_that_is_a_file_is_one_clear_line(tmp_path):
+    # pool/run.py makes the folder before run_stage: it should call check_output_root first (see report)
+    (tmp_path / "taken").write_text("x")
+    for root, words in ((tmp_path / "taken", "is a file"), (tmp_path / "taken" / "pool", "which is a file")):
+        with pytest.raises(SeeingSoundError, match=words) as info, output_lock(root):
+            pass
+        assert "Errno" not in str(info.value)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_when_their_parent_is_killed(tmp_path):
+    src = _sources(tmp_path / "src")
+    proc = subprocess.Popen(_pool_cmd(src, tmp_path / "out", "--workers", "2", "--shard-files", "1"))
+    try:
+        deadline = time.monotonic() + 60
+        workers: set[int] = set()
+        while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            workers = _children(proc.pid)
+            time.sleep(0.05)
+        assert len(workers) >= 2, "no workers started"
+        time.sleep(0.5)  # let them pick up shards
+        proc.kill()  # the parent only, not the process group
+        proc.wait()
+        deadline = time.monotonic() + 5
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in workers), "workers outlived their parent"
+    finally:
+        for p in workers:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
+
+
+def test_ctrl_c_stops_a_multi_worker_build_and_the_rerun_finishes(tmp_path):
+    src = _sources(tmp_path / "src", n=8)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(_pool_cmd(src, out, "--workers", "2", "--shard-files", "4"), stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while len(_children(proc.pid)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(timeout=20)
+    assert rc == 130 and time.monotonic() - t0 < 2.5
+    assert not any(_alive(p) for p in workers)
+    assert b"interrupted" in proc.stderr.read()
+    assert not (out / "pool.json").exists()
+    subprocess.run(_pool_cmd(src, out, "--workers", "2", "--shard-files", "4"), check=True)
+    assert (out / "pool.json").exists()
