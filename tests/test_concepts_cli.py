@@ -69,13 +69,22 @@ def test_sidecar_in_process(photos, tmp_path, capsys):
     assert concepts["concept"].to_pylist() == ["Cat: meow"] and images.num_rows == 6
 
 
-def test_bad_arguments_exit_1_with_one_line(photos, tmp_path, capsys):
-    assert main(["concepts", str(photos), "--out", str(tmp_path / "o"), "--vlm", "bogus:x"]) == 1
-    assert "--vlm must start with one of" in capsys.readouterr().err
-    assert main(["concepts", str(photos), "--out", str(tmp_path / "o"), "--vlm", "openai"]) == 1
+def _usage_exit(argv) -> int:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    return e.value.code
+
+
+def test_bad_arguments_are_usage_errors_with_one_line(photos, tmp_path, capsys):
+    # Bad option values are usage errors (exit 2), caught at parse time or before any stage.
+    assert _usage_exit(["concepts", str(photos), "--out", str(tmp_path / "o"), "--vlm", "bogus:x"]) == 2
+    err = capsys.readouterr().err
+    assert "--vlm must start with one of" in err and len(err.strip().splitlines()) == 1
+    assert _usage_exit(["concepts", str(photos), "--out", str(tmp_path / "o"), "--vlm", "openai"]) == 2
     assert (
-        main(["concepts", str(photos), "--out", str(tmp_path / "o"), "--vlm", "sidecar:x.jsonl", "--no-captions"]) == 1
+        main(["concepts", str(photos), "--out", str(tmp_path / "o"), "--vlm", "sidecar:x.jsonl", "--no-captions"]) == 2
     )
+    assert not (tmp_path / "o").exists()
     err = capsys.readouterr().err
     assert "needs a model name" in err and "no_filter" in err
     with pytest.raises(SystemExit):

@@ -174,6 +174,7 @@ def test_sonify_cli(sample, tmp_path, capsys):
 
 def test_mix_stage_skips_bad_pairs_with_reasons(sample, tmp_path):
     from seeing_sound.engine import run_stage
+    from seeing_sound.sonify.config import SonifyConfig
     from seeing_sound.sonify.stage import MixStage, inputs_rel
 
     images = tmp_path / "images"
@@ -197,13 +198,12 @@ def test_mix_stage_skips_bad_pairs_with_reasons(sample, tmp_path):
     (images / next(r["image_path"] for r in rows if r["pair_id"] == pairs[1])).unlink()
     pq.write_table(type(table).from_pylist(rows, schema=table.schema), tmp_path / "ds" / inputs_rel(0))
     stage = MixStage(
+        config=SonifyConfig(seed=5, copy_images=True),
         out=str(tmp_path / "ds"),
         pool_root=str(sample / "pool"),
         images_root=str(images),
         counts=(len(pairs),),
         inputs_digest="tampered",
-        seed=5,
-        copy_images=True,
     )
     report = run_stage(stage, tmp_path / "ds", progress=False, overwrite=True)
     assert report.errors == {"chunk_not_in_pool": 1, "image_missing": 1}

@@ -38,8 +38,15 @@ COMMAND_MODULES = (
 log = logging.getLogger("seeing_sound")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (the full usage is one ``--help`` away); subcommands inherit it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="seeing-sound",
         description="Sonify image collections into audio-visual pairs and train audio-to-image models.",
     )

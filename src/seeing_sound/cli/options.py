@@ -85,6 +85,8 @@ def add_config_options(
         if base == "bool":
             flag = flags.get(name, f"--{'no-' if default else ''}{name.replace('_', '-')}")
             kw["action"] = "store_false" if default else "store_true"
+            if default and name not in helps:
+                text = f"turn off: {text}"
             hints[f"{name}={not default}"] = flag
         else:
             flag = flags.get(name, f"--{name.replace('_', '-')}")
@@ -101,7 +103,7 @@ def add_config_options(
                 kw["choices"] = list(meta["choices"])
             if name in metavars:
                 kw["metavar"] = metavars[name]
-            shown = meta.get("default_text") if default is None else _show(default)
+            shown = meta.get("default_text") or (None if default is None else _show(default))
             if shown:
                 text = f"{text} (default {shown})" if text else f"default {shown}"
         kw["help"] = text.replace("%", "%%")

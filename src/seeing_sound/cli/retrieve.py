@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from seeing_sound.cli.common import add_encoder_runtime_args, add_stage_args, positive_int
+from seeing_sound.cli.common import add_stage_args
+from seeing_sound.cli.options import add_config_options, config_from_args
+from seeing_sound.retrieval.config import RetrieveConfig
 
 
 def register(sub) -> None:
@@ -24,51 +26,7 @@ def register(sub) -> None:
         "image_id, concept[, concept_index] rows",
     )
     p.add_argument("--out", required=True, help="output folder (results in OUT/retrieval/)")
-    p.add_argument(
-        "--encoder",
-        choices=["clap", "text"],
-        default="clap",
-        help="query encoder; the pool must be embedded with the same one (default clap)",
-    )
-    p.add_argument(
-        "--model",
-        default=None,
-        help="hub id or local path of the encoder model (default: laion/clap-htsat-unfused for clap, "
-        "sentence-transformers/all-MiniLM-L6-v2 for text)",
-    )
-    p.add_argument(
-        "--topk",
-        type=positive_int,
-        default=100,
-        help="k of the threshold mean(topk(t)) (default 100; the paper does not give k)",
-    )
-    p.add_argument("--no-ssr", dest="ssr", action="store_false", help="skip the signed square root (ablation)")
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="global seed; each concept's choice is seeded from (seed, image_id, concept_index) (default 0)",
-    )
-    p.add_argument(
-        "--stats",
-        action="store_true",
-        help="print usage diversity: unique chunks, top-10 most used chunks, usage entropy",
-    )
-    p.add_argument(
-        "--index",
-        dest="index_kind",
-        choices=["exact", "ivf", "hnsw"],
-        default="exact",
-        help="exact search (default) or an approximate faiss index for pools beyond ~10M chunks",
-    )
-    p.add_argument(
-        "--engine",
-        choices=["auto", "faiss", "numpy"],
-        default="auto",
-        help="exact search engine; changes speed only, never the result (default auto: faiss if installed)",
-    )
-    add_encoder_runtime_args(p)
-    p.add_argument("--shard-rows", type=positive_int, default=50_000, help="concept rows per shard (default 50000)")
+    add_config_options(p, RetrieveConfig, flags={"index_kind": "--index", "fp16": "--fp16"})
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_stage_args(p)
     p.set_defaults(handler=run)
@@ -82,18 +40,7 @@ def run(args: argparse.Namespace) -> int:
         args.pool,
         args.concepts,
         args.out,
-        encoder=args.encoder,
-        model=args.model,
-        topk=args.topk,
-        ssr=args.ssr,
-        seed=args.seed,
-        index_kind=args.index_kind,
-        engine=args.engine,
-        device=args.device,
-        fp16=args.fp16,
-        batch_size=args.batch_size,
-        shard_rows=args.shard_rows,
-        stats=args.stats,
+        config_from_args(args, RetrieveConfig),
         workers=args.workers,
         overwrite=args.overwrite,
         progress=args.progress,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from seeing_sound.cli.common import add_stage_args, positive_int
-from seeing_sound.cli.concepts import add_concept_options, concept_options, vlm_specs
+from seeing_sound.cli.common import add_stage_args
+from seeing_sound.cli.concepts import add_concept_options, concepts_config
+from seeing_sound.cli.options import add_config_options, config_from_args
+from seeing_sound.sonify.config import SonifyConfig
 
 
 def register(sub) -> None:
-    from seeing_sound.audio.mix import DEFAULT_LUFS_RANGE
-
     p = sub.add_parser(
         "sonify",
         help="turn an image folder into audio-visual pairs (concepts, retrieve, mix)",
@@ -27,25 +27,16 @@ def register(sub) -> None:
         help="start from existing concepts: a `concepts` run folder or a "
         "JSONL/CSV/Parquet file of (image_id, concept) rows",
     )
-    add_concept_options(p)  # --vlm, prompts, filter, back-end knobs: as `seeing-sound concepts`
+    add_concept_options(p)  # --vlm, prompts, filter, back-end knobs (incl. --device): as `seeing-sound concepts`
     r = p.add_argument_group("retrieval and mixing")
-    r.add_argument("--encoder", choices=["clap", "text"], default="clap", help="query/pool encoder (default clap)")
-    r.add_argument("--model", help="encoder model id or local path (default per encoder)")
-    r.add_argument("--topk", type=positive_int, default=None, help="Algorithm 1's k (default 100, see README)")
-    r.add_argument("--no-ssr", action="store_true", help="skip the signed square root (ablation)")
-    r.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
-    r.add_argument(
-        "--lufs-range",
-        type=float,
-        nargs=2,
-        metavar=("LO", "HI"),
-        default=list(DEFAULT_LUFS_RANGE),
-        help="target loudness range per component, LUFS (default %(default)s)",
+    add_config_options(
+        r,
+        SonifyConfig,
+        include=("encoder", "model", "topk", "ssr", "seed", "lufs_range"),
+        metavars={"lufs_range": ("LO", "HI")},
     )
     o = p.add_argument_group("output")
-    o.add_argument("--audio-format", choices=["flac", "wav"], default="flac", help="mixture files (default flac)")
-    o.add_argument("--pairs-per-shard", type=positive_int, default=1000)
-    o.add_argument("--copy-images", action="store_true", help="also write WebDataset tar shards (image+audio+json)")
+    add_config_options(o, SonifyConfig, include=("audio_format", "pairs_per_shard", "copy_images"))
     add_stage_args(p)
     p.set_defaults(handler=_run)
 
@@ -55,23 +46,14 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.images is None and args.concepts is None:
         raise ValueError("give --images DIR (and/or --concepts FILE)")
+    # Every setting is checked here, before the first stage writes anything.
+    cfg = config_from_args(args, SonifyConfig, device=args.device, concepts_config=concepts_config(args))
     report = sonify(
         args.images,
         args.pool,
         args.out,
+        cfg,
         concepts=args.concepts,
-        vlms=vlm_specs(args),
-        concept_options=concept_options(args),
-        encoder=args.encoder,
-        model=args.model,
-        topk=args.topk,
-        ssr=not args.no_ssr,
-        seed=args.seed,
-        lufs_range=tuple(args.lufs_range),
-        audio_format=args.audio_format,
-        pairs_per_shard=args.pairs_per_shard,
-        copy_images=args.copy_images,
-        device=args.device,
         workers=args.workers,
         overwrite=args.overwrite,
         progress=args.progress,

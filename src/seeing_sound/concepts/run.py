@@ -11,18 +11,18 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from seeing_sound.concepts.backends import DEFAULT_TRANSFORMERS_MODEL, VLMSpec, get_backend
+from seeing_sound.concepts.backends import get_backend
 from seeing_sound.concepts.backends.sidecar import file_sha256
-from seeing_sound.concepts.filter import compile_filter
-from seeing_sound.concepts.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, IMAGE_SUFFIXES, discover_images
-from seeing_sound.concepts.prompts import CAPTION_PROMPT, CONCEPT_PROMPT, FILTER_WORDS, MAX_CONCEPTS
+from seeing_sound.concepts.config import DEFAULT_SHARD_SIZE, ConceptsConfig
+from seeing_sound.concepts.images import IMAGE_SUFFIXES, discover_images
 from seeing_sound.concepts.stage import CONCEPTS_SCHEMA, IMAGES_SCHEMA, ConceptsStage
+from seeing_sound.config import resolve
 from seeing_sound.engine import run_stage
 from seeing_sound.errors import SeeingSoundError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SHARD_SIZE = 256
+__all__ = ["DEFAULT_SHARD_SIZE", "ConceptsReport", "read_concepts", "run_concepts"]
 
 
 @dataclass
@@ -77,89 +77,52 @@ def _add(into: dict, other: dict, key=lambda k: k) -> None:
         into[key(k)] = into.get(key(k), 0) + v
 
 
-def _check_backends(vlms: Sequence[VLMSpec], captions: bool, caption_vlm: int, no_filter: bool) -> None:
+def _check_backends(cfg: ConceptsConfig) -> None:
     """Refuse impossible combinations before any image is read (sidecars are cheap to open)."""
+    vlms, caption_vlm = cfg.vlms, cfg.caption_vlm
     sidecars = {i: get_backend(s) for i, s in enumerate(vlms) if s.kind == "sidecar"}
-    if captions and caption_vlm in sidecars and not sidecars[caption_vlm].provides_captions:
-        hint = "--no-filter --no-captions" if not no_filter else "--no-captions"
+    if cfg.captions and caption_vlm in sidecars and not sidecars[caption_vlm].provides_captions:
+        hint = "no_filter=True and captions=False" if not cfg.no_filter else "captions=False"
         raise SeeingSoundError(
             f"caption back end #{caption_vlm} ({vlms[caption_vlm].model_id}) has no caption column; "
-            f"pick another with --caption-vlm or pass {hint}"
+            f"pick another with caption_vlm or pass {hint}"
         )
     if all(i in sidecars and not sidecars[i].provides_concepts for i in range(len(vlms))):
-        raise SeeingSoundError("no --vlm provides concepts (the sidecars given hold captions only)")
+        raise SeeingSoundError("no back end in vlms provides concepts (the sidecars given hold captions only)")
 
 
 def run_concepts(
     image_roots: Sequence[str | Path],
     out_dir: str | Path,
+    config: ConceptsConfig | None = None,
     *,
-    vlms: Sequence[VLMSpec] | None = None,
-    concept_prompt: str = CONCEPT_PROMPT,
-    caption_prompt: str = CAPTION_PROMPT,
-    filter_words: Sequence[str] = FILTER_WORDS,
-    no_filter: bool = False,
-    captions: bool = True,
-    caption_vlm: int = 0,
-    max_concepts: int = MAX_CONCEPTS,
-    max_side: int = DEFAULT_MAX_SIDE,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    shard_size: int = DEFAULT_SHARD_SIZE,
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
     executor: cf.Executor | None = None,
+    **options,
 ) -> ConceptsReport:
     """Caption, filter and extract sounding concepts for every image under ``image_roots``.
 
     Writes ``out_dir/concepts/shard-*.parquet`` and ``out_dir/images/shard-*.parquet``; a rerun
-    with the same inputs resumes, skipping finished shards. ``vlms`` run in order and all their
-    concepts are kept (numbered 0.. per image across models); captions come from
+    with the same inputs resumes, skipping finished shards. ``config`` holds the settings
+    (defaults: :class:`ConceptsConfig`); keyword ``options`` (its field names, e.g.
+    ``vlms=[...]``, ``no_filter=True``) override single fields. The ``vlms`` run in order and
+    all their concepts are kept (numbered 0.. per image across models); captions come from
     ``vlms[caption_vlm]``. ``captions=False`` skips captioning (requires ``no_filter=True``).
     """
-    vlms = tuple(vlms) if vlms is not None else (VLMSpec("transformers", DEFAULT_TRANSFORMERS_MODEL),)
-    if not vlms:
-        raise ValueError("vlms must name at least one back end")
-    ids = [s.model_id for s in vlms]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"vlms: model ids must be unique so rows say who produced them, got {ids}; set a name")
-    if not 0 <= caption_vlm < len(vlms):
-        raise ValueError(f"caption_vlm must index vlms (0..{len(vlms) - 1}), got {caption_vlm}")
-    if not captions and not no_filter:
-        raise ValueError("captions=False needs no_filter=True: the silent-image filter reads captions")
-    for arg, value in (("concept_prompt", concept_prompt), ("caption_prompt", caption_prompt)):
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{arg} must be non-empty text, got {value!r}")
-    for arg, value in (
-        ("max_concepts", max_concepts),
-        ("max_side", max_side),
-        ("max_pixels", max_pixels),
-        ("shard_size", shard_size),
-    ):
-        if value < 1:
-            raise ValueError(f"{arg} must be >= 1, got {value}")
-    words = None if no_filter else tuple(filter_words)
-    if words is not None:
-        compile_filter(words)  # ValueError on a bad word, before any work
-    _check_backends(vlms, captions, caption_vlm, no_filter)
+    cfg = resolve(ConceptsConfig, config, options)
+    _check_backends(cfg)
     roots, refs = discover_images(image_roots)
+    ids = [s.model_id for s in cfg.vlms]
     log.info("concepts: %d images under %d root(s); back ends: %s", len(refs), len(roots), ", ".join(ids))
     if not refs:
         log.warning("no images (%s) found under %s", "/".join(IMAGE_SUFFIXES), ", ".join(map(str, roots)))
     stage = ConceptsStage(
         roots=tuple(str(r) for r in roots),
         refs=tuple((r.image_id, r.root_index, r.path) for r in refs),
-        vlms=vlms,
-        concept_prompt=concept_prompt,
-        caption_prompt=caption_prompt,
-        filter_words=words,
-        captions=captions,
-        caption_vlm=caption_vlm,
-        max_concepts=max_concepts,
-        max_side=max_side,
-        max_pixels=max_pixels,
-        shard_size=shard_size,
-        sidecar_sha256=tuple(file_sha256(s.model) for s in vlms if s.kind == "sidecar"),
+        config=cfg,
+        sidecar_sha256=tuple(file_sha256(s.model) for s in cfg.vlms if s.kind == "sidecar"),
     )
     stage_report = run_stage(stage, out_dir, workers=workers, executor=executor, overwrite=overwrite, progress=progress)
     report = ConceptsReport(out_dir=str(out_dir), shards_ran=stage_report.ran, shards_skipped=stage_report.skipped)
@@ -178,7 +141,7 @@ def run_concepts(
 
 
 def read_concepts(path: str | Path) -> tuple[pa.Table, pa.Table]:
-    """(concepts, images) tables of a concepts run; ``path`` is the run's ``--out`` folder."""
+    """(concepts, images) tables of a concepts run; ``path`` is the run's ``out_dir``."""
     root = Path(path)
     if root.name in ("concepts", "images") and not (root / "concepts").is_dir():
         root = root.parent

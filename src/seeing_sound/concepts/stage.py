@@ -8,13 +8,14 @@ silently lost). Images are decoded in small chunks so memory stays flat however 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from seeing_sound.concepts.backends import VLMRequest, VLMSpec, get_backend
+from seeing_sound.concepts.backends import VLMRequest, get_backend
+from seeing_sound.concepts.config import ConceptsConfig
 from seeing_sound.concepts.filter import match_filter_word
 from seeing_sound.concepts.images import ImageRef, LoadedImage, load_image
 from seeing_sound.concepts.parse import concepts_from_items, parse_concepts
@@ -37,8 +38,8 @@ CONCEPTS_SCHEMA = pa.schema(
     [
         ("image_id", pa.string()),
         ("model", pa.string()),
-        ("concept_index", pa.int32()),  # 0.. per image across all models in --vlm order
-        ("model_index", pa.int32()),  # position of the producing --vlm
+        ("concept_index", pa.int32()),  # 0.. per image across all models, in the order of vlms
+        ("model_index", pa.int32()),  # position of the producing back end in vlms
         ("item_index", pa.int32()),  # position within that model's answer
         ("object", pa.string()),  # null when the item names no separate object
         ("sound", pa.string()),
@@ -75,22 +76,13 @@ class ConceptsStage(Stage):
 
     roots: tuple[str, ...]
     refs: tuple[tuple[str, int, str], ...]  # (image_id, root_index, relative path), sorted
-    vlms: tuple[VLMSpec, ...]
-    concept_prompt: str
-    caption_prompt: str
-    filter_words: tuple[str, ...] | None  # None: filter off
-    captions: bool
-    caption_vlm: int
-    max_concepts: int
-    max_side: int
-    max_pixels: int
-    shard_size: int
+    config: ConceptsConfig
     sidecar_sha256: tuple[str, ...] = field(default=())
 
     name = "concepts"
 
     def plan(self) -> list[ShardTask]:
-        n = self.shard_size
+        n = self.config.shard_size
         return [ShardTask(index=i, items=self.refs[s : s + n]) for i, s in enumerate(range(0, len(self.refs), n))]
 
     def outputs(self, index: int) -> list[str]:
@@ -98,19 +90,7 @@ class ConceptsStage(Stage):
 
     def fingerprint(self) -> dict:
         # Only what changes the output; batch size, concurrency, timeouts and URLs may change on resume.
-        keep = ("kind", "model", "name", "max_new_tokens", "dtype", "trust_remote_code", "sidecar_key")
-        return {
-            "roots": list(self.roots),
-            "vlms": [{k: v for k, v in asdict(s).items() if k in keep} for s in self.vlms],
-            "concept_prompt": self.concept_prompt,
-            "caption_prompt": self.caption_prompt if self.captions else None,
-            "filter_words": list(self.filter_words) if self.filter_words is not None else None,
-            "caption_vlm": self.caption_vlm,
-            "max_concepts": self.max_concepts,
-            "max_side": self.max_side,
-            "max_pixels": self.max_pixels,
-            "sidecar_sha256": list(self.sidecar_sha256),
-        }
+        return {"roots": list(self.roots), **self.config.fingerprint(), "sidecar_sha256": list(self.sidecar_sha256)}
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
         images, concepts = [], []
@@ -126,20 +106,21 @@ class ConceptsStage(Stage):
         return _shard_stats(task.index, images, concepts)
 
     def _process_chunk(self, items) -> tuple[list[dict], list[dict]]:
+        cfg = self.config
         loaded = [
-            load_image(Path(self.roots[ri]), ImageRef(iid, ri, rel), max_side=self.max_side, max_pixels=self.max_pixels)
+            load_image(Path(self.roots[ri]), ImageRef(iid, ri, rel), max_side=cfg.max_side, max_pixels=cfg.max_pixels)
             for iid, ri, rel in items
         ]
         records = [self._image_record(img) for img in loaded]
         todo = [(img, rec) for img, rec in zip(loaded, records, strict=True) if rec["error"] is None]
-        if self.captions and todo:
+        if self.config.captions and todo:
             todo = self._caption_and_filter(todo)
         concept_rows: list[dict] = []
-        for model_index, spec in enumerate(self.vlms):
+        for model_index, spec in enumerate(self.config.vlms):
             backend = get_backend(spec)
             if not backend.provides_concepts or not todo:
                 continue
-            requests = [VLMRequest(img.ref.image_id, img.ref.path, img.image, self.concept_prompt) for img, _ in todo]
+            requests = [VLMRequest(img.ref.image_id, img.ref.path, img.image, cfg.concept_prompt) for img, _ in todo]
             for (_img, rec), gens in zip(todo, backend.generate(requests, "concepts"), strict=True):
                 for gen in gens:
                     concept_rows.extend(self._concept_rows(rec, model_index, gen))
@@ -152,30 +133,31 @@ class ConceptsStage(Stage):
         return records, concept_rows
 
     def _image_record(self, img: LoadedImage) -> dict:
-        ref = img.ref
+        ref, prompt = img.ref, self.config.caption_prompt if self.config.captions else None
         return {
             "image_id": ref.image_id, "root_index": ref.root_index, "root": self.roots[ref.root_index],
             "path": ref.path, "sha256": img.sha256, "width": img.width, "height": img.height,
-            "caption": None, "caption_model": None, "caption_prompt": self.caption_prompt if self.captions else None,
+            "caption": None, "caption_model": None, "caption_prompt": prompt,
             "filtered": False, "filter_word": None, "error": img.error, "error_detail": img.detail,
             "n_concepts": 0, "failures": [],
         }  # fmt: skip
 
     def _caption_and_filter(self, todo):
-        spec = self.vlms[self.caption_vlm]
-        requests = [VLMRequest(img.ref.image_id, img.ref.path, img.image, self.caption_prompt) for img, _ in todo]
+        cfg = self.config
+        spec = cfg.vlms[cfg.caption_vlm]
+        requests = [VLMRequest(img.ref.image_id, img.ref.path, img.image, cfg.caption_prompt) for img, _ in todo]
         keep = []
         for (img, rec), gens in zip(todo, get_backend(spec).generate(requests, "caption"), strict=True):
             gen = gens[0]
             if gen.error is not None or not (gen.text or "").strip():
                 reason = gen.error or "empty-output"
                 rec["failures"].append(_failure(gen.model, "caption", reason, gen.detail, gen.text))
-                if self.filter_words is not None:  # cannot tell whether the image is silent: skip it
+                if self.config.words is not None:  # cannot tell whether the image is silent: skip it
                     rec["error"], rec["error_detail"] = f"caption:{reason}", gen.detail
                     continue
             else:
                 rec["caption"], rec["caption_model"] = gen.text.strip(), gen.model
-                word = match_filter_word(rec["caption"], self.filter_words) if self.filter_words is not None else None
+                word = match_filter_word(rec["caption"], self.config.words) if self.config.words is not None else None
                 if word is not None:
                     rec["filtered"], rec["filter_word"] = True, word
                     img.image = None
@@ -188,9 +170,9 @@ class ConceptsStage(Stage):
             rec["failures"].append(_failure(gen.model, "concepts", gen.error, gen.detail, gen.text))
             return []
         parsed = (
-            concepts_from_items(list(gen.items), self.max_concepts)
+            concepts_from_items(list(gen.items), self.config.max_concepts)
             if gen.items is not None
-            else parse_concepts(gen.text, self.max_concepts)
+            else parse_concepts(gen.text, self.config.max_concepts)
         )
         if not parsed.ok:
             rec["failures"].append(
@@ -202,7 +184,7 @@ class ConceptsStage(Stage):
             rows.append({
                 "image_id": rec["image_id"], "model": gen.model, "concept_index": rec["n_concepts"],
                 "model_index": model_index, "item_index": item_index, "object": c.object, "sound": c.sound,
-                "concept": c.text, "raw_text": gen.text, "prompt": self.concept_prompt,
+                "concept": c.text, "raw_text": gen.text, "prompt": self.config.concept_prompt,
             })  # fmt: skip
             rec["n_concepts"] += 1
         return rows

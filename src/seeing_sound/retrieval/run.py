@@ -23,11 +23,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from seeing_sound.config import resolve
 from seeing_sound.engine import atomic_write, run_stage
 from seeing_sound.engine.shards import write_json_atomic
-from seeing_sound.retrieval.algorithm import check_k
+from seeing_sound.retrieval.config import RetrieveConfig
 from seeing_sound.retrieval.inputs import normalize_concepts, read_concept_file
-from seeing_sound.retrieval.stage import DEFAULT_TOPK, RetrieveStage, inputs_rel, open_index
+from seeing_sound.retrieval.stage import RetrieveStage, inputs_rel, open_index
 
 log = logging.getLogger(__name__)
 
@@ -65,37 +66,29 @@ def retrieve(
     pool: str | Path,
     concepts: str | Path,
     out: str | Path,
+    config: RetrieveConfig | None = None,
     *,
-    encoder: str = "clap",
-    model: str | None = None,
-    topk: int = DEFAULT_TOPK,
-    ssr: bool = True,
-    seed: int = 0,
-    index_kind: str = "exact",
-    engine: str = "auto",
-    device: str = "auto",
-    fp16: bool = False,
-    batch_size: int | None = None,
-    shard_rows: int = 50_000,
-    stats: bool = False,
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    **options,
 ) -> RetrieveReport:
-    """Retrieve a pool chunk for every concept row in ``concepts`` into ``out`` (resumable)."""
+    """Retrieve a pool chunk for every concept row in ``concepts`` into ``out`` (resumable).
+
+    ``config`` holds the settings (defaults: :class:`RetrieveConfig`); keyword ``options`` (its
+    field names, e.g. ``topk=10``) override single fields.
+    """
     from seeing_sound.encoders import load_encoder
     from seeing_sound.pool import AudioPool
     from seeing_sound.retrieval.stats import usage_stats
 
-    check_k(topk, "topk")
-    if shard_rows < 1:
-        raise ValueError(f"shard_rows must be >= 1, got {shard_rows}")
+    cfg = resolve(RetrieveConfig, config, options)
     ap = AudioPool.open(pool)
     table, skipped = normalize_concepts(read_concept_file(concepts))
-    enc = load_encoder(encoder, model, device=device, fp16=fp16, batch_size=batch_size)
-    index = open_index(ap.root, enc.info, kind=index_kind, engine=engine)  # fail early on missing embeddings
+    enc = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
+    index = open_index(ap.root, enc.info, kind=cfg.index_kind, engine=cfg.engine)  # fail early on missing embeddings
     out = Path(out)
-    shards = _shard_inputs(table, shard_rows)
+    shards = _shard_inputs(table, cfg.shard_rows)
     digest = hashlib.sha256()
     for i, shard in enumerate(shards):
         path = out / inputs_rel(i)
@@ -103,21 +96,12 @@ def retrieve(
             pq.write_table(shard, fh)
         digest.update(path.read_bytes())
     stage = RetrieveStage(
+        config=cfg,
         out=str(out),
         pool_root=str(ap.root),
-        encoder=encoder,
-        model=model,
         identity=enc.info.to_dict(),
         counts=tuple(s.num_rows for s in shards),
         inputs_digest=digest.hexdigest()[:16],
-        topk=int(topk),
-        ssr=ssr,
-        seed=int(seed),
-        index_kind=index_kind,
-        engine=engine,
-        device=device,
-        fp16=fp16,
-        batch_size=batch_size,
     )
     log.info(
         "retrieve: %d concept rows (%d unique) in %d shards against %d indexed chunks",
@@ -143,10 +127,10 @@ def retrieve(
         out / "retrieval" / "info.json",
         {
             "encoder_info": enc.info.to_dict(),
-            "topk": int(topk),
-            "ssr": ssr,
-            "seed": int(seed),
-            "index": index_kind,
+            "topk": cfg.topk,
+            "ssr": cfg.ssr,
+            "seed": cfg.seed,
+            "index": cfg.index_kind,
             "index_recall_at_10": index.recall,
             "pool": str(ap.root),
             "counts": {"rows_in": table.num_rows + skipped.num_rows, "retrieved": report.items_out, "skipped": reasons},
@@ -162,5 +146,5 @@ def retrieve(
         shards_run=report.ran,
         shards_skipped=report.skipped,
         seconds=report.seconds,
-        stats=usage if stats else None,
+        stats=usage if cfg.stats else None,
     )

@@ -14,18 +14,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from seeing_sound.config import resolve
 from seeing_sound.engine import ShardStats, ShardTask, Stage, shard_name
-from seeing_sound.retrieval.algorithm import DEFAULT_BUDGET, check_k
+from seeing_sound.retrieval.algorithm import DEFAULT_BUDGET
+from seeing_sound.retrieval.config import DEFAULT_TOPK, RetrieveConfig
 from seeing_sound.retrieval.inputs import CONCEPT_SCHEMA, normalize_concepts, sort_rows
 from seeing_sound.seeding import concept_seeds
 
 log = logging.getLogger(__name__)
 
-# The paper does not give k. 100 keeps the candidate set inside one sound class of a
-# 500K-chunk pool (AudioSet/FSD50K/BBC classes hold hundreds to thousands of chunks),
-# while leaving room for SSR to spread usage over tens of near-equal matches; it costs
-# no more search time than k = 10. See docs/readme/retrieval.md.
-DEFAULT_TOPK = 100
+__all__ = ["DEFAULT_TOPK", "RESULT_SCHEMA", "RetrieveStage", "open_index", "retrieve_concepts"]
 
 RESULT_SCHEMA = pa.schema(
     [
@@ -63,59 +61,51 @@ def open_index(
 def retrieve_concepts(
     pool,
     concept_rows: pa.Table,
+    config: RetrieveConfig | None = None,
     *,
-    encoder="clap",
-    model: str | None = None,
-    topk: int = DEFAULT_TOPK,
-    ssr: bool = True,
-    seed: int = 0,
+    encoder=None,
     index=None,
-    index_kind: str = "exact",
-    engine: str = "auto",
-    device: str = "auto",
-    fp16: bool = False,
-    batch_size: int | None = None,
+    **options,
 ) -> pa.Table:
     """One retrieved chunk per (image_id, concept_index) row of ``concept_rows``.
 
     ``pool``: an :class:`AudioPool` or its path (embedded beforehand with ``pool embed``).
     ``concept_rows``: columns image_id, concept[, concept_index, model]; rows that cannot be
-    retrieved for are left out (use :func:`normalize_concepts` to see why). ``encoder``: a
-    name ('clap', 'text') or an encoder object. Identical concept strings are embedded and
-    searched once; each occurrence then draws its own choice from
-    ``concept_seed(seed, image_id, concept_index)``, so results never depend on batching.
-    Returns a table in :data:`RESULT_SCHEMA`, sorted by (image_id, concept_index).
+    retrieved for are left out (use :func:`normalize_concepts` to see why). ``config`` holds the
+    settings (defaults: :class:`RetrieveConfig`); keyword ``options`` (its field names) override
+    single fields. ``encoder``: a name (the config's ``encoder``) or a loaded encoder object,
+    used as is. Identical concept strings are embedded and searched once; each occurrence then
+    draws its own choice from ``concept_seed(seed, image_id, concept_index)``, so results never
+    depend on batching. Returns a table in :data:`RESULT_SCHEMA`, sorted by (image_id, concept_index).
     """
     from seeing_sound.encoders import load_encoder
     from seeing_sound.pool import AudioPool
 
-    check_k(topk, "topk")
+    if isinstance(encoder, str):
+        options["encoder"], encoder = encoder, None
+    cfg = resolve(RetrieveConfig, config, options)
     ap = pool if isinstance(pool, AudioPool) else AudioPool.open(pool)
     if concept_rows.schema != CONCEPT_SCHEMA:
         concept_rows, _ = normalize_concepts(concept_rows)
     if concept_rows.num_rows == 0:
         return RESULT_SCHEMA.empty_table()
-    enc = (
-        load_encoder(encoder, model, device=device, fp16=fp16, batch_size=batch_size)
-        if isinstance(encoder, str)
-        else encoder
-    )
+    enc = encoder or load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
     if index is None:
-        index = open_index(ap.root, enc.info, kind=index_kind, engine=engine)
-    if int(topk) > len(index) // 4:
+        index = open_index(ap.root, enc.info, kind=cfg.index_kind, engine=cfg.engine)
+    if cfg.topk > len(index) // 4:
         log.warning(
             "topk %d is over a quarter of the %d indexed chunks: the threshold mean(topk) admits weak "
-            "matches; a smaller --topk keeps retrieval specific",
-            topk,
+            "matches; a smaller topk keeps retrieval specific",
+            cfg.topk,
             len(index),
         )
     concepts = concept_rows.column("concept").to_pylist()
     uniq, which = np.unique(np.array(concepts, dtype=object), return_inverse=True)
     queries = enc.embed_text([str(u) for u in uniq])
-    cands = index.candidate_sets(queries, int(topk), ssr=ssr)
+    cands = index.candidate_sets(queries, cfg.topk, ssr=cfg.ssr)
     image_ids = concept_rows.column("image_id").to_pylist()
     cidx = concept_rows.column("concept_index").to_pylist()
-    m = cands.draw(which.reshape(-1), concept_seeds(seed, image_ids, cidx))
+    m = cands.draw(which.reshape(-1), concept_seeds(cfg.seed, image_ids, cidx))
     manifest = ap.manifest
     src = manifest.column("source").take(pa.array(m.index)) if len(m) else pa.array([], pa.string())
     off = manifest.column("offset_s").take(pa.array(m.index)) if len(m) else pa.array([], pa.float64())
@@ -146,21 +136,12 @@ def inputs_rel(index: int) -> str:
 class RetrieveStage(Stage):
     """Retrieve for each shard's concept rows (config only: picklable)."""
 
+    config: RetrieveConfig
     out: str
     pool_root: str
-    encoder: str
-    model: str | None
     identity: dict  # EncoderInfo.to_dict() of the query encoder
     counts: tuple  # rows per shard
     inputs_digest: str
-    topk: int
-    ssr: bool
-    seed: int
-    index_kind: str = "exact"
-    engine: str = "auto"
-    device: str = "auto"
-    fp16: bool = False
-    batch_size: int | None = None
     name: str = field(init=False, default="retrieve")
 
     def plan(self) -> list[ShardTask]:
@@ -170,26 +151,24 @@ class RetrieveStage(Stage):
         return [f"retrieval/{shard_name(index)}.parquet"]
 
     def fingerprint(self) -> dict:
+        # The encoder's identity stands for encoder + model (+ revision); fp16 query embeddings
+        # differ from fp32 ones, so fp16 is part of the config's fingerprint: never mixed in one run.
+        cfg = {k: v for k, v in self.config.fingerprint().items() if k not in ("encoder", "model")}
         return {
             "encoder": self.identity,
             "inputs": self.inputs_digest,
-            "topk": self.topk,
-            "ssr": self.ssr,
-            "seed": self.seed,
-            "index": self.index_kind,
             "pool": str(Path(self.pool_root).resolve()),
-            "fp16": self.fp16,
-        }  # fp16 query embeddings differ from fp32 ones: never mix them in one run
+            **cfg,
+        }
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
         from seeing_sound.encoders import load_encoder
 
         rows = pq.read_table(Path(self.out) / inputs_rel(task.index))
-        enc = load_encoder(self.encoder, self.model, device=self.device, fp16=self.fp16, batch_size=self.batch_size)
-        index = open_index(self.pool_root, enc.info, kind=self.index_kind, engine=self.engine)
-        result = retrieve_concepts(
-            self.pool_root, rows, encoder=enc, topk=self.topk, ssr=self.ssr, seed=self.seed, index=index
-        )
+        cfg = self.config
+        enc = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
+        index = open_index(self.pool_root, enc.info, kind=cfg.index_kind, engine=cfg.engine)
+        result = retrieve_concepts(self.pool_root, rows, cfg, encoder=enc, index=index)
         dest = scratch / self.outputs(task.index)[0]
         dest.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(result, dest)

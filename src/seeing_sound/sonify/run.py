@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,9 +12,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from seeing_sound.audio.mix import DEFAULT_LUFS_RANGE
+from seeing_sound.concepts.config import ConceptsConfig
+from seeing_sound.config import ConfigError, field_names, resolve
 from seeing_sound.engine import atomic_write, run_stage
 from seeing_sound.errors import SeeingSoundError
+from seeing_sound.pool.config import EmbedConfig
+from seeing_sound.retrieval.config import RetrieveConfig
+from seeing_sound.sonify.config import SonifyConfig
 from seeing_sound.sonify.recipes import build_recipes, read_retrieval, split_pairs, table_digest
 from seeing_sound.sonify.stage import MixStage, inputs_rel
 
@@ -71,7 +74,7 @@ def _load_concepts(source: Path) -> tuple[pa.Table, pa.Table | None]:
 
 
 def _images_from_ids(ids: list[str], images_root: Path | None) -> pa.Table:
-    """Image table for a plain concepts file: the id is the path under --images."""
+    """Image table for a plain concepts file: the id is the path under ``images_root``."""
     from seeing_sound.dataset.paths import UnsafePathError, safe_join
 
     rows = []
@@ -86,47 +89,55 @@ def _images_from_ids(ids: list[str], images_root: Path | None) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
+def sonify_config(config: SonifyConfig | None = None, **options) -> SonifyConfig:
+    """``config`` (or the defaults) with ``options`` applied: :class:`SonifyConfig` field names, or
+    :class:`ConceptsConfig` ones (``vlms=...``, ``no_filter=True``) for its ``concepts_config``;
+    ``concept_options`` (a dict of the latter) is accepted too. Unknown names raise ``TypeError``."""
+    own = set(field_names(SonifyConfig))
+    nested = dict(options.pop("concept_options", None) or {})
+    nested |= {k: options.pop(k) for k in list(options) if k not in own and k in set(field_names(ConceptsConfig))}
+    if nested.get("vlms", ()) is None:
+        del nested["vlms"]  # vlms=None: the default back end
+    cfg = resolve(SonifyConfig, config, options)
+    return cfg.replace(concepts_config=cfg.concepts_config.replace(**nested)) if nested else cfg
+
+
 def sonify(
     images: str | Path | None,
     pool: str | Path,
     out: str | Path,
+    config: SonifyConfig | None = None,
     *,
     concepts: str | Path | None = None,
-    vlms: Sequence | None = None,
-    concept_options: dict | None = None,
-    encoder: str = "clap",
-    model: str | None = None,
-    topk: int | None = None,
-    ssr: bool = True,
-    seed: int = 0,
-    lufs_range: tuple[float, float] = DEFAULT_LUFS_RANGE,
-    audio_format: str = "flac",
-    pairs_per_shard: int = 1000,
-    copy_images: bool = False,
-    device: str = "auto",
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    **options,
 ) -> SonifyReport:
     """Sonify the images under ``images`` with audio from ``pool`` into a pairs dataset at ``out``.
 
     Every stage is resumable: rerun the same call after a crash. ``concepts`` starts from an
     existing concepts run folder or a JSONL/CSV/Parquet file of (image_id, concept) rows
-    instead of running the VLMs. ``concept_options`` passes through to :func:`run_concepts`.
+    instead of running the VLMs. ``config`` holds the settings (defaults: :class:`SonifyConfig`);
+    keyword ``options`` override single fields (see :func:`sonify_config`). Every setting is
+    checked before the first stage starts.
     """
     from seeing_sound.concepts import run_concepts
     from seeing_sound.dataset.writer import write_card
     from seeing_sound.pool import AudioPool
     from seeing_sound.pool.run import embed_pool
-    from seeing_sound.retrieval import DEFAULT_TOPK, retrieve
+    from seeing_sound.retrieval import retrieve
 
-    topk = DEFAULT_TOPK if topk is None else topk
-    if pairs_per_shard < 1:
-        raise ValueError(f"pairs_per_shard must be >= 1, got {pairs_per_shard}")
+    # 1. Every setting, of every stage, before any work.
+    cfg = sonify_config(config, **options)
     if images is None and concepts is None:
         raise ValueError("give images (a folder) or concepts (a file or concepts run)")
-    if copy_images and images is None:
-        raise ValueError("copy_images needs the images folder (--images)")
+    if cfg.copy_images and images is None:
+        raise ConfigError("copy_images", True, "needs the images folder (images)")
+    embed_cfg = EmbedConfig(encoder=cfg.encoder, model=cfg.model, device=cfg.device)
+    retrieve_cfg = RetrieveConfig(
+        encoder=cfg.encoder, model=cfg.model, topk=cfg.topk, ssr=cfg.ssr, seed=cfg.seed, device=cfg.device
+    )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     audio_pool = AudioPool.open(pool)
@@ -137,15 +148,7 @@ def sonify(
     if concepts is None:
         if not images_root.is_dir():
             raise FileNotFoundError(f"images folder not found: {images}")
-        run_concepts(
-            [images_root],
-            out,
-            vlms=vlms,
-            workers=workers,
-            overwrite=overwrite,
-            progress=progress,
-            **(concept_options or {}),
-        )
+        run_concepts([images_root], out, cfg.concepts_config, workers=workers, overwrite=overwrite, progress=progress)
         concept_source = out
     else:
         concept_source = Path(concepts)
@@ -157,7 +160,7 @@ def sonify(
     report.seconds["concepts"] = round(time.perf_counter() - t0, 2)
 
     t0 = time.perf_counter()
-    embed_pool(audio_pool.root, encoder, model, device=device, overwrite=overwrite, progress=progress)
+    embed_pool(audio_pool.root, config=embed_cfg, overwrite=overwrite, progress=progress)
     report.seconds["embed"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
     usable = image_rows.filter(
@@ -173,39 +176,24 @@ def sonify(
             ),
             fh,
         )
-    retrieve(
-        audio_pool.root,
-        concepts_file,
-        out,
-        encoder=encoder,
-        model=model,
-        topk=topk,
-        ssr=ssr,
-        seed=seed,
-        device=device,
-        workers=1,
-        overwrite=overwrite,
-        progress=progress,
-    )
+    retrieve(audio_pool.root, concepts_file, out, retrieve_cfg, workers=1, overwrite=overwrite, progress=progress)
     report.seconds["retrieve"] = round(time.perf_counter() - t0, 2)
 
     t0 = time.perf_counter()
     recipes = build_recipes(
-        read_retrieval(out), kept_concepts, image_rows, audio_pool.manifest, seed=seed, lufs_range=tuple(lufs_range)
+        read_retrieval(out), kept_concepts, image_rows, audio_pool.manifest, seed=cfg.seed, lufs_range=cfg.lufs_range
     )
-    shards = split_pairs(recipes, pairs_per_shard)
+    shards = split_pairs(recipes, cfg.pairs_per_shard)
     for i, table in enumerate(shards):
         with atomic_write(out / inputs_rel(i)) as fh:
             pq.write_table(table, fh)
     stage = MixStage(
+        config=cfg,
         out=str(out),
         pool_root=str(audio_pool.root.resolve()),
         images_root=str(images_root or ""),
         counts=tuple(len(set(t.column("pair_id").to_pylist())) for t in shards),
         inputs_digest=table_digest(recipes),
-        seed=seed,
-        audio_format=audio_format,
-        copy_images=copy_images,
     )
     mixed = run_stage(stage, out, workers=workers, overwrite=overwrite, progress=progress)
     report.seconds["mix"] = round(time.perf_counter() - t0, 2)
@@ -216,21 +204,21 @@ def sonify(
         out,
         images_root=str(images_root or ""),
         sample_rate=audio_pool.sample_rate,
-        audio_format=audio_format,
+        audio_format=cfg.audio_format,
         shards=[{"index": s.shard, "pairs": s.items_out} for s in mixed.shards],
         pool={"root": str(audio_pool.root.resolve()), "chunks": len(audio_pool)},
         retrieval=json.loads(retrieval_info.read_text()) if retrieval_info.exists() else {},
         concepts=_concepts_card(concept_rows, image_rows, None if concepts is None else concept_source),
         params={
-            "seed": seed,
-            "topk": topk,
-            "ssr": ssr,
-            "lufs_range": list(lufs_range),
-            "encoder": encoder,
-            "model": model,
-            "audio_format": audio_format,
-            "pairs_per_shard": pairs_per_shard,
-            "copy_images": copy_images,
+            "seed": cfg.seed,
+            "topk": cfg.topk,
+            "ssr": cfg.ssr,
+            "lufs_range": list(cfg.lufs_range),
+            "encoder": cfg.encoder,
+            "model": cfg.model,
+            "audio_format": cfg.audio_format,
+            "pairs_per_shard": cfg.pairs_per_shard,
+            "copy_images": cfg.copy_images,
         },
         counts=report.to_dict() | {"seconds": None},  # timings vary run to run; the card must not
     )

@@ -16,6 +16,7 @@ from seeing_sound.dataset import layout
 from seeing_sound.dataset.paths import UnsafePathError, safe_join
 from seeing_sound.dataset.writer import write_pairs_shard
 from seeing_sound.engine import ShardStats, ShardTask, Stage, shard_name
+from seeing_sound.sonify.config import SonifyConfig
 
 _POOLS: dict = {}
 
@@ -62,14 +63,12 @@ def _component(row: dict, gain: float) -> dict:
 class MixStage(Stage):
     """Config only (picklable): where the dataset, pool and per-shard recipes are."""
 
+    config: SonifyConfig
     out: str
     pool_root: str
     images_root: str
     counts: tuple  # pairs per shard
-    inputs_digest: str
-    seed: int
-    audio_format: str = "flac"
-    copy_images: bool = False
+    inputs_digest: str  # the recipes: chunk ids and loudness targets (so topk, lufs_range, ... are in it)
     name: str = field(init=False, default="mix")
 
     def plan(self) -> list[ShardTask]:
@@ -77,14 +76,16 @@ class MixStage(Stage):
 
     def outputs(self, index: int) -> list[str]:
         outs = [layout.audio_dir_rel(index), layout.metadata_rel(index)]
-        return [*outs, webdataset_rel(index)] if self.copy_images else outs
+        return [*outs, webdataset_rel(index)] if self.config.copy_images else outs
 
     def fingerprint(self) -> dict:
+        # Only the fields the mix reads: the others (retrieval, concepts) reach it through the recipes.
+        cfg = self.config
         return {
             "inputs": self.inputs_digest,
-            "seed": self.seed,
-            "audio_format": self.audio_format,
-            "copy_images": self.copy_images,
+            "seed": cfg.seed,
+            "audio_format": cfg.audio_format,
+            "copy_images": cfg.copy_images,
         }
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
@@ -108,7 +109,7 @@ class MixStage(Stage):
                 skip("chunk_not_in_pool")
                 continue
             image = None
-            if self.copy_images:
+            if self.config.copy_images:
                 try:
                     image = safe_join(self.images_root, comps[0]["image_path"])
                 except UnsafePathError:
@@ -126,15 +127,15 @@ class MixStage(Stage):
                     "image_path": first["image_path"],
                     "image_sha256": first["image_sha256"],
                     "scene": first["scene"],
-                    "seed": self.seed,
+                    "seed": self.config.seed,
                     "components": [_component(c, float(g)) for c, g in zip(comps, gains, strict=True)],
                     "mixture_gain_db": float(g_mix),
                 }
             )
             audios.append(mix)
             images.append(image)
-        write_pairs_shard(scratch, task.index, rows, audios, sample_rate=pool.sample_rate, fmt=self.audio_format)
-        if self.copy_images:
+        write_pairs_shard(scratch, task.index, rows, audios, sample_rate=pool.sample_rate, fmt=self.config.audio_format)
+        if self.config.copy_images:
             self._write_tar(scratch, task.index, scratch / layout.metadata_rel(task.index), images)
         return ShardStats(
             task.index, len(pairs), len(rows), errors, extra={"chunks": sorted({c["chunk_id"] for c in recipe})}
@@ -150,7 +151,7 @@ class MixStage(Stage):
                 meta = json.dumps(row, sort_keys=True, default=str).encode()
                 for name, data in (
                     (f"{key}{image.suffix.lower()}", image.read_bytes()),
-                    (f"{key}.{self.audio_format}", (scratch / row["audio_path"]).read_bytes()),
+                    (f"{key}.{self.config.audio_format}", (scratch / row["audio_path"]).read_bytes()),
                     (f"{key}.json", meta),
                 ):
                     info = tarfile.TarInfo(name)

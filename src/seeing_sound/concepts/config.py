@@ -1,0 +1,83 @@
+"""Settings of the concepts stage (paper Section 3.2, Appendix A.2): one field each."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from seeing_sound.concepts.backends import DEFAULT_TRANSFORMERS_MODEL, VLMSpec
+from seeing_sound.concepts.filter import compile_filter
+from seeing_sound.concepts.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
+from seeing_sound.concepts.prompts import CAPTION_PROMPT, CONCEPT_PROMPT, FILTER_WORDS, MAX_CONCEPTS
+from seeing_sound.config import Config, ConfigError, option
+
+DEFAULT_SHARD_SIZE = 256
+#: VLMSpec fields that change what a back end answers; batch size, concurrency, timeouts and URLs may change on resume
+VLM_OUTPUT_KEYS = ("kind", "model", "name", "max_new_tokens", "dtype", "trust_remote_code", "sidecar_key")
+
+
+def _default_vlms() -> tuple[VLMSpec, ...]:
+    return (VLMSpec("transformers", DEFAULT_TRANSFORMERS_MODEL),)
+
+
+@dataclass(frozen=True)
+class ConceptsConfig(Config):
+    """Which VLMs answer, with which prompts, and how their answers are filtered and parsed."""
+
+    vlms: tuple[VLMSpec, ...] = option(
+        default_factory=_default_vlms, help="back ends, run in order; all their concepts are kept"
+    )
+    caption_vlm: int = option(0, "which of vlms (0-based) writes the captions the filter reads", min=0)
+    concept_prompt: str = option(CONCEPT_PROMPT, "prompt for sounding concepts", default_text="the paper's, Fig. 2")
+    caption_prompt: str = option(CAPTION_PROMPT, "prompt for the caption the filter reads", default_text="the paper's")
+    max_concepts: int = option(MAX_CONCEPTS, "concepts kept per answer", min=1)
+    filter_words: tuple[str, ...] = option(FILTER_WORDS, "silent-image keywords (comma-separated)")
+    no_filter: bool = option(False, "keep every image (no silent-image filter)")
+    captions: bool = option(True, "caption every image (the filter needs captions)")
+    max_side: int = option(DEFAULT_MAX_SIDE, "downscale images so the longest side fits", min=1)
+    max_pixels: int = option(DEFAULT_MAX_PIXELS, "refuse larger images (decompression bombs)", min=1)
+    shard_size: int = option(DEFAULT_SHARD_SIZE, "images per output shard", min=1, fingerprint=False)
+
+    def __post_init__(self):
+        for name in ("vlms", "filter_words"):  # lists are welcome; frozen configs hold tuples
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        super().__post_init__()
+
+    def validate(self) -> None:
+        if not isinstance(self.vlms, tuple) or not self.vlms:
+            raise ConfigError("vlms", self.vlms, "must name at least one back end")
+        if not all(isinstance(s, VLMSpec) for s in self.vlms):
+            raise ConfigError("vlms", self.vlms, "must be VLMSpec objects (see VLMSpec.parse)")
+        ids = [s.model_id for s in self.vlms]
+        if len(set(ids)) != len(ids):
+            raise ConfigError("vlms", ids, "model ids must be unique so rows say who produced them; set a name")
+        if self.caption_vlm >= len(self.vlms):
+            raise ConfigError("caption_vlm", self.caption_vlm, f"must index vlms (0..{len(self.vlms) - 1})")
+        if not self.captions and not self.no_filter:
+            raise ConfigError("captions", False, "captions=False needs no_filter=True (the filter reads captions)")
+        for name in ("concept_prompt", "caption_prompt"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(name, value, "must be non-empty text")
+        if not self.no_filter:
+            try:
+                compile_filter(tuple(self.filter_words))
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise ConfigError("filter_words", self.filter_words, str(exc).removeprefix("filter_words: ")) from None
+
+    @property
+    def words(self) -> tuple[str, ...] | None:
+        """The filter's keywords, or None when the filter is off."""
+        return None if self.no_filter else tuple(self.filter_words)
+
+    def fingerprint(self) -> dict:
+        return {
+            "vlms": [{k: v for k, v in asdict(s).items() if k in VLM_OUTPUT_KEYS} for s in self.vlms],
+            "concept_prompt": self.concept_prompt,
+            "caption_prompt": self.caption_prompt if self.captions else None,
+            "filter_words": list(self.words) if self.words is not None else None,
+            "caption_vlm": self.caption_vlm,
+            "max_concepts": self.max_concepts,
+            "max_side": self.max_side,
+            "max_pixels": self.max_pixels,
+        }

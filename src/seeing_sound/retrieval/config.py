@@ -1,0 +1,45 @@
+"""Settings of the retrieve stage (Algorithm 1 with real encoders): one field each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from seeing_sound.config import Config, option
+
+# The paper does not give k. 100 keeps the candidate set inside one sound class of a
+# 500K-chunk pool (AudioSet/FSD50K/BBC classes hold hundreds to thousands of chunks),
+# while leaving room for SSR to spread usage over tens of near-equal matches; it costs
+# no more search time than k = 10. See docs/readme/retrieval.md.
+DEFAULT_TOPK = 100
+ENCODERS = ("clap", "text")
+INDEX_KINDS = ("exact", "ivf", "hnsw")
+ENGINES = ("auto", "faiss", "numpy")
+
+
+@dataclass(frozen=True)
+class RetrieveConfig(Config):
+    """How each concept finds its chunk: encoder, Algorithm 1's k and SSR, the seed, the index."""
+
+    encoder: str = option("clap", "query encoder; the pool must be embedded with the same one", choices=ENCODERS)
+    model: str | None = option(
+        None,
+        "hub id or local path of the encoder model",
+        default_text="laion/clap-htsat-unfused for clap, sentence-transformers/all-MiniLM-L6-v2 for text",
+    )
+    topk: int = option(DEFAULT_TOPK, "k of the threshold mean(topk(t)) (the paper does not give k)", min=1)
+    ssr: bool = option(True, "signed square root of the cosine scores (off: the ablation)")
+    seed: int = option(0, "global seed; each concept's choice is seeded from (seed, image_id, concept_index)")
+    index_kind: str = option(
+        "exact", "exact search, or an approximate faiss index for pools beyond ~10M chunks", choices=INDEX_KINDS
+    )
+    engine: str = option(
+        "auto",
+        "exact search engine; changes speed only, never the result (auto: faiss if installed)",
+        choices=ENGINES,
+        fingerprint=False,
+    )
+    fp16: bool = option(False, "half-precision query encoder (GPU); its embeddings differ from fp32 ones")
+    device: str = option("auto", "auto (CUDA if available), cpu or cuda[:N]", fingerprint=False)
+    batch_size: int | None = option(None, "encoder batch size", min=1, fingerprint=False, default_text="the encoder's")
+    shard_rows: int = option(50_000, "concept rows per shard", min=1, fingerprint=False)
+    stats: bool = option(False, "report usage diversity: unique chunks, top-10 most used, entropy", fingerprint=False)

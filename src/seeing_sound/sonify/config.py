@@ -1,0 +1,43 @@
+"""Settings of ``sonify``: its own fields (retrieval, mixing, output) and the concepts stage's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from seeing_sound.audio.loudness import ABSOLUTE_GATE_LUFS
+from seeing_sound.audio.mix import DEFAULT_LUFS_RANGE
+from seeing_sound.concepts.config import ConceptsConfig
+from seeing_sound.config import Config, ConfigError, check_lufs_range, option
+from seeing_sound.retrieval.config import DEFAULT_TOPK, ENCODERS
+
+AUDIO_FORMATS = ("flac", "wav")
+
+
+@dataclass(frozen=True)
+class SonifyConfig(Config):
+    """Everything ``sonify`` decides besides its inputs; ``concepts_config`` configures the VLM stage."""
+
+    encoder: str = option("clap", "query and pool encoder", choices=ENCODERS)
+    model: str | None = option(None, "encoder model id or local path", default_text="per encoder")
+    topk: int = option(DEFAULT_TOPK, "Algorithm 1's k (the paper does not give it)", min=1)
+    ssr: bool = option(True, "signed square root of the scores (off: the ablation)")
+    seed: int = option(0, "seed of every random choice (retrieval and loudness targets)")
+    lufs_range: tuple[float, float] = option(DEFAULT_LUFS_RANGE, "target loudness range per component, LUFS")
+    audio_format: str = option("flac", "mixture files", choices=AUDIO_FORMATS)
+    pairs_per_shard: int = option(1000, "pairs per dataset shard", min=1)
+    copy_images: bool = option(False, "also write WebDataset tar shards (image + audio + json)")
+    device: str = option("auto", "encoder device: auto, cpu, cuda or cuda:N", fingerprint=False)
+    concepts_config: ConceptsConfig = field(
+        default_factory=ConceptsConfig, metadata={"help": "the concepts stage (VLMs, prompts, filter)"}
+    )
+
+    def __post_init__(self):
+        if isinstance(self.lufs_range, list):
+            object.__setattr__(self, "lufs_range", tuple(self.lufs_range))
+        super().__post_init__()
+
+    def validate(self) -> None:
+        lo_hi = check_lufs_range("lufs_range", self.lufs_range, ABSOLUTE_GATE_LUFS)
+        object.__setattr__(self, "lufs_range", lo_hi)
+        if not isinstance(self.concepts_config, ConceptsConfig):
+            raise ConfigError("concepts_config", self.concepts_config, "must be a ConceptsConfig")
