@@ -103,6 +103,8 @@ def add_config_options(
                 kw["choices"] = list(meta["choices"])
             if name in metavars:
                 kw["metavar"] = metavars[name]
+            elif name in flags and "nargs" not in kw:  # show the flag's word, not the field's
+                kw["metavar"] = flags[name].lstrip("-").replace("-", "_").upper()
             shown = meta.get("default_text") or (None if default is None else _show(default))
             if shown:
                 text = f"{text} (default {shown})" if text else f"default {shown}"

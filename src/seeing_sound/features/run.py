@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from seeing_sound.builders import DEFAULT_AST, DEFAULT_VAE
+from seeing_sound.config import resolve
 from seeing_sound.engine import StageReport, run_stage
 from seeing_sound.engine.shards import write_json_atomic
+from seeing_sound.features.config import FeaturesConfig
 from seeing_sound.features.stage import AstFeatureStage, VaeFeatureStage
 from seeing_sound.features.store import model_slug
 
@@ -30,59 +31,30 @@ def vae_key(model: str, resolution: int) -> str:
 
 def compute_features(
     dataset: str | Path,
+    config: FeaturesConfig | None = None,
     *,
-    ast: str | None = DEFAULT_AST,
-    vae: str | None = DEFAULT_VAE,
-    resolution: int = 512,
-    pool: int = 1,
-    batch_size: int = 16,
-    device: str = "auto",
-    images_root: str | None = None,
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    **options,
 ) -> dict[str, StageReport]:
     """Compute (or finish) AST and/or VAE features of ``dataset``; returns each stage's report.
 
     Output: ``DATASET/features/<key>/shard-*.safetensors`` + ``features.json`` (see ``store``).
-    Pass ``ast=None`` or ``vae=None`` to skip one of them.
+    ``config`` holds the settings (defaults: :class:`FeaturesConfig`); keyword ``options`` (its
+    field names) override single fields. Pass ``ast=None`` or ``vae=None`` to skip one of them.
     """
     from seeing_sound.dataset import PairsDataset
 
-    if resolution < 8 or resolution % 8:
-        raise ValueError(f"resolution must be a multiple of 8, got {resolution}")
-    if pool < 1:
-        raise ValueError(f"pool must be >= 1, got {pool}")
-    if ast is None and vae is None:
-        raise ValueError("nothing to do: both ast and vae are None")
+    cfg = resolve(FeaturesConfig, config, options)
     ds = PairsDataset.open(dataset)  # fails early, with a clear message, on a non-dataset
     root = Path(dataset)
     reports: dict[str, StageReport] = {}
     stages = []
-    if ast is not None:
-        stages.append(
-            (
-                "ast",
-                AstFeatureStage(
-                    str(root), _model_ref(ast), ast_key(ast, pool), batch_size=batch_size, device=device, pool=pool
-                ),
-            )
-        )
-    if vae is not None:
-        stages.append(
-            (
-                "vae",
-                VaeFeatureStage(
-                    str(root),
-                    _model_ref(vae),
-                    vae_key(vae, resolution),
-                    batch_size=batch_size,
-                    device=device,
-                    resolution=resolution,
-                    images_root=images_root,
-                ),
-            )
-        )
+    if cfg.ast is not None:
+        stages.append(("ast", AstFeatureStage(str(root), _model_ref(cfg.ast), ast_key(cfg.ast, cfg.pool), cfg)))
+    if cfg.vae is not None:
+        stages.append(("vae", VaeFeatureStage(str(root), _model_ref(cfg.vae), vae_key(cfg.vae, cfg.resolution), cfg)))
     for kind, stage in stages:
         report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress)
         reports[kind] = report

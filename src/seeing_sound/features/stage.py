@@ -16,6 +16,7 @@ import numpy as np
 
 from seeing_sound.builders import load_vae, resolve_device
 from seeing_sound.engine import ShardStats, ShardTask, Stage, shard_name
+from seeing_sound.features.config import FeaturesConfig
 from seeing_sound.features.store import write_shard
 
 log = logging.getLogger(__name__)
@@ -41,15 +42,12 @@ def center_crop_resize(image, resolution: int):
 @dataclass
 class _FeatureStage(Stage):
     dataset: str
-    model: str
+    model: str  # the config's ast or vae, local folders made absolute
     key: str  # folder under DATASET/features
-    batch_size: int = 16
-    device: str = "auto"
+    config: FeaturesConfig = field(default_factory=FeaturesConfig)
     name: str = field(init=False, default="")
 
     def __post_init__(self):
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         self.name = f"features-{self.key}"
 
     def _dataset(self):
@@ -70,17 +68,16 @@ class _FeatureStage(Stage):
 
 @dataclass
 class AstFeatureStage(_FeatureStage):
-    pool: int = 1  # average patch tokens over runs of `pool` time steps (1 = the paper's full sequence)
-
     def fingerprint(self) -> dict:
-        return {"kind": "ast", "model": self.model, "pool": self.pool, "dtype": "float16"}
+        # Also the card training reads (model, pool): the config fields that shape the tokens.
+        return {"kind": "ast", "model": self.model, "pool": self.config.pool, "dtype": "float16"}
 
     def encoder(self):
         from seeing_sound.encoders.ast import load_ast
 
-        key = ("ast", self.model, str(resolve_device(self.device)))
+        key = ("ast", self.model, str(resolve_device(self.config.device)))
         if key not in _MODELS:
-            _MODELS[key] = load_ast(self.model, device=str(resolve_device(self.device)))
+            _MODELS[key] = load_ast(self.model, device=str(resolve_device(self.config.device)))
         return _MODELS[key]
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
@@ -106,10 +103,12 @@ class AstFeatureStage(_FeatureStage):
             rows.append(row)
             waves.append(wave)
         f_dim, t_dim = enc.grid
-        embeds = np.zeros((0, 2 + f_dim * (-(-t_dim // self.pool)), enc.hidden_size), np.float16)
+        embeds = np.zeros((0, 2 + f_dim * (-(-t_dim // self.config.pool)), enc.hidden_size), np.float16)
         kept = []
         if waves:
-            tokens = pool_ast_tokens(enc.encode(waves, batch_size=self.batch_size), f_dim, t_dim, self.pool)
+            tokens = pool_ast_tokens(
+                enc.encode(waves, batch_size=self.config.batch_size), f_dim, t_dim, self.config.pool
+            )
             ok = np.isfinite(tokens).all(axis=(1, 2)) & (np.abs(tokens).max(axis=(1, 2)) < 65504)
             if (~ok).any():
                 errors["embedding_not_finite"] = int((~ok).sum())
@@ -124,14 +123,11 @@ class AstFeatureStage(_FeatureStage):
 
 @dataclass
 class VaeFeatureStage(_FeatureStage):
-    resolution: int = 512  # square training resolution (images are resized + center-cropped to it)
-    images_root: str | None = None  # override the card's images root
-
     def fingerprint(self) -> dict:
         return {
             "kind": "vae",
             "model": self.model,
-            "resolution": self.resolution,
+            "resolution": self.config.resolution,
             "dtype": "float16",
             "stored": "posterior mean and std, times scaling_factor",
         }
@@ -139,13 +135,13 @@ class VaeFeatureStage(_FeatureStage):
     def _dataset(self):
         from seeing_sound.dataset import PairsDataset
 
-        return PairsDataset.open(self.dataset, images_root=self.images_root)
+        return PairsDataset.open(self.dataset, images_root=self.config.images_root)
 
     def vae(self):
 
-        key = ("vae", self.model, str(resolve_device(self.device)))
+        key = ("vae", self.model, str(resolve_device(self.config.device)))
         if key not in _MODELS:
-            _MODELS[key] = load_vae(self.model).to(str(resolve_device(self.device))).eval()
+            _MODELS[key] = load_vae(self.model).to(str(resolve_device(self.config.device))).eval()
         return _MODELS[key]
 
     def _load_image(self, ds, row: int, errors: dict):
@@ -157,7 +153,7 @@ class VaeFeatureStage(_FeatureStage):
                 errors["image_missing"] = errors.get("image_missing", 0) + 1
                 return None
             with Image.open(path) as im:
-                im = center_crop_resize(im, self.resolution)
+                im = center_crop_resize(im, self.config.resolution)
             return np.asarray(im, dtype=np.float32) / 127.5 - 1.0
         except Exception as exc:  # bad file or a path that escapes the images root
             key = f"image_unreadable: {type(exc).__name__}"
@@ -177,13 +173,16 @@ class VaeFeatureStage(_FeatureStage):
                 pixels.append(arr)
         sf = float(vae.config.scaling_factor)
         means, stds = [], []
-        for s in range(0, len(pixels), self.batch_size):
-            x = torch.from_numpy(np.stack(pixels[s : s + self.batch_size])).permute(0, 3, 1, 2)
+        for s in range(0, len(pixels), self.config.batch_size):
+            x = torch.from_numpy(np.stack(pixels[s : s + self.config.batch_size])).permute(0, 3, 1, 2)
             with torch.inference_mode():
                 dist = vae.encode(x.to(vae.device, vae.dtype)).latent_dist
             means.append((dist.mean.float() * sf).cpu().numpy())
             stds.append((dist.std.float() * sf).cpu().numpy())
-        c, h = int(vae.config.latent_channels), self.resolution // (2 ** (len(vae.config.block_out_channels) - 1))
+        c, h = (
+            int(vae.config.latent_channels),
+            self.config.resolution // (2 ** (len(vae.config.block_out_channels) - 1)),
+        )
         mean = np.concatenate(means) if means else np.zeros((0, c, h, h), np.float32)
         std = np.concatenate(stds) if stds else np.zeros((0, c, h, h), np.float32)
         ok = np.isfinite(mean).all(axis=(1, 2, 3)) & np.isfinite(std).all(axis=(1, 2, 3))
