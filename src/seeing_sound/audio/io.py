@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +13,12 @@ AUDIO_EXTENSIONS = frozenset(
     {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".snd", ".w64", ".caf"}
 )
 
+log = logging.getLogger(__name__)
+
 #: input frames decoded per block: bounded memory for hour-long files, large enough to amortize calls
 BLOCK_FRAMES = 1 << 16
+#: after a block fails to decode, it is re-read in steps this small so every good frame before the damage is kept
+SALVAGE_FRAMES = 1 << 10
 
 
 class BadAudio(Exception):
@@ -58,12 +63,39 @@ def downmix(block: np.ndarray) -> np.ndarray:
     return out
 
 
-def stream_mono(path: str | Path, sample_rate: int, block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+def _salvage(path: Path, start: int, limit: int) -> np.ndarray | None:
+    """Frames ``start..`` (at most ``limit``) of a file whose block read failed, in small steps until
+    the damage; (frames, channels) float32, or None if not one more frame decodes."""
+    import soundfile as sf
+
+    pieces = []
+    try:
+        with sf.SoundFile(str(path)) as fh:
+            fh.seek(start)
+            got = 0
+            while got < limit:
+                piece = fh.read(min(SALVAGE_FRAMES, limit - got), dtype="float32", always_2d=True)
+                if not piece.shape[0]:
+                    break
+                pieces.append(piece)
+                got += piece.shape[0]
+    except Exception:  # the damage itself: keep what came before it
+        pass
+    return np.concatenate(pieces) if pieces else None
+
+
+def stream_mono(
+    path: str | Path, sample_rate: int, block_frames: int = BLOCK_FRAMES, status: dict | None = None
+) -> Iterator[np.ndarray]:
     """Yield float32 mono blocks of ``path`` resampled to ``sample_rate`` (soxr HQ).
 
     Streams: memory is bounded by ``block_frames`` whatever the file length.
     Raises :class:`BadAudio` (reasons: ``empty_file``, ``unsupported_format``,
     ``unreadable``, ``empty``, ``decode_error``, ``non_finite``).
+
+    A file damaged part-way (a FLAC cut mid-body) keeps every frame that decodes before the
+    damage; ``status["truncated"]`` (when ``status`` is given) then says how much was kept and
+    why, so the caller can flag the file. Only a file where nothing decodes is ``decode_error``.
     """
     import soundfile as sf
     import soxr
@@ -89,9 +121,19 @@ def stream_mono(path: str | Path, sample_rate: int, block_frames: int = BLOCK_FR
         while True:
             try:
                 block = fh.read(block_frames, dtype="float32", always_2d=True)
+                last = block.shape[0] < block_frames
             except Exception as exc:
-                raise BadAudio("decode_error", f"after {total} frames: {str(exc).splitlines()[0][:200]}") from None
-            last = block.shape[0] < block_frames
+                error = str(exc).splitlines()[0][:200]
+                block = _salvage(path, total, block_frames)
+                if block is None and total == 0:
+                    raise BadAudio("decode_error", f"after {total} frames: {error}") from None
+                block = block if block is not None else np.zeros((0, fh.channels), np.float32)
+                last = True
+                kept = total + block.shape[0]
+                detail = f"kept {kept} of {fh.frames} frames; decoding stopped: {error}"
+                log.warning("%s: truncated, %s", path, detail)
+                if status is not None:
+                    status["truncated"] = detail
             if block.size and not np.isfinite(block).all():
                 raise BadAudio("non_finite", f"NaN/inf near frame {total}")
             total += block.shape[0]

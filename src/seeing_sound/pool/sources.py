@@ -13,29 +13,57 @@ from seeing_sound.tabular import read_jsonl
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One input file: ``source`` is its stable relative id (``<root label>/<path in root>``)."""
+    """One input file: ``source`` is its stable relative id (``<root label>/<path in root>``).
+
+    ``error`` is set (with ``detail``) for a file that must be recorded as an error row instead
+    of being ingested, e.g. a second file claiming an id that is already taken.
+    """
 
     source: str
     path: str
     description: str | None = None
     labels: tuple[str, ...] = ()
+    error: str | None = None
+    detail: str | None = None
 
 
 def _root_labels(roots: list[Path]) -> list[str]:
-    labels, seen = [], {}
-    for root in roots:
-        base = (root.name if root.is_dir() else root.parent.name) or "root"
-        n = seen.get(base, 0) + 1
-        seen[base] = n
-        labels.append(base if n == 1 else f"{base}-{n}")
+    """One label per root, unique by construction.
+
+    A root is labelled by its folder name (a file root by its parent's). The first root with a
+    name keeps it; a later root with the same name gets ``name-2``, ``name-3``, ... skipping every
+    label that is taken or that another root is named, so ``d1/x d2/x d3/x-2`` gives ``x, x-3, x-2``.
+    """
+    bases = [(root.name if root.is_dir() else root.parent.name) or "root" for root in roots]
+    reserved = set(bases)
+    labels: list[str] = []
+    for base in bases:
+        label, n = base, 1
+        while label in labels or (label != base and label in reserved):
+            n += 1
+            label = f"{base}-{n}"
+        labels.append(label)
     return labels
 
 
-def find_sources(roots: list[str | Path]) -> list[SourceFile]:
+def _absolute(path: Path) -> str:
+    """Resolved path, or the plain absolute one for a link that cannot resolve (a loop): the
+    build then records the file as unreadable instead of aborting the walk."""
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):
+        return os.path.abspath(path)
+
+
+def find_sources(roots: list[str | Path], exclude: list[str | Path] = ()) -> list[SourceFile]:
     """Walk ``roots`` recursively (files are taken as given), sorted by source id.
 
-    Hidden files and folders (name starting with '.') are skipped. Every other regular
-    file is returned, whatever its extension, so the build can record unsupported ones.
+    Hidden files and folders (name starting with '.') are skipped, and so is every folder in
+    ``exclude`` (the build's own output root when it lies inside a source folder). Every other
+    file is returned, whatever its extension or state (a dangling or looping link included), so
+    the build can record unusable ones: files seen == files ingested + files recorded as errors.
+    Two files that would get the same id are never merged: the second one comes back with
+    ``error="duplicate_source"`` under an id of its own.
     """
     if not roots:
         raise ValueError("roots must name at least one file or folder")
@@ -43,6 +71,7 @@ def find_sources(roots: list[str | Path]) -> list[SourceFile]:
     for p in paths:
         if not p.exists():
             raise FileNotFoundError(f"source not found: {p}")
+    skip = {_absolute(Path(e)) for e in exclude}
     out: dict[str, SourceFile] = {}
     for root, label in zip(paths, _root_labels(paths), strict=True):
         if root.is_file():
@@ -50,14 +79,26 @@ def find_sources(roots: list[str | Path]) -> list[SourceFile]:
         else:
             files = []
             for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                dirnames[:] = sorted(
+                    d for d in dirnames if not d.startswith(".") and _absolute(Path(dirpath) / d) not in skip
+                )
                 rel_dir = Path(dirpath).relative_to(root)
                 for name in filenames:
                     if not name.startswith("."):
                         files.append((PurePosixPath(*rel_dir.parts, name).as_posix(), Path(dirpath) / name))
         for rel, path in files:
             source = f"{label}/{rel}"
-            out[source] = SourceFile(source=source, path=str(path.resolve()))
+            if source in out:
+                first = out[source].path
+                n = 2
+                while f"{source}#{n}" in out:
+                    n += 1
+                source = f"{source}#{n}"
+                out[source] = SourceFile(
+                    source, _absolute(path), error="duplicate_source", detail=f"same id as {first}"
+                )
+                continue
+            out[source] = SourceFile(source=source, path=_absolute(path))
     return [out[k] for k in sorted(out)]
 
 
@@ -102,5 +143,5 @@ def attach_descriptions(sources: list[SourceFile], table: dict) -> list[SourceFi
         name = PurePosixPath(rel).name
         stem = PurePosixPath(rel).stem
         hit = next((table[k] for k in (s.source, rel, name, stem) if k in table), None)
-        out.append(SourceFile(s.source, s.path, *(hit or (None, ()))))
+        out.append(SourceFile(s.source, s.path, *(hit or (None, ())), error=s.error, detail=s.detail))
     return out
