@@ -38,7 +38,7 @@ def _targets(lufs: Sequence[float] | None, n: int) -> list[float]:
     if len(lufs) == 1:
         return list(lufs) * n
     if len(lufs) != n:
-        raise ValueError(f"--lufs: give one value, or one per source ({n}), got {len(lufs)}")
+        raise ValueError(f"lufs: give one value, or one per source ({n}), got {len(lufs)}")
     return list(lufs)
 
 
@@ -76,7 +76,10 @@ def compose(
         ]
     if mode == "interpolate":
         if len(sources) < 2 or steps < 2:
-            raise ValueError("interpolate needs at least two inputs (the last one moves) and --steps >= 2")
+            raise ValueError(
+                "interpolate needs at least two inputs (the last one moves) and steps >= 2, "
+                f"got {len(sources)} inputs, steps={steps}"
+            )
         values = np.linspace(sweep[0], sweep[1], steps)
         fixed = _targets(lufs, len(sources) - 1) if lufs is None or len(lufs) != len(sources) else list(lufs[:-1])
         mixes = controls.interpolate(sources[:-1], fixed, sources[-1], list(values), sample_rate)

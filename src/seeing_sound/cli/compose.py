@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from seeing_sound.cli.common import positive_int
+from seeing_sound.cli.options import record_hints
 
 
 def register(sub) -> None:
@@ -34,6 +35,7 @@ def register(sub) -> None:
     p.add_argument("--steps", type=positive_int, default=5, help="interpolate: number of files (default 5)")
     p.add_argument("--room-size", type=float, default=0.8, help="reverb: 0 (small) .. 1 (large hall)")
     p.add_argument("--wet-level", type=float, default=0.35, help="reverb: level of the reverberant signal")
+    record_hints(p, {"lufs:": "--lufs:", "steps >= 2": "--steps >= 2"})
     p.set_defaults(handler=_run)
 
 

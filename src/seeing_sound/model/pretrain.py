@@ -1,4 +1,4 @@
-"""Optional contrastive pre-training of the audio projector (paper A.11, ``--pretrain-projector``).
+"""Optional contrastive pre-training of the audio projector (paper A.11, ``pretrain_projector_steps``).
 
 The audio projector's token-mean output is pulled towards the *frozen* PixArt-α text projection of
 the pair's concept texts (T5 encoder of the checkpoint, ``text_encoder/`` + ``tokenizer/``) with a
@@ -38,7 +38,7 @@ def text_targets(texts: list[str], pretrained: str, device) -> torch.Tensor:
         tokenizer = AutoTokenizer.from_pretrained(pretrained, subfolder="tokenizer")
         encoder = T5EncoderModel.from_pretrained(pretrained, subfolder="text_encoder").to(device).eval()
     except OSError as exc:
-        raise ModelNotFoundError("T5 text encoder", pretrained, "--pretrained", exc) from exc
+        raise ModelNotFoundError("T5 text encoder", pretrained, "pretrained", exc) from exc
     projection = load_pixart_transformer(pretrained).caption_projection.to(device).eval()
     out = []
     for s in range(0, len(texts), 64):

@@ -1,0 +1,78 @@
+"""Validation grids during training and the final pipeline folder (main process only)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from seeing_sound.errors import SeeingSoundError
+from seeing_sound.model.train_config import TrainConfig
+from seeing_sound.model.train_data import PairFeatures
+
+log = logging.getLogger(__name__)
+
+
+class TrainSampler:
+    """Validation grids during training and the final pipeline folder (main process only)."""
+
+    def __init__(self, cfg: TrainConfig, out: Path, data: PairFeatures, vae_set, accelerator):
+        from seeing_sound.model.loading import load_scheduler, load_vae
+
+        self.cfg, self.out, self.device = cfg, out, accelerator.device
+        self.vae = load_vae(vae_set.card["model"]).to(self.device).eval()
+        self.scheduler = load_scheduler(cfg.pretrained)
+        items = [data[i] for i in range(min(cfg.num_validation, len(data)))]
+        self.audio = torch.stack([it["audio"] for it in items]).float()
+        self.latents = torch.stack([it["mean"] for it in items]).float()
+        self.ast_model = data.ast.card["model"]
+        self.ast_pool = int(data.ast.card.get("pool", 1))  # generation must pool AST tokens like these features
+
+    def _pipeline(self, model):
+        from seeing_sound.model.pipeline import AudioPixArtPipeline
+
+        pipe = AudioPixArtPipeline(transformer=model, vae=self.vae, scheduler=self.scheduler, ast_pool=self.ast_pool)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def render(self, model, ema, step: int) -> Path:
+        was_training = model.training
+        model.eval()
+        if ema is not None:
+            ema.store(model.parameters())
+            ema.copy_to(model.parameters())
+        try:
+            grid = _render(self._pipeline(model), self.audio, self.latents, self.cfg)
+        finally:
+            if ema is not None:
+                ema.restore(model.parameters())
+            model.train(was_training)
+        path = self.out / "samples" / f"step-{step:08d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        grid.save(path)
+        return path
+
+    def save_pipeline(self, model, ema) -> Path:
+        """``OUT/pipeline``: transformer (EMA weights if kept), VAE, DPM-Solver, AST (if loadable)."""
+        from seeing_sound.encoders.ast import load_ast
+
+        if ema is not None:
+            ema.copy_to(model.parameters())
+        pipe = self._pipeline(model)
+        try:
+            encoder = load_ast(self.ast_model)
+            pipe.register_modules(audio_encoder=encoder.model, feature_extractor=encoder.feature_extractor)
+        except SeeingSoundError as exc:
+            log.warning("pipeline saved without its AST (%s); it then needs audio_embeds", exc)
+        path = self.out / "pipeline"
+        pipe.save_pretrained(str(path), safe_serialization=True)
+        log.info("saved pipeline to %s", path)
+        return path
+
+
+def _render(pipe, audio, latents, cfg: TrainConfig):
+    from seeing_sound.model.samples import render_validation_grid
+
+    with torch.no_grad():
+        return render_validation_grid(pipe, audio, latents, cfg.seed, cfg.sample_steps, cfg.guidance_scale)
