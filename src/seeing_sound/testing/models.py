@@ -241,14 +241,17 @@ _LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
 def build_tiny_clap(out: str | Path, seed: int = 0, projection_dim: int = 16) -> Path:
-    """Write a randomly initialised CLAP (~100K parameters) with a character-level tokenizer to ``out``."""
+    """Write a randomly initialised CLAP (~100K parameters) with a character-level tokenizer to ``out``.
+
+    The folder has the files of ``laion/clap-htsat-unfused``: ``config.json``, ``model.safetensors``,
+    ``preprocessor_config.json``, ``tokenizer.json``, ``tokenizer_config.json``, ``vocab.json``, ``merges.txt``.
+    """
     import torch
     from transformers import (
         ClapAudioConfig,
         ClapConfig,
         ClapFeatureExtractor,
         ClapModel,
-        ClapProcessor,
         ClapTextConfig,
         RobertaTokenizer,
     )
@@ -285,7 +288,12 @@ def build_tiny_clap(out: str | Path, seed: int = 0, projection_dim: int = 16) ->
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
-    ClapProcessor(feature_extractor=ClapFeatureExtractor(), tokenizer=tokenizer).save_pretrained(out)
+    # The processor files of laion/clap-htsat-unfused (written before processor_config.json existed):
+    # preprocessor_config.json, the tokenizer's files and the slow tokenizer's vocab.json + merges.txt.
+    ClapFeatureExtractor().save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "vocab.json").write_text(json.dumps(vocab))
+    (out / "merges.txt").write_text("#version: 0.2\n")
     return out
 
 
