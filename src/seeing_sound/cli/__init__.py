@@ -33,6 +33,8 @@ COMMAND_MODULES = (
     "generate",
     "compose",
     "demo",
+    "bench",
+    "study",
 )
 
 log = logging.getLogger("seeing_sound")
