@@ -11,6 +11,7 @@ import hashlib
 import io
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 DEFAULT_MAX_SIDE = 1024  # longest side the VLM sees; LLaVA-1.5 works at 336 px, most APIs cap near 2k
-DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own bomb threshold (2 x MAX_IMAGE_PIXELS)
+DEFAULT_MAX_PIXELS = 178_956_970  # as Pillow's hard bomb threshold (2 x MAX_IMAGE_PIXELS); ours replaces Pillow's
+_PILLOW_LIMIT = threading.Lock()  # Image.MAX_IMAGE_PIXELS is process-global
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,14 @@ def decode_rgb(data: bytes, *, max_side: int, max_pixels: int):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            # ``max_pixels`` is the one limit: Pillow's own (89 Mpx warning, 179 Mpx error) is off while
+            # the header is read, so --max-pixels can both lower and raise it.
+            with _PILLOW_LIMIT:
+                saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+                try:
+                    img = Image.open(io.BytesIO(data))
+                finally:
+                    Image.MAX_IMAGE_PIXELS = saved
             w, h = img.size
             # The header is read; refuse giant canvases before a single pixel is decoded.
             if w * h > max_pixels:

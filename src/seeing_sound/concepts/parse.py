@@ -5,6 +5,17 @@ Python-list-looking strings with unescaped apostrophes, numbered lists in every 
 preamble ("Sure! Here are ...") and trailing chatter. The parser tries, in order: a list literal
 (JSON / Python / "almost Python"), a marked list (``1.``, ``1)``, ``(1)``, ``-``, ``*``, ``•``), then
 bare lines. Output with no concept at all is an error with a reason, never an empty success.
+
+Control and format characters (``\x00``, ``\x07``, zero-width and bidi marks; Unicode categories
+Cc and Cf except newline; tabs become spaces) are removed first: they are never part of a
+concept. An item is then a concept only if it reads as words, by a simple rule that knows no
+dictionary (so ``qwv#@!~ zzzz ßß ???`` is ``unparseable`` while ``D - d`` or ``猫: 喵`` are not):
+
+1. it holds at least one letter, and letters are at least half of its non-space characters
+   (symbol soup is not a concept); and
+2. if it holds Latin-script words of three or more letters, at least one of them has a vowel
+   (a, e, i, o, u, y, accents included): ``zzzz qwv`` is keyboard mash, ``Zzz: snoring`` is not.
+   Words in scripts without such vowels (CJK, Arabic, ...) are never judged by this.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from seeing_sound.concepts.prompts import MAX_CONCEPTS
@@ -39,6 +51,9 @@ _REFUSAL = re.compile(
 )
 _MAX_OBJECT_WORDS = 12
 _MAX_ITEM_CHARS = 600
+_WORD = re.compile(r"[^\W\d_]+")
+_MIN_LETTER_RATIO = 0.5
+_VOWELS = frozenset("aeiouy")
 
 
 @dataclass(frozen=True)
@@ -100,8 +115,8 @@ def concepts_from_items(items: list[str], max_items: int = MAX_CONCEPTS) -> Pars
 def split_item(item: str) -> Concept | None:
     """One list item -> Concept: split the object from its sound at the first separator."""
     s = _clean_item(item).rstrip(" :;-–—")  # "Bell:" with nothing after is just "Bell"
-    if not s or not re.search(r"\w", s) or len(s) > _MAX_ITEM_CHARS:
-        return None
+    if not s or not re.search(r"\w", s) or len(s) > _MAX_ITEM_CHARS or not reads_as_words(s):
+        return None  # the rule on the whole item: the separators split off below are punctuation too
     m = _OBJECT_SOUND.match(s)
     if m:
         obj, sound = m.group("obj"), m.group("sound")
@@ -118,6 +133,32 @@ def split_item(item: str) -> Concept | None:
     return Concept(obj, sound, f"{obj}: {sound}" if obj else sound)
 
 
+def reads_as_words(text: str) -> bool:
+    """The module docstring's word rule (letters >= half the non-space text; a vowel in some long Latin word)."""
+    chars = [c for c in text if not c.isspace()]
+    letters = sum(c.isalpha() for c in chars)
+    if not letters or letters < _MIN_LETTER_RATIO * len(chars):
+        return False
+    long_latin = [w for w in _WORD.findall(text) if len(w) >= 3 and all(_is_latin(c) for c in w)]
+    return not long_latin or any(_has_vowel(w) for w in long_latin)
+
+
+def _is_latin(c: str) -> bool:
+    return unicodedata.name(c, "").startswith("LATIN")
+
+
+def _has_vowel(word: str) -> bool:
+    return any(unicodedata.normalize("NFD", c)[0].lower() in _VOWELS for c in word)
+
+
+def strip_controls(text: str) -> str:
+    """Drop control and format characters (Cc, Cf) except newline; tabs become spaces."""
+    text = text.replace("\t", " ")
+    if text.isprintable():
+        return text
+    return "".join(c for c in text if c == "\n" or unicodedata.category(c) not in ("Cc", "Cf"))
+
+
 def _split_at_separator(s: str) -> tuple[str | None, str]:
     hits = [(s.find(sep), sep) for sep in _SEPARATORS if s.find(sep) > 0]
     if hits:
@@ -131,12 +172,13 @@ def _split_at_separator(s: str) -> tuple[str | None, str]:
 
 def _clean_text(text: str) -> str:
     text = _SPECIAL_TOKENS.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = strip_controls(text)
     text = _CODE_FENCE.sub("", text).replace("**", "").replace("__", "")
     return _ROLE_PREFIX.sub("", text.strip()).strip()
 
 
 def _clean_item(s: str) -> str:
-    s = " ".join(s.split()).strip()
+    s = " ".join(strip_controls(s).split()).strip()
     for _ in range(3):  # quotes and trailing commas can nest: "'Dog - bark',"
         s = s.strip().rstrip(",")
         if len(s) >= 2 and s[0] in _QUOTES and s[-1] in _QUOTES:

@@ -245,7 +245,7 @@ class OpenAIBackend:
             if not expired.is_set():
                 return text
             raise _RequestFailed("timeout", f"no answer within {timeout:g}s")
-        except SeeingSoundError:
+        except (SeeingSoundError, _Cancelled):
             raise
         except Exception as exc:
             if self._cancel.is_set():
@@ -263,6 +263,9 @@ class OpenAIBackend:
             conn.close()
 
     def _exchange(self, conn: http.client.HTTPConnection, body: bytes) -> str:
+        conn.connect()
+        if self._cancel.is_set():  # after connect: a cancel() from now on finds conn.sock and shuts it
+            raise _Cancelled()
         conn.request("POST", self._path, body=body, headers=self._headers())
         resp = conn.getresponse()
         status = resp.status

@@ -1,0 +1,58 @@
+"""A tiny HTTP server on 127.0.0.1 for hostile-server tests (redirects, echoes, drips, floods, hangs).
+
+Imported by the hardening and bad-input tests (pytest puts tests/ on sys.path).
+"""
+
+import contextlib
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from seeing_sound.concepts.backends import clear_backend_cache
+
+
+class Server:
+    """A tiny HTTP server on 127.0.0.1 whose ``handle(handler)`` writes the whole answer itself."""
+
+    def __init__(self, handle):
+        self.requests: list[tuple[str, dict]] = []  # (method, headers)
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                if n:
+                    self.rfile.read(n)
+                outer.requests.append((self.command, dict(self.headers)))
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    handle(self)
+
+            do_POST = do_GET = _any
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+        clear_backend_cache()
+
+
+def send(h, status, body: bytes, headers=None):
+    h.send_response(status)
+    for k, v in {"Content-Type": "application/json", **(headers or {})}.items():
+        h.send_header(k, v)
+    h.send_header("Content-Length", str(len(body)))
+    h.end_headers()
+    h.wfile.write(body)
