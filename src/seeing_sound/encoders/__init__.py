@@ -43,7 +43,7 @@ def load_encoder(
     if cache and key in _CACHE:
         return _CACHE[key]
     module, cls, _ = ENCODERS[encoder]
-    kwargs = {"device": device, "fp16": fp16}
+    kwargs: dict[str, object] = {"device": device, "fp16": fp16}
     if batch_size is not None:
         kwargs["batch_size"] = batch_size
     enc = getattr(importlib.import_module(module), cls)(model, **kwargs)

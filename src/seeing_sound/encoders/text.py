@@ -24,6 +24,7 @@ from seeing_sound.encoders.common import (
     resolve_device,
     weights_revision,
 )
+from seeing_sound.errors import SeeingSoundError
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,10 @@ class TextEncoder:
             self.model.half()
         self.max_len = int(self.model.max_seq_length or 256)
         getdim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        dim = int(getdim())
+        dim = getdim()
+        if dim is None:  # a model without a fixed output size cannot fill a fixed-width index
+            raise SeeingSoundError(f"text encoder {self.model_id!r} does not report its embedding dimension")
+        dim = int(dim)
         self.info = EncoderInfo("text", self.model_id, weights_revision(model_dir(load_from)), dim, extra)
 
     def embed_text(self, texts: list[str]) -> np.ndarray:

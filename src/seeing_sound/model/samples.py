@@ -25,7 +25,7 @@ def image_grid(
     for i, im in enumerate(images):
         r, c = divmod(i, cols)
         x, y = pad + c * (w + pad), pad + r * (h + label_h + pad)
-        sheet.paste(im.convert("RGB").resize((w, h), Image.NEAREST), (x, y))
+        sheet.paste(im.convert("RGB").resize((w, h), Image.Resampling.NEAREST), (x, y))
         if labels:
             draw.text((x, y + h), str(labels[i])[: max(w // 6, 4)], fill="black")
     return sheet

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pyarrow.compute as pc
 
 from seeing_sound.pool.store import AudioPool
 
@@ -19,7 +18,7 @@ def pool_summary(pool: AudioPool) -> dict:
         for p in (5, 25, 50, 75, 95):
             pct[f"p{p}"] = round(float(np.percentile(audible, p)), 2)
     counts = pool.info["counts"]
-    described = int(pc.sum(pc.invert(pc.is_null(m.column("description")))).as_py() or 0) if m.num_rows else 0
+    described = m.num_rows - m.column("description").null_count if m.num_rows else 0
     return {
         "root": str(pool.root),
         "files": counts["files"],

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from seeing_sound.audio.mix import render_mixture
@@ -120,7 +121,7 @@ class _Renderer:
             if comp.get("chunk_id") is None or comp.get("gain_db") is None:
                 raise ValueError("no chunk id or gain recorded")
             chunk = self.pool.chunk(int(comp["chunk_id"]))
-            x = render_mixture(chunk[None], [float(comp["gain_db"])], mixture_gain_db)
+            x = render_mixture(chunk[None], np.array([float(comp["gain_db"])]), mixture_gain_db)
         except (IndexError, ValueError, OSError) as exc:
             self._skip("component_unrenderable")
             log.warning("report: component %s not rendered: %s", stem, exc)

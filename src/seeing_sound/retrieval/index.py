@@ -140,14 +140,17 @@ def build_ann(vectors: np.ndarray, kind: str):
     import faiss
 
     n, d = vectors.shape
+    index: faiss.Index
     if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = 256
+        hnsw = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efSearch = 256
+        index = hnsw
     else:
         nlist = int(max(1, min(n // 39, 4 * np.sqrt(n))))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(vectors[np.random.default_rng(0).permutation(n)[: max(nlist * 39, 1)]])
-        index.nprobe = max(1, min(nlist, nlist // 8))
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf.train(vectors[np.random.default_rng(0).permutation(n)[: max(nlist * 39, 1)]])
+        ivf.nprobe = max(1, min(nlist, nlist // 8))
+        index = ivf
     index.add(vectors)
     return index
 

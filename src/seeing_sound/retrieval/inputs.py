@@ -17,10 +17,20 @@ import pyarrow.parquet as pq
 
 from seeing_sound.tabular import read_jsonl
 
-CONCEPT_SCHEMA = pa.schema(
-    [("image_id", pa.string()), ("concept_index", pa.int32()), ("concept", pa.string()), ("model", pa.string())]
-)
-SKIP_SCHEMA = pa.schema([("image_id", pa.string()), ("concept_index", pa.int32()), ("reason", pa.string())])
+# typed lists: a bare literal mixing pa.string() and pa.int32() is inferred as list[object]
+_CONCEPT_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("image_id", pa.string()),
+    ("concept_index", pa.int32()),
+    ("concept", pa.string()),
+    ("model", pa.string()),
+]
+_SKIP_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("image_id", pa.string()),
+    ("concept_index", pa.int32()),
+    ("reason", pa.string()),
+]
+CONCEPT_SCHEMA = pa.schema(_CONCEPT_FIELDS)
+SKIP_SCHEMA = pa.schema(_SKIP_FIELDS)
 
 
 def read_concept_file(path: str | Path) -> pa.Table:
@@ -75,7 +85,8 @@ def normalize_concepts(raw: pa.Table) -> tuple[pa.Table, pa.Table]:
         given = raw.column("concept_index").to_pylist()
     else:
         given = [None] * n
-    seen_per_image: dict[str, int] = {}
+    # rows without an image id are numbered too (as one group); they are set aside below
+    seen_per_image: dict[str | None, int] = {}
     index = []
     for img, g in zip(image, given, strict=True):
         pos = seen_per_image.get(img, 0)
