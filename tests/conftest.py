@@ -81,7 +81,7 @@ def fresh_python() -> Callable[..., str]:
 
 
 @pytest.fixture(scope="session")
-def tiny_pixart(tmp_path_factory) -> Path:
+def tiny_pixart_dir(tmp_path_factory) -> Path:
     """``build_tiny_pixart`` with default arguments (transformer, VAE, scheduler). Read-only."""
     from seeing_sound.testing.models import build_tiny_pixart
 
@@ -89,7 +89,7 @@ def tiny_pixart(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_ast(tmp_path_factory) -> Path:
+def tiny_ast_dir(tmp_path_factory) -> Path:
     """``build_tiny_ast`` with default arguments (audio encoder + feature extractor). Read-only."""
     from seeing_sound.testing.models import build_tiny_ast
 
@@ -97,7 +97,7 @@ def tiny_ast(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_clap(tmp_path_factory) -> Path:
+def tiny_clap_dir(tmp_path_factory) -> Path:
     """``build_tiny_clap`` with default arguments (a CLAP checkpoint, projection dim 16). Read-only."""
     from seeing_sound.testing.models import build_tiny_clap
 
