@@ -16,6 +16,13 @@ DEFAULT_VLM = "llava-hf/llava-1.5-7b-hf"  # sounding concepts, the paper's VLM
 DEFAULT_AST = "MIT/ast-finetuned-audioset-10-10-0.4593"  # audio tokens for the generator
 DEFAULT_PIXART = "PixArt-alpha/PixArt-XL-2-512x512"  # the generator to fine-tune
 DEFAULT_VAE = DEFAULT_PIXART  # the VAE is the PixArt-α repository's vae/ subfolder
+DEFAULT_CLIP = "openai/clip-vit-base-patch32"  # evaluation: IIS, and the image side of AIS (Wav2CLIP's space)
+# Evaluation checkpoints that are files, not hub repositories: looked up in <torch hub>/checkpoints/
+# (where wav2clip and pytorch-fid cache their downloads) unless --wav2clip / --inception name a path.
+DEFAULT_WAV2CLIP = "Wav2CLIP.pt"
+WAV2CLIP_URL = "https://github.com/descriptinc/lyrebird-wav2clip/releases/download/v0.1.0-alpha/Wav2CLIP.pt"
+DEFAULT_INCEPTION = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's port of the TF-FID Inception
+INCEPTION_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{DEFAULT_INCEPTION}"
 
 
 def resolve_device(device: str | None):

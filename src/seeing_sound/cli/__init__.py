@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "features",
     "train",
     "generate",
+    "evaluate",
     "compose",
     "demo",
     "bench",

@@ -1,0 +1,133 @@
+"""Batched feature extraction with a per-file cache: ``EVAL/features/<model-key>/<sha256 of the file>.npy``.
+
+A file's features depend only on its bytes and the model (the key holds the weights' revision and,
+for Inception, the resize policy), so reruns, other metrics and other benchmarks that share files
+reuse them. A file that cannot be read or encoded is reported with its reason, never dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seeing_sound.engine.shards import atomic_write
+
+log = logging.getLogger(__name__)
+
+_SHA: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (memoised per path, size and mtime within a process)."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA:
+        h = hashlib.sha256()
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        _SHA[key] = h.hexdigest()
+    return _SHA[key]
+
+
+class FeatureCache:
+    """One folder of ``<sha256>.npy`` float32 vectors for one model key."""
+
+    def __init__(self, root: str | Path, key: str):
+        self.folder = Path(root) / key
+        self.key = key
+
+    def path(self, sha: str) -> Path:
+        return self.folder / f"{sha}.npy"
+
+    def get(self, sha: str) -> np.ndarray | None:
+        p = self.path(sha)
+        if not p.is_file():
+            return None
+        try:
+            return np.load(p)
+        except Exception:  # a damaged cache entry is recomputed
+            log.warning("recomputing damaged cache entry %s", p)
+            return None
+
+    def put(self, sha: str, vec: np.ndarray) -> None:
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(vec, dtype=np.float32))
+        with atomic_write(self.path(sha)) as fh:
+            fh.write(buf.getvalue())
+
+
+def extract(
+    files: Sequence[Path],
+    *,
+    cache: FeatureCache,
+    prepare: Callable[[Path], Any],
+    embed: Callable[[list[Any]], np.ndarray],
+    batch_size: int,
+    progress: bool = False,
+    desc: str = "features",
+) -> tuple[dict[Path, np.ndarray], dict[Path, str], int]:
+    """Features of ``files``: cached ones loaded, the rest prepared, embedded ``batch_size`` at a time, cached.
+
+    ``prepare(path)`` reads one file into the encoder's input (raising on a bad file);
+    ``embed(inputs)`` maps a list of inputs to ``(n, D)``. Returns ``({path: (D,)}, {path: reason}, computed)``.
+    """
+    from tqdm.auto import tqdm
+
+    feats: dict[Path, np.ndarray] = {}
+    errors: dict[Path, str] = {}
+    todo: list[tuple[Path, str]] = []
+    for f in dict.fromkeys(files):  # unique, in order
+        try:
+            sha = file_sha256(f)
+        except OSError as exc:
+            errors[f] = f"unreadable: {exc.strerror or exc}"
+            continue
+        hit = cache.get(sha)
+        if hit is not None:
+            feats[f] = hit
+        else:
+            todo.append((f, sha))
+    computed = 0
+    bar = tqdm(total=len(todo), desc=desc, unit="file", disable=not progress or not todo, dynamic_ncols=True)
+    try:
+        batch: list[tuple[Path, str, Any]] = []
+
+        def flush() -> None:
+            nonlocal computed
+            if not batch:
+                return
+            out = embed([x for _, _, x in batch])
+            for (f, sha, _), vec in zip(batch, out, strict=True):
+                if not np.all(np.isfinite(vec)):
+                    errors[f] = "non-finite features"
+                    continue
+                cache.put(sha, vec)
+                feats[f] = np.asarray(vec, dtype=np.float32)
+                computed += 1
+            bar.update(len(batch))
+            batch.clear()
+
+        for f, sha in todo:
+            try:
+                batch.append((f, sha, prepare(f)))
+            except Exception as exc:  # one bad file must not stop the others
+                errors[f] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}".rstrip(": ")
+                bar.update(1)
+                continue
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+    finally:
+        bar.close()
+    if errors:
+        log.warning("%s: %d file(s) could not be encoded", desc, len(errors))
+    return feats, errors, computed

@@ -1,0 +1,97 @@
+"""Generate one image per benchmark audio with a trained model (resumable), for ``evaluate_model``.
+
+Uses the generation API of ``seeing-sound generate`` (:func:`seeing_sound.model.generate.load_pipeline`
+and the pipeline's ``__call__``) with its seed policy: every clip's image uses seed ``seed``, so an
+image here equals ``seeing-sound generate CLIP --seed S`` for the same settings. Images are written
+atomically as ``<item_id>.png``; a rerun generates only the missing ones, and refuses to mix images
+made with other settings (``settings.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from seeing_sound.engine.shards import atomic_write, write_json_atomic
+from seeing_sound.errors import SeeingSoundError, StageMismatchError
+
+log = logging.getLogger(__name__)
+
+
+def generation_settings(model: str | Path, config) -> dict:
+    return {
+        "model": str(Path(model).resolve()),
+        "seed": config.seed,
+        "steps": config.steps,
+        "guidance": config.guidance,
+    }
+
+
+def check_settings(folder: Path, settings: Mapping) -> None:
+    """Raise :class:`StageMismatchError` if ``folder`` holds images made with other settings."""
+    f = folder / "settings.json"
+    if f.is_file():
+        old = json.loads(f.read_text())
+        if old != dict(settings):
+            diff = {k: (old.get(k), settings.get(k)) for k in set(old) | set(settings) if old.get(k) != settings.get(k)}
+            raise StageMismatchError(
+                f"{folder} holds images generated with other settings {diff} (before, now); "
+                "use another --out or delete that folder"
+            )
+
+
+def generate_missing(
+    pipe, jobs: Sequence[tuple[str, Path]], folder: Path, settings: Mapping, *, progress: bool = False
+) -> tuple[dict[str, Path], dict[str, str], int]:
+    """``jobs``: (item_id, audio file). Returns ({item_id: png}, {item_id: reason}, images generated now)."""
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from seeing_sound.model.generate import read_mono
+
+    folder.mkdir(parents=True, exist_ok=True)
+    check_settings(folder, settings)
+    write_json_atomic(folder / "settings.json", dict(settings))
+    done: dict[str, Path] = {}
+    failed: dict[str, str] = {}
+    todo = []
+    for item_id, audio in jobs:
+        png = folder / f"{item_id}.png"
+        if png.is_file():
+            done[item_id] = png
+        else:
+            todo.append((item_id, audio, png))
+    made = 0
+    for item_id, audio, png in tqdm(todo, desc="generate", unit="image", disable=not progress or not todo):
+        try:
+            wave, sr = read_mono(audio)
+            if wave.size == 0 or not np.all(np.isfinite(wave)):
+                raise ValueError("empty or non-finite audio")
+        except Exception as exc:  # a bad clip is reported, the others are generated
+            failed[item_id] = f"audio unreadable for generation: {type(exc).__name__}: {exc}"
+            continue
+        image = pipe(
+            audio=wave,
+            sampling_rate=sr,
+            num_inference_steps=int(settings["steps"]),
+            guidance_scale=float(settings["guidance"]),
+            generator=[torch.Generator().manual_seed(int(settings["seed"]))],
+        ).images[0]
+        with atomic_write(png) as fh:
+            image.save(fh, format="PNG")
+        done[item_id] = png
+        made += 1
+    return done, failed, made
+
+
+def load_generator(model: str | Path, device: str):
+    from seeing_sound.model.generate import load_pipeline
+
+    pipe = load_pipeline(model, device)
+    if pipe.audio_encoder is None:
+        raise SeeingSoundError(f"the pipeline in {model} has no AST audio encoder; re-save it with one")
+    pipe.set_progress_bar_config(disable=True)  # one bar per benchmark instead of one per image
+    return pipe
