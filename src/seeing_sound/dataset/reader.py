@@ -31,6 +31,15 @@ class PairsDataset:
     def open(cls, path: str | Path, images_root: str | Path | None = None) -> PairsDataset:
         root = Path(path)
         card_file = layout.card_path(root)
+        if not root.is_dir():
+            what = "does not exist" if not root.exists() else "is a file, not a dataset folder"
+            raise SeeingSoundError(f"dataset {root} {what}")
+        if not card_file.exists() and (root / "pool.json").exists():
+            raise SeeingSoundError(
+                f"{root} is an audio pool, not a pairs dataset; give the folder `seeing-sound sonify --out` wrote"
+            )
+        if not card_file.exists() and (root / "images").is_dir() and (root / "concepts").is_dir():
+            raise SeeingSoundError(f"{root} holds a concepts run, not a pairs dataset; sonify it first")
         if not card_file.exists():
             raise SeeingSoundError(
                 f"{root} is not a pairs dataset: dataset.json missing (run `seeing-sound sonify` to finish it)"
