@@ -113,6 +113,23 @@ def test_folder_layout_with_bad_files(tmp_path):
     assert sorted(p.name for p in (bench / "audio").iterdir()) == sorted(f"{r['item_id']}.wav" for r in meta)
 
 
+def test_folder_of_linked_benchmarks(tmp_path):
+    """Landscapes + ITW as one benchmark: a folder of links to both downloads (a loop link is harmless)."""
+    write_video(tmp_path / "landscapes" / "test" / "fire" / "a.mp4", frames=5)
+    write_video(tmp_path / "itw" / "dog" / "b.mp4", frames=5)
+    both = tmp_path / "landscapes+itw"
+    both.mkdir()
+    (both / "landscapes").symlink_to(tmp_path / "landscapes")
+    (both / "itw").symlink_to(tmp_path / "itw")
+    (tmp_path / "itw" / "dog" / "loop").symlink_to(tmp_path / "itw")
+    prepare_benchmark("folder", both, tmp_path / "bench", class_from=-1, progress=False)
+    _, meta, _ = _read(tmp_path / "bench")
+    assert [(r["source"], r["label"]) for r in meta] == [
+        ("itw/dog/b.mp4", "dog"),
+        ("landscapes/test/fire/a.mp4", "fire"),
+    ]
+
+
 def test_folder_class_from(tmp_path):
     src = tmp_path / "vegas"
     write_video(src / "Dog" / "video" / "a.mp4", frames=5)

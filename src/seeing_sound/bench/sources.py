@@ -66,10 +66,20 @@ def unique_ids(items: Sequence[BenchItem]) -> list[BenchItem]:
 
 
 def walk_files(root: Path, extensions: Iterable[str] | None = None) -> list[Path]:
-    """Every file under ``root`` (sorted, hidden files and folders skipped), optionally by extension."""
+    """Every file under ``root`` (sorted, hidden files and folders skipped), optionally by extension.
+
+    Linked folders are followed (a benchmark made of links to several downloads, e.g. Landscapes + ITW),
+    each real folder once, so a link loop cannot recurse forever.
+    """
     exts = None if extensions is None else {e.lower() for e in extensions}
     found = []
-    for folder, dirs, files in os.walk(root):
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
             if name.startswith("."):
