@@ -33,10 +33,3 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
-
-
-def add_encoder_runtime_args(p: argparse.ArgumentParser) -> None:
-    """``--device``, ``--fp16``, ``--batch-size`` for commands that run an encoder."""
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda[:N]")
-    p.add_argument("--fp16", action="store_true", help="half precision on GPU")
-    p.add_argument("--batch-size", type=positive_int, default=None, help="encoder batch size")

@@ -150,7 +150,8 @@ def read_concepts(path: str | Path) -> tuple[pa.Table, pa.Table]:
         files = sorted((root / sub).glob("shard-*.parquet"))
         if not files:
             raise FileNotFoundError(
-                f"no {sub}/shard-*.parquet under {root}; run `seeing-sound concepts ... --out {root}`"
+                f"no {sub}/shard-*.parquet under {root}; make them with run_concepts(images, {str(root)!r}) "
+                "(`seeing-sound concepts`)"
             )
         tables.append(pa.concat_tables([pq.read_table(f, schema=schema) for f in files]))
     return tables[0], tables[1]
