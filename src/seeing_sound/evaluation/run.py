@@ -42,6 +42,11 @@ class Encoders:
     def load(cls, cfg: EvaluateConfig) -> Encoders:
         """Load every model first, so a missing checkpoint fails before any generation or extraction."""
         enc = cls()
+        # checkpoint files first: a missing one fails in milliseconds, before the hub model loads
+        if cfg.needs_audio:
+            from seeing_sound.evaluation.wav2clip import Wav2ClipEncoder
+
+            enc.wav2clip = Wav2ClipEncoder(cfg.wav2clip, device=cfg.device)
         if cfg.needs_inception:
             from seeing_sound.evaluation.inception import InceptionEncoder
 
@@ -52,15 +57,11 @@ class Encoders:
             from seeing_sound.evaluation.clip import ClipImageEncoder
 
             enc.clip = ClipImageEncoder(cfg.clip, device=cfg.device, batch_size=cfg.batch_size)
-        if cfg.needs_audio:
-            from seeing_sound.evaluation.wav2clip import Wav2ClipEncoder
-
-            enc.wav2clip = Wav2ClipEncoder(cfg.wav2clip, device=cfg.device)
-            if enc.clip is not None and enc.wav2clip.dim != enc.clip.dim:
-                raise SeeingSoundError(
-                    f"Wav2CLIP embeds into {enc.wav2clip.dim}-d but the CLIP model {cfg.clip} into {enc.clip.dim}-d: "
-                    "AIS needs the CLIP Wav2CLIP was trained against (openai/clip-vit-base-patch32)"
-                )
+        if enc.wav2clip is not None and enc.clip is not None and enc.wav2clip.dim != enc.clip.dim:
+            raise SeeingSoundError(
+                f"Wav2CLIP embeds into {enc.wav2clip.dim}-d but the CLIP model {cfg.clip} into {enc.clip.dim}-d: "
+                "AIS needs the CLIP Wav2CLIP was trained against (openai/clip-vit-base-patch32)"
+            )
         return enc
 
     def identities(self) -> dict[str, dict]:
