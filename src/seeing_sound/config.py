@@ -85,7 +85,7 @@ class Config:
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
-            meta = f.metadata
+            meta: Mapping[str, Any] = f.metadata
             if isinstance(f.default, int) and not isinstance(f.default, bool):
                 meta = {"integer": True, **meta}  # an int default means a count/index: 2.5 is a mistake
             check_value(f.name, getattr(self, f.name), meta)

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from seeing_sound import __version__
 
@@ -36,6 +37,8 @@ COMMAND_MODULES = (
     "demo",
     "bench",
     "study",
+    "leakage",
+    "pairs",
 )
 
 log = logging.getLogger("seeing_sound")
@@ -70,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_globals(p: argparse.ArgumentParser, suppress: bool) -> None:
-    kw = {"default": argparse.SUPPRESS} if suppress else {}
+    kw: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
     p.add_argument("--quiet", action="store_true", help="no progress bars; warnings and errors only", **kw)
     p.add_argument(
         "--log-level",
@@ -123,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         flag = flag_for(args, exc.field) if isinstance(exc, ConfigError) else None
-        print(f"seeing-sound: error: {exc.with_name(flag) if flag else exc}", file=sys.stderr)
+        message = exc.with_name(flag) if isinstance(exc, ConfigError) and flag else str(exc)
+        print(f"seeing-sound: error: {message}", file=sys.stderr)
         return 2
     except Exception as exc:  # one clear line for users, the traceback behind --debug
         if args.debug:

@@ -80,7 +80,7 @@ def add_config_options(
         f = by_name[name]
         default, meta = _default(f), f.metadata
         text = helps.get(name) or meta.get("help", "")
-        base = _base_type(f.type)
+        base = _base_type(str(f.type))
         kw: dict[str, Any] = {"dest": name, "default": default}
         if base == "bool":
             flag = flags.get(name, f"--{'no-' if default else ''}{name.replace('_', '-')}")

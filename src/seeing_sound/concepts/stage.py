@@ -34,40 +34,38 @@ FAILURE_TYPE = pa.struct(
         ("raw_text", pa.string()),
     ]
 )
-CONCEPTS_SCHEMA = pa.schema(
-    [
-        ("image_id", pa.string()),
-        ("model", pa.string()),
-        ("concept_index", pa.int32()),  # 0.. per image across all models, in the order of vlms
-        ("model_index", pa.int32()),  # position of the producing back end in vlms
-        ("item_index", pa.int32()),  # position within that model's answer
-        ("object", pa.string()),  # null when the item names no separate object
-        ("sound", pa.string()),
-        ("concept", pa.string()),  # the text to embed: "object: sound" or the sound alone
-        ("raw_text", pa.string()),  # the model's whole answer, unparsed
-        ("prompt", pa.string()),
-    ]
-)
-IMAGES_SCHEMA = pa.schema(
-    [
-        ("image_id", pa.string()),
-        ("root_index", pa.int32()),
-        ("root", pa.string()),  # absolute folder the path is relative to
-        ("path", pa.string()),
-        ("sha256", pa.string()),
-        ("width", pa.int32()),  # after EXIF orientation
-        ("height", pa.int32()),
-        ("caption", pa.string()),
-        ("caption_model", pa.string()),
-        ("caption_prompt", pa.string()),
-        ("filtered", pa.bool_()),
-        ("filter_word", pa.string()),
-        ("error", pa.string()),  # null, or why the image has no concepts ("truncated", "concepts:unparseable", ...)
-        ("error_detail", pa.string()),
-        ("n_concepts", pa.int32()),
-        ("failures", pa.list_(FAILURE_TYPE)),  # every failed request/parse, also when another model succeeded
-    ]
-)
+_CONCEPTS_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("image_id", pa.string()),
+    ("model", pa.string()),
+    ("concept_index", pa.int32()),  # 0.. per image across all models, in the order of vlms
+    ("model_index", pa.int32()),  # position of the producing back end in vlms
+    ("item_index", pa.int32()),  # position within that model's answer
+    ("object", pa.string()),  # null when the item names no separate object
+    ("sound", pa.string()),
+    ("concept", pa.string()),  # the text to embed: "object: sound" or the sound alone
+    ("raw_text", pa.string()),  # the model's whole answer, unparsed
+    ("prompt", pa.string()),
+]
+CONCEPTS_SCHEMA = pa.schema(_CONCEPTS_FIELDS)
+_IMAGES_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("image_id", pa.string()),
+    ("root_index", pa.int32()),
+    ("root", pa.string()),  # absolute folder the path is relative to
+    ("path", pa.string()),
+    ("sha256", pa.string()),
+    ("width", pa.int32()),  # after EXIF orientation
+    ("height", pa.int32()),
+    ("caption", pa.string()),
+    ("caption_model", pa.string()),
+    ("caption_prompt", pa.string()),
+    ("filtered", pa.bool_()),
+    ("filter_word", pa.string()),
+    ("error", pa.string()),  # null, or why the image has no concepts ("truncated", "concepts:unparseable", ...)
+    ("error_detail", pa.string()),
+    ("n_concepts", pa.int32()),
+    ("failures", pa.list_(FAILURE_TYPE)),  # every failed request/parse, also when another model succeeded
+]
+IMAGES_SCHEMA = pa.schema(_IMAGES_FIELDS)
 
 
 @dataclass
@@ -156,7 +154,7 @@ class ConceptsStage(Stage):
                     rec["error"], rec["error_detail"] = f"caption:{reason}", gen.detail
                     continue
             else:
-                rec["caption"], rec["caption_model"] = gen.text.strip(), gen.model
+                rec["caption"], rec["caption_model"] = (gen.text or "").strip(), gen.model
                 word = match_filter_word(rec["caption"], self.config.words) if self.config.words is not None else None
                 if word is not None:
                     rec["filtered"], rec["filter_word"] = True, word

@@ -61,10 +61,8 @@ class ClapEncoder:
         self.sample_rate = int(fe.sampling_rate)
         self.max_samples = int(fe.nb_max_samples)
         self.fusion = bool(getattr(self.model.config.audio_config, "enable_fusion", False))
-        text_cfg = self.model.config.text_config
-        self.max_len = int(
-            min(getattr(self.processor.tokenizer, "model_max_length", 512) or 512, text_cfg.max_position_embeddings - 2)
-        )
+        max_positions = int(getattr(self.model.config.text_config, "max_position_embeddings", 514))
+        self.max_len = int(min(getattr(self.processor.tokenizer, "model_max_length", 512) or 512, max_positions - 2))
         self.info = EncoderInfo(
             "clap",
             self.model_id,

@@ -56,7 +56,7 @@ def pixart_init_config(config) -> dict:
     return {k: v for k, v in public.items() if k in init_keys}
 
 
-class AudioPixArt(ModelMixin, ConfigMixin):
+class AudioPixArt(ModelMixin, ConfigMixin):  # type: ignore[misc]  # diffusers types config_name twice
     """A ``PixArtTransformer2DModel`` conditioned on audio token embeddings.
 
     Args:
@@ -136,16 +136,16 @@ class AudioPixArt(ModelMixin, ConfigMixin):
         Returns:
             :class:`AudioPixArtOutput` with ``sample`` ``(B, out_channels, H, W)``.
         """
-        if audio_embeds.ndim != 3 or audio_embeds.shape[-1] != self.config.audio_embed_dim:
+        if audio_embeds.ndim != 3 or audio_embeds.shape[-1] != self.config["audio_embed_dim"]:
             raise ValueError(
-                f"audio_embeds must be (B, T, {self.config.audio_embed_dim}), got {tuple(audio_embeds.shape)}"
+                f"audio_embeds must be (B, T, {self.config['audio_embed_dim']}), got {tuple(audio_embeds.shape)}"
             )
         audio_embeds = audio_embeds.to(self.dtype)
         if drop_mask is not None:
             audio_embeds = self.projector.drop(audio_embeds, drop_mask)
         if not torch.is_tensor(timestep) or timestep.ndim == 0:
             timestep = torch.as_tensor(timestep, device=sample.device).reshape(1).expand(sample.shape[0])
-        added = {"resolution": None, "aspect_ratio": None}
+        added: dict[str, torch.Tensor | None] = {"resolution": None, "aspect_ratio": None}
         if self.transformer.use_additional_conditions:  # the 1024px checkpoints condition on size
             b, _, h, w = sample.shape
             added = {

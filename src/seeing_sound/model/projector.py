@@ -15,7 +15,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 
-class AudioProjector(ModelMixin, ConfigMixin):
+class AudioProjector(ModelMixin, ConfigMixin):  # type: ignore[misc]  # diffusers types config_name twice
     """MLP ``(B, T, in_features) -> (B, T, hidden_size)`` with a learned null embedding ``(in_features,)``.
 
     Args:

@@ -20,23 +20,22 @@ from seeing_sound.pool.sources import SourceFile
 
 log = logging.getLogger(__name__)
 
-MANIFEST_SCHEMA = pa.schema(
-    [
-        ("source", pa.string()),
-        ("source_checksum", pa.string()),
-        ("chunk_in_source", pa.int32()),
-        ("offset_s", pa.float64()),
-        ("real_samples", pa.int64()),
-        ("real_seconds", pa.float64()),
-        ("loudness_lufs", pa.float64()),
-        ("peak", pa.float32()),
-        ("pcm_scale", pa.float32()),
-        ("silent", pa.bool_()),
-        ("short", pa.bool_()),
-        ("description", pa.string()),
-        ("labels", pa.list_(pa.string())),
-    ]
-)
+_MANIFEST_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("source", pa.string()),
+    ("source_checksum", pa.string()),
+    ("chunk_in_source", pa.int32()),
+    ("offset_s", pa.float64()),
+    ("real_samples", pa.int64()),
+    ("real_seconds", pa.float64()),
+    ("loudness_lufs", pa.float64()),
+    ("peak", pa.float32()),
+    ("pcm_scale", pa.float32()),
+    ("silent", pa.bool_()),
+    ("short", pa.bool_()),
+    ("description", pa.string()),
+    ("labels", pa.list_(pa.string())),
+]
+MANIFEST_SCHEMA = pa.schema(_MANIFEST_FIELDS)
 ERRORS_SCHEMA = pa.schema([("source", pa.string()), ("reason", pa.string()), ("detail", pa.string())])
 #: chunks measured per loudness call: bounds memory for hour-long files
 LOUDNESS_BATCH = 64

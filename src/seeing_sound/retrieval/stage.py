@@ -25,21 +25,20 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_TOPK", "RESULT_SCHEMA", "RetrieveStage", "open_index", "retrieve_concepts"]
 
-RESULT_SCHEMA = pa.schema(
-    [
-        ("image_id", pa.string()),
-        ("concept_index", pa.int32()),
-        ("model", pa.string()),
-        ("concept", pa.string()),
-        ("chunk_id", pa.int64()),
-        ("source", pa.string()),
-        ("offset_s", pa.float64()),
-        ("cosine", pa.float64()),
-        ("score", pa.float64()),
-        ("threshold", pa.float64()),
-        ("n_candidates", pa.int32()),
-    ]
-)
+_RESULT_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("image_id", pa.string()),
+    ("concept_index", pa.int32()),
+    ("model", pa.string()),
+    ("concept", pa.string()),
+    ("chunk_id", pa.int64()),
+    ("source", pa.string()),
+    ("offset_s", pa.float64()),
+    ("cosine", pa.float64()),
+    ("score", pa.float64()),
+    ("threshold", pa.float64()),
+    ("n_candidates", pa.int32()),
+]
+RESULT_SCHEMA = pa.schema(_RESULT_FIELDS)
 
 _INDEXES: dict[tuple, object] = {}
 
@@ -145,7 +144,7 @@ class RetrieveStage(Stage):
     name: str = field(init=False, default="retrieve")
 
     def plan(self) -> list[ShardTask]:
-        return [ShardTask(index=i, items=range(n)) for i, n in enumerate(self.counts)]  # range: len() for progress
+        return [ShardTask(index=i, items=tuple(range(n))) for i, n in enumerate(self.counts)]  # len() for progress
 
     def outputs(self, index: int) -> list[str]:
         return [f"retrieval/{shard_name(index)}.parquet"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -14,39 +15,39 @@ from seeing_sound.audio.mix import target_lufs
 from seeing_sound.seeding import concept_seeds
 
 #: one row per component; pair-level fields repeat on each of the pair's rows
-RECIPE_SCHEMA = pa.schema(
-    [
-        ("pair_id", pa.string()),
-        ("image_id", pa.string()),
-        ("image_path", pa.string()),
-        ("image_sha256", pa.string()),
-        ("scene", pa.string()),
-        ("concept_index", pa.int32()),
-        ("model", pa.string()),
-        ("object", pa.string()),
-        ("sound", pa.string()),
-        ("concept", pa.string()),
-        ("chunk_id", pa.int64()),
-        ("chunk_source", pa.string()),
-        ("chunk_offset_s", pa.float64()),
-        ("chunk_description", pa.string()),
-        ("cosine", pa.float32()),
-        ("score", pa.float32()),
-        ("threshold", pa.float32()),
-        ("n_candidates", pa.int32()),
-        ("chunk_lufs", pa.float64()),
-        ("target_lufs", pa.float64()),
-    ]
-)
+_RECIPE_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("pair_id", pa.string()),
+    ("image_id", pa.string()),
+    ("image_path", pa.string()),
+    ("image_sha256", pa.string()),
+    ("scene", pa.string()),
+    ("concept_index", pa.int32()),
+    ("model", pa.string()),
+    ("object", pa.string()),
+    ("sound", pa.string()),
+    ("concept", pa.string()),
+    ("chunk_id", pa.int64()),
+    ("chunk_source", pa.string()),
+    ("chunk_offset_s", pa.float64()),
+    ("chunk_description", pa.string()),
+    ("cosine", pa.float32()),
+    ("score", pa.float32()),
+    ("threshold", pa.float32()),
+    ("n_candidates", pa.int32()),
+    ("chunk_lufs", pa.float64()),
+    ("target_lufs", pa.float64()),
+]
+RECIPE_SCHEMA = pa.schema(_RECIPE_FIELDS)
 
 
-def read_retrieval(out: Path) -> pa.Table:
+def read_retrieval(out: Path) -> pa.Table | None:
+    """The retrieve stage's result shards as one table, or None when there are none."""
     files = sorted((Path(out) / "retrieval").glob("shard-*.parquet"))
     return pa.concat_tables([pq.read_table(f) for f in files]) if files else None
 
 
 def build_recipes(
-    retrieved: pa.Table,
+    retrieved: pa.Table | None,
     concepts: pa.Table,
     images: pa.Table,
     manifest: pa.Table,
@@ -72,26 +73,26 @@ def build_recipes(
     )
     ids = r.column("chunk_id").to_numpy().astype(np.int64)
     seeds = concept_seeds(seed, r.column("image_id").to_pylist(), r.column("concept_index").to_pylist())
-    table = pa.table(
-        {
-            "pair_id": pair_id,
-            "image_id": r.column("image_id"),
-            "scene": r.column("model"),
-            "concept_index": r.column("concept_index").cast(pa.int32()),
-            "model": r.column("model"),
-            "concept": r.column("concept"),
-            "chunk_id": pa.array(ids),
-            "chunk_source": r.column("source"),
-            "chunk_offset_s": r.column("offset_s"),
-            "chunk_description": manifest.column("description").take(pa.array(ids)),
-            "cosine": r.column("cosine").cast(pa.float32()),
-            "score": r.column("score").cast(pa.float32()),
-            "threshold": r.column("threshold").cast(pa.float32()),
-            "n_candidates": r.column("n_candidates").cast(pa.int32()),
-            "chunk_lufs": pa.array(manifest.column("loudness_lufs").to_numpy()[ids]),
-            "target_lufs": pa.array(target_lufs(seeds, lufs_range)),
-        }
-    )
+    # Columns mix Arrays and ChunkedArrays (pa.table takes both; the stubs only list Arrays).
+    columns: dict[str, Any] = {
+        "pair_id": pair_id,
+        "image_id": r.column("image_id"),
+        "scene": r.column("model"),
+        "concept_index": r.column("concept_index").cast(pa.int32()),
+        "model": r.column("model"),
+        "concept": r.column("concept"),
+        "chunk_id": pa.array(ids),
+        "chunk_source": r.column("source"),
+        "chunk_offset_s": r.column("offset_s"),
+        "chunk_description": manifest.column("description").take(pa.array(ids)),
+        "cosine": r.column("cosine").cast(pa.float32()),
+        "score": r.column("score").cast(pa.float32()),
+        "threshold": r.column("threshold").cast(pa.float32()),
+        "n_candidates": r.column("n_candidates").cast(pa.int32()),
+        "chunk_lufs": pa.array(manifest.column("loudness_lufs").to_numpy()[ids]),
+        "target_lufs": pa.array(target_lufs(seeds, lufs_range)),
+    }
+    table = pa.table(columns)
     table = _left_join(table, concepts, ["image_id", "concept_index"], ["object", "sound"])
     image_cols = (
         images.select([c for c in ("image_id", "path", "sha256") if c in images.column_names])
@@ -114,7 +115,7 @@ def build_recipes(
 def _left_join(table: pa.Table, other: pa.Table | None, keys: list[str], columns: list[str]) -> pa.Table:
     """``table`` with ``columns`` looked up in ``other`` by ``keys`` (null where absent or missing)."""
     present = [c for c in columns if other is not None and c in other.column_names]
-    if present:
+    if present and other is not None:
         right = other.select(keys + present)
         right = right.cast(
             pa.schema(

@@ -146,7 +146,7 @@ def sonify(
 
     t0 = time.perf_counter()
     if concepts is None:
-        if not images_root.is_dir():
+        if images_root is None or not images_root.is_dir():
             raise FileNotFoundError(f"images folder not found: {images}")
         run_concepts([images_root], out, cfg.concepts_config, workers=workers, overwrite=overwrite, progress=progress)
         concept_source = out

@@ -72,7 +72,7 @@ class MixStage(Stage):
     name: str = field(init=False, default="mix")
 
     def plan(self) -> list[ShardTask]:
-        return [ShardTask(i, range(n)) for i, n in enumerate(self.counts)]
+        return [ShardTask(i, tuple(range(n))) for i, n in enumerate(self.counts)]
 
     def outputs(self, index: int) -> list[str]:
         outs = [layout.audio_dir_rel(index), layout.metadata_rel(index)]
@@ -94,7 +94,10 @@ class MixStage(Stage):
         pairs: dict[str, list[dict]] = {}
         for row in recipe:
             pairs.setdefault(row["pair_id"], []).append(row)
-        rows, audios, images, errors = [], [], [], {}
+        rows: list[dict] = []
+        audios: list[np.ndarray] = []
+        images: list[Path | None] = []
+        errors: dict[str, int] = {}
 
         def skip(reason: str) -> None:
             errors[reason] = errors.get(reason, 0) + 1
@@ -141,13 +144,15 @@ class MixStage(Stage):
             task.index, len(pairs), len(rows), errors, extra={"chunks": sorted({c["chunk_id"] for c in recipe})}
         )
 
-    def _write_tar(self, scratch: Path, index: int, metadata: Path, images: list[Path]) -> None:
+    def _write_tar(self, scratch: Path, index: int, metadata: Path, images: list[Path | None]) -> None:
         """WebDataset shard: <key>.<image ext>, <key>.<audio ext>, <key>.json per pair (deterministic tar)."""
         target = scratch / webdataset_rel(index)
         target.parent.mkdir(parents=True, exist_ok=True)
         with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
             for n, (row, image) in enumerate(zip(pq.read_table(metadata).to_pylist(), images, strict=True)):
                 key = f"{index:06d}{n:06d}"
+                if image is None:  # copy_images checks every image path before any shard runs
+                    raise ValueError(f"pair {row['pair_id']} has no image to copy")
                 meta = json.dumps(row, sort_keys=True, default=str).encode()
                 for name, data in (
                     (f"{key}{image.suffix.lower()}", image.read_bytes()),

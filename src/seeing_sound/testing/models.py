@@ -361,7 +361,7 @@ def build_tiny_llava(path: str | Path, *, seed: int = 0, image_size: int = 28) -
         patch_size=14, projection_dim=32,
     )  # fmt: skip
     config = LlavaConfig(
-        text_config=text, vision_config=vision, image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        text_config=text, vision_config=vision, image_token_index=int(tokenizer.convert_tokens_to_ids("<image>")),  # type: ignore[arg-type]
         vision_feature_select_strategy="default", vision_feature_layer=-1, projector_hidden_act="gelu",
     )  # fmt: skip
     torch.manual_seed(seed)
