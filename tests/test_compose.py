@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pyloudnorm
 import pytest
@@ -33,9 +35,39 @@ def test_concatenate_and_interpolate():
     a, b = tone(1, SR, amp=0.3), noise(2, SR, seed=2)
     seq = controls.concatenate([a, b], [-23, -23], SR, gap_seconds=0.5)
     assert seq.size == SR + SR // 2 + 2 * SR and np.all(seq[SR : SR + SR // 2] == 0)
-    mixes = controls.interpolate([a], [-23.0], b, [-40, -30, -20], SR)
-    b_part = [_lufs(m[SR:]) for m in mixes]  # after a ends, only the moving source sounds
+    assert _lufs(seq[:SR]) == pytest.approx(-23, abs=0.05) and _lufs(seq[-2 * SR :]) == pytest.approx(-23, abs=0.05)
+    steps = controls.interpolate([a], [-23.0], b, [-40, -30, -20], SR)
+    b_part = [_lufs(s.audio[SR:]) for s in steps]  # after a ends, only the moving source sounds
     assert b_part == sorted(b_part) and b_part[-1] - b_part[0] == pytest.approx(20, abs=0.2)
+
+
+def _alone(step, k, sources):
+    """Track k of a sweep step rendered alone, measured with pyloudnorm (not our meter)."""
+    return _lufs(step.mixture.render_track(k, sources[k]))
+
+
+def test_interpolate_keeps_the_fixed_source_at_its_target():
+    """The issue's case: at the -10 LUFS step the fixed source used to fall to -24.7 (asked -23)."""
+    fixed, moving = noise(3, SR, amp=0.3, seed=4), noise(3, SR, amp=0.3, seed=5)
+    sweep = [-40.0, -22.0, -5.0]
+    steps = controls.interpolate([fixed], [-23.0], moving, sweep, SR)  # headroom="none"
+    for step, asked in zip(steps, sweep, strict=True):
+        assert _alone(step, 0, [fixed, moving]) == pytest.approx(-23.0, abs=0.05)
+        assert _alone(step, 1, [fixed, moving]) == pytest.approx(asked, abs=0.05)
+        assert step.reached_lufs == pytest.approx(asked, abs=0.05)
+        assert step.mixture.mixture_gain_db == 0.0
+    assert steps[-1].measured["peak"] > 1.0  # kept: float output, no per-step scaling
+    # one gain for the whole sweep: the fixed source sits at the same level in every step, nothing clips
+    ss = controls.interpolate([fixed], [-23.0], moving, sweep, SR, headroom="sweep")
+    g = {s.mixture.mixture_gain_db for s in ss}
+    assert len(g) == 1 and g.pop() < 0
+    levels = [_alone(s, 0, [fixed, moving]) for s in ss]
+    assert max(levels) - min(levels) < 0.01
+    assert levels[0] == pytest.approx(-23.0 + ss[0].mixture.mixture_gain_db, abs=0.05)
+    assert all(s.measured["peak"] <= 0.99 + 1e-6 for s in ss)
+    assert [s.reached_lufs for s in ss] == pytest.approx([a + ss[0].mixture.mixture_gain_db for a in sweep], abs=0.05)
+    with pytest.raises(ValueError, match="headroom"):
+        controls.interpolate([fixed], [-23.0], moving, sweep, SR, headroom="peak")
 
 
 def test_reverb_adds_a_decaying_tail_and_is_deterministic():
@@ -58,15 +90,25 @@ def test_compose_cli(tmp_path, capsys):
     assert main(["compose", "mix", a, b, "--lufs", "-20", "-26", "--out", str(tmp_path / "mix.wav")]) == 0
     y, sr = sf.read(tmp_path / "mix.wav", dtype="float32")
     assert sr == SR and y.shape == (3 * SR,)
-    assert (
-        main(["compose", "interpolate", a, b, "--sweep", "-40", "-20", "--steps", "3", "--out", str(tmp_path / "i")])
-        == 0
-    )
-    assert sorted(p.name for p in (tmp_path / "i").iterdir()) == [
-        "00_-40.0LUFS.wav",
-        "01_-30.0LUFS.wav",
-        "02_-20.0LUFS.wav",
-    ]
+    i = tmp_path / "i"
+    assert main(["compose", "interpolate", a, b, "--sweep", "-40", "-10", "--steps", "3", "--out", str(i)]) == 0
+    names = sorted(p.name for p in i.glob("*.wav"))
+    assert names == ["00_-40.0LUFS.wav", "01_-25.0LUFS.wav", "02_-10.0LUFS.wav"]
+    sweep = json.loads((i / "sweep.json").read_text())
+    assert sweep["headroom"] == "none" and [s["file"] for s in sweep["steps"]] == names
+    for s in sweep["steps"]:
+        assert s["tracks_lufs"][0] == pytest.approx(-23.0, abs=0.05)  # the fixed source, measured
+        assert s["tracks_lufs"][1] == pytest.approx(s["asked_lufs"], abs=0.05)
+    side = json.loads((i / names[-1]).with_suffix(".json").read_text())
+    assert side["components"][1]["file"] == b and side["mixture"]["headroom"] == "none"
+    # --headroom sweep: names follow the measured (lower) levels, not the asked ones
+    j = tmp_path / "j"
+    argv = ["compose", "interpolate", a, b, "--sweep", "-40", "-3", "--steps", "2", "--headroom", "sweep"]
+    assert main([*argv, "--out", str(j)]) == 0
+    sweep = json.loads((j / "sweep.json").read_text())
+    reached = [s["tracks_lufs"][1] for s in sweep["steps"]]
+    assert reached[-1] < -3.5 and sorted(p.name for p in j.glob("*.wav"))[-1] == f"01_{reached[-1]:+.1f}LUFS.wav"
+    assert main([*argv[:-1], "peak", "--out", str(tmp_path / "k")]) == 2
     assert main(["compose", "concat", a, b, "--out", str(tmp_path / "c.wav")]) == 0
     assert sf.info(str(tmp_path / "c.wav")).frames == 5 * SR
     assert main(["compose", "reverb", a, "--room-size", "0.9", "--out", str(tmp_path / "r.wav")]) == 0

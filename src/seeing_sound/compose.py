@@ -1,15 +1,78 @@
-"""``seeing-sound compose``: build audio prompts for the paper's controls from audio files."""
+"""``seeing-sound compose``: build audio prompts for the paper's controls (Section 4.5, Figs. 4-7).
+
+Sources are audio files and/or pool chunks (by id, drawn at random as the paper did, or found by a
+text query with the pool's encoder). Each written WAV gets a recipe sidecar ``<name>.json``: the
+:class:`~seeing_sound.audio.mix.Mixture`, the sources in the dataset's component fields, and the
+levels *measured* on the result (each source as it sounds in the file, the mixture, the peak).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from seeing_sound.audio import controls
+from seeing_sound.audio.mix import Mixture, loudness_of, normalized_mixture
+from seeing_sound.config import Config, ConfigError, option, resolve
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LUFS = -23.0
+MODES = ("mix", "concat", "interpolate", "reverb")
+
+
+@dataclasses.dataclass(frozen=True)
+class ComposeConfig(Config):
+    """Settings of ``seeing-sound compose``."""
+
+    sample_rate: int = option(16000, "sample rate of the prompts (pool sources: the pool's)", min=8000)
+    headroom: str | None = option(
+        None,
+        "peak: scale a mixture down if it peaks over 0.99 (the dataset's rule); sweep: one gain for a whole "
+        "interpolation; none: every source exactly at its target (float WAV may exceed full scale)",
+        choices=("peak", "sweep", "none"),
+        default_text="peak; none for interpolate",
+    )
+    gap_seconds: float = option(0.0, "concat: silence between sources", min=0.0)
+    sweep: tuple[float, float] = option((-40.0, -10.0), "interpolate: LUFS range of the last source")
+    steps: int = option(5, "interpolate: number of files", min=2)
+    room_size: float = option(0.8, "reverb (Freeverb): 0 (small) .. 1 (large hall)", min=0.0, max=1.0)
+    wet_level: float = option(0.35, "reverb (Freeverb): level of the reverberant signal", min=0.0, max=1.0)
+    ir: str | None = option(None, "reverb: convolve with this room impulse response (any rate and channels)")
+    rt60: float | None = option(
+        None, "reverb: convolve with a synthetic impulse response of this RT60 (seconds)", min=0.05, max=20.0
+    )
+    seed: int = option(0, "seed of pool draws (--random, --query) and of the synthetic IR's noise")
+
+    def validate(self) -> None:
+        lo, hi = self.sweep
+        if not (np.isfinite(lo) and np.isfinite(hi) and min(lo, hi) >= -70.0 and max(lo, hi) <= 0.0):
+            raise ConfigError("sweep", self.sweep, "must be two finite LUFS values in [-70, 0]")
+        if self.ir is not None and self.rt60 is not None:
+            raise ConfigError("rt60", self.rt60, "give either ir or rt60, not both")
+
+    def space(self) -> controls.Space:
+        if self.ir is not None:
+            return controls.Space.from_ir(self.ir)
+        if self.rt60 is not None:
+            return controls.Space("rt60", rt60_s=float(self.rt60), seed=self.seed)
+        return controls.Space("freeverb", room_size=self.room_size, wet_level=self.wet_level)
+
+
+@dataclasses.dataclass
+class Source:
+    """One input of a control: its name in recipes (a file path or a pool chunk id), its samples
+    and what is known about it (the dataset's component fields for pool chunks)."""
+
+    name: int | str
+    audio: np.ndarray
+    info: dict = dataclasses.field(default_factory=dict)
 
 
 def load_mono(path: str | Path, sample_rate: int) -> np.ndarray:
@@ -24,15 +87,147 @@ def load_mono(path: str | Path, sample_rate: int) -> np.ndarray:
     return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
 
 
-def _write(path: Path, x: np.ndarray, sr: int) -> Path:
+# --- sources from a pool ---------------------------------------------------------------------
+
+
+def pool_sources(
+    pool: str | Path,
+    *,
+    chunks: Sequence[int] = (),
+    random: int = 0,
+    query: Sequence[str] = (),
+    seed: int = 0,
+    encoder: str | None = None,
+    device: str = "auto",
+) -> list[Source]:
+    """Chunks of a pool as sources: ``chunks`` by id, then ``random`` drawn uniformly (seeded, non-silent,
+    from different source files where the pool allows), then one per ``query`` text retrieved with
+    Algorithm 1 over the pool's stored embeddings (the encoder they were made with, or ``encoder``)."""
+    from seeing_sound.pool import AudioPool
+
+    ap = AudioPool.open(pool)
+    man = ap.manifest
+    lufs = np.asarray(man.column("loudness_lufs").to_numpy(zero_copy_only=False), np.float64)
+    ids = [int(i) for i in chunks]
+    bad = [i for i in ids if not 0 <= i < len(ap)]
+    if bad:
+        raise ValueError(f"chunks: ids {bad} are not in the pool ({len(ap)} chunks)")
+    if random:
+        ids += _draw_random(man, lufs, int(random), seed, exclude=ids)
+    scores: dict[int, dict] = {}
+    for q_i, text in enumerate(query):
+        cid, sc = _retrieve(ap, text, q_i, seed, encoder, device)
+        ids.append(cid)
+        scores[len(ids) - 1] = sc
+    out = []
+    for k, cid in enumerate(ids):
+        if not np.isfinite(lufs[cid]):
+            raise ValueError(f"pool chunk {cid} is silent: it cannot be loudness-normalized")
+        info = {
+            "chunk_id": cid,
+            "chunk_source": man.column("source")[cid].as_py(),
+            "chunk_offset_s": man.column("offset_s")[cid].as_py(),
+            "chunk_description": man.column("description")[cid].as_py(),
+            "chunk_lufs": float(lufs[cid]),
+            **scores.get(k, {}),
+        }
+        out.append(Source(cid, ap.chunk(cid), info))
+    return out
+
+
+def _draw_random(man, lufs: np.ndarray, n: int, seed: int, exclude: Sequence[int]) -> list[int]:
+    """``n`` distinct non-silent chunks, preferring distinct source files (the paper's "two excerpts")."""
+    ok = np.flatnonzero(np.isfinite(lufs) & (lufs >= -70.0))
+    ok = ok[~np.isin(ok, np.asarray(list(exclude), np.int64))]
+    if ok.size < n:
+        raise ValueError(f"random: the pool has only {ok.size} non-silent chunks to draw {n} from")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(ok)
+    sources = man.column("source").to_pylist()
+    picked: list[int] = []
+    seen: set[str] = set()
+    for cid in order:  # first pass: one chunk per source file
+        if sources[cid] not in seen:
+            picked.append(int(cid))
+            seen.add(sources[cid])
+        if len(picked) == n:
+            return picked
+    for cid in order:
+        if int(cid) not in picked:
+            picked.append(int(cid))
+        if len(picked) == n:
+            break
+    return picked
+
+
+def _retrieve(ap, text: str, q_index: int, seed: int, encoder: str | None, device: str) -> tuple[int, dict]:
+    from seeing_sound.encoders import load_encoder
+    from seeing_sound.errors import SeeingSoundError
+    from seeing_sound.retrieval import DEFAULT_TOPK, concept_seed, open_index
+    from seeing_sound.retrieval.index import list_embeddings
+
+    sets = list_embeddings(ap.root)
+    if encoder is not None:
+        sets = [s for s in sets if s["encoder_info"]["encoder"] == encoder]
+    if not sets:
+        raise SeeingSoundError(
+            f"pool {ap.root} has no embeddings{' for ' + encoder if encoder else ''}: "
+            f"run `seeing-sound pool embed {ap.root}` first, or pick sources with --chunks/--random"
+        )
+    info = sets[0]["encoder_info"]
+    enc = load_encoder(info["encoder"], info["model"], device=device)
+    index = open_index(ap.root, enc.info)
+    cands = index.candidate_sets(enc.embed_text([text]), min(DEFAULT_TOPK, max(1, len(index) // 4)))
+    m = cands.draw(np.zeros(1, np.int64), np.array([concept_seed(seed, "compose", q_index)], np.uint64))
+    return int(m.index[0]), {
+        "concept": text,
+        "cosine": float(m.cosine[0]),
+        "score": float(m.score[0]),
+        "threshold": float(m.threshold[0]),
+        "n_candidates": int(m.n_candidates[0]),
+        "encoder": info["encoder"],
+        "model": info["model"],
+    }
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _write(path: Path, x: np.ndarray, sr: int, recipe: dict) -> Path:
     import soundfile as sf
 
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), x, sr, subtype="FLOAT")
+    path.with_suffix(".json").write_text(json.dumps(recipe, indent=2, sort_keys=True, default=_plain) + "\n")
     return path
 
 
-def _targets(lufs: Sequence[float] | None, n: int) -> list[float]:
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    raise TypeError(f"not JSON serializable: {type(v).__name__}")
+
+
+def recipe(mode: str, mixture: Mixture, sources: Sequence[Source], measured: dict, **extra) -> dict:
+    """The sidecar of one prompt: components in the dataset's field names (``chunk_id`` ... ``gain_db``),
+    the mixture record and the measured levels."""
+    comps = []
+    for t, s in zip(mixture.tracks, sources, strict=True):
+        comp = {"target_lufs": t.target_lufs, "gain_db": t.gain_db, "chunk_lufs": t.loudness_lufs, **s.info}
+        if isinstance(s.name, str):
+            comp["file"] = s.name
+        comps.append(comp)
+    return {
+        "mode": mode,
+        "components": comps,
+        "mixture_gain_db": mixture.mixture_gain_db,
+        "mixture": mixture.to_dict(),
+        "measured": measured,
+        **extra,
+    }
+
+
+def targets(lufs: Sequence[float] | None, n: int) -> list[float]:
     if not lufs:
         return [DEFAULT_LUFS] * n
     if len(lufs) == 1:
@@ -44,54 +239,118 @@ def _targets(lufs: Sequence[float] | None, n: int) -> list[float]:
 
 def compose(
     mode: str,
-    inputs: Sequence[str | Path],
-    out: str | Path,
+    inputs: Sequence[str | Path] = (),
+    out: str | Path = "prompt.wav",
+    config: ComposeConfig | None = None,
     *,
     lufs: Sequence[float] | None = None,
-    sample_rate: int = 16000,
-    gap_seconds: float = 0.0,
-    sweep: Sequence[float] = (-40.0, -10.0),
-    steps: int = 5,
-    room_size: float = 0.8,
-    wet_level: float = 0.35,
+    pool: str | Path | None = None,
+    chunks: Sequence[int] = (),
+    random: int = 0,
+    query: Sequence[str] = (),
+    encoder: str | None = None,
+    device: str = "auto",
+    **options,
 ) -> list[Path]:
-    """Write the audio prompt(s) of one control; returns the written files (32-bit float WAV).
+    """Write the audio prompt(s) of one control; returns the written files (32-bit float WAV, each
+    with its recipe ``.json``).
 
-    ``mix``: superpose the inputs at their ``lufs`` targets. ``concat``: the same sources one
-    after another. ``interpolate``: the last input swept from ``sweep[0]`` to ``sweep[1]`` LUFS
-    in ``steps`` files under ``out`` (a folder), the others at their targets. ``reverb``:
-    each input with reverberation.
+    ``mix``: superpose the sources at their ``lufs`` targets. ``concat``: the same sources one after
+    another. ``interpolate``: the last source swept over ``sweep`` LUFS in ``steps`` files under ``out``
+    (a folder), the others fixed at their targets; files are named by the level the swept source
+    actually reached (measured), and ``sweep.json`` lists every step. ``reverb``: the sources (mixed,
+    if several) in an acoustic space: ``ir`` (a real room impulse response), ``rt60`` (synthetic) or
+    Freeverb; the RT60 measured on the space's IR is recorded next to the one asked for.
+    Sources: ``inputs`` (files), then pool chunks (``pool`` with ``chunks``/``random``/``query``).
+    ``options`` override single :class:`ComposeConfig` fields.
     """
-    if not inputs:
-        raise ValueError("give at least one audio file")
-    sources = [load_mono(p, sample_rate) for p in inputs]
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    cfg = resolve(ComposeConfig, config, options)
+    sources: list[Source] = []
+    sr = cfg.sample_rate
+    if pool is not None:
+        from seeing_sound.pool import AudioPool
+
+        sr = AudioPool.open(pool).sample_rate
+        if (chunks or random or query) and inputs:
+            log.info("files first, then pool chunks")
+    sources += [Source(str(p), load_mono(p, sr)) for p in inputs]
+    if pool is not None:
+        sources += pool_sources(
+            pool, chunks=chunks, random=random, query=query, seed=cfg.seed, encoder=encoder, device=device
+        )
+    elif chunks or random or query:
+        raise ValueError("chunks, random and query pick pool chunks: give pool too")
+    if not sources:
+        raise ValueError("give at least one audio file or pool chunk")
+    audio = [s.audio for s in sources]
+    names = [s.name for s in sources]
     out = Path(out)
-    if mode == "mix":
-        return [_write(out, controls.superpose(sources, _targets(lufs, len(sources)), sample_rate)[0], sample_rate)]
-    if mode == "concat":
-        return [
-            _write(
-                out, controls.concatenate(sources, _targets(lufs, len(sources)), sample_rate, gap_seconds), sample_rate
-            )
-        ]
     if mode == "interpolate":
-        if len(sources) < 2 or steps < 2:
-            raise ValueError(
-                "interpolate needs at least two inputs (the last one moves) and steps >= 2, "
-                f"got {len(sources)} inputs, steps={steps}"
+        return _interpolate(cfg, sources, out, lufs, sr)
+    headroom = cfg.headroom or "peak"
+    if headroom == "sweep":
+        raise ConfigError("headroom", "sweep", "sweep is for interpolate; use peak or none")
+    tg = targets(lufs, len(sources))
+    extra: dict = {}
+    if mode == "mix":
+        m = normalized_mixture(audio, tg, sr, names=names, headroom=headroom)
+    elif mode == "concat":
+        m = controls.concat_mixture(audio, tg, sr, cfg.gap_seconds, names=names, headroom=headroom)
+    else:
+        space = cfg.space()
+        m = normalized_mixture(audio, tg, sr, names=names, space=space, headroom=headroom)
+        extra["rt60"] = space.rt60(sr)
+        log.info(
+            "space %s: RT60 asked %s, measured T20 %s T30 %s",
+            space.kind,
+            extra["rt60"]["asked_s"],
+            extra["rt60"]["t20_s"],
+            extra["rt60"]["t30_s"],
+        )
+    y = m.render(audio)
+    return [_write(out, y, sr, recipe(mode, m, sources, controls.measured_levels(m, audio), **extra))]
+
+
+def _interpolate(cfg: ComposeConfig, sources: list[Source], out: Path, lufs, sr: int) -> list[Path]:
+    if len(sources) < 2:
+        raise ValueError(f"interpolate needs at least two sources (the last one moves), got {len(sources)}")
+    headroom = cfg.headroom or "none"
+    if headroom == "peak":
+        raise ConfigError(
+            "headroom", "peak", "a per-step peak rule moves the fixed sources; use none or sweep for interpolate"
+        )
+    n_fixed = len(sources) - 1
+    fixed = targets(lufs, n_fixed) if lufs is None or len(lufs) != len(sources) else list(lufs[:-1])
+    values = np.linspace(cfg.sweep[0], cfg.sweep[1], cfg.steps)
+    audio = [s.audio for s in sources]
+    steps = controls.interpolate(
+        audio[:-1], fixed, audio[-1], list(values), sr, headroom=headroom, names=[s.name for s in sources]
+    )
+    written, listing = [], []
+    for i, step in enumerate(steps):
+        name = f"{i:02d}_{step.reached_lufs:+.1f}LUFS.wav"
+        if step.measured["peak"] > 1.0:
+            log.warning(
+                "%s peaks at %.2f (over full scale; kept in the float WAV, --headroom sweep avoids it)",
+                name,
+                step.measured["peak"],
             )
-        values = np.linspace(sweep[0], sweep[1], steps)
-        fixed = _targets(lufs, len(sources) - 1) if lufs is None or len(lufs) != len(sources) else list(lufs[:-1])
-        mixes = controls.interpolate(sources[:-1], fixed, sources[-1], list(values), sample_rate)
-        return [
-            _write(out / f"{i:02d}_{v:+.1f}LUFS.wav", m, sample_rate)
-            for i, (v, m) in enumerate(zip(values, mixes, strict=True))
-        ]
-    if mode == "reverb":
-        written = []
-        for p, s in zip(inputs, sources, strict=True):
-            y = controls.reverb(s, sample_rate, room_size=room_size, wet_level=wet_level)
-            target = out if len(inputs) == 1 else out / f"{Path(p).stem}-reverb.wav"
-            written.append(_write(target, y, sample_rate))
-        return written
-    raise ValueError(f"mode must be mix, concat, interpolate or reverb, got {mode!r}")
+        r = recipe("interpolate", step.mixture, sources, step.measured, asked_lufs=step.asked_lufs)
+        written.append(_write(out / name, step.audio, sr, r))
+        listing.append(
+            {
+                "file": name,
+                "asked_lufs": step.asked_lufs,
+                **step.measured,
+                "mixture_gain_db": step.mixture.mixture_gain_db,
+            }
+        )
+    (out / "sweep.json").write_text(
+        json.dumps({"headroom": headroom, "fixed_lufs": fixed, "steps": listing}, indent=2, default=_plain) + "\n"
+    )
+    return written
+
+
+__all__ = ["DEFAULT_LUFS", "MODES", "ComposeConfig", "Source", "compose", "load_mono", "loudness_of", "pool_sources"]

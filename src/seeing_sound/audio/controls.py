@@ -2,80 +2,324 @@
 
 * semantic mixing: superpose sources, each LUFS-normalized to its own target (the same
   Eq. 1 gains and headroom rule as the training mixtures);
-* loudness interpolation: one source swept over a LUFS range while the others stay fixed;
+* loudness interpolation: one source swept over a LUFS range while the others stay fixed, with
+  one gain policy for the whole sweep, and every step's levels measured;
 * separated vs mixed: the same sources one after another (concatenation) instead of at once;
-* acoustic space: reverberation (pedalboard's Freeverb-style ``Reverb``).
+* acoustic space: a :class:`Space` -- pedalboard's Freeverb-style ``Reverb``, a real room impulse
+  response (any file), or a synthetic one of a given RT60 -- with the RT60 measured on the IR.
 
-All functions take and return float32 mono arrays at one sample rate; only :func:`reverb`
-needs pedalboard. Feed the results to ``seeing-sound generate``.
+Every control builds a :class:`~seeing_sound.audio.mix.Mixture` recipe and renders it through the
+one render path of :mod:`seeing_sound.audio.mix`. All functions take and return float32 mono arrays
+at one sample rate; only the Freeverb space needs pedalboard.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
 import numpy as np
 
-from seeing_sound.audio.loudness import BLOCK_SECONDS, integrated_loudness
-from seeing_sound.audio.mix import gains_db, headroom_gain_db, render_mixture
+from seeing_sound.audio.mix import (
+    Mixture,
+    common_headroom,
+    loudness_of,
+    normalized_mixture,
+)
+
+__all__ = [
+    "SPACE_KINDS",
+    "Space",
+    "SweepStep",
+    "concatenate",
+    "interpolate",
+    "loudness_of",
+    "measure_rt60",
+    "measured_levels",
+    "reverb",
+    "superpose",
+    "synthetic_rir",
+]
+
+SPACE_KINDS = ("freeverb", "ir", "rt60")
+#: -60 dB in amplitude over RT60 seconds: exp(-a * RT60) = 10**(-3)
+_DECAY = 3.0 * np.log(10.0)
 
 
-def loudness_of(x: np.ndarray, sr: int) -> float:
-    """Integrated loudness (LUFS) of a mono signal; signals under 0.4 s are measured zero-padded to 0.4 s."""
-    x = np.asarray(x, dtype=np.float32)
-    block = round(BLOCK_SECONDS * sr)
-    if x.size < block:
-        x = np.pad(x, (0, block - x.size))
-    return float(integrated_loudness(x, sr))
+# ---------------------------------------------------------------------------------------------
+# Acoustic spaces
 
 
-def _pad_to(sources: list[np.ndarray], n: int) -> np.ndarray:
-    out = np.zeros((len(sources), n), dtype=np.float32)
-    for i, s in enumerate(sources):
-        out[i, : min(n, s.size)] = s[:n]
-    return out
+def synthetic_rir(rt60_s: float, sr: int, *, seed: int = 0, drr_db: float = 0.0) -> np.ndarray:
+    """A room impulse response of reverberation time ``rt60_s``: exponentially decaying Gaussian
+    noise (the statistical model of a diffuse late field, Polack), 1.5 x RT60 long (to -90 dB), plus
+    a direct-path impulse ``drr_db`` above the reverberant energy. Unit energy; (N,) float32.
+
+    Deterministic in (rt60_s, sr, seed). Chosen over an image-source simulation (pyroomacoustics)
+    because the RT60 is exact by construction and it needs no room geometry or extra dependency.
+    """
+    if not (np.isfinite(rt60_s) and 0.05 <= rt60_s <= 20.0):
+        raise ValueError(f"rt60_s must be in [0.05, 20] seconds, got {rt60_s}")
+    n = max(2, round(1.5 * rt60_s * sr))
+    t = np.arange(n, dtype=np.float64) / sr
+    tail = np.random.default_rng(seed).standard_normal(n) * np.exp(-_DECAY * t / rt60_s)
+    tail[0] = 0.0
+    h = tail / np.sqrt(np.sum(tail**2))
+    h[0] = np.sqrt(10.0 ** (drr_db / 10.0))
+    return (h / np.sqrt(np.sum(h**2))).astype(np.float32)
 
 
-def superpose(sources: list[np.ndarray], targets_lufs: list[float], sr: int) -> tuple[np.ndarray, float]:
+def measure_rt60(ir: np.ndarray, sr: int) -> dict[str, float | None]:
+    """RT60 of an impulse response from its Schroeder energy decay curve (ISO 3382).
+
+    EDC(t) = sum_{tau >= t} h(tau)^2 in dB re its start; T20 and T30 are least-squares lines
+    fitted on -5..-25 dB and -5..-35 dB, extrapolated to -60 dB. A decay that never reaches the
+    fit's end gives ``None`` for that estimate. Returns ``{"t20_s", "t30_s", "edt_s"}`` (EDT: 0..-10 dB).
+    """
+    h = np.asarray(ir, dtype=np.float64).reshape(-1)
+    energy = np.cumsum((h**2)[::-1])[::-1]
+    if energy.size == 0 or energy[0] <= 0:
+        raise ValueError("the impulse response is silent")
+    with np.errstate(divide="ignore"):
+        edc = 10.0 * np.log10(energy / energy[0])
+    t = np.arange(h.size) / sr
+
+    def fit(hi: float, lo: float) -> float | None:
+        sel = (edc <= hi) & (edc >= lo)
+        if edc.min() > lo or sel.sum() < 3:
+            return None
+        slope = np.polyfit(t[sel], edc[sel], 1)[0]
+        return float(-60.0 / slope) if slope < 0 else None
+
+    return {"t20_s": fit(-5.0, -25.0), "t30_s": fit(-5.0, -35.0), "edt_s": fit(0.0, -10.0)}
+
+
+@lru_cache(maxsize=8)
+def _load_ir(path: str, sr: int) -> np.ndarray:
+    from seeing_sound.audio.io import stream_mono
+
+    blocks = list(stream_mono(path, sr))  # any rate, any channels: resampled, channel mean
+    ir = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    e = float(np.sum(ir.astype(np.float64) ** 2))
+    if not e > 0:
+        raise ValueError(f"impulse response {path} is silent")
+    return (ir / np.sqrt(e)).astype(np.float32)
+
+
+def file_sha256(path: str | Path) -> str:
+    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class Space:
+    """An acoustic space applied to a mixture (Fig. 7).
+
+    ``kind``: ``"freeverb"`` (pedalboard ``Reverb``: ``room_size``, ``damping``, ``wet_level``,
+    ``dry_level``, output longer by ``tail_s``); ``"ir"`` (convolution with the impulse response in
+    ``ir_path``, any rate/channels, normalized to unit energy; ``ir_sha256`` pins the file);
+    ``"rt60"`` (convolution with :func:`synthetic_rir` of ``rt60_s`` and ``seed``).
+    ``match_loudness`` scales the reverberant result back to the dry signal's integrated loudness,
+    so spaces differ in reverberation only, not in level.
+    """
+
+    kind: str
+    room_size: float = 0.8
+    damping: float = 0.5
+    wet_level: float = 0.35
+    dry_level: float = 0.6
+    tail_s: float = 2.0
+    ir_path: str | None = None
+    ir_sha256: str | None = None
+    rt60_s: float | None = None
+    seed: int = 0
+    match_loudness: bool = True
+
+    def __post_init__(self):
+        if self.kind not in SPACE_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(SPACE_KINDS)}, got {self.kind!r}")
+        for name in ("room_size", "damping", "wet_level", "dry_level"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {v}")
+        if not (np.isfinite(self.tail_s) and self.tail_s >= 0):
+            raise ValueError(f"tail_s must be >= 0, got {self.tail_s}")
+        if self.kind == "ir" and not self.ir_path:
+            raise ValueError("an 'ir' space needs ir_path")
+        if self.kind == "rt60" and self.rt60_s is None:
+            raise ValueError("an 'rt60' space needs rt60_s")
+
+    @classmethod
+    def from_ir(cls, path: str | Path, **kw) -> Space:
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"impulse response file not found: {path}")
+        return cls(kind="ir", ir_path=str(path), ir_sha256=file_sha256(path), **kw)
+
+    def impulse_response(self, sr: int) -> np.ndarray:
+        """The space's IR at ``sr`` (for Freeverb: its response to a unit impulse)."""
+        if self.kind == "rt60":
+            assert self.rt60_s is not None
+            return synthetic_rir(float(self.rt60_s), sr, seed=self.seed)
+        if self.kind == "ir":
+            assert self.ir_path is not None
+            if self.ir_sha256 and file_sha256(self.ir_path) != self.ir_sha256:
+                raise ValueError(f"impulse response {self.ir_path} differs from the recorded {self.ir_sha256}")
+            return _load_ir(str(self.ir_path), int(sr))
+        impulse = np.zeros(round(0.05 * sr), np.float32)
+        impulse[0] = 1.0
+        return self._freeverb(impulse, sr)
+
+    def _freeverb(self, x: np.ndarray, sr: int) -> np.ndarray:
+        from pedalboard import Reverb
+
+        x = np.concatenate([np.asarray(x, dtype=np.float32), np.zeros(round(self.tail_s * sr), np.float32)])
+        fx = Reverb(room_size=self.room_size, damping=self.damping, wet_level=self.wet_level, dry_level=self.dry_level)
+        return np.asarray(fx(x, sr), dtype=np.float32).reshape(-1)
+
+    def apply(self, x: np.ndarray, sr: int) -> np.ndarray:
+        """``x`` (T,) float32 in this space: (T + tail,) float32."""
+        from scipy.signal import fftconvolve
+
+        x = np.asarray(x, dtype=np.float32)
+        if self.kind == "freeverb":
+            y = self._freeverb(x, sr)
+        else:
+            y = fftconvolve(x.astype(np.float64), self.impulse_response(sr).astype(np.float64)).astype(np.float32)
+        if self.match_loudness:
+            dry, wet = loudness_of(x, sr), loudness_of(y, sr)
+            if np.isfinite(dry) and np.isfinite(wet):
+                y *= np.float32(10.0 ** ((dry - wet) / 20.0))
+        return y
+
+    def rt60(self, sr: int) -> dict[str, float | None]:
+        """Asked (``rt60_s``, for a synthetic space) next to the RT60 measured on the IR."""
+        return {"asked_s": self.rt60_s, **measure_rt60(self.impulse_response(sr), sr)}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Space:
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+
+
+# ---------------------------------------------------------------------------------------------
+# Controls
+
+
+def measured_levels(mixture: Mixture, sources: Sequence[np.ndarray]) -> dict:
+    """Loudness each track actually reaches in the rendered mixture -- rendered alone with the same
+    gains, space and whole-mixture gain, measured over its own span (from its offset to its end,
+    tail included) -- the mixture's own loudness and its peak."""
+    mix = mixture.render(sources)
+    offsets = mixture.offsets()
+    tracks = [
+        round(loudness_of(mixture.render_track(k, s)[offsets[k] :], mixture.sample_rate), 3)
+        for k, s in enumerate(sources)
+    ]
+    return {
+        "tracks_lufs": tracks,
+        "mixture_lufs": round(loudness_of(mix, mixture.sample_rate), 3),
+        "peak": float(np.max(np.abs(mix))) if mix.size else 0.0,
+    }
+
+
+def superpose(
+    sources: list[np.ndarray], targets_lufs: list[float], sr: int, *, headroom: str = "peak"
+) -> tuple[np.ndarray, float]:
     """Sum of the sources, each normalized to its target loudness (Eq. 1), with headroom.
 
     Args:
-        sources: K mono float32 arrays (any lengths; shorter ones are zero-padded).
+        sources: K mono float32 arrays (any lengths; shorter ones end early).
         targets_lufs: K targets.
+        headroom: "peak" (the dataset's rule: scale down if the peak exceeds 0.99) or "none".
     Returns:
         (mixture (max length,) float32, mixture_gain_db applied for headroom).
     """
-    if not sources or len(sources) != len(targets_lufs):
-        raise ValueError(f"give one target per source, got {len(sources)} sources and {len(targets_lufs)} targets")
-    loud = np.array([loudness_of(s, sr) for s in sources])
-    if not np.isfinite(loud).all():
-        raise ValueError(
-            f"source {int(np.flatnonzero(~np.isfinite(loud))[0])} is silent: it cannot be loudness-normalized"
-        )
-    chunks = _pad_to(sources, max(s.size for s in sources))
-    gains = gains_db(np.asarray(targets_lufs, dtype=np.float64), loud)
-    mix = render_mixture(chunks, gains)
-    g = headroom_gain_db(mix)
-    return render_mixture(chunks, gains, g), g
+    m = normalized_mixture(sources, targets_lufs, sr, headroom=headroom)
+    return m.render(sources), m.mixture_gain_db
 
 
-def concatenate(sources: list[np.ndarray], targets_lufs: list[float], sr: int, gap_seconds: float = 0.0) -> np.ndarray:
+def concatenate(
+    sources: list[np.ndarray], targets_lufs: list[float], sr: int, gap_seconds: float = 0.0, *, headroom: str = "peak"
+) -> np.ndarray:
     """The sources one after another (each normalized to its target), separated by silence."""
+    return concat_mixture(sources, targets_lufs, sr, gap_seconds, headroom=headroom).render(sources)
+
+
+def concat_mixture(
+    sources: Sequence[np.ndarray],
+    targets_lufs: Sequence[float],
+    sr: int,
+    gap_seconds: float = 0.0,
+    *,
+    names: Sequence | None = None,
+    headroom: str = "peak",
+) -> Mixture:
+    """The recipe of :func:`concatenate`: tracks at offsets ``sum(previous lengths + gaps)``."""
     if gap_seconds < 0:
         raise ValueError(f"gap_seconds must be >= 0, got {gap_seconds}")
-    gap = np.zeros(round(gap_seconds * sr), dtype=np.float32)
-    parts = []
-    for i, (s, t) in enumerate(zip(sources, targets_lufs, strict=True)):
-        y, _ = superpose([s], [t], sr)
-        parts.extend([y] if i == 0 else [gap, y])
-    out = np.concatenate(parts)
-    g = headroom_gain_db(out)
-    return out if g == 0.0 else out * np.float32(10 ** (g / 20))
+    gap = round(gap_seconds * sr)
+    offsets, at = [], 0
+    for s in sources:
+        offsets.append(at / sr)
+        at += len(s) + gap
+    return normalized_mixture(sources, targets_lufs, sr, names=names, offsets_s=offsets, headroom=headroom)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepStep:
+    """One step of a loudness sweep: the asked level of the moving source, the recipe, the samples
+    and the levels measured on them (:func:`measured_levels`)."""
+
+    asked_lufs: float
+    mixture: Mixture
+    audio: np.ndarray
+    measured: dict
+
+    @property
+    def reached_lufs(self) -> float:
+        """Level the moving (last) source actually reached."""
+        return float(self.measured["tracks_lufs"][-1])
 
 
 def interpolate(
-    fixed: list[np.ndarray], fixed_lufs: list[float], moving: np.ndarray, sweep_lufs: list[float], sr: int
-) -> list[np.ndarray]:
-    """Fig. 5: one mixture per value of ``sweep_lufs`` for the moving source, the others fixed."""
-    return [superpose([*fixed, moving], [*list(fixed_lufs), float(t)], sr)[0] for t in sweep_lufs]
+    fixed: list[np.ndarray],
+    fixed_lufs: list[float],
+    moving: np.ndarray,
+    sweep_lufs: Sequence[float],
+    sr: int,
+    *,
+    headroom: str = "none",
+    names: Sequence | None = None,
+) -> list[SweepStep]:
+    """Fig. 5: one mixture per value of ``sweep_lufs`` for the moving source, the others fixed.
+
+    One gain policy for the whole sweep, so the fixed sources sound at one level in every step:
+    ``headroom="none"`` (default) keeps every source exactly at its target (32-bit float output may
+    peak over full scale); ``"sweep"`` applies one whole-mixture gain to every step (the largest cut
+    any step needs), so nothing exceeds 0.99 and the fixed sources sit at ``target + gain`` throughout.
+    A per-step ``"peak"`` rule would move the fixed sources as the other one grows: refused.
+    """
+    if headroom not in ("none", "sweep"):
+        raise ValueError(f"headroom must be 'none' or 'sweep' for a sweep, got {headroom!r}")
+    sources = [*fixed, moving]
+    fixed_loud = [loudness_of(s, sr) for s in fixed]
+    moving_loud = loudness_of(moving, sr)
+    loud = [*fixed_loud, moving_loud]
+    mixtures = [
+        normalized_mixture(sources, [*fixed_lufs, float(t)], sr, names=names, headroom="none", loudness=loud)
+        for t in sweep_lufs
+    ]
+    if headroom == "sweep":
+        mixtures = common_headroom(mixtures, [sources] * len(mixtures))
+    return [
+        SweepStep(float(t), m, m.render(sources), measured_levels(m, sources))
+        for t, m in zip(sweep_lufs, mixtures, strict=True)
+    ]
 
 
 def reverb(
@@ -88,14 +332,43 @@ def reverb(
     dry_level: float = 0.6,
     tail_seconds: float = 2.0,
 ) -> np.ndarray:
-    """Add reverberation (a room of ``room_size`` in [0, 1]); the output keeps a tail of ``tail_seconds``."""
-    from pedalboard import Reverb
+    """Add Freeverb reverberation (a room of ``room_size`` in [0, 1]); the output keeps a tail of
+    ``tail_seconds``, at the input's loudness, with peak headroom. See :class:`Space` for real IRs."""
+    space = Space(
+        "freeverb",
+        room_size=room_size,
+        damping=damping,
+        wet_level=wet_level,
+        dry_level=dry_level,
+        tail_s=tail_seconds,
+        match_loudness=False,
+    )
+    return in_space([x], sr, space)[0]
 
-    for name, v in (("room_size", room_size), ("damping", damping), ("wet_level", wet_level), ("dry_level", dry_level)):
-        if not 0.0 <= v <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {v}")
-    x = np.concatenate([np.asarray(x, dtype=np.float32), np.zeros(round(tail_seconds * sr), np.float32)])
-    y = Reverb(room_size=room_size, damping=damping, wet_level=wet_level, dry_level=dry_level)(x, sr)
-    y = np.asarray(y, dtype=np.float32).reshape(-1)
-    g = headroom_gain_db(y)
-    return y if g == 0.0 else y * np.float32(10 ** (g / 20))
+
+def in_space(
+    sources: Sequence[np.ndarray],
+    sr: int,
+    space: Space,
+    targets_lufs: Sequence[float] | None = None,
+    *,
+    names: Sequence | None = None,
+    headroom: str = "peak",
+) -> tuple[np.ndarray, Mixture]:
+    """Sources superposed (at their targets, or unchanged if no targets) in ``space``."""
+    if targets_lufs is None:
+        from seeing_sound.audio.mix import MixTrack
+
+        m = Mixture(
+            tuple(MixTrack(source=n, gain_db=0.0) for n in (names or range(len(sources)))),
+            sr,
+            space=space,
+            headroom="none",
+        )
+        if headroom == "peak":
+            from seeing_sound.audio.mix import headroom_gain_db
+
+            m = m.with_gain(headroom_gain_db(m.render(sources)), "peak")
+    else:
+        m = normalized_mixture(sources, targets_lufs, sr, names=names, space=space, headroom=headroom)
+    return m.render(sources), m
