@@ -1,0 +1,410 @@
+"""The library function behind ``seeing-sound leakage``: near duplicates between training data and benchmarks.
+
+Images: every training image against every benchmark frame, by CLIP image cosine and by perceptual
+hash (both reported; either may flag, see :class:`~seeing_sound.leakage.config.LeakageConfig`).
+Audio: every training clip (the pool chunks the dataset's recipes use, a whole pool, or the
+dataset's stored audio) against every benchmark track, by landmark fingerprints
+(:mod:`seeing_sound.leakage.fingerprint`). Features are computed by a resumable engine stage
+(:mod:`seeing_sound.leakage.stage`); outputs are written by :mod:`seeing_sound.leakage.report`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from seeing_sound.config import resolve
+from seeing_sound.engine import output_lock, run_stage
+from seeing_sound.errors import SeeingSoundError
+from seeing_sound.leakage import fingerprint as fp
+from seeing_sound.leakage.config import LeakageConfig
+from seeing_sound.leakage.stage import LeakageFeatureStage, load_features
+
+log = logging.getLogger(__name__)
+
+#: (key, path) for images; (key, path, chunk_id) for audio
+Item = tuple
+
+
+@dataclass
+class TrainSide:
+    """What the training data offers to compare: image items, audio items and how to name them."""
+
+    kind: str  # 'dataset' or 'folder'
+    root: Path
+    images: list[Item] = field(default_factory=list)
+    audio: list[Item] = field(default_factory=list)
+    audio_source: str | None = None  # chunks | pool | mixtures | None
+    pool_root: str | None = None
+    chunk_info: dict[int, tuple[str, float]] = field(default_factory=dict)  # chunk id -> (source, offset_s)
+    pairs_by_image: dict[str, list[str]] = field(default_factory=dict)
+    pairs_by_chunk: dict[int, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class BenchSide:
+    name: str
+    root: Path
+    side: str  # stage side name
+    images: list[Item]
+    audio: list[Item]
+
+
+@dataclass
+class LeakageReport:
+    """What ``leakage`` found: per-benchmark counts, the pair tables and the exclusion lists."""
+
+    out: Path
+    benchmarks: list[dict[str, Any]]
+    image_pairs: list[dict[str, Any]]
+    audio_pairs: list[dict[str, Any]]
+    exclude_images: list[str]
+    exclude_chunks: list[int]
+    exclude_pairs: list[str]
+    train: dict[str, Any]
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [
+            f"train       {self.train['root']} ({self.train['kind']}; {self.train['images']} images, "
+            f"{self.train['audio']} audio clips from {self.train['audio_source'] or 'none'})"
+        ]
+        for b in self.benchmarks:
+            lines.append(
+                f"{b['name']:<11.11} {b['items']} items: {b['images_flagged']} frames with a near-duplicate image "
+                f"({b['image_pairs']} pairs), {b['audio_flagged']} tracks with near-duplicate audio "
+                f"({b['audio_pairs']} pairs); {b['items_flagged']} items in all"
+            )
+        lines.append(
+            f"exclude     {len(self.exclude_images)} images, {len(self.exclude_chunks)} chunks, "
+            f"{len(self.exclude_pairs)} pairs -> {self.out}"
+        )
+        if self.errors:
+            lines.append("unreadable  " + ", ".join(f"{k}: {v}" for k, v in sorted(self.errors.items())))
+        return "\n".join(lines)
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+def _train_side(train: Path, cfg: LeakageConfig, pool: str | Path | None) -> TrainSide:
+    from seeing_sound.studies.common import IMAGE_EXTENSIONS, find_files
+
+    if (train / "dataset.json").is_file():
+        from seeing_sound.dataset.paths import UnsafePathError
+        from seeing_sound.dataset.reader import PairsDataset
+
+        ds = PairsDataset.open(train)
+        side = TrainSide("dataset", train)
+        rows = ds.metadata.select(["pair_id", "image_id", "components"]).to_pylist()
+        seen: dict[str, str] = {}
+        for i, r in enumerate(rows):
+            image_id = str(r["image_id"])
+            side.pairs_by_image.setdefault(image_id, []).append(str(r["pair_id"]))
+            if cfg.images and image_id not in seen:
+                try:
+                    seen[image_id] = str(ds.image_path(i))
+                except UnsafePathError:
+                    seen[image_id] = ""  # recorded as missing by the stage
+            for c in r["components"] or []:
+                if c.get("chunk_id") is not None:
+                    side.pairs_by_chunk.setdefault(int(c["chunk_id"]), []).append(str(r["pair_id"]))
+        side.images = sorted(seen.items())
+        source = cfg.audio_source
+        card_pool = (ds.card.get("pool") or {}).get("root")
+        if source == "auto":
+            source = "chunks" if (pool is not None or card_pool) and side.pairs_by_chunk else "mixtures"
+        if source in ("chunks", "pool"):
+            root = str(pool or card_pool or "")
+            if not root:
+                raise SeeingSoundError(f"{train}'s card names no pool: pass pool=POOL or audio_source='mixtures'")
+            _add_chunks(side, root, None if source == "pool" else sorted(side.pairs_by_chunk))
+        elif cfg.audio:
+            side.audio = [(str(r["pair_id"]), str(ds.audio_path(i)), -1) for i, r in enumerate(rows)]
+        side.audio_source = source if cfg.audio else None
+        return side
+    if not train.is_dir():
+        raise FileNotFoundError(f"train {train} is neither a pairs dataset nor a folder of images")
+    side = TrainSide("folder", train)
+    side.images = [(p.relative_to(train).as_posix(), str(p)) for p in find_files(train, IMAGE_EXTENSIONS)]
+    if cfg.audio and pool is not None:
+        _add_chunks(side, str(pool), None)
+        side.audio_source = "pool"
+    if not side.images and not side.audio:
+        raise SeeingSoundError(f"no images under {train} (and no pool given): nothing to compare")
+    return side
+
+
+def _add_chunks(side: TrainSide, pool_root: str, ids: list[int] | None) -> None:
+    from seeing_sound.pool import AudioPool
+
+    audio_pool = AudioPool.open(pool_root)
+    side.pool_root = str(audio_pool.root.resolve())
+    m = audio_pool.manifest.select(["chunk_id", "source", "offset_s"]).to_pydict()
+    chosen = list(range(len(audio_pool))) if ids is None else [i for i in ids if 0 <= i < len(audio_pool)]
+    side.chunk_info = {i: (str(m["source"][i]), float(m["offset_s"][i])) for i in chosen}
+    side.audio = [(str(i), "", i) for i in chosen]
+
+
+def _bench_side(root: Path) -> BenchSide:
+    meta = root / "metadata.parquet"
+    if not meta.is_file():
+        raise SeeingSoundError(f"benchmark {root} is not a prepared BENCH folder: metadata.parquet missing")
+    card_file = root / "benchmark.json"
+    card = json.loads(card_file.read_text()) if card_file.is_file() else {}
+    name = str(card.get("name") or root.resolve().name)
+    rows = pq.read_table(meta, columns=["item_id", "audio_path", "image_path"]).to_pylist()
+    from seeing_sound.dataset.paths import UnsafePathError, safe_join
+
+    def path(rel: Any) -> str:
+        try:
+            return str(safe_join(root, str(rel)))
+        except UnsafePathError:
+            return ""
+
+    tag = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    return BenchSide(
+        name,
+        root,
+        f"bench-{tag}",
+        [(str(r["item_id"]), path(r["image_path"])) for r in rows],
+        [(str(r["item_id"]), path(r["audio_path"]), -1) for r in rows],
+    )
+
+
+def _groups(items: Sequence[Item], size: int) -> tuple[tuple[Item, ...], ...]:
+    return tuple(tuple(items[i : i + size]) for i in range(0, len(items), size))
+
+
+# --- matching ----------------------------------------------------------------------------------
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bit distances between packed 64-bit hashes: uint8 (n, 8) x (m, 8) -> int (n, m)."""
+    ua = np.ascontiguousarray(a).view(np.uint64).reshape(-1)
+    ub = np.ascontiguousarray(b).view(np.uint64).reshape(-1)
+    return np.bitwise_count(ua[:, None] ^ ub[None, :]).astype(np.int64)
+
+
+def image_pairs(
+    bench: dict[str, np.ndarray], train: dict[str, np.ndarray], cfg: LeakageConfig, block: int = 4096
+) -> list[dict[str, Any]]:
+    """Flagged (bench frame, training image) pairs, plus each frame's closest training image (flagged or not).
+
+    Closest = highest CLIP cosine when CLIP is computed, else smallest Hamming distance.
+    """
+    bi, ti = np.flatnonzero(bench["ok"]), np.flatnonzero(train["ok"])
+    if not bi.size or not ti.size:
+        return []
+    use_clip = "clip" in bench and "clip" in train and cfg.use_clip
+    clip_flags = use_clip and cfg.image_method in ("both", "clip")
+    phash_flags = cfg.image_method in ("both", "phash")
+    bh = bench["phash"][bi]
+    bc = bench["clip"][bi].astype(np.float64) if use_clip else None
+    best_j = np.zeros(bi.size, np.int64)
+    best_v = np.full(bi.size, -np.inf)
+    flagged: list[tuple[int, int]] = []
+    for s in range(0, ti.size, block):
+        tj = ti[s : s + block]
+        dist = hamming(bh, train["phash"][tj])
+        cos = bc @ train["clip"][tj].astype(np.float64).T if bc is not None else None
+        rank = cos if cos is not None else -dist.astype(np.float64)
+        j = np.argmax(rank, axis=1)
+        v = rank[np.arange(bi.size), j]
+        better = v > best_v
+        best_j[better], best_v[better] = tj[j[better]], v[better]
+        hit = np.zeros(dist.shape, bool)
+        if phash_flags:
+            hit |= dist <= cfg.phash_distance
+        if clip_flags and cos is not None:
+            hit |= cos >= cfg.clip_threshold
+        hq, ht = np.nonzero(hit)
+        flagged += [(int(bi[a]), int(tj[b])) for a, b in zip(hq, ht, strict=True)]
+    pairs = set(flagged)
+    pairs |= {(int(bi[k]), int(best_j[k])) for k in range(bi.size)}
+    rows = []
+    for b, t in sorted(pairs):
+        d = int(hamming(bench["phash"][b : b + 1], train["phash"][t : t + 1])[0, 0])
+        c = float(bench["clip"][b].astype(np.float64) @ train["clip"][t].astype(np.float64)) if use_clip else None
+        by = [
+            k
+            for k, hit in (
+                ("clip", clip_flags and c is not None and c >= cfg.clip_threshold),
+                ("phash", phash_flags and d <= cfg.phash_distance),
+            )
+            if hit
+        ]
+        rows.append(
+            {
+                "bench_item": str(bench["keys"][b]),
+                "train_image": str(train["keys"][t]),
+                "clip_cosine": c,
+                "phash_distance": d,
+                "flagged": bool(by),
+                "flagged_by": "+".join(by),
+            }
+        )
+    return rows
+
+
+def _fingerprints(feats: dict[str, np.ndarray]) -> list[fp.Fingerprint]:
+    ends = np.cumsum(feats["counts"])
+    starts = ends - feats["counts"]
+    return [
+        fp.Fingerprint(feats["hashes"][a:b], feats["times"][a:b], int(n))
+        for a, b, n in zip(starts, ends, feats["frames"], strict=True)
+    ]
+
+
+def audio_pairs(bench: dict[str, np.ndarray], train: dict[str, np.ndarray], cfg: LeakageConfig) -> list[dict]:
+    """Flagged (bench track, training clip) pairs, plus each track's best-voted training clip (flagged or not)."""
+    refs = _fingerprints(train)
+    index = fp.FingerprintIndex(
+        [r if ok else fp.Fingerprint(r.hashes[:0], r.times[:0], 0) for r, ok in zip(refs, train["ok"], strict=True)]
+    )
+    rows = []
+    for q, (query, ok) in enumerate(zip(_fingerprints(bench), bench["ok"], strict=True)):
+        if not ok:
+            continue
+        matches = fp.match(query, index, query_id=q, min_votes=2)
+        for rank, m in enumerate(matches):
+            hit = m.votes >= cfg.min_votes and m.concentration >= cfg.min_concentration
+            if not hit and rank > 0:
+                continue
+            rows.append(
+                {
+                    "bench_item": str(bench["keys"][q]),
+                    "train_audio": str(train["keys"][m.ref]),
+                    "votes": m.votes,
+                    "concentration": round(m.concentration, 6),
+                    "ratio": round(m.ratio, 6),
+                    "bench_hashes": len(query),
+                    "train_hashes": int(train["counts"][m.ref]),
+                    "offset_s": round(m.offset_s, 4),
+                    "flagged": hit,
+                }
+            )
+    return rows
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def check_leakage(
+    train: str | Path,
+    benchmarks: Sequence[str | Path],
+    out: str | Path,
+    config: LeakageConfig | None = None,
+    *,
+    pool: str | Path | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    **options,
+) -> LeakageReport:
+    """Near duplicates between ``train`` (a pairs dataset or an image folder) and each BENCH in ``benchmarks``.
+
+    ``pool`` overrides the pool the dataset card names (or, for an image folder, adds every chunk of
+    that pool to the audio check). Writes ``out``/leakage.json, leakage.md, image_pairs.parquet/.csv,
+    audio_pairs.parquet/.csv, contact_sheet.png and exclude_images.txt / exclude_chunks.txt /
+    exclude_pairs.txt (one id a line). Features are cached under ``out/_features`` (resumable).
+    """
+    from seeing_sound.leakage import report as rep
+
+    cfg = resolve(LeakageConfig, config, options)
+    if not benchmarks:
+        raise ValueError("benchmarks must name at least one BENCH folder")
+    train_root = Path(train)
+    side = _train_side(train_root, cfg, pool)
+    benches = [_bench_side(Path(b)) for b in benchmarks]
+    names = [b.side for b in benches]
+    if len(set(names)) != len(names):
+        raise SeeingSoundError(f"two benchmarks share a name: {', '.join(b.name for b in benches)}")
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    errors: dict[str, int] = {}
+
+    def features(s: str, kind: str, items: list[Item], pool_root: str | None = None) -> dict[str, np.ndarray]:
+        stage = LeakageFeatureStage(cfg, s, kind, _groups(items, cfg.shard_items), pool_root)
+        report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress)
+        for k, v in report.errors.items():
+            errors[f"{s}:{k}"] = errors.get(f"{s}:{k}", 0) + v
+        return load_features(root, stage)
+
+    with output_lock(root):  # one check at a time per folder (held across every stage)
+        train_images = features("train", "images", side.images) if cfg.images and side.images else None
+        train_audio = features("train", "audio", side.audio, side.pool_root) if cfg.audio and side.audio else None
+        image_rows: list[dict[str, Any]] = []
+        audio_rows: list[dict[str, Any]] = []
+        per_bench: list[dict[str, Any]] = []
+        for b in benches:
+            log.info("leakage: %s (%d items) vs %s", b.name, len(b.images), train_root)
+            irows = (
+                image_pairs(features(b.side, "images", b.images), train_images, cfg) if train_images is not None else []
+            )
+            arows = audio_pairs(features(b.side, "audio", b.audio), train_audio, cfg) if train_audio is not None else []
+            for r in irows:
+                r["benchmark"] = b.name
+                r["bench_image"] = dict(b.images).get(r["bench_item"], "")
+                r["train_image_path"] = dict(side.images).get(r["train_image"], "")
+            for r in arows:
+                r["benchmark"] = b.name
+                r["bench_audio"] = {k: p for k, p, _ in b.audio}.get(r["bench_item"], "")
+                cid = int(r["train_audio"]) if side.audio_source in ("chunks", "pool") else None
+                r["chunk_id"] = cid
+                src = side.chunk_info.get(cid, ("", 0.0)) if cid is not None else ("", 0.0)
+                r["chunk_source"], r["chunk_offset_s"] = (src[0] or None, src[1] if cid is not None else None)
+            image_rows += irows
+            audio_rows += arows
+            img_hit = {r["bench_item"] for r in irows if r["flagged"]}
+            aud_hit = {r["bench_item"] for r in arows if r["flagged"]}
+            per_bench.append(
+                {
+                    "name": b.name,
+                    "root": str(b.root),
+                    "items": len(b.images),
+                    "images_flagged": len(img_hit),
+                    "image_pairs": sum(r["flagged"] for r in irows),
+                    "audio_flagged": len(aud_hit),
+                    "audio_pairs": sum(r["flagged"] for r in arows),
+                    "items_flagged": len(img_hit | aud_hit),
+                }
+            )
+        ex_images = sorted({r["train_image"] for r in image_rows if r["flagged"]})
+        ex_chunks = sorted({int(r["chunk_id"]) for r in audio_rows if r["flagged"] and r["chunk_id"] is not None})
+        ex_pairs: set[str] = set()
+        for key in ex_images:
+            ex_pairs.update(side.pairs_by_image.get(key, []))
+        for cid in ex_chunks:
+            ex_pairs.update(side.pairs_by_chunk.get(cid, []))
+        if side.audio_source == "mixtures":
+            ex_pairs.update(r["train_audio"] for r in audio_rows if r["flagged"])
+        train_info = {
+            "root": str(train_root.resolve()),
+            "kind": side.kind,
+            "images": len(side.images),
+            "audio": len(side.audio),
+            "audio_source": side.audio_source,
+            "pool": side.pool_root,
+        }
+        report = LeakageReport(
+            out=root,
+            benchmarks=per_bench,
+            image_pairs=image_rows,
+            audio_pairs=audio_rows,
+            exclude_images=ex_images,
+            exclude_chunks=ex_chunks,
+            exclude_pairs=sorted(ex_pairs) if side.kind == "dataset" else [],
+            train=train_info,
+            errors=dict(sorted(errors.items())),
+        )
+        rep.write_outputs(report, cfg)
+    return report
