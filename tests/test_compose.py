@@ -114,3 +114,109 @@ def test_compose_cli(tmp_path, capsys):
     assert main(["compose", "reverb", a, "--room-size", "0.9", "--out", str(tmp_path / "r.wav")]) == 0
     assert main(["compose", "mix", a, b, "--lufs", "-20", "-26", "-30", "--out", str(tmp_path / "x.wav")]) == 1
     assert "one per source" in capsys.readouterr().err
+
+
+def test_compose_mix_from_the_pool(described_pool, tmp_path):
+    """The paper's semantic mixing: two excerpts drawn at random from the pool, each LUFS-normalized."""
+    import shutil
+
+    from seeing_sound.pool import AudioPool, embed_pool
+
+    out = tmp_path / "r.wav"
+    argv = ["compose", "mix", "--pool", str(described_pool), "--random", "2", "--seed", "3", "--lufs", "-20", "-26"]
+    assert main([*argv, "--out", str(out)]) == 0
+    side = json.loads(out.with_suffix(".json").read_text())
+    comps = side["components"]
+    pool = AudioPool.open(described_pool)
+    assert len(comps) == 2 and comps[0]["chunk_source"] != comps[1]["chunk_source"]  # two different files
+    for c, t in zip(comps, (-20.0, -26.0), strict=True):
+        assert c["target_lufs"] == t and c["gain_db"] == pytest.approx(t - c["chunk_lufs"])
+        assert (
+            np.isfinite(c["chunk_lufs"])
+            and c["chunk_lufs"] == pool.manifest.column("loudness_lufs")[c["chunk_id"]].as_py()
+        )
+    assert side["measured"]["tracks_lufs"] == pytest.approx([-20.0, -26.0], abs=0.05)
+    y, sr = sf.read(out, dtype="float32")
+    assert sr == pool.sample_rate
+    # the recipe re-renders the file from the pool, bit for bit
+    from seeing_sound.audio.mix import Mixture
+
+    m = Mixture.from_dict(side["mixture"])
+    assert m.render_from_pool(pool).tobytes() == y.tobytes()
+    assert main([*argv, "--out", str(tmp_path / "r2.wav")]) == 0  # seeded: the same draw
+    assert json.loads((tmp_path / "r2.json").read_text())["components"] == comps
+    # by id, and by description with the pool's own encoder
+    assert (
+        main(
+            ["compose", "concat", "--pool", str(described_pool), "--chunks", "0", "2", "--out", str(tmp_path / "c.wav")]
+        )
+        == 0
+    )
+    assert [c["chunk_id"] for c in json.loads((tmp_path / "c.json").read_text())["components"]] == [0, 2]
+    assert (
+        main(["compose", "mix", "--pool", str(described_pool), "--query", "rain", "--out", str(tmp_path / "q.wav")])
+        == 1
+    )
+    shutil.copytree(described_pool, tmp_path / "pool")
+    embed_pool(tmp_path / "pool", "text", device="cpu", progress=False)
+    q = [
+        "compose",
+        "mix",
+        "--pool",
+        str(tmp_path / "pool"),
+        "--query",
+        "rain falling on a roof",
+        "--query",
+        "a dog barking",
+    ]
+    assert main([*q, "--device", "cpu", "--out", str(tmp_path / "q.wav")]) == 0
+    comps = json.loads((tmp_path / "q.json").read_text())["components"]
+    assert [c["chunk_description"] for c in comps] == ["rain falling on a roof", "a dog barking"]
+    assert comps[0]["concept"] == "rain falling on a roof" and comps[0]["encoder"] == "text"
+
+
+def test_acoustic_spaces_and_measured_rt60(tmp_path):
+    from seeing_sound.audio.controls import Space, measure_rt60, synthetic_rir
+
+    for rt60 in (0.3, 1.2):
+        est = measure_rt60(synthetic_rir(rt60, SR, seed=1), SR)
+        assert est["t20_s"] == pytest.approx(rt60, rel=0.05) and est["t30_s"] == pytest.approx(rt60, rel=0.05)
+    # a "real" IR file: 44.1 kHz stereo, decaying like RT60 = 0.8 s -> resampled, downmixed, measured
+    ir = np.stack([synthetic_rir(0.8, 44100, seed=2), synthetic_rir(0.8, 44100, seed=3)], axis=1)
+    sf.write(tmp_path / "hall.wav", ir, 44100, subtype="FLOAT")
+    space = Space.from_ir(tmp_path / "hall.wav")
+    assert space.rt60(SR)["t30_s"] == pytest.approx(0.8, rel=0.08) and space.ir_sha256.startswith("sha256:")
+    speech = noise(2, SR, amp=0.2, seed=9)
+    write_audio(tmp_path / "crowd.wav", speech, SR)
+    out = tmp_path / "church.wav"
+    assert (
+        main(["compose", "reverb", str(tmp_path / "crowd.wav"), "--ir", str(tmp_path / "hall.wav"), "--out", str(out)])
+        == 0
+    )
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["mixture"]["space"]["kind"] == "ir" and side["rt60"]["t30_s"] == pytest.approx(0.8, rel=0.08)
+    assert side["measured"]["mixture_lufs"] == pytest.approx(-23.0, abs=0.3)  # loudness matched to the dry source
+    assert sf.info(str(out)).frames == 2 * SR + round(1.5 * 0.8 * SR) - 1  # the full convolution tail
+    out2 = tmp_path / "room.wav"
+    assert main(["compose", "reverb", str(tmp_path / "crowd.wav"), "--rt60", "0.4", "--out", str(out2)]) == 0
+    side = json.loads(out2.with_suffix(".json").read_text())
+    assert side["rt60"]["asked_s"] == 0.4 and side["rt60"]["t30_s"] == pytest.approx(0.4, rel=0.05)
+    assert (
+        main(
+            [
+                "compose",
+                "reverb",
+                str(tmp_path / "crowd.wav"),
+                "--rt60",
+                "0.4",
+                "--ir",
+                str(tmp_path / "hall.wav"),
+                "--out",
+                str(out2),
+            ]
+        )
+        == 2
+    )
+    y1, _ = sf.read(out2, dtype="float32")
+    assert main(["compose", "reverb", str(tmp_path / "crowd.wav"), "--rt60", "0.4", "--out", str(out2)]) == 0
+    assert sf.read(out2, dtype="float32")[0].tobytes() == y1.tobytes()  # deterministic

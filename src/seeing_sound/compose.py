@@ -73,6 +73,18 @@ class Source:
     name: int | str
     audio: np.ndarray
     info: dict = dataclasses.field(default_factory=dict)
+    #: pool chunks: the stored int16 row and its scale, so prompts render exactly like ``rebuild``
+    row: np.ndarray | None = None
+    factor: float = 1.0
+
+    def loudness(self, sr: int) -> float:
+        """The pool's recorded loudness for a chunk (what the dataset normalized with), else measured."""
+        lufs = self.info.get("chunk_lufs")
+        return float(lufs) if lufs is not None else loudness_of(self.audio, sr)
+
+    def signal(self) -> tuple[np.ndarray, float]:
+        """What the render path multiplies: the stored row and its scale, or the float samples."""
+        return (self.row, self.factor) if self.row is not None else (self.audio, 1.0)
 
 
 def load_mono(path: str | Path, sample_rate: int) -> np.ndarray:
@@ -131,7 +143,8 @@ def pool_sources(
             "chunk_lufs": float(lufs[cid]),
             **scores.get(k, {}),
         }
-        out.append(Source(cid, ap.chunk(cid), info))
+        rows, factors = ap.pcm_rows([cid])
+        out.append(Source(cid, ap.chunk(cid), info, row=rows[0], factor=float(factors[0])))
     return out
 
 
@@ -286,6 +299,7 @@ def compose(
         raise ValueError("give at least one audio file or pool chunk")
     audio = [s.audio for s in sources]
     names = [s.name for s in sources]
+    loud = [s.loudness(sr) for s in sources]
     out = Path(out)
     if mode == "interpolate":
         return _interpolate(cfg, sources, out, lufs, sr)
@@ -295,12 +309,12 @@ def compose(
     tg = targets(lufs, len(sources))
     extra: dict = {}
     if mode == "mix":
-        m = normalized_mixture(audio, tg, sr, names=names, headroom=headroom)
+        m = normalized_mixture(audio, tg, sr, names=names, headroom=headroom, loudness=loud)
     elif mode == "concat":
-        m = controls.concat_mixture(audio, tg, sr, cfg.gap_seconds, names=names, headroom=headroom)
+        m = controls.concat_mixture(audio, tg, sr, cfg.gap_seconds, names=names, headroom=headroom, loudness=loud)
     else:
         space = cfg.space()
-        m = normalized_mixture(audio, tg, sr, names=names, space=space, headroom=headroom)
+        m = normalized_mixture(audio, tg, sr, names=names, space=space, headroom=headroom, loudness=loud)
         extra["rt60"] = space.rt60(sr)
         log.info(
             "space %s: RT60 asked %s, measured T20 %s T30 %s",
@@ -309,7 +323,8 @@ def compose(
             extra["rt60"]["t20_s"],
             extra["rt60"]["t30_s"],
         )
-    y = m.render(audio)
+    signals, factors = zip(*(s.signal() for s in sources), strict=True)
+    y = m.render(list(signals), np.array(factors, np.float32))
     return [_write(out, y, sr, recipe(mode, m, sources, controls.measured_levels(m, audio), **extra))]
 
 
@@ -326,7 +341,14 @@ def _interpolate(cfg: ComposeConfig, sources: list[Source], out: Path, lufs, sr:
     values = np.linspace(cfg.sweep[0], cfg.sweep[1], cfg.steps)
     audio = [s.audio for s in sources]
     steps = controls.interpolate(
-        audio[:-1], fixed, audio[-1], list(values), sr, headroom=headroom, names=[s.name for s in sources]
+        audio[:-1],
+        fixed,
+        audio[-1],
+        list(values),
+        sr,
+        headroom=headroom,
+        names=[s.name for s in sources],
+        loudness=[s.loudness(sr) for s in sources],
     )
     written, listing = [], []
     for i, step in enumerate(steps):

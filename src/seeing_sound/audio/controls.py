@@ -258,6 +258,7 @@ def concat_mixture(
     *,
     names: Sequence | None = None,
     headroom: str = "peak",
+    loudness: Sequence[float] | None = None,
 ) -> Mixture:
     """The recipe of :func:`concatenate`: tracks at offsets ``sum(previous lengths + gaps)``."""
     if gap_seconds < 0:
@@ -267,7 +268,9 @@ def concat_mixture(
     for s in sources:
         offsets.append(at / sr)
         at += len(s) + gap
-    return normalized_mixture(sources, targets_lufs, sr, names=names, offsets_s=offsets, headroom=headroom)
+    return normalized_mixture(
+        sources, targets_lufs, sr, names=names, offsets_s=offsets, headroom=headroom, loudness=loudness
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,6 +298,7 @@ def interpolate(
     *,
     headroom: str = "none",
     names: Sequence | None = None,
+    loudness: Sequence[float] | None = None,
 ) -> list[SweepStep]:
     """Fig. 5: one mixture per value of ``sweep_lufs`` for the moving source, the others fixed.
 
@@ -307,9 +311,7 @@ def interpolate(
     if headroom not in ("none", "sweep"):
         raise ValueError(f"headroom must be 'none' or 'sweep' for a sweep, got {headroom!r}")
     sources = [*fixed, moving]
-    fixed_loud = [loudness_of(s, sr) for s in fixed]
-    moving_loud = loudness_of(moving, sr)
-    loud = [*fixed_loud, moving_loud]
+    loud = list(loudness) if loudness is not None else [loudness_of(s, sr) for s in sources]
     mixtures = [
         normalized_mixture(sources, [*fixed_lufs, float(t)], sr, names=names, headroom="none", loudness=loud)
         for t in sweep_lufs
