@@ -76,7 +76,7 @@ def planted_image(img: np.ndarray, k: int, path: Path) -> None:
         im.save(path.with_suffix(".jpg"), quality=70)
         return
     if k % 3 == 1:
-        im = im.resize((im.width * 3 // 4, im.height * 3 // 4), Image.BICUBIC)
+        im = im.resize((im.width * 3 // 4, im.height * 3 // 4), Image.Resampling.BICUBIC)
     else:
         d = im.width // 20  # 5% off each side: ~10% of each dimension
         im = im.crop((d, d, im.width - d, im.height - d))
@@ -153,7 +153,8 @@ def planted(tmp_path_factory):
 
     images = root / "images"
     images.mkdir()
-    dup_images, other_images = [], []
+    dup_images: list[str] = []
+    other_images: list[str] = []
     for k in range(4):  # items 0, 2, 4, 6 leak their frame
         planted_image(field_image(2 * k), k, images / f"dup{k}")
     for k in range(6):
@@ -203,7 +204,7 @@ def _thumb_embedder(paths):
     vecs = []
     for p in paths:
         with Image.open(p) as im:
-            v = np.asarray(im.convert("L").resize((8, 8), Image.BOX), np.float64).reshape(-1)
+            v = np.asarray(im.convert("L").resize((8, 8), Image.Resampling.BOX), np.float64).reshape(-1)
         v -= v.mean()
         vecs.append(v / (np.linalg.norm(v) + 1e-9))
     return np.stack(vecs).astype(np.float32)
