@@ -24,6 +24,17 @@ def register(sub) -> None:
     p.add_argument("--height", type=positive_int, help="image height in px (default: the model's)")
     p.add_argument("--width", type=positive_int, help="image width in px (default: the model's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument(
+        "--no-normalize",
+        dest="normalize",
+        action="store_false",
+        help="feed the audio as is (default: scale each file to the training loudness, recorded in generate.json)",
+    )
+    p.add_argument(
+        "--target-lufs",
+        type=float,
+        help="inference loudness (default: the midpoint of the training dataset's LUFS range, else -23)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -43,5 +54,7 @@ def run(args) -> int:
         width=args.width,
         device=args.device,
         progress=args.progress,
+        normalize=args.normalize,
+        target_lufs=args.target_lufs,
     )
     return 0

@@ -13,6 +13,62 @@ from seeing_sound.errors import ModelNotFoundError, SeeingSoundError
 
 log = logging.getLogger(__name__)
 
+#: inference level when the training data's is unknown: EBU R128 programme level, the middle of the
+#: dataset's default target range (``seeing_sound.audio.mix.DEFAULT_LUFS_RANGE``)
+DEFAULT_INFERENCE_LUFS = -23.0
+#: written beside a pipeline (by ``push``/``export``) so a folder without its run still knows its level
+LOUDNESS_FILE = "seeing_sound_loudness.json"
+
+
+def _pipeline_dir(model: str | Path) -> Path:
+    path = Path(model)
+    return path / "pipeline" if (path / "pipeline").is_dir() else path
+
+
+def training_loudness(model: str | Path) -> dict:
+    """The loudness the model was trained at: ``{"target_lufs", "source", "lufs_range"}``.
+
+    Training mixtures sit around the LUFS targets the dataset drew from (Section 3.3, A.9); the target
+    is the midpoint of the dataset's recorded ``lufs_range``, found through ``RUN/train_config.json``
+    -> ``DATASET/dataset.json``, or read from the pipeline's ``seeing_sound_loudness.json``; else -23.
+    """
+    pipe_dir = _pipeline_dir(model)
+    stored = pipe_dir / LOUDNESS_FILE
+    if stored.is_file():
+        d = json.loads(stored.read_text())
+        return {"target_lufs": float(d["target_lufs"]), "lufs_range": d.get("lufs_range"), "source": str(stored)}
+    for run in (Path(model), pipe_dir.parent):
+        cfg = run / "train_config.json"
+        if not cfg.is_file():
+            continue
+        dataset = json.loads(cfg.read_text()).get("dataset")
+        card = Path(dataset) / "dataset.json" if dataset else None
+        if card is not None and card.is_file():
+            lufs_range = (json.loads(card.read_text()).get("params") or {}).get("lufs_range")
+            if lufs_range:
+                lo, hi = (float(v) for v in lufs_range)
+                return {"target_lufs": (lo + hi) / 2, "lufs_range": [lo, hi], "source": str(card)}
+        log.warning(
+            "%s: training dataset card not found; inference loudness defaults to %s LUFS", cfg, DEFAULT_INFERENCE_LUFS
+        )
+        break
+    return {"target_lufs": DEFAULT_INFERENCE_LUFS, "lufs_range": None, "source": "default"}
+
+
+def normalize_input(wave: np.ndarray, sr: int, target_lufs: float) -> tuple[np.ndarray, dict]:
+    """``wave`` scaled to ``target_lufs`` integrated loudness (Eq. 1) and what was applied.
+
+    Silent input (under the -70 LUFS gate) is left as is and recorded so (there is no gain for it).
+    """
+    from seeing_sound.audio.mix import loudness_of
+
+    lufs = loudness_of(wave, sr)
+    if not np.isfinite(lufs) or lufs < -70.0:
+        return wave, {"input_lufs": None, "target_lufs": target_lufs, "gain_db": 0.0, "note": "silent: not normalized"}
+    gain = float(target_lufs - lufs)
+    y = (wave.astype(np.float32) * np.float32(10.0 ** (gain / 20.0))).astype(np.float32)
+    return y, {"input_lufs": round(lufs, 3), "target_lufs": target_lufs, "gain_db": round(gain, 3)}
+
 
 def load_pipeline(model: str | Path, device: str = "auto", scheduler: str = "dpm-solver"):
     """A pipeline from a run folder (``RUN/pipeline``) or a pipeline folder, on ``device``."""
@@ -56,10 +112,16 @@ def generate_files(
     width: int | None = None,
     device: str = "auto",
     progress: bool = True,
+    normalize: bool = True,
+    target_lufs: float | None = None,
 ) -> dict:
     """Write ``<stem>-seed<S>.png`` per image (image ``k`` of a clip uses seed ``seed + k``, so a file's
     images do not depend on which other files are in the batch), ``contact-sheet.png`` and
-    ``generate.json`` (outputs and skipped files with reasons). Returns that report."""
+    ``generate.json`` (outputs and skipped files with reasons). Returns that report.
+
+    ``normalize`` (default): each input is first scaled to the training loudness
+    (:func:`training_loudness`, or ``target_lufs``), as the training mixtures were; ``generate.json``
+    records the level used and, per file, its measured loudness and the gain applied."""
     import torch
 
     from seeing_sound.model.samples import image_grid
@@ -80,12 +142,23 @@ def generate_files(
         "outputs": {},
         "skipped": {},
     }
+    if normalize:
+        level = (
+            training_loudness(model) if target_lufs is None else {"target_lufs": float(target_lufs), "source": "given"}
+        )
+        report["loudness"] = {**level, "files": {}}
+        log.info("inputs normalized to %.1f LUFS (%s)", level["target_lufs"], level["source"])
+    else:
+        report["loudness"] = None
     sheet, labels, used = [], [], set()
     for file in audio:
         try:
             wave, sr = read_mono(file)
             if wave.size == 0 or not np.all(np.isfinite(wave)):
                 raise ValueError("empty or non-finite audio")
+            if normalize:
+                wave, applied = normalize_input(wave, sr, report["loudness"]["target_lufs"])
+                report["loudness"]["files"][str(file)] = applied
         except Exception as exc:  # one bad file must not lose the others
             report["skipped"][str(file)] = f"{type(exc).__name__}: {exc}"
             log.warning("skipping %s: %s", file, exc)
