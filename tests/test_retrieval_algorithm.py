@@ -8,9 +8,11 @@ import pytest
 from seeing_sound.retrieval import candidate_sets, choice_positions, concept_seed, match, usage_stats
 from seeing_sound.retrieval.reference import naive_match
 from seeing_sound.retrieval.scores import cos_sim, row_norms, unit_query
+from seeing_sound.retrieval.screen import have_torch
 from seeing_sound.retrieval.search import have_faiss
 
-ENGINES = ["numpy"] + (["faiss"] if have_faiss() else [])
+#: every exact engine gives the same bits; bf16 screens in bf16 and rescores a proven superset
+ENGINES = ["numpy"] + (["faiss"] if have_faiss() else []) + (["bf16", "torch"] if have_torch() else [])
 FIELDS = ("index", "cosine", "score", "threshold", "n_candidates")
 
 
@@ -48,12 +50,13 @@ def test_match_equals_printed_algorithm_on_seeded_pools(engine):
             )
 
 
-def test_candidate_set_is_exactly_argwhere_and_inside_topk():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_candidate_set_is_exactly_argwhere_and_inside_topk(engine):
     rng = np.random.default_rng(7)
     for trial in range(40):
         queries, pool, k, seeds = _random_case(rng, trial)
         ref = naive_match(queries, pool, k, seeds=seeds)
-        c = candidate_sets(queries, pool, k)
+        c = candidate_sets(queries, pool, k, engine=engine)
         for qi in range(len(queries)):
             assert np.array_equal(c.rows[qi], ref["candidates"][qi])
             # the proof: every candidate scores >= the k-th best score (ties with it only when the
@@ -83,43 +86,46 @@ def test_large_pool_blocks_and_budget_do_not_change_results(engine):
         _same(match(queries, pool, k, seeds=seeds, engine=engine, memory_budget=1 << 20), ref)
 
 
-def test_choice_independent_of_batch_order_and_duplicates():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_choice_independent_of_batch_order_and_duplicates(engine):
     rng = np.random.default_rng(5)
     pool = rng.standard_normal((300, 8)).astype(np.float32)
     q = rng.standard_normal((20, 8)).astype(np.float32)
     seeds = rng.integers(0, 2**63, 20).astype(np.uint64)
-    full = match(q, pool, 20, seeds=seeds)
+    full = match(q, pool, 20, seeds=seeds, engine=engine)
     perm = rng.permutation(20)
-    permuted = match(q[perm], pool, 20, seeds=seeds[perm])
+    permuted = match(q[perm], pool, 20, seeds=seeds[perm], engine=engine)
     assert np.array_equal(permuted.index, full.index[perm])
     for i in (0, 7, 19):
-        single = match(q[i : i + 1], pool, 20, seeds=seeds[i : i + 1])
+        single = match(q[i : i + 1], pool, 20, seeds=seeds[i : i + 1], engine=engine)
         assert single.index[0] == full.index[i]
-    dup = match(np.repeat(q[:1], 50, 0), pool, 20, seeds=np.arange(50, dtype=np.uint64))
+    dup = match(np.repeat(q[:1], 50, 0), pool, 20, seeds=np.arange(50, dtype=np.uint64), engine=engine)
     assert len(set(dup.index.tolist())) > 1  # each occurrence draws its own choice
     assert (dup.threshold == dup.threshold[0]).all()
 
 
-def test_exclude_removes_rows():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_exclude_removes_rows(engine):
     rng = np.random.default_rng(9)
     pool = rng.standard_normal((50, 6)).astype(np.float32)
     q = pool[:5] + 0.01
     seeds = np.arange(5, dtype=np.uint64)
     mask = np.zeros(50, bool)
     mask[:5] = True
-    m = match(q, pool, 3, seeds=seeds, exclude=mask)
+    m = match(q, pool, 3, seeds=seeds, exclude=mask, engine=engine)
     assert not np.isin(m.index, np.arange(5)).any()
     _same(m, naive_match(q, pool, 3, seeds=seeds, exclude=mask))
-    assert np.array_equal(match(q, pool, 3, seeds=seeds, exclude=np.arange(5)).index, m.index)
+    assert np.array_equal(match(q, pool, 3, seeds=seeds, exclude=np.arange(5), engine=engine).index, m.index)
 
 
-def test_ssr_spreads_candidates():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ssr_spreads_candidates(engine):
     rng = np.random.default_rng(11)
     pool = rng.standard_normal((2000, 16)).astype(np.float32)
     q = rng.standard_normal((200, 16)).astype(np.float32)
     seeds = np.arange(200, dtype=np.uint64)
-    with_ssr = match(q, pool, 50, seeds=seeds, ssr=True)
-    without = match(q, pool, 50, seeds=seeds, ssr=False)
+    with_ssr = match(q, pool, 50, seeds=seeds, ssr=True, engine=engine)
+    without = match(q, pool, 50, seeds=seeds, ssr=False, engine=engine)
     # Candidates are scores above the mean of the top k, so never more than k (without ties).
     assert (with_ssr.n_candidates <= 50).all() and (without.n_candidates <= 50).all()
     assert np.allclose(without.score, without.cosine)
@@ -130,7 +136,8 @@ def test_ssr_spreads_candidates():
     # I(ssr) contains I(no ssr). Here every query's top 50 cosines are positive.
     top = -np.sort(-cos_sim(unit_query(q)[:, None, :], pool[None], row_norms(pool)[None]), axis=1)[:, :50]
     assert (top > 0).all()
-    wide, narrow = candidate_sets(q, pool, 50, ssr=True), candidate_sets(q, pool, 50, ssr=False)
+    wide = candidate_sets(q, pool, 50, ssr=True, engine=engine)
+    narrow = candidate_sets(q, pool, 50, ssr=False, engine=engine)
     for rows_ssr, rows_raw in zip(wide.rows, narrow.rows, strict=True):
         assert set(rows_raw.tolist()) <= set(rows_ssr.tolist())
     assert (with_ssr.n_candidates >= without.n_candidates).all()
@@ -188,6 +195,7 @@ def test_ssr_widens_positive_and_narrows_negative_top_scores(engine):
         (dict(seeds=np.array([-1, 2])), "seeds must be non-negative"),
         (dict(exclude=np.ones(3, bool)), "exclude removes every pool row"),
         (dict(engine="gpu"), "engine must be one of"),
+        (dict(device="tpu"), "device must be"),
     ],
 )
 def test_bad_arguments_name_themselves(bad, match_text):

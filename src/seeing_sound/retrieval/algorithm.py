@@ -34,6 +34,17 @@ otherwise the query is searched again with k' x 4
 (at k' >= N the whole pool is scored canonically). Results are bit-identical to the
 reference (:mod:`seeing_sound.retrieval.reference`) for any engine, block size or thread
 count.
+
+**Beyond the float32 floor: the bf16 screen** (``engine='bf16'``, the default where torch runs
+bf16 matmuls fast). Every pool row is scored in bf16 with float32 accumulation, with a proven
+per-query bound ``|s - c| <= e0 + rho |s|`` on the screened score s against the canonical c
+(derivation in :mod:`seeing_sound.retrieval.screen`). Every row screened at least
+``~ L - 2 eps`` (L the k-th screened score) is kept: a proven superset of the canonical top-k
+with all its ties. The superset is rescored canonically and must pass the same settling
+condition as above (``ssr(T_lo)`` below the k-th canonical score and not above lb, T_lo an upper
+bound on every left-out row's cosine); then the code below decides I, lb and the choice exactly as
+for the other engines. A query whose superset exceeds ``max(16 k, 4096)`` rows, or that does not
+settle, is searched again by the exact float32 path.
 """
 
 from __future__ import annotations
@@ -45,7 +56,7 @@ import numpy as np
 
 from seeing_sound.retrieval.scores import U32, cos_sim, row_norms, top_mean, unit_query
 from seeing_sound.retrieval.scores import ssr as ssr_fn
-from seeing_sound.retrieval.search import propose, resolve_engine
+from seeing_sound.retrieval.search import cpu_engine, propose, resolve_engine
 from seeing_sound.seeding import choice_positions
 
 log = logging.getLogger(__name__)
@@ -53,6 +64,12 @@ log = logging.getLogger(__name__)
 DEFAULT_BUDGET = 2 * 1024**3  # bytes of scratch memory, on top of the pool itself
 _NORM_SLACK = 1e-3  # pool rows this close to unit norm are searched in place, without a copy
 _CACHE_CHUNK = 8 * 1024**2  # bytes of float64 temporaries per rescoring step
+_RESCORE_GROUP = 64  # screened queries rescored together (sorted by superset size: little padding)
+
+
+def superset_cap(k: int) -> int:
+    """Largest bf16 superset rescored for one query; beyond it the query takes the exact float32 path."""
+    return max(16 * int(k), 4096)
 
 
 @dataclass(frozen=True)
@@ -168,6 +185,25 @@ class PreparedPool:
             for s in range(0, p.shape[0], 65536):
                 self.search[s : s + 65536] = p[s : s + 65536] / norms[s : s + 65536, None]
             self.slack, self.max_norm = 0.0, 1.0 + 1e-6
+        self._device_copies: dict = {}
+
+    def screen_pool(self, device: str = "cpu"):
+        """The bf16 copy of the search view on ``device`` (made once, kept with the pool)."""
+        key = ("bf16", device)
+        if key not in self._device_copies:
+            from seeing_sound.retrieval.screen import ScreenPool
+
+            self._device_copies[key] = ScreenPool(self.search, device)
+        return self._device_copies[key]
+
+    def torch_rows(self, device: str = "cpu"):
+        """The float32 search view as a torch tensor on ``device`` (no copy on the CPU)."""
+        key = ("fp32", device)
+        if key not in self._device_copies:
+            import torch
+
+            self._device_copies[key] = torch.from_numpy(self.search).to(device)
+        return self._device_copies[key]
 
     def __len__(self) -> int:
         return self.rows.shape[0]
@@ -211,12 +247,16 @@ def candidate_sets(
     engine: str = "auto",
     memory_budget: int = DEFAULT_BUDGET,
     proposer=None,
+    device: str | None = None,
+    stats: dict | None = None,
 ) -> Candidates:
     """Lines 4-7 of Algorithm 1 for every query: its candidate set I, threshold and scores.
 
     ``queries`` float (Q, D); ``pool`` float (N, D), or a :class:`PreparedPool` (then
     ``exclude`` must be None: it was applied when the pool was prepared). Rows of I are rows
-    of ``pool``.
+    of ``pool``. ``engine``/``device``: see :func:`match`. ``stats``, a dict, receives
+    ``engine`` (the one that ran), ``screened`` (queries the bf16 screen settled), ``superset``
+    int64 sizes of their supersets, and ``fallback`` (queries searched by the exact float32 path).
     ``proposer(q32 (b, D), k') -> (scores (b, k'), rows (b, k'))`` replaces the exact engine
     with an approximate index (faiss IVF/HNSW): proposals are still rescored canonically,
     but nothing proves that they hold the true top-k, so results are approximate.
@@ -227,7 +267,9 @@ def candidate_sets(
     check_k(k)
     if memory_budget < 1 << 20:
         raise ValueError(f"memory_budget must be at least 1 MiB, got {memory_budget}")
-    engine = resolve_engine(engine)
+    from seeing_sound.retrieval.screen import resolve_device
+
+    dev = resolve_device(device)
     qn = np.sqrt(np.sum(q.astype(np.float64) ** 2, axis=1))
     _check_norms(qn, "queries")
     if isinstance(pool, PreparedPool):
@@ -239,6 +281,7 @@ def candidate_sets(
     if P.rows.shape[1] != q.shape[1]:
         raise ValueError(f"pool has dimension {P.rows.shape[1]} but queries have {q.shape[1]}")
     n, d, k = len(P), q.shape[1], int(min(k, len(P)))
+    engine = resolve_engine(engine, dev, rows=n)
     qu = unit_query(q)
     q32 = qu.astype(np.float32)
     max_q = float(np.sqrt(np.sum(q32.astype(np.float64) ** 2, axis=1)).max())
@@ -266,6 +309,17 @@ def candidate_sets(
 
     pending = np.arange(q.shape[0])
     kp = min(n, k + max(8, k // 16))
+    sizes = np.zeros(0, np.int64)
+    if stats is not None:
+        stats.update(engine=engine, screened=0, superset=sizes, fallback=0)
+    if engine == "bf16" and proposer is None and kp < n:
+        pending, sizes = _screen_and_rescore(qu, P, k, dev, transform, finish, memory_budget)
+        engine = "torch" if dev != "cpu" else cpu_engine()  # the exact float32 path for what is left
+        if stats is not None:
+            stats.update(screened=int(sizes.size), superset=sizes, fallback=int(pending.size))
+    if engine == "bf16":  # tiny pools (k' >= N) and approximate proposers: nothing to screen
+        engine = cpu_engine() if dev == "cpu" else "torch"
+    p_dev = P.torch_rows(dev) if engine == "torch" and pending.size and kp < n else None
     while pending.size:
         if kp >= n:  # the whole pool, canonically: small pools, or proposals that never settled
             per_query = max(1, n * (24 * d + 40))
@@ -281,7 +335,7 @@ def candidate_sets(
         for s0 in range(0, pending.size, step):
             part = pending[s0 : s0 + step]
             if proposer is None:
-                f, idx = propose(q32[part], P.search, kp, engine=engine, pool_block=pool_block)
+                f, idx = propose(q32[part], P.search, kp, engine=engine, pool_block=pool_block, device=dev, p_dev=p_dev)
             else:
                 f, idx = proposer(q32[part], kp)
             c = _canonical(qu[part], P, idx, memory_budget)
@@ -301,6 +355,44 @@ def candidate_sets(
     return Candidates(rows_out, cos_out, sc_out, thr)
 
 
+def _screen_and_rescore(qu, P: PreparedPool, k: int, dev: str, transform, finish, budget: int):
+    """The bf16 engine: screen, rescore each superset canonically, settle; returns (unsettled, sizes).
+
+    ``finish(qids, c, idx)`` is the exact candidate/threshold step of :func:`candidate_sets`.
+    Superset rows are padded (repeating a real row, scored -inf) to a rectangle per group of
+    queries of similar superset size; -inf never enters the top k, lb, I or the maximum.
+    """
+    from seeing_sound.retrieval import screen as scr
+
+    sp = P.screen_pool(dev)
+    if not scr.check_kernel(dev, sp.batch, sp.tile, sp.d):
+        return np.arange(qu.shape[0]), np.zeros(0, np.int64)
+    res = scr.screen(qu, sp, k, cap=superset_cap(k), slack=P.slack)
+    sizes = res.sizes()
+    todo = np.flatnonzero(~res.overflow)
+    todo = todo[np.argsort(sizes[todo], kind="stable")]
+    unsettled = [np.flatnonzero(res.overflow)]
+    for g0 in range(0, todo.size, _RESCORE_GROUP):
+        grp = todo[g0 : g0 + _RESCORE_GROUP]
+        m = int(sizes[grp].max())
+        col = np.arange(m)
+        pad = col[None, :] >= sizes[grp][:, None]
+        src = res.offsets[grp][:, None] + np.where(pad, 0, col[None, :])
+        idx = res.rows[src]
+        c = _canonical(qu[grp], P, idx, budget)
+        c[pad] = -np.inf
+        s_desc = -np.sort(-transform(c), axis=1)
+        bound = transform(res.t_lo[grp])  # >= the score of every row the screen left out
+        ok = (bound < s_desc[:, k - 1]) & (bound <= top_mean(s_desc, k))
+        if ok.any():
+            finish(grp[ok], c[ok], idx[ok])
+        unsettled.append(grp[~ok])
+    pending = np.sort(np.concatenate(unsettled))
+    if pending.size:
+        log.debug("%d of %d queries left to the exact float32 path after the bf16 screen", pending.size, qu.shape[0])
+    return pending, sizes[~res.overflow]
+
+
 def match(
     queries,
     pool,
@@ -311,14 +403,20 @@ def match(
     exclude=None,
     engine: str = "auto",
     memory_budget: int = DEFAULT_BUDGET,
+    device: str | None = None,
+    stats: dict | None = None,
 ) -> Matches:
     """Algorithm 1 for Q queries at once: one pool row per query.
 
     ``queries`` float (Q, D) and ``pool`` float (N, D) embeddings (any norm; zero rows are
     refused); ``k`` >= 1 (k > N means all N); ``seeds`` uint64 (Q,), one random stream per
     query (see :func:`seeing_sound.retrieval.concept_seed`); ``exclude`` a bool mask (N,) or
-    row indices never to return. ``engine`` 'auto' (faiss if installed), 'faiss' or 'numpy'
-    changes speed only, never the result. Identical query rows are searched once.
+    row indices never to return. ``engine`` changes speed only, never the result: 'bf16' (bf16
+    screen + canonical rescoring, torch), 'torch' (float32 torch proposals), 'faiss', 'numpy';
+    'auto' is 'bf16' where torch has fast bf16 matmuls (AMX / AVX512-BF16 CPUs, CUDA) and the
+    pool has at least 16,384 rows, else faiss (numpy without it). ``device`` 'cpu' (default),
+    'cuda[:N]' or 'auto' is where the torch engines run; canonical rescoring is always float64
+    numpy. ``stats``: see :func:`candidate_sets`. Identical query rows are searched once.
     Returns :class:`Matches` with arrays of length Q.
     """
     q = _as_matrix(queries, "queries")
@@ -330,5 +428,7 @@ def match(
     if seeds_arr.dtype.kind == "i" and seeds_arr.size and seeds_arr.min() < 0:
         raise ValueError(f"seeds must be non-negative, got {int(seeds_arr.min())}")
     uniq, inverse = np.unique(q, axis=0, return_inverse=True) if q.shape[0] else (q, np.zeros(0, np.int64))
-    cands = candidate_sets(uniq, pool, k, ssr=ssr, exclude=exclude, engine=engine, memory_budget=memory_budget)
+    cands = candidate_sets(
+        uniq, pool, k, ssr=ssr, exclude=exclude, engine=engine, memory_budget=memory_budget, device=device, stats=stats
+    )
     return cands.draw(inverse.reshape(-1), seeds_arr.astype(np.uint64))

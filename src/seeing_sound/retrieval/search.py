@@ -1,8 +1,10 @@
-"""Fast float32 top-k *proposals*: blocked BLAS or faiss, bounded memory.
+"""Fast float32 top-k *proposals* (blocked BLAS, faiss or torch, bounded memory), and engine choice.
 
 These functions only propose the ``k'`` best pool rows per query by float32 inner
 product; :mod:`seeing_sound.retrieval.algorithm` rescores the proposals canonically and
-proves (or widens) them. Rows must already be (close to) unit norm.
+proves (or widens) them. Rows must already be (close to) unit norm. The ``bf16`` engine
+(:mod:`seeing_sound.retrieval.screen`) screens instead of proposing; torch is imported only
+when a torch engine runs.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "faiss", "numpy")
+ENGINES = ("auto", "faiss", "numpy", "bf16", "torch")
+TORCH_ENGINES = ("bf16", "torch")
+AUTO_BF16_MIN_ROWS = 16384  # below this, faiss/numpy are as fast and need no bf16 copy of the pool
 
 
 def have_faiss() -> bool:
@@ -24,13 +28,35 @@ def have_faiss() -> bool:
     return True
 
 
-def resolve_engine(engine: str) -> str:
+def cpu_engine() -> str:
+    """The float32 CPU engine: faiss when installed, else numpy."""
+    return "faiss" if have_faiss() else "numpy"
+
+
+def resolve_engine(engine: str, device: str = "cpu", rows: int | None = None) -> str:
+    """The engine that runs: 'auto' is 'bf16' where torch and fast bf16 matmuls exist, else faiss/numpy.
+
+    ``device`` (already resolved, 'cpu' or 'cuda[:N]') is where the torch engines run; faiss and
+    numpy are CPU-only. ``rows`` (pool size) lets 'auto' skip the bf16 copy for small pools.
+    """
+    from seeing_sound.retrieval import screen
+
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if device != "cpu" and engine in ("faiss", "numpy"):
+        raise ValueError(
+            f"engine={engine!r} runs on the CPU only; device={device!r} needs engine 'auto', 'bf16' or 'torch'"
+        )
     if engine == "auto":
-        return "faiss" if have_faiss() else "numpy"
+        if device != "cpu":
+            return "bf16" if screen.bf16_fast(device) else "torch"
+        if (rows is None or rows >= AUTO_BF16_MIN_ROWS) and screen.bf16_fast("cpu"):
+            return "bf16"
+        return cpu_engine()
     if engine == "faiss" and not have_faiss():
         raise ValueError("engine='faiss' needs the faiss-cpu package (pip install faiss-cpu), or use engine='numpy'")
+    if engine in TORCH_ENGINES and not screen.have_torch():
+        raise ValueError(f"engine={engine!r} needs torch (pip install torch), or use engine='faiss' or 'numpy'")
     return engine
 
 
@@ -73,8 +99,14 @@ def faiss_topk(q: np.ndarray, p: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     return d, i.astype(np.int64, copy=False)
 
 
-def propose(q: np.ndarray, p: np.ndarray, k: int, *, engine: str, pool_block: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` proposals with the chosen engine (``k`` <= N)."""
+def propose(
+    q: np.ndarray, p: np.ndarray, k: int, *, engine: str, pool_block: int, device: str = "cpu", p_dev=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` proposals with the chosen engine (``k`` <= N); 'torch' needs ``p_dev``, ``p`` on ``device``."""
     if engine == "faiss":
         return faiss_topk(q, p, k)
+    if engine == "torch":
+        from seeing_sound.retrieval.screen import torch_topk
+
+        return torch_topk(q, p_dev, k, device=device, pool_block=pool_block)
     return numpy_topk(q, p, k, pool_block)

@@ -1,0 +1,438 @@
+"""Exact top-k at bf16 speed: screen every pool row in bf16, keep a proven superset, rescore it canonically.
+
+This module holds everything that needs torch (imported lazily: the retrieval maths imports without
+it). :func:`seeing_sound.retrieval.algorithm.candidate_sets` with ``engine="bf16"`` calls
+:func:`screen` and then rescores the superset it returns with the canonical float64 ``cos_sim``; the
+result is bit-identical to every other engine.
+
+**The screening error bound.** Notation, for one query and one pool row:
+
+- ``q`` the float64 unit query (``unit_query``), ``x`` the float32 search row of the pool
+  (``PreparedPool.search``: the row itself when its norm is within ``slack`` of 1, else a float32 unit
+  copy), ``c`` the canonical score ``cos_sim`` (float64), ``r = q . p / |p|`` its exact real value;
+- ``q~ = bf16(q)``, ``x~ = bf16(x)``, ``dq = q~ - q``, ``dx = x~ - x``;
+- ``a`` the float32-accumulated dot product ``q~ . x~`` as the kernel computes it, ``s`` the screened
+  score it returns (torch's CPU ``mm`` on bf16 returns bf16: oneDNN/AMX accumulates in float32 and
+  rounds once at the end, see below).
+
+Model: every floating-point operation of the kernel is *faithfully* rounded (error below one ulp:
+true for round-to-nearest, towards zero or truncation), in any order of summation. bf16 has an 8-bit
+significand (unit roundoff ``u = 2**-8`` for round-to-nearest, one ulp ``<= 2**-7 |v|``), float32 a
+24-bit one (one ulp ``<= 2**-23 |v|``). Then
+
+1. *Input rounding* (exact identity, then Cauchy-Schwarz):
+   ``q~.x~ - q.x = dq.x~ + q.dx``, so ``|q~.x~ - q.x| <= |dq| |x~| + |q| |dx|``. The norms ``|dq|``,
+   ``|dx|`` are *measured* (per query, and the maximum over the pool), not assumed. A priori, with
+   round-to-nearest, ``|dq| <= u |q|`` and ``|x~| <= (1 + u) |x|``, which gives the textbook
+   ``(2u + u**2) |q| |x|``; the measured norms are typically 2-3x smaller (rounding errors of 512
+   coordinates are not all maximal) and just as rigorous.
+2. *Products*: a bf16 x bf16 product has at most 16 significant bits, so it is exact in float32
+   (barring underflow below ``2**-126``, flushed or not: at most ``2**-125`` per term).
+3. *Accumulation* in float32 of the D exact products, any order or blocking, faithful rounding:
+   ``|a - q~.x~| <= gamma_D sum_j |q~_j x~_j| <= gamma_D |q~| |x~|`` with ``gamma_D = D v / (1 - D v)``,
+   ``v = 2**-23`` (Higham, Thm 3.1/Lemma 3.1 with faithful instead of nearest rounding), plus the
+   underflow term ``D 2**-125``.
+4. *Output rounding* to bf16 (faithful): ``|s - a| <= 2**-7 |a|``, hence ``|s - a| <= rho |s|`` with
+   ``rho = 2**-7 / (1 - 2**-7)``; plus ``2**-125`` for underflow.
+5. *Search view vs canonical*: ``|q.x - r| <= |q| (slack + 2**-23)`` (in place: ``x = p`` and
+   ``q.p - r = r (|p| - 1)``; a unit copy: each coordinate rounded once to float32), and the canonical
+   float64 evaluation ``|c - r| <= (4D + 64) 2**-53`` (products, pairwise sum, norm and division,
+   generously).
+
+Altogether ``|s - c| <= e0 + rho |s|`` with, per query,
+``e0 = |dq| max|x~| + |q| max|dx| + gamma_D |q~| max|x~| + |q| (slack + 2**-23) + (4D + 64) 2**-53 + (D + 2) 2**-125``
+(inflated by ``1 + 2**-30`` for the float64 evaluation of the bound itself). On 512-d unit vectors this
+is ~3.3e-3 + 7.8e-3 |s| (a priori worst case ``~7.9e-3 + 7.8e-3 |s|``, :func:`a_priori_eps`).
+
+**The superset.** Let ``L`` be the k-th largest screened score and ``T`` the k-th largest canonical
+score. The k rows screened ``>= L`` have ``c >= s - e0 - rho |s| >= L - e0 - rho |L|`` (``s - rho |s|``
+is increasing), so ``T >= T_lo := L - e0 - rho |L|``. A row with ``c >= T`` has
+``s + rho |s| >= c - e0 >= T_lo - e0``; ``s + rho |s|`` is increasing, so ``s >= thr := g^-1(T_lo - e0)``
+with ``g(s) = s + rho |s|``. Every row screened below ``thr`` therefore has canonical ``c < T_lo <= T``:
+the rows screened ``>= thr`` (about "``>= L - 2 eps``") hold the whole canonical top-k with all its ties.
+``candidate_sets`` rescores them canonically, checks ``ssr(T_lo) < t_(k)`` and ``ssr(T_lo) <= lb``
+(the same settling condition as the float32 engines: no row outside can reach the top k, the maximum or
+the rounded mean), and runs the exact candidate/threshold/choice code on them. A query whose superset
+would exceed ``cap`` rows (pathological ties: duplicates, a constant pool) or that does not settle goes
+to the exact float32 path instead, never to an approximation.
+
+**How it is computed.** Pool tiles of ``tile`` rows (the pool is padded to a multiple, padding scored
+``-inf``), ``batch`` queries at a time (padded with zero rows), so every ``mm`` has one shape, the one
+:func:`check_kernel` probed. Per tile: ``s = mm(q~, x~_tile^T)`` in bf16; the maxima of strided groups
+of ``g`` columns; the k-th largest group maximum seen so far is a lower bound on ``L`` (k distinct rows),
+which gives a running threshold; only groups whose maximum reaches it are opened. The running
+threshold only rises, so everything collected under it is a superset of the final one.
+
+**What torch does.** On this CPU (AMX-BF16) ``torch.mm`` of two bf16 tensors returns bf16; the product
+of ``[1, 2**-14, ..., 2**-14]`` and a row of ones (D = 512) is 1.03125 = bf16(1 + 511 * 2**-14), not
+the 1.0 a bf16 accumulator would give, and 99.99 % of random outputs equal bf16(float64 exact) (the
+rest differ by one ulp where float32 accumulation moved a value across a rounding boundary): float32
+accumulation, one rounding at the end. :func:`check_kernel` re-checks this (the bound itself, on such a
+pattern and on random unit vectors) at the exact shapes used, once per process, and refuses the engine
+if it fails. On CUDA, reduced-precision bf16 reductions (split-K in bf16) and TF32 are switched off
+while the screen runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+U_BF16 = 2.0**-8  # unit roundoff of bf16 (8-bit significand), round to nearest
+RHO = 2.0**-7 / (1.0 - 2.0**-7)  # faithful bf16 output rounding, relative to the *rounded* value
+V32 = 2.0**-23  # one float32 ulp, relative: faithful rounding
+TINY = 2.0**-125  # underflow, flushed or gradual, per operation
+CPU_BATCH, CPU_TILE = 512, 65536
+CUDA_BATCH, CUDA_TILE = 4096, 131072
+GROUP = 16
+
+
+def gamma(n: int, v: float = V32) -> float:
+    """``n v / (1 - n v)``: the classic bound on n rounded additions (Higham, Lemma 3.1)."""
+    return n * v / (1.0 - n * v)
+
+
+def a_priori_eps(d: int, score: float = 1.0) -> float:
+    """Worst-case ``|s - c|`` for unit vectors of dimension ``d`` and a screened score ``|s| <= score``.
+
+    Round-to-nearest inputs (``(2u + u^2)``), float32 accumulation, faithful bf16 output, canonical
+    float64 slack; no pool norm slack. The engine uses the (smaller) measured version of the same bound.
+    """
+    u = U_BF16
+    return (2 * u + u * u) + gamma(d) * (1 + u) ** 2 + V32 + (4 * d + 64) * 2.0**-53 + RHO * score
+
+
+def have_torch() -> bool:
+    """torch is installed (not imported: that happens when a torch engine first runs)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def resolve_device(device: str | None) -> str:
+    """``None``/'cpu' -> 'cpu'; 'auto' -> 'cuda' when available; 'cuda' / 'cuda:N' checked."""
+    if device is None or device == "cpu":
+        return "cpu"
+    if not isinstance(device, str):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+    if device == "auto":
+        return "cuda" if have_torch() and _torch().cuda.is_available() else "cpu"
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        if not have_torch():
+            raise ValueError(f"device={device!r} needs torch (pip install torch)")
+        if not _torch().cuda.is_available():
+            raise ValueError(f"device={device!r}: torch sees no CUDA device; use device='cpu'")
+        return device
+    raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+
+
+@functools.cache
+def bf16_fast(device: str = "cpu") -> bool:
+    """Cheap capability check: is a bf16 matmul much faster than float32 here?
+
+    CUDA: ``torch.cuda.is_bf16_supported()``. CPU: oneDNN available and the CPU has AMX tiles or
+    AVX512-BF16 (torch's own probes, else the CPU flags); without them torch emulates bf16 and is slower
+    than faiss.
+    """
+    if not have_torch():
+        return False
+    torch = _torch()
+    if device.startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if not torch.backends.mkldnn.is_available():
+        return False
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        fn = getattr(torch.cpu, probe, None)
+        with contextlib.suppress(Exception):
+            if fn is not None and fn():
+                return True
+    cap = str(getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()).upper()
+    if "AMX" in cap or "AVX512_BF16" in cap:
+        return True
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = f.read(1 << 16)
+        return "amx_bf16" in flags or "avx512_bf16" in flags
+    return False
+
+
+@contextlib.contextmanager
+def exact_matmul(torch: Any):
+    """Switch off reduced-precision matmul shortcuts (bf16 split-K reductions, TF32) and restore them."""
+    saved: list[tuple[Any, str, Any]] = []
+    targets = [
+        (getattr(torch.backends.cuda, "matmul", None), "allow_bf16_reduced_precision_reduction", False),
+        (getattr(torch.backends.cuda, "matmul", None), "allow_tf32", False),
+        (getattr(torch.backends, "cudnn", None), "allow_tf32", False),
+    ]
+    for obj, name, value in targets:
+        if obj is None:
+            continue
+        with contextlib.suppress(Exception):
+            saved.append((obj, name, getattr(obj, name)))
+            setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        for obj, name, value in reversed(saved):
+            with contextlib.suppress(Exception):
+                setattr(obj, name, value)
+
+
+def _round_down32(x: np.ndarray) -> np.ndarray:
+    """float64 -> the largest float32 <= x (elementwise)."""
+    y = x.astype(np.float32)
+    return np.where(y.astype(np.float64) > x, np.nextafter(y, np.float32(-np.inf)), y)
+
+
+def superset_threshold(level: np.ndarray, e0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """From a (lower bound on the) k-th screened score: (``thr`` float32, ``T_lo`` float64 upper-rounded).
+
+    ``T_lo = L - e0 - rho|L|`` bounds the k-th canonical score from below; every row screened below
+    ``thr = g^-1(T_lo - e0)`` has canonical score below ``T_lo``. Both are rounded outwards.
+    """
+    with np.errstate(invalid="ignore"):
+        t_lo = level - e0 - RHO * np.abs(level)
+        y = t_lo - e0
+        thr = np.where(y >= 0, y / (1 + RHO), y / (1 - RHO))
+    thr = np.where(np.isnan(thr), -np.inf, thr)
+    margin = 2.0**-40
+    return _round_down32(thr - margin), t_lo + margin
+
+
+class ScreenPool:
+    """The bf16 copy of a pool's search view on one device, with the norms the bound needs.
+
+    ``search`` float32 (N, D), the :class:`~seeing_sound.retrieval.algorithm.PreparedPool` search
+    view. Rows are padded with zeros to a multiple of ``tile``. ``max_dx`` = max |bf16(x) - x|,
+    ``max_xn`` = max |bf16(x)| (float64, inflated by 1e-12 relative).
+    """
+
+    def __init__(self, search: np.ndarray, device: str = "cpu", tile: int | None = None, batch: int | None = None):
+        torch = _torch()
+        n, d = search.shape
+        cuda = device.startswith("cuda")
+        full_tile = tile or (CUDA_TILE if cuda else CPU_TILE)
+        self.tile = int(min(full_tile, -(-n // 256) * 256))
+        self.batch = int(batch or (CUDA_BATCH if cuda else CPU_BATCH))
+        self.n, self.d, self.device = n, d, device
+        npad = -(-n // self.tile) * self.tile
+        xb = torch.zeros((npad, d), dtype=torch.bfloat16)
+        max_dx = max_xn = 0.0
+        for s in range(0, n, 65536):
+            blk = torch.from_numpy(np.ascontiguousarray(search[s : s + 65536]))
+            xb[s : s + blk.shape[0]] = blk.to(torch.bfloat16)
+            back = xb[s : s + blk.shape[0]].to(torch.float64).numpy()
+            max_dx = max(max_dx, float(np.sqrt(np.sum((back - search[s : s + 65536]) ** 2, axis=1)).max()))
+            max_xn = max(max_xn, float(np.sqrt(np.sum(back * back, axis=1)).max()))
+        self.max_dx, self.max_xn = max_dx * (1 + 1e-12), max_xn * (1 + 1e-12)
+        self.x = xb.to(device) if device != "cpu" else xb
+
+    def query_bound(self, qu: np.ndarray, slack: float) -> tuple[np.ndarray, np.ndarray]:
+        """bf16 queries (torch, on the device) and ``e0`` float64 (b,) for float64 unit queries ``qu``."""
+        torch = _torch()
+        qb = torch.from_numpy(np.ascontiguousarray(qu)).to(torch.bfloat16)
+        back = qb.to(torch.float64).numpy()
+        dq = np.sqrt(np.sum((back - qu) ** 2, axis=1))
+        qn = np.sqrt(np.sum(qu * qu, axis=1)) * (1 + 1e-12)
+        qbn = np.sqrt(np.sum(back * back, axis=1)) * (1 + 1e-12)
+        d = self.d
+        e0 = (
+            dq * (1 + 1e-12) * self.max_xn
+            + qn * self.max_dx
+            + gamma(d) * qbn * self.max_xn
+            + qn * (slack + V32)
+            + (4 * d + 64) * 2.0**-53
+            + (d + 2) * TINY
+        ) * (1 + 2.0**-30)
+        return qb, e0
+
+
+_KERNEL_OK: dict[tuple, bool] = {}
+
+
+def check_kernel(device: str, batch: int, tile: int, d: int) -> bool:
+    """Does ``mm`` on bf16 at shape (batch, d) x (d, tile) honour the bound? Checked once per process.
+
+    Two probes: ``[1, 2**-14, ...] . [1, 1, ...]`` (a bf16 accumulator loses every small term) and
+    random unit vectors, each against the float64 value of the same bf16 inputs with the bound
+    ``gamma_d |q~||x~| + rho |s|`` of steps 2-4.
+    """
+    key = (device, batch, tile, d)
+    if key in _KERNEL_OK:
+        return _KERNEL_OK[key]
+    torch = _torch()
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn((batch, d), generator=gen, dtype=torch.float64)
+    q /= q.norm(dim=1, keepdim=True)
+    x = torch.randn((tile, d), generator=gen, dtype=torch.float64)
+    x /= x.norm(dim=1, keepdim=True)
+    q[0] = 2.0**-14
+    q[0, 0] = 1.0
+    x[0] = 1.0
+    qb, xb = q.to(torch.bfloat16), x.to(torch.bfloat16)
+    with exact_matmul(torch):
+        s = torch.mm(qb.to(device), xb.to(device).T).to("cpu").to(torch.float64)
+    exact = qb.to(torch.float64) @ xb.to(torch.float64).T
+    bound = gamma(d) * qb.to(torch.float64).norm(dim=1)[:, None] * xb.to(torch.float64).norm(dim=1)[None, :]
+    bound = bound + RHO * s.abs() + (d + 2) * TINY
+    ok = bool(((s - exact).abs() <= bound).all())
+    if not ok:
+        log.warning("bf16 matmul on %s exceeds the float32-accumulation bound: bf16 screening disabled", device)
+    _KERNEL_OK[key] = ok
+    return ok
+
+
+@dataclass(frozen=True)
+class Screened:
+    """Per query: the superset rows (CSR: ``rows[offsets[i]:offsets[i+1]]``), ``t_lo``, and overflow."""
+
+    offsets: np.ndarray  # int64 (Q + 1,)
+    rows: np.ndarray  # int64 (total,): rows of the search view
+    t_lo: np.ndarray  # float64 (Q,): every row outside has canonical cosine < t_lo
+    overflow: np.ndarray  # bool (Q,): superset over cap: use the exact path
+
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def screen(qu: np.ndarray, pool: ScreenPool, k: int, *, cap: int, slack: float) -> Screened:
+    """Screen float64 unit queries ``qu`` (Q, D) against ``pool``; see the module docstring."""
+    torch = _torch()
+    nq = qu.shape[0]
+    offsets = [np.zeros(1, np.int64)]
+    all_rows, t_lo_all, over_all = [], [], []
+    total = 0
+    for s0 in range(0, nq, pool.batch):
+        part = qu[s0 : s0 + pool.batch]
+        rows, sizes, t_lo, over = _screen_batch(torch, part, pool, k, cap, slack)
+        all_rows.append(rows)
+        offsets.append(total + np.cumsum(sizes))
+        total += int(sizes.sum())
+        t_lo_all.append(t_lo)
+        over_all.append(over)
+    return Screened(
+        np.concatenate(offsets),
+        np.concatenate(all_rows) if all_rows else np.zeros(0, np.int64),
+        np.concatenate(t_lo_all) if t_lo_all else np.zeros(0),
+        np.concatenate(over_all) if over_all else np.zeros(0, bool),
+    )
+
+
+def _screen_batch(torch: Any, qu: np.ndarray, pool: ScreenPool, k: int, cap: int, slack: float):
+    b, B, T, n, dev = qu.shape[0], pool.batch, pool.tile, pool.n, pool.device
+    qb, e0 = pool.query_bound(qu, slack)
+    e0 = np.concatenate([e0, np.zeros(B - b)])
+    q_dev = torch.zeros((B, pool.d), dtype=torch.bfloat16)
+    q_dev[:b] = qb
+    q_dev = q_dev.to(dev)
+    g = GROUP if k <= T // GROUP else 1
+    ng = T // g
+    kk = min(k, ng)
+    best = torch.full((B, k), float("-inf"), dtype=torch.float32, device=dev)
+    dead = np.zeros(B, bool)
+    dead[b:] = True  # padding queries
+    over = np.zeros(B, bool)
+    thr_np = np.full(B, -np.inf, np.float32)
+    lift = torch.arange(g, device=dev, dtype=torch.int64) * ng
+    c_q = torch.zeros(0, dtype=torch.int64, device=dev)
+    c_r = torch.zeros(0, dtype=torch.int64, device=dev)
+    c_v = torch.zeros(0, dtype=torch.float32, device=dev)
+    out = torch.empty((B, T), dtype=torch.bfloat16, device=dev)
+    with exact_matmul(torch):
+        for t0 in range(0, n, T):
+            torch.mm(q_dev, pool.x[t0 : t0 + T].T, out=out)
+            valid = min(T, n - t0)
+            if valid < T:
+                out[:, valid:] = float("-inf")
+            groups = out.view(B, g, ng)
+            gm = groups.amax(dim=1) if g > 1 else out
+            top = torch.topk(gm, kk, dim=1, sorted=False).values.float()
+            best = torch.topk(torch.cat([best, top], dim=1), k, dim=1, sorted=False).values
+            level = best.min(dim=1).values.to("cpu").numpy().astype(np.float64)
+            thr_new, _ = superset_threshold(level, e0)
+            thr_np = np.maximum(thr_np, thr_new)
+            thr_np[dead | over] = np.inf
+            thr = torch.from_numpy(thr_np).to(dev)
+            gmask = gm >= thr[:, None]
+            # a group that reaches thr holds at least one row that does: too many groups = overflow
+            n_groups = gmask.sum(dim=1).to("cpu").numpy()
+            big = n_groups > cap
+            if big.any():
+                over |= big
+                thr_np[big] = np.inf
+                gmask[torch.from_numpy(big).to(dev)] = False
+            sel = gmask.nonzero()
+            if sel.shape[0]:
+                qi, gj = sel[:, 0], sel[:, 1]
+                vals = (groups[qi, :, gj] if g > 1 else out[qi, gj][:, None]).float()
+                cols = gj[:, None] + lift[None, :] if g > 1 else gj[:, None]
+                keep = (vals >= thr[qi][:, None]) & (cols < valid)
+                c_q = torch.cat([c_q, qi[:, None].expand_as(cols)[keep]])
+                c_r = torch.cat([c_r, (cols + t0)[keep]])
+                c_v = torch.cat([c_v, vals[keep]])
+            # prune what the risen threshold no longer admits, then the per-query cap
+            alive = c_v >= thr[c_q]
+            c_q, c_r, c_v = c_q[alive], c_r[alive], c_v[alive]
+            counts = torch.bincount(c_q, minlength=B).to("cpu").numpy()
+            big = counts > cap
+            if big.any():
+                over |= big
+                thr_np[big] = np.inf
+                alive = ~torch.from_numpy(big).to(dev)[c_q]
+                c_q, c_r, c_v = c_q[alive], c_r[alive], c_v[alive]
+    qi, rows, vals = (t.to("cpu").numpy() for t in (c_q, c_r, c_v))
+    order = np.lexsort((-vals, qi))
+    qi, rows, vals = qi[order], rows[order], vals[order].astype(np.float64)
+    counts = np.bincount(qi, minlength=B)[:b]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    over = over[:b] | (counts < k)
+    level = np.full(b, -np.inf)
+    ok = ~over
+    level[ok] = vals[starts[ok] + k - 1]
+    thr_f, t_lo = superset_threshold(level, e0[:b])
+    thr_f[over] = np.inf
+    keep = vals >= thr_f.astype(np.float64)[qi]
+    qi, rows = qi[keep], rows[keep]
+    sizes = np.bincount(qi, minlength=b)
+    return rows.astype(np.int64), sizes.astype(np.int64), t_lo, over
+
+
+def torch_topk(
+    q: np.ndarray, p_dev: Any, k: int, *, device: str, pool_block: int = 65536
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact float32 top-k proposals with torch (``engine='torch'``): same contract as ``numpy_topk``.
+
+    ``p_dev`` is the float32 (N, D) pool as a torch tensor on ``device``; TF32 is switched off, so the
+    float32 error bound of the other engines holds.
+    """
+    torch = _torch()
+    qt = torch.from_numpy(np.ascontiguousarray(q, dtype=np.float32)).to(device)
+    n = p_dev.shape[0]
+    best_s = torch.full((qt.shape[0], 0), float("-inf"), device=device)
+    best_i = torch.zeros((qt.shape[0], 0), dtype=torch.int64, device=device)
+    with exact_matmul(torch):
+        for start in range(0, n, pool_block):
+            s = qt @ p_dev[start : start + pool_block].T
+            kk = min(k, s.shape[1])
+            v, i = torch.topk(s, kk, dim=1, sorted=False)
+            all_s, all_i = torch.cat([best_s, v], 1), torch.cat([best_i, i + start], 1)
+            kk = min(k, all_s.shape[1])
+            v, j = torch.topk(all_s, kk, dim=1, sorted=False)
+            best_s, best_i = v, torch.gather(all_i, 1, j)
+    return best_s.to("cpu").numpy(), best_i.to("cpu").numpy().astype(np.int64)
