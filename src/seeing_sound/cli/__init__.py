@@ -34,6 +34,9 @@ COMMAND_MODULES = (
     "generate",
     "evaluate",
     "compose",
+    "app",
+    "export",
+    "push",
     "demo",
     "bench",
     "study",
@@ -134,8 +137,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         from seeing_sound.errors import SeeingSoundError
 
-        kind = "" if isinstance(exc, (SeeingSoundError, ValueError, FileNotFoundError)) else f"{type(exc).__name__}: "
-        print(f"seeing-sound: error: {kind}{cli_wording(str(exc), args)}", file=sys.stderr)
+        if isinstance(exc, OSError) and exc.filename and exc.strerror:  # not "[Errno 20] ...": what, and which file
+            kind, text = "", f"{exc.strerror}: {exc.filename}"
+        else:
+            plain = isinstance(exc, (SeeingSoundError, ValueError, FileNotFoundError))
+            kind, text = ("" if plain else f"{type(exc).__name__}: "), str(exc)
+        print(f"seeing-sound: error: {kind}{cli_wording(text, args)}", file=sys.stderr)
         return 1
     finally:
         # After a Ctrl-C the "exit at once" handler stays: interpreter shutdown joins threads too.

@@ -36,8 +36,9 @@ VLM_KNOBS = {
     "base_url": "openai: server URL (default $OPENAI_BASE_URL or OpenAI's)",
     "api_key_env": "openai: environment variable with the API key",
     "concurrency": "openai: requests in flight per worker",
-    "timeout_s": "openai: seconds per request",
+    "timeout_s": "openai: wall-clock seconds per request attempt (connect + whole answer)",
     "max_retries": "openai: retries on 429/5xx/timeouts",
+    "max_response_bytes": "openai: longest answer read, in bytes; more is recorded as response-too-large",
     "sidecar_key": "sidecar: key column (default: image_id, path, file, ...)",
 }
 VLM_FLAGS = {"timeout_s": "--timeout", "max_retries": "--retries"}

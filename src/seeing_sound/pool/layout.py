@@ -7,7 +7,7 @@ from pathlib import Path
 from seeing_sound.engine import shard_name
 
 POOL_FORMAT = "seeing-sound-pool"
-POOL_FORMAT_VERSION = 1
+POOL_FORMAT_VERSION = 2  # 2: manifests gain `truncated`
 CHUNK_DTYPE = "<i2"  # 16-bit PCM: 2 bytes/sample; int16 -> float32 is ~15x faster to read than float16
 #: a chunk's int16 sample q means q * pcm_scale / PCM_FULL_SCALE; pcm_scale > 1 only for chunks
 #: whose peak exceeds full scale (resampler overshoot, hot float sources), so nothing clips

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seeing_sound.config import resolve
-from seeing_sound.engine import run_stage
+from seeing_sound.engine import output_lock, run_stage
 from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.pool import layout
@@ -58,15 +58,22 @@ def build_pool(
     """
     cfg = resolve(PoolBuildConfig, config, options)
     shard_files = cfg.shard_files
-    files = find_sources(list(sources))
+    root = Path(out)
+    files = find_sources(list(sources), exclude=[root])  # an --out inside a source is not a source
     if descriptions is not None:
         files = attach_descriptions(files, load_descriptions(descriptions))
     if not files:
         raise FileNotFoundError(f"no files found under {', '.join(map(str, sources))}")
     groups = tuple(tuple(files[i : i + shard_files]) for i in range(0, len(files), shard_files))
-    root = Path(out)
+    with output_lock(root):  # one run per pool: the summary below must describe this run's shards
+        return _build(root, cfg, groups, len(files), workers=workers, overwrite=overwrite, progress=progress)
+
+
+def _build(
+    root: Path, cfg: PoolBuildConfig, groups: tuple, n_files: int, *, workers: int, overwrite: bool, progress: bool
+) -> PoolBuildReport:
     root.mkdir(parents=True, exist_ok=True)
-    log.info("pool build: %d files in %d shards -> %s", len(files), len(groups), root)
+    log.info("pool build: %d files in %d shards -> %s", n_files, len(groups), root)
     stage = PoolBuildStage(config=cfg, shard_files=groups)
     if overwrite and (root / "embeddings").exists():  # vectors of the old chunks would map to new ids
         shutil.rmtree(root / "embeddings")
@@ -78,6 +85,7 @@ def build_pool(
         "files_ok": report.items_out,
         "chunks": sum(s["chunks"] for s in shards),
         "silent_chunks": sum(s.extra["silent_chunks"] for s in report.shards),
+        "truncated_files": sum(s.extra.get("truncated_files", 0) for s in report.shards),
         "hours": round(real_seconds / 3600, 6),
         "errors": report.errors,
     }
@@ -172,20 +180,21 @@ def embed_pool(
         digest=pool_digest(ap),
     )
     log.info("pool embed: %d chunks in %d shards with %s -> %s", n, len(ranges), enc.info.model, info_path.parent)
-    report = run_stage(stage, ap.root, workers=workers, overwrite=overwrite, progress=progress)
-    info = {
-        "format": "seeing-sound-embeddings",
-        "format_version": 1,
-        "encoder_info": enc.info.to_dict(),
-        "key": key,
-        "dtype": cfg.dtype,
-        "pool": stage.digest,
-        "normalized": True,
-        "pool_text": "description. labels" if cfg.encoder == "text" else None,
-        "counts": {"chunks": report.items_in, "embedded": report.items_out, "skipped": report.errors},
-        "shards": [{"index": s.shard, "rows": s.items_out} for s in report.shards],
-    }
-    write_json_atomic(info_path, info)
+    with output_lock(ap.root):  # one run per pool: info.json must describe this run's shards
+        report = run_stage(stage, ap.root, workers=workers, overwrite=overwrite, progress=progress)
+        info = {
+            "format": "seeing-sound-embeddings",
+            "format_version": 1,
+            "encoder_info": enc.info.to_dict(),
+            "key": key,
+            "dtype": cfg.dtype,
+            "pool": stage.digest,
+            "normalized": True,
+            "pool_text": "description. labels" if cfg.encoder == "text" else None,
+            "counts": {"chunks": report.items_in, "embedded": report.items_out, "skipped": report.errors},
+            "shards": [{"index": s.shard, "rows": s.items_out} for s in report.shards],
+        }
+        write_json_atomic(info_path, info)
     return EmbedReport(
         root=info_path.parent,
         key=key,

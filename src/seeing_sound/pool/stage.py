@@ -32,6 +32,7 @@ _MANIFEST_FIELDS: list[tuple[str, pa.DataType]] = [
     ("pcm_scale", pa.float32()),
     ("silent", pa.bool_()),
     ("short", pa.bool_()),
+    ("truncated", pa.bool_()),  # the source file broke off mid-stream: these chunks are what decoded
     ("description", pa.string()),
     ("labels", pa.list_(pa.string())),
 ]
@@ -129,6 +130,9 @@ class PoolBuildStage(Stage):
         errors: list[dict] = []
         try:
             for src in task.items:
+                if src.error:  # found bad while listing (duplicate id, unreadable link): an error row
+                    errors.append({"source": src.source, "reason": src.error, "detail": src.detail or ""})
+                    continue
                 mark, n_rows = sink.rows, len(rows)
                 try:
                     rows.extend(self._ingest(src, sink))
@@ -159,6 +163,7 @@ class PoolBuildStage(Stage):
                 "chunks": len(rows),
                 "silent_chunks": sum(r["silent"] for r in rows),
                 "real_seconds": round(sum(r["real_seconds"] for r in rows), 6),
+                "truncated_files": len({r["source"] for r in rows if r["truncated"]}),
             },
         )
 
@@ -192,6 +197,7 @@ class PoolBuildStage(Stage):
                         "pcm_scale": float(k_),
                         "silent": bool(s_),
                         "short": c.real_samples < BLOCK_SECONDS * cfg.sample_rate,
+                        "truncated": False,  # set for the whole file once it is read to the end
                         "description": src.description,
                         "labels": list(src.labels),
                     }
@@ -199,7 +205,8 @@ class PoolBuildStage(Stage):
             sink.write(stored)
             pending.clear()
 
-        for block in stream_mono(src.path, cfg.sample_rate):
+        status: dict = {}
+        for block in stream_mono(src.path, cfg.sample_rate, status=status):
             for chunk in chunker.feed(block):
                 pending.append(chunk)
                 if len(pending) == LOUDNESS_BATCH:
@@ -209,4 +216,7 @@ class PoolBuildStage(Stage):
             flush()
         if not rows:
             raise BadAudio("too_short", f"{chunker.total_samples} samples, under min_tail_seconds")
+        if status.get("truncated"):
+            for r in rows:
+                r["truncated"] = True
         return rows

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from seeing_sound.concepts.config import ConceptsConfig
 from seeing_sound.config import ConfigError, field_names, resolve
-from seeing_sound.engine import atomic_write, run_stage
+from seeing_sound.engine import atomic_write, output_lock, run_stage
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.pool.config import EmbedConfig
 from seeing_sound.retrieval.config import RetrieveConfig
@@ -122,12 +122,6 @@ def sonify(
     keyword ``options`` override single fields (see :func:`sonify_config`). Every setting is
     checked before the first stage starts.
     """
-    from seeing_sound.concepts import run_concepts
-    from seeing_sound.dataset.writer import write_card
-    from seeing_sound.pool import AudioPool
-    from seeing_sound.pool.run import embed_pool
-    from seeing_sound.retrieval import retrieve
-
     # 1. Every setting, of every stage, before any work.
     cfg = sonify_config(config, **options)
     if images is None and concepts is None:
@@ -139,6 +133,33 @@ def sonify(
         encoder=cfg.encoder, model=cfg.model, topk=cfg.topk, ssr=cfg.ssr, seed=cfg.seed, device=cfg.device
     )
     out = Path(out)
+    with output_lock(out):  # one run per dataset folder, across all four stages
+        return _run_stages(
+            images, pool, out, cfg, embed_cfg, retrieve_cfg, concepts, workers=workers, overwrite=overwrite,
+            progress=progress,
+        )  # fmt: skip
+
+
+def _run_stages(
+    images: str | Path | None,
+    pool: str | Path,
+    out: Path,
+    cfg: SonifyConfig,
+    embed_cfg: EmbedConfig,
+    retrieve_cfg: RetrieveConfig,
+    concepts: str | Path | None,
+    *,
+    workers: int,
+    overwrite: bool,
+    progress: bool,
+) -> SonifyReport:
+    """Concepts, embed, retrieve and mix on ``out`` (held by the caller's output lock)."""
+    from seeing_sound.concepts import run_concepts
+    from seeing_sound.dataset.writer import write_card
+    from seeing_sound.pool import AudioPool
+    from seeing_sound.pool.run import embed_pool
+    from seeing_sound.retrieval import retrieve
+
     out.mkdir(parents=True, exist_ok=True)
     audio_pool = AudioPool.open(pool)
     images_root = Path(images).resolve() if images is not None else None
