@@ -1,0 +1,165 @@
+"""``seeing-sound export hf``: a pairs dataset as self-contained Parquet shards for the Hugging Face Hub.
+
+Each row holds the image and the mixture *as bytes* (``datasets`` ``Image()`` and ``Audio()`` features,
+declared in the Parquet schema's ``huggingface`` metadata, so ``datasets.load_dataset(DIR)`` decodes
+them), every metadata column of the dataset (the recipe's ``components`` included) and ``recipe``, the
+:class:`~seeing_sound.audio.mix.Mixture` record as JSON. A dataset card ``README.md`` with YAML metadata
+describes prompts, models, parameters and counts from ``dataset.json`` (the paper's A.1 release).
+
+``metadata_only`` leaves images and audio out: the recipes alone, plus the dataset's own ``dataset.json``
+and ``metadata/`` shards, so ``seeing-sound rebuild EXPORT --pool POOL --out DIR`` re-renders the audio.
+Needs only pyarrow; ``datasets`` (extra ``[hub]``) is for loading the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from seeing_sound.config import Config, option, resolve
+
+log = logging.getLogger(__name__)
+
+MEDIA = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+DATA_DIR = "data"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig(Config):
+    """Settings of ``seeing-sound export hf``."""
+
+    rows_per_shard: int = option(1000, "pairs per Parquet shard (Hub viewers like shards under ~500 MB)", min=1)
+    metadata_only: bool = option(False, "export the recipes alone (no images or audio): rebuild them with `rebuild`")
+    split: str = option("train", "split name of the shards")
+    pretty_name: str | None = option(None, "dataset card title", default_text="the dataset folder's name")
+
+
+@dataclasses.dataclass
+class ExportReport:
+    out: Path
+    rows: int = 0
+    shards: list[str] = dataclasses.field(default_factory=list)
+    missing_images: list[str] = dataclasses.field(default_factory=list)
+    missing_audio: list[str] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "out": str(self.out)}
+
+
+def hf_features(schema: pa.Schema, sample_rate: int, media: bool) -> dict:
+    """The ``datasets`` features of an export schema (``Features.to_dict()`` form), written by hand so the
+    export needs no ``datasets``: ``Value``/``List``/struct dicts from the Arrow types, Image and Audio."""
+
+    def feat(t: pa.DataType):
+        if pa.types.is_struct(t):
+            return {f.name: feat(f.type) for f in t}
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            return {"feature": feat(t.value_type), "_type": "List"}
+        name = {"float": "float32", "double": "float64", "halffloat": "float16"}.get(str(t), str(t))
+        return {"dtype": name, "_type": "Value"}
+
+    out: dict[str, Any] = {}
+    for f in schema:
+        if media and f.name == "image":
+            out[f.name] = {"_type": "Image"}
+        elif media and f.name == "audio":
+            out[f.name] = {"sampling_rate": int(sample_rate), "_type": "Audio"}
+        else:
+            out[f.name] = feat(f.type)
+    return out
+
+
+def export_schema(media: bool) -> pa.Schema:
+    from seeing_sound.dataset.schema import METADATA
+
+    fields = [METADATA.field("pair_id")]
+    if media:
+        fields += [pa.field("image", MEDIA), pa.field("audio", MEDIA)]
+    fields += [f for f in METADATA if f.name != "pair_id"]
+    fields.append(pa.field("recipe", pa.string()))
+    return pa.schema(fields)
+
+
+def _media(path: Path) -> dict | None:
+    try:
+        return {"bytes": path.read_bytes(), "path": path.name}
+    except OSError:
+        return None
+
+
+def export_hf(dataset: str | Path, out: str | Path, config: ExportConfig | None = None, **options) -> ExportReport:
+    """Write ``out/data/<split>-NNNNN-of-MMMMM.parquet`` and ``out/README.md``; returns what was written.
+
+    A pair whose image or audio file is missing keeps its row with a null cell and is listed in the
+    report (and the card). ``out`` must be new or empty (an export is never merged into another).
+    """
+    from seeing_sound.audio.mix import Mixture
+    from seeing_sound.dataset import PairsDataset
+    from seeing_sound.dataset.paths import UnsafePathError
+    from seeing_sound.engine.shards import atomic_write
+    from seeing_sound.errors import SeeingSoundError
+    from seeing_sound.hub.cards import dataset_card
+
+    cfg = resolve(ExportConfig, config, options)
+    ds = PairsDataset.open(dataset)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise SeeingSoundError(f"--out {out} is not empty: export into a new folder")
+    if out.resolve() == ds.root.resolve():
+        raise SeeingSoundError(f"--out {out} is the dataset itself")
+    media = not cfg.metadata_only
+    schema = export_schema(media)
+    sr = int(ds.card["sample_rate"])
+    features = hf_features(schema, sr, media)
+    schema = schema.with_metadata({"huggingface": json.dumps({"info": {"features": features}})})
+    meta = ds.metadata
+    n = meta.num_rows
+    n_shards = max(1, -(-n // cfg.rows_per_shard))
+    report = ExportReport(out)
+    (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    for k in range(n_shards):
+        lo, hi = k * cfg.rows_per_shard, min(n, (k + 1) * cfg.rows_per_shard)
+        rows = meta.slice(lo, hi - lo).to_pylist()
+        for j, row in enumerate(rows):
+            i = lo + j
+            if media:
+                try:
+                    row["image"] = _media(ds.image_path(i))
+                except UnsafePathError:
+                    row["image"] = None
+                if row["image"] is None:
+                    report.missing_images.append(row["pair_id"])
+                try:
+                    row["audio"] = _media(ds.audio_path(i))
+                except UnsafePathError:
+                    row["audio"] = None
+                if row["audio"] is None:
+                    report.missing_audio.append(row["pair_id"])
+            try:
+                row["recipe"] = json.dumps(Mixture.from_pair(row, sr).to_dict(), sort_keys=True)
+            except (KeyError, TypeError, ValueError):  # a partial recipe (imported pairs): no mixture record
+                row["recipe"] = None
+        name = f"{DATA_DIR}/{cfg.split}-{k:05d}-of-{n_shards:05d}.parquet"
+        with atomic_write(out / name) as fh:
+            pq.write_table(pa.Table.from_pylist(rows, schema=schema), fh)
+        report.shards.append(name)
+        report.rows += len(rows)
+    if cfg.metadata_only:  # the dataset's own layout, so `rebuild` reads the export directly
+        shutil.copy2(ds.root / "dataset.json", out / "dataset.json")
+        shutil.copytree(ds.root / "metadata", out / "metadata")
+    (out / "README.md").write_text(dataset_card(ds, cfg, report, features))
+    if report.missing_images or report.missing_audio:
+        log.warning(
+            "export: %d pairs without an image, %d without audio (null cells)",
+            len(report.missing_images),
+            len(report.missing_audio),
+        )
+    log.info("exported %d pairs in %d shards to %s", report.rows, len(report.shards), out)
+    return report
