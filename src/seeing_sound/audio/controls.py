@@ -259,8 +259,9 @@ def concat_mixture(
     names: Sequence | None = None,
     headroom: str = "peak",
     loudness: Sequence[float] | None = None,
+    space: Space | None = None,
 ) -> Mixture:
-    """The recipe of :func:`concatenate`: tracks at offsets ``sum(previous lengths + gaps)``."""
+    """The recipe of :func:`concatenate`: tracks at offsets ``sum(previous lengths + gaps)``, optionally in a space."""
     if gap_seconds < 0:
         raise ValueError(f"gap_seconds must be >= 0, got {gap_seconds}")
     gap = round(gap_seconds * sr)
@@ -269,7 +270,7 @@ def concat_mixture(
         offsets.append(at / sr)
         at += len(s) + gap
     return normalized_mixture(
-        sources, targets_lufs, sr, names=names, offsets_s=offsets, headroom=headroom, loudness=loudness
+        sources, targets_lufs, sr, names=names, offsets_s=offsets, headroom=headroom, loudness=loudness, space=space
     )
 
 
