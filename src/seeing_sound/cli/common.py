@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from seeing_sound.cli.options import record_hints
+from seeing_sound.cli.options import add_config_options, config_from_args, record_hints
+
+#: EngineConfig fields that are command-line options (``barrier`` is set by multi-stage commands)
+ENGINE_OPTIONS = (
+    "engine",
+    "ray_address",
+    "num_cpus_per_worker",
+    "num_gpus_per_worker",
+    "shard_slice",
+    "shard_retries",
+    "slice_wait_s",
+)
 
 
 def add_stage_args(p: argparse.ArgumentParser) -> None:
@@ -12,6 +23,33 @@ def add_stage_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
     p.add_argument("--overwrite", action="store_true", help="redo shards that are already done")
     record_hints(p, {"overwrite=True": "--overwrite"})
+
+
+def add_engine_args(p: argparse.ArgumentParser, *, multi_stage: bool = False) -> None:
+    """``--engine local|ray``, Ray resources, ``--shard-slice I/N`` and ``--shard-retries`` (see docs/scale.md).
+
+    ``multi_stage``: the command runs several stages in turn, so a slice waits for the others
+    between them (``--slice-wait``).
+    """
+    from seeing_sound.engine import EngineConfig
+
+    g = p.add_argument_group("engine and scale-out (docs/scale.md)")
+    include = ENGINE_OPTIONS if multi_stage else tuple(n for n in ENGINE_OPTIONS if n != "slice_wait_s")
+    add_config_options(
+        g,
+        EngineConfig,
+        include=include,
+        flags={"slice_wait_s": "--slice-wait"},
+        metavars={"shard_slice": "I/N", "ray_address": "auto|HOST:PORT", "num_cpus_per_worker": "C",
+                  "num_gpus_per_worker": "G", "shard_retries": "N", "slice_wait_s": "SECONDS"},
+    )  # fmt: skip
+
+
+def engine_from_args(args: argparse.Namespace):
+    """The :class:`~seeing_sound.engine.EngineConfig` of the parsed ``add_engine_args`` options."""
+    from seeing_sound.engine import EngineConfig
+
+    return config_from_args(args, EngineConfig)
 
 
 def positive_int(text: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from seeing_sound.cli.common import add_stage_args
+from seeing_sound.cli.common import add_engine_args, add_stage_args, engine_from_args
 from seeing_sound.cli.options import UsageError, add_config_options, config_from_args
 from seeing_sound.concepts.config import ConceptsConfig
 
@@ -23,6 +23,7 @@ def register(sub) -> None:
     i = p.add_argument_group("images and shards")
     add_config_options(i, ConceptsConfig, include=("shard_size",))
     add_stage_args(p)
+    add_engine_args(p)
     p.set_defaults(handler=run)
 
 
@@ -107,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         overwrite=args.overwrite,
         progress=args.progress,
+        engine_config=engine_from_args(args),
     )
     print(report.summary(), file=sys.stdout)
     return 0

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from seeing_sound.cli.common import add_stage_args
+from seeing_sound.cli.common import add_engine_args, add_stage_args, engine_from_args
 from seeing_sound.cli.options import add_config_options, config_from_args
 from seeing_sound.pool.config import PoolBuildConfig
 
@@ -30,6 +30,7 @@ def register(sub) -> None:
     )
     add_config_options(b, PoolBuildConfig, include=("chunk_seconds", "sample_rate", "min_tail_seconds", "shard_files"))
     add_stage_args(b)
+    add_engine_args(b)
     b.set_defaults(handler=_build)
 
     i = psub.add_parser("info", help="summarize a pool (files, chunks, hours, silent chunks, loudness, errors)")
@@ -58,7 +59,13 @@ def _build(args: argparse.Namespace) -> int:
         workers=args.workers,
         overwrite=args.overwrite,
         progress=args.progress,
+        engine_config=engine_from_args(args),
     )
+    if not report.complete:
+        print(f"slice done: {report.shards_run} shards run, {report.shards_skipped} already done, "
+              f"{report.files} files, {report.chunks} chunks; {report.seconds:.1f} s "
+              "(run once without --shard-slice to finish the pool)")  # fmt: skip
+        return 0
     print(format_summary(pool_summary(AudioPool.open(report.root))))
     print(f"shards      {report.shards_run} run, {report.shards_skipped} already done; {report.seconds:.1f} s")
     if report.files_ok == 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from seeing_sound.cli.common import add_stage_args
+from seeing_sound.cli.common import add_engine_args, add_stage_args, engine_from_args
 from seeing_sound.cli.options import add_config_options, config_from_args
 from seeing_sound.pool.config import EmbedConfig
 
@@ -24,6 +24,7 @@ def register_embed(pool_subparsers) -> None:
     add_config_options(p, EmbedConfig, flags={"fp16": "--fp16"})
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_stage_args(p)
+    add_engine_args(p)
     p.set_defaults(handler=run_embed)
 
 
@@ -36,7 +37,14 @@ def run_embed(args: argparse.Namespace) -> int:
         workers=args.workers,
         overwrite=args.overwrite,
         progress=args.progress,
+        engine_config=engine_from_args(args),
     )
+    if not r.complete:
+        print(
+            f"slice done: embedded {r.embedded} of {r.chunks} chunks in {r.shards_run} shards "
+            f"({r.shards_skipped} already done); {r.seconds:.1f} s (run once without --shard-slice to finish)"
+        )
+        return 0
     if args.json:
         print(
             json.dumps(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
-from seeing_sound.cli.common import add_stage_args
+from seeing_sound.cli.common import add_engine_args, add_stage_args, engine_from_args
 from seeing_sound.cli.options import add_config_options, config_from_args
 from seeing_sound.retrieval.config import RetrieveConfig
 
@@ -26,9 +27,16 @@ def register(sub) -> None:
         "image_id, concept[, concept_index] rows",
     )
     p.add_argument("--out", required=True, help="output folder (results in OUT/retrieval/)")
-    add_config_options(p, RetrieveConfig, flags={"index_kind": "--index", "fp16": "--fp16"})
+    add_config_options(p, RetrieveConfig, exclude=("engine",), flags={"index_kind": "--index", "fp16": "--fp16"})
+    # RetrieveConfig.engine (the exact-search back end) shares its name with --engine local|ray
+    search = next(f for f in dataclasses.fields(RetrieveConfig) if f.name == "engine")
+    p.add_argument(
+        "--search-engine", dest="search_engine", default=search.default, choices=list(search.metadata["choices"]),
+        help=f"{search.metadata['help']} (default {search.default})",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_stage_args(p)
+    add_engine_args(p)
     p.set_defaults(handler=run)
 
 
@@ -40,10 +48,11 @@ def run(args: argparse.Namespace) -> int:
         args.pool,
         args.concepts,
         args.out,
-        config_from_args(args, RetrieveConfig),
+        config_from_args(args, RetrieveConfig, engine=args.search_engine),
         workers=args.workers,
         overwrite=args.overwrite,
         progress=args.progress,
+        engine_config=engine_from_args(args),
     )
     if args.json:
         print(
@@ -71,4 +80,4 @@ def run(args: argparse.Namespace) -> int:
         )
         if report.stats is not None:
             print(format_usage(report.stats))
-    return 0 if report.retrieved or not report.rows_in else 1
+    return 0 if report.retrieved or not report.rows_in or not report.complete else 1

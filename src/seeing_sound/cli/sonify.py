@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from seeing_sound.cli.common import add_stage_args
+from seeing_sound.cli.common import add_engine_args, add_stage_args, engine_from_args
 from seeing_sound.cli.concepts import add_concept_options, concepts_config
 from seeing_sound.cli.options import add_config_options, config_from_args
 from seeing_sound.sonify.config import SonifyConfig
@@ -38,6 +38,7 @@ def register(sub) -> None:
     o = p.add_argument_group("output")
     add_config_options(o, SonifyConfig, include=("audio_format", "pairs_per_shard", "copy_images"))
     add_stage_args(p)
+    add_engine_args(p, multi_stage=True)
     p.set_defaults(handler=_run)
 
 
@@ -57,6 +58,10 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers,
         overwrite=args.overwrite,
         progress=args.progress,
+        engine_config=engine_from_args(args),
     )
+    if not report.complete:
+        print(f"slice done: {report.pairs} pairs mixed by this slice (run once without --shard-slice to finish)")
+        return 0
     print(report.summary())
     return 0 if report.pairs else 1

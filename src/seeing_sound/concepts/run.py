@@ -15,9 +15,9 @@ from seeing_sound.concepts.backends import get_backend
 from seeing_sound.concepts.backends.sidecar import file_sha256
 from seeing_sound.concepts.config import DEFAULT_SHARD_SIZE, ConceptsConfig
 from seeing_sound.concepts.images import IMAGE_SUFFIXES, discover_images
-from seeing_sound.concepts.stage import CONCEPTS_SCHEMA, IMAGES_SCHEMA, ConceptsStage
+from seeing_sound.concepts.stage import CONCEPTS_SCHEMA, IMAGES_SCHEMA, ConceptsStage, plan_concepts
 from seeing_sound.config import resolve
-from seeing_sound.engine import run_stage
+from seeing_sound.engine import EngineConfig, run_stage
 from seeing_sound.errors import SeeingSoundError
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class ConceptsReport:
     shards_ran: int = 0
     shards_skipped: int = 0
     seconds: float = 0.0
+    complete: bool = True  # every shard done (False after a slice while others are still out)
 
     @property
     def images_filtered(self) -> int:
@@ -100,6 +101,7 @@ def run_concepts(
     overwrite: bool = False,
     progress: bool = True,
     executor: cf.Executor | None = None,
+    engine_config: EngineConfig | None = None,
     **options,
 ) -> ConceptsReport:
     """Caption, filter and extract sounding concepts for every image under ``image_roots``.
@@ -110,6 +112,8 @@ def run_concepts(
     ``vlms=[...]``, ``no_filter=True``) override single fields. The ``vlms`` run in order and
     all their concepts are kept (numbered 0.. per image across models); captions come from
     ``vlms[caption_vlm]``. ``captions=False`` skips captioning (requires ``no_filter=True``).
+    ``engine_config``: engine (local or Ray), shard slice and retries; a slice's report covers
+    its own shards (``complete`` is False until every shard is done).
     """
     cfg = resolve(ConceptsConfig, config, options)
     _check_backends(cfg)
@@ -120,12 +124,18 @@ def run_concepts(
         log.warning("no images (%s) found under %s", "/".join(IMAGE_SUFFIXES), ", ".join(map(str, roots)))
     stage = ConceptsStage(
         roots=tuple(str(r) for r in roots),
-        refs=tuple((r.image_id, r.root_index, r.path) for r in refs),
         config=cfg,
         sidecar_sha256=tuple(file_sha256(s.model) for s in cfg.vlms if s.kind == "sidecar"),
     )
-    stage_report = run_stage(stage, out_dir, workers=workers, executor=executor, overwrite=overwrite, progress=progress)
-    report = ConceptsReport(out_dir=str(out_dir), shards_ran=stage_report.ran, shards_skipped=stage_report.skipped)
+    tasks = plan_concepts([(r.image_id, r.root_index, r.path) for r in refs], cfg.shard_size)
+    stage_report = run_stage(
+        stage, out_dir, workers=workers, executor=executor, overwrite=overwrite, progress=progress, tasks=tasks,
+        engine_config=engine_config,
+    )  # fmt: skip
+    report = ConceptsReport(
+        out_dir=str(out_dir), shards_ran=stage_report.ran, shards_skipped=stage_report.skipped,
+        complete=stage_report.complete,
+    )  # fmt: skip
     report.seconds = stage_report.seconds
     for s in stage_report.shards:
         report.images_in += s.items_in

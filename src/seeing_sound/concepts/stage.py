@@ -8,6 +8,7 @@ silently lost). Images are decoded in small chunks so memory stays flat however 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,20 +69,31 @@ _IMAGES_FIELDS: list[tuple[str, pa.DataType]] = [
 IMAGES_SCHEMA = pa.schema(_IMAGES_FIELDS)
 
 
+def plan_concepts(refs: Sequence[tuple[str, int, str]], shard_size: int) -> list[ShardTask]:
+    """Shards of ``shard_size`` image refs ``(image_id, root_index, relative path)``, in order.
+
+    Each task carries only its own refs, so dispatching a shard costs the same at 1K or 1M images.
+    """
+    starts = range(0, len(refs), shard_size)
+    return [ShardTask(index=i, items=tuple(refs[s : s + shard_size])) for i, s in enumerate(starts)]
+
+
 @dataclass
 class ConceptsStage(Stage):
-    """Picklable settings of one concepts run (see :func:`seeing_sound.concepts.run_concepts`)."""
+    """Settings of one concepts run (see :func:`seeing_sound.concepts.run_concepts`): config only.
+
+    The images travel in the tasks (:func:`plan_concepts`); :meth:`setup` builds the back ends
+    (a transformers VLM loads here, once per worker).
+    """
 
     roots: tuple[str, ...]
-    refs: tuple[tuple[str, int, str], ...]  # (image_id, root_index, relative path), sorted
     config: ConceptsConfig
     sidecar_sha256: tuple[str, ...] = field(default=())
 
     name = "concepts"
 
-    def plan(self) -> list[ShardTask]:
-        n = self.config.shard_size
-        return [ShardTask(index=i, items=self.refs[s : s + n]) for i, s in enumerate(range(0, len(self.refs), n))]
+    def setup(self) -> None:
+        self.backends = [get_backend(spec) for spec in self.config.vlms]
 
     def outputs(self, index: int) -> list[str]:
         return [f"concepts/{shard_name(index)}.parquet", f"images/{shard_name(index)}.parquet"]
@@ -91,6 +103,7 @@ class ConceptsStage(Stage):
         return {"roots": list(self.roots), **self.config.fingerprint(), "sidecar_sha256": list(self.sidecar_sha256)}
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
+        self.ensure_setup()
         images, concepts = [], []
         for start in range(0, len(task.items), DECODE_CHUNK):
             chunk_images, chunk_concepts = self._process_chunk(task.items[start : start + DECODE_CHUNK])
@@ -114,8 +127,8 @@ class ConceptsStage(Stage):
         if self.config.captions and todo:
             todo = self._caption_and_filter(todo)
         concept_rows: list[dict] = []
-        for model_index, spec in enumerate(self.config.vlms):
-            backend = get_backend(spec)
+        for model_index in range(len(self.config.vlms)):
+            backend = self.backends[model_index]
             if not backend.provides_concepts or not todo:
                 continue
             requests = [VLMRequest(img.ref.image_id, img.ref.path, img.image, cfg.concept_prompt) for img, _ in todo]
@@ -142,10 +155,10 @@ class ConceptsStage(Stage):
 
     def _caption_and_filter(self, todo):
         cfg = self.config
-        spec = cfg.vlms[cfg.caption_vlm]
         requests = [VLMRequest(img.ref.image_id, img.ref.path, img.image, cfg.caption_prompt) for img, _ in todo]
         keep = []
-        for (img, rec), gens in zip(todo, get_backend(spec).generate(requests, "caption"), strict=True):
+        captioner = self.backends[cfg.caption_vlm]
+        for (img, rec), gens in zip(todo, captioner.generate(requests, "caption"), strict=True):
             gen = gens[0]
             if gen.error is not None or not (gen.text or "").strip():
                 reason = gen.error or "empty-output"

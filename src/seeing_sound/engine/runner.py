@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import hashlib
 import json
@@ -10,17 +11,21 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seeing_sound.engine.config import EngineConfig
 from seeing_sound.engine.lock import output_lock
 from seeing_sound.engine.shards import move_into_place, shard_name, write_json_atomic
 from seeing_sound.engine.stage import ShardStats, ShardTask, Stage
-from seeing_sound.errors import StageMismatchError
+from seeing_sound.errors import SeeingSoundError, StageMismatchError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,13 @@ class StageReport:
     ran: int = 0
     skipped: int = 0
     seconds: float = 0.0
+    total: int = 0  # shards in the whole plan (a slice runs some of them)
+    failed: list[int] = field(default_factory=list)  # shards that failed every attempt
+
+    @property
+    def complete(self) -> bool:
+        """Every shard of the whole plan is done (false after a slice while others are still out)."""
+        return len(self.shards) == self.total and not self.failed
 
     @property
     def items_in(self) -> int:
@@ -63,7 +75,7 @@ def done_marker(root: Path, stage: Stage, index: int) -> Path:
 def _plan_digest(stage: Stage, tasks: Sequence[ShardTask]) -> dict:
     h = hashlib.sha256()
     for t in tasks:
-        h.update(repr((t.index, t.items)).encode())
+        h.update(repr((t.index, t.items) if t.count is None else (t.index, t.items, t.count)).encode())
     return {
         "stage": stage.name,
         "fingerprint": stage.fingerprint(),
@@ -72,10 +84,16 @@ def _plan_digest(stage: Stage, tasks: Sequence[ShardTask]) -> dict:
     }
 
 
-def _check_plan(root: Path, stage: Stage, tasks: Sequence[ShardTask], overwrite: bool) -> None:
-    """Refuse to mix shards made from other inputs/settings into this run."""
+def _check_plan(root: Path, stage: Stage, tasks: Sequence[ShardTask], overwrite: bool, shared: bool = False) -> None:
+    """Refuse to mix shards made from other inputs/settings into this run.
+
+    ``shared``: other slices may write the same ``plan.json`` at the same moment; each writes
+    through its own temp name (never swept by another writer) and the renames are equal bytes.
+    """
     path = state_dir(root, stage) / "plan.json"
     digest = json.loads(json.dumps(_plan_digest(stage, tasks)))  # normalise tuples -> lists
+    if shared and not path.exists():
+        write_json_shared(path, digest)
     if path.exists() and not overwrite:
         old = json.loads(path.read_text())
         if old != digest:
@@ -102,11 +120,13 @@ def _check_plan(root: Path, stage: Stage, tasks: Sequence[ShardTask], overwrite:
 def run_shard(stage: Stage, task: ShardTask, root: str) -> ShardStats:
     """Process one shard and publish its files atomically, then write its done-marker.
 
-    Top-level and argument-only so any executor (process pool, Ray) can call it. If the
-    process dies half-way, no done-marker exists and the next run redoes the shard.
+    Top-level and argument-only so any executor (process pool, Ray) can call it. The stage is
+    set up (:meth:`Stage.setup`) on first use in this object. If the process dies half-way, no
+    done-marker exists and the next run redoes the shard.
     """
+    stage.ensure_setup()
     root_p = Path(root)
-    scratch = state_dir(root_p, stage) / "tmp" / f"{shard_name(task.index)}"
+    scratch = scratch_dir(root_p, stage, task.index)
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     t0 = time.perf_counter()
@@ -117,6 +137,48 @@ def run_shard(stage: Stage, task: ShardTask, root: str) -> ShardStats:
     write_json_atomic(done_marker(root_p, stage, task.index), stats.to_dict())
     shutil.rmtree(scratch, ignore_errors=True)
     return stats
+
+
+def scratch_dir(root: Path, stage: Stage, index: int) -> Path:
+    return state_dir(root, stage) / "tmp" / shard_name(index)
+
+
+#: stages set up in this process, by run token: a worker sets a stage up once per run, not per shard
+_PREPARED: dict[str, Stage] = {}
+
+
+def run_shard_job(stage: Stage, task: ShardTask, root: str, token: str) -> ShardStats:
+    """:func:`run_shard` with the stage set up once per process and run (``token``).
+
+    What executors and Ray tasks call: each submit carries the (small) stage and one task; the
+    first shard of a run in a process keeps its set-up stage, later ones reuse it.
+    """
+    with _PREPARED_GUARD:
+        ready = _PREPARED.get(token)
+        if ready is None:
+            for old in [k for k in _PREPARED if k.split(":", 1)[0] == token.split(":", 1)[0]]:
+                del _PREPARED[old]  # an earlier run of the same stage: free its models
+            while len(_PREPARED) >= 2:
+                del _PREPARED[next(iter(_PREPARED))]
+            ready = _PREPARED[token] = stage
+    return run_shard(ready, task, root)
+
+
+_PREPARED_GUARD = threading.Lock()
+
+
+def write_json_shared(path: Path, obj) -> None:
+    """Write ``obj`` as JSON where several hosts may write the same bytes at once (temp per host and PID)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.shared")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def missing_shards(stage: Stage, root: str | Path, tasks: Sequence[ShardTask] | None = None) -> list[int]:
+    """Indexes of the shards of the plan (default ``stage.plan()``) that have no valid done-marker."""
+    plan = stage.plan() if tasks is None else tasks
+    return [t.index for t in plan if _read_done(Path(root), stage, t.index) is None]
 
 
 def _read_done(root: Path, stage: Stage, index: int) -> ShardStats | None:
@@ -202,42 +264,97 @@ def run_stage(
     executor: cf.Executor | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    tasks: Sequence[ShardTask] | None = None,
+    engine_config: EngineConfig | None = None,
 ) -> StageReport:
     """Run every shard of ``stage`` that is not done yet; return all shards' stats.
 
-    ``workers`` > 1 spreads shards over that many spawned processes; pass ``executor``
-    to use your own (a Ray-backed executor works the same way). Shard outputs land
-    atomically, so killing the run at any moment and rerunning gives the same files.
-    The run holds :func:`~seeing_sound.engine.output_lock` on ``root``: a second run on the
-    same root stops at once with :class:`~seeing_sound.engine.lock.OutputLockedError`.
+    ``tasks``: the plan (default ``stage.plan()``). ``workers`` > 1 spreads shards over that
+    many spawned processes; pass ``executor`` to use your own. ``engine_config`` picks the
+    engine (``local`` or ``ray``), a shard slice and the retries of a failed shard (default:
+    local, all shards, 2 retries). Shard outputs land atomically, so killing the run at any
+    moment and rerunning gives the same files. The run holds
+    :func:`~seeing_sound.engine.output_lock` on ``root`` (a slice holds its slice's lock): a
+    second run on the same root stops at once with :class:`~seeing_sound.engine.lock.OutputLockedError`.
+
+    A shard that raises (or whose worker dies) is retried ``shard_retries`` times; shards that
+    still fail are logged and the first one's exception is raised once every other shard has
+    run (the others stay done for the next run).
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    with output_lock(root):
-        return _run_stage(stage, Path(root), workers=workers, executor=executor, overwrite=overwrite, progress=progress)
+    cfg = engine_config or EngineConfig()
+    if cfg.slice is not None and overwrite:
+        raise ValueError("overwrite cannot be combined with a shard slice: run once without the slice to overwrite")
+    if cfg.engine == "ray" and executor is not None:
+        raise ValueError("pass either executor or engine_config.engine='ray', not both")
+    with output_lock(root, cfg.slice):
+        return _run_stage(
+            stage, Path(root), workers=workers, executor=executor, overwrite=overwrite, progress=progress,
+            tasks=tasks, cfg=cfg,
+        )  # fmt: skip
+
+
+class _Attempts:
+    """Counts each shard's failed attempts; says whether to retry; keeps the final failures."""
+
+    def __init__(self, stage_name: str, retries: int):
+        self.name, self.retries = stage_name, retries
+        self.counts: dict[int, int] = {}
+        self.failures: dict[int, BaseException] = {}
+
+    def failed(self, task: ShardTask, exc: BaseException) -> bool:
+        """Record a failed attempt; True if the shard should run again."""
+        n = self.counts[task.index] = self.counts.get(task.index, 0) + 1
+        if n <= self.retries:
+            log.warning("%s: %s failed (%s: %s); retry %d of %d", self.name, shard_name(task.index),
+                        type(exc).__name__, _one_line(exc), n, self.retries)  # fmt: skip
+            return True
+        log.error("%s: %s failed %d time(s), last: %s: %s", self.name, shard_name(task.index), n,
+                  type(exc).__name__, _one_line(exc))  # fmt: skip
+        self.failures[task.index] = exc
+        return False
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else ""
 
 
 def _run_stage(
-    stage: Stage, root: Path, *, workers: int, executor: cf.Executor | None, overwrite: bool, progress: bool
+    stage: Stage,
+    root: Path,
+    *,
+    workers: int,
+    executor: cf.Executor | None,
+    overwrite: bool,
+    progress: bool,
+    tasks: Sequence[ShardTask] | None,
+    cfg: EngineConfig,
 ) -> StageReport:
     t_start = time.perf_counter()
-    tasks = list(stage.plan())
-    if [t.index for t in tasks] != list(range(len(tasks))):
+    plan = list(stage.plan() if tasks is None else tasks)
+    if [t.index for t in plan] != list(range(len(plan))):
         raise ValueError(f"stage {stage.name!r} must number its shards 0..n-1 in order")
-    _check_plan(root, stage, tasks, overwrite)
-    report = StageReport(name=stage.name)
+    sliced = cfg.slice
+    _check_plan(root, stage, plan, overwrite, shared=sliced is not None)
+    mine = plan if sliced is None else [t for t in plan if t.index % sliced[1] == sliced[0]]
+    report = StageReport(name=stage.name, total=len(plan))
     results: dict[int, ShardStats] = {}
     pending: list[ShardTask] = []
-    for task in tasks:
+    for task in mine:
         done = None if overwrite else _read_done(root, stage, task.index)
         if done is None:
             pending.append(task)
         else:
             results[task.index] = done
     report.skipped = len(results)
+    where = "" if sliced is None else f" (slice {sliced[0]}/{sliced[1]}: {len(mine)} of {len(plan)} shards)"
     if report.skipped:
-        log.info("%s: %d of %d shards already done, skipping them", stage.name, report.skipped, len(tasks))
-    bar = _progress(sum(len(t.items) for t in pending), stage.name, progress)
+        log.info("%s%s: %d of %d shards already done, skipping them", stage.name, where, report.skipped, len(mine))
+    for task in pending:  # scratch of an interrupted earlier attempt: a crash now is told apart by its scratch
+        shutil.rmtree(scratch_dir(root, stage, task.index), ignore_errors=True)
+    bar = _progress(sum(t.size for t in pending), stage.name, progress)
     errors = 0
 
     def _done(stats: ShardStats) -> None:
@@ -245,34 +362,138 @@ def _run_stage(
         results[stats.shard] = stats
         errors += sum(stats.errors.values())
         bar.update(stats.items_in)
-        bar.set_postfix(shards=f"{len(results)}/{len(tasks)}", errors=errors, refresh=False)
+        bar.set_postfix(shards=f"{len(results)}/{len(mine)}", errors=errors, refresh=False)
 
+    attempts = _Attempts(stage.name, cfg.shard_retries)
+    token = f"{stage.name}-{id(stage):x}:{uuid.uuid4().hex}"
     try:
-        if executor is None and (workers == 1 or len(pending) <= 1):
+        if cfg.engine == "ray":
+            from seeing_sound.engine.ray_engine import run_on_ray
+
+            run_on_ray(stage, pending, str(root), cfg, workers=workers, on_done=_done, attempts=attempts, token=token)
+        elif executor is None and (workers == 1 or len(pending) <= 1):
             for task in pending:
-                _done(run_shard(stage, task, str(root)))
+                while True:
+                    try:
+                        _done(run_shard_job(stage, task, str(root), token))
+                        break
+                    except Exception as exc:
+                        if not attempts.failed(task, exc):
+                            break
         else:
-            own = executor is None
-            ex = executor or cf.ProcessPoolExecutor(
-                max_workers=min(workers, len(pending)),
-                mp_context=_mp_context(),
-                initializer=_worker_init,
-                initargs=(os.getpid(),),
-            )
-            futures = []
-            try:
-                futures = [ex.submit(run_shard, stage, t, str(root)) for t in pending]
-                for fut in cf.as_completed(futures):
-                    _done(fut.result())
-            except BaseException:
-                _tear_down(ex, futures, own)
-                raise
-            if own:
-                ex.shutdown(wait=True)
+            _run_on_executor(stage, pending, root, executor, workers, _done, attempts, token)
     finally:
         bar.close()
-    shutil.rmtree(state_dir(root, stage) / "tmp", ignore_errors=True)
-    report.ran = len(pending)
+    if sliced is None:
+        shutil.rmtree(state_dir(root, stage) / "tmp", ignore_errors=True)
+    report.ran = len(pending) - len(attempts.failures)
     report.shards = [results[i] for i in sorted(results)]
+    report.failed = sorted(attempts.failures)
     report.seconds = round(time.perf_counter() - t_start, 3)
+    if attempts.failures:
+        first = attempts.failures[report.failed[0]]
+        _raise_failed(stage, report, first, cfg)
+    if sliced is not None and cfg.barrier:
+        _wait_for_slices(stage, root, plan, cfg)
     return report
+
+
+def _wait_for_slices(stage: Stage, root: Path, plan: list[ShardTask], cfg: EngineConfig, poll_s: float = 2.0) -> None:
+    """Block until every shard of ``plan`` has its done-marker (written by the other slices), or time out."""
+    deadline = time.monotonic() + cfg.slice_wait_s
+    missing = missing_shards(stage, root, plan)
+    if missing:
+        log.info("%s: slice %s done; waiting for %d shards of the other slices", stage.name, cfg.shard_slice,
+                 len(missing))  # fmt: skip
+    while missing:
+        if time.monotonic() >= deadline:
+            raise SeeingSoundError(
+                f"{stage.name}: {len(missing)} shard(s) ({', '.join(shard_name(i) for i in missing[:5])}"
+                f"{', ...' if len(missing) > 5 else ''}) still not done by the other slices after "
+                f"{cfg.slice_wait_s:g} s; rerun the slices that failed, or run once without --shard-slice"
+            )
+        time.sleep(poll_s)
+        missing = [i for i in missing if _read_done(root, stage, i) is None]
+
+
+def _raise_failed(stage: Stage, report: StageReport, first: BaseException, cfg: EngineConfig) -> None:
+    """Raise the first failed shard's own exception (same type as locally), with a note naming all failures."""
+    note = (
+        f"{stage.name}: {len(report.failed)} shard(s) failed after {cfg.shard_retries + 1} attempt(s) "
+        f"({', '.join(shard_name(i) for i in report.failed[:5])}{', ...' if len(report.failed) > 5 else ''}); "
+        "the other shards are done: rerun to retry the failed ones"
+    )
+    log.error("%s", note)
+    add_note = getattr(first, "add_note", None)  # Python >= 3.11
+    if add_note is not None:
+        add_note(note)
+    raise first
+
+
+def _run_on_executor(
+    stage: Stage,
+    pending: list[ShardTask],
+    root: Path,
+    executor: cf.Executor | None,
+    workers: int,
+    on_done,
+    attempts: _Attempts,
+    token: str,
+) -> None:
+    """Shards on a process pool (ours) or any executor, a bounded number in flight, with retries.
+
+    Each submit carries the stage (config only, a few KB) and one task. When one of our workers
+    dies (segfault, OOM kill), the pool is rebuilt: shards that had started (their scratch folder
+    exists) count an attempt, the queued ones go again for free.
+    """
+    own = executor is None
+
+    def new_pool() -> cf.Executor:
+        return cf.ProcessPoolExecutor(
+            max_workers=min(workers, len(pending)),
+            mp_context=_mp_context(),
+            initializer=_worker_init,
+            initargs=(os.getpid(),),
+        )
+
+    ex = executor or new_pool()
+    limit = 2 * (workers if own else max(workers, int(getattr(ex, "_max_workers", 0) or 16)))
+    queue = collections.deque(pending)
+    in_flight: dict[cf.Future, ShardTask] = {}
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < limit:
+                task = queue.popleft()
+                in_flight[ex.submit(run_shard_job, stage, task, str(root), token)] = task
+            finished, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
+            broken = False
+            for fut in finished:
+                task = in_flight.pop(fut)
+                try:
+                    on_done(fut.result())
+                except BrokenProcessPool as exc:
+                    broken = True
+                    if not scratch_dir(root, stage, task.index).exists():
+                        queue.appendleft(task)  # never started: not its fault
+                    elif attempts.failed(task, exc):
+                        queue.append(task)
+                except Exception as exc:
+                    if attempts.failed(task, exc):
+                        queue.append(task)
+            if broken and own:
+                log.warning("%s: a worker process died; starting a new pool", stage.name)
+                for fut, task in list(in_flight.items()):  # the rest of the broken pool's shards
+                    in_flight.pop(fut)
+                    err = fut.exception() if fut.done() else None
+                    started = scratch_dir(root, stage, task.index).exists()
+                    if err is None and fut.done():
+                        on_done(fut.result())
+                    elif not started or attempts.failed(task, err or BrokenProcessPool("worker died")):
+                        queue.append(task)
+                _tear_down(ex, [], own)
+                ex = new_pool()
+    except BaseException:
+        _tear_down(ex, list(in_flight), own)
+        raise
+    if own:
+        ex.shutdown(wait=True)

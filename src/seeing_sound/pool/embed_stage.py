@@ -61,12 +61,16 @@ def pool_digest(pool) -> str:
 
 @dataclass
 class EmbedStage(Stage):
-    """Embed pool chunks ``[start, stop)`` per shard with one encoder (config only: picklable)."""
+    """Embed pool chunks ``[start, stop)`` per shard with one encoder (config only: O(1), picklable).
+
+    Shards are ``config.shard_chunks`` consecutive chunk ids of the ``n_chunks`` in the pool;
+    :meth:`setup` loads the encoder and opens the pool once per worker.
+    """
 
     config: EmbedConfig  # its model is the resolved id that every worker loads
     pool_root: str
     key: str
-    ranges: tuple  # ((start, stop), ...) chunk-id ranges, one per shard
+    n_chunks: int
     identity: dict  # EncoderInfo.to_dict(): checked by resume
     digest: str = ""
     name: str = field(init=False, default="embed")
@@ -75,7 +79,21 @@ class EmbedStage(Stage):
         self.name = f"embed-{self.key}"
 
     def plan(self) -> list[ShardTask]:
-        return [ShardTask(index=i, items=(a, b)) for i, (a, b) in enumerate(self.ranges)]
+        step, n = self.config.shard_chunks, self.n_chunks
+        return [ShardTask(index=i, items=(a, min(n, a + step))) for i, a in enumerate(range(0, n, step))]
+
+    def setup(self) -> None:
+        from seeing_sound.encoders import load_encoder
+        from seeing_sound.pool import AudioPool
+
+        cfg = self.config
+        self.pool = AudioPool.open(self.pool_root)
+        self.encoder = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
+        if self.encoder.info.to_dict() != self.identity:
+            raise SeeingSoundError(
+                f"encoder {cfg.model} changed while embedding (revision {self.encoder.info.revision}, "
+                f"expected {self.identity['revision']}); rerun with overwrite=True"
+            )
 
     def outputs(self, index: int) -> list[str]:
         return [vectors_rel(self.key, index), ids_rel(self.key, index), skipped_rel(self.key, index)]
@@ -86,22 +104,14 @@ class EmbedStage(Stage):
         return {"encoder": self.identity, "pool": self.digest, **cfg}
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
-        from seeing_sound.encoders import load_encoder
-        from seeing_sound.pool import AudioPool
-
+        self.ensure_setup()
         start, stop = task.items
-        pool = AudioPool.open(self.pool_root)
+        pool, enc = self.pool, self.encoder
         rows = pool.manifest.slice(start, stop - start)
         ids = np.arange(start, stop, dtype=np.int64)
         silent = np.asarray(rows.column("silent").to_pylist(), dtype=bool)
         reasons = np.where(silent, "silent", "").astype(object)
         cfg = self.config
-        enc = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
-        if enc.info.to_dict() != self.identity:
-            raise SeeingSoundError(
-                f"encoder {cfg.model} changed while embedding (revision {enc.info.revision}, "
-                f"expected {self.identity['revision']}); rerun with overwrite=True"
-            )
         if cfg.encoder == "text":
             texts = [
                 chunk_text(desc, labels)

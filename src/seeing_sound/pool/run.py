@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seeing_sound.config import resolve
-from seeing_sound.engine import output_lock, run_stage
+from seeing_sound.engine import EngineConfig, output_lock, run_stage
 from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.pool import layout
@@ -18,7 +18,7 @@ from seeing_sound.pool.config import EmbedConfig, PoolBuildConfig
 from seeing_sound.pool.embed_stage import EmbedStage, pool_digest
 from seeing_sound.pool.layout import embeddings_root
 from seeing_sound.pool.sources import attach_descriptions, find_sources, load_descriptions
-from seeing_sound.pool.stage import PoolBuildStage
+from seeing_sound.pool.stage import PoolBuildStage, plan_build
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class PoolBuildReport:
     shards_run: int
     shards_skipped: int
     seconds: float
+    complete: bool = True  # False after a shard slice: pool.json is written by the finishing run
 
 
 def build_pool(
@@ -48,13 +49,16 @@ def build_pool(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    engine_config: EngineConfig | None = None,
     **options,
 ) -> PoolBuildReport:
     """Standardize every audio file under ``sources`` into a pool at ``out`` (resumable).
 
     ``config`` holds the settings (defaults: :class:`PoolBuildConfig`); keyword ``options``
     (its field names, e.g. ``chunk_seconds=2.0``) override single fields. ``descriptions``:
-    a CSV/JSONL file mapping source files to descriptions and labels.
+    a CSV/JSONL file mapping source files to descriptions and labels. ``engine_config``: engine,
+    shard slice and retries (see :class:`~seeing_sound.engine.EngineConfig`); a slice run builds
+    its shards only, and a last run without the slice checks them all and writes ``pool.json``.
     """
     cfg = resolve(PoolBuildConfig, config, options)
     shard_files = cfg.shard_files
@@ -64,20 +68,33 @@ def build_pool(
         files = attach_descriptions(files, load_descriptions(descriptions))
     if not files:
         raise FileNotFoundError(f"no files found under {', '.join(map(str, sources))}")
-    groups = tuple(tuple(files[i : i + shard_files]) for i in range(0, len(files), shard_files))
-    with output_lock(root):  # one run per pool: the summary below must describe this run's shards
-        return _build(root, cfg, groups, len(files), workers=workers, overwrite=overwrite, progress=progress)
+    tasks = plan_build(files, shard_files)
+    eng = engine_config or EngineConfig()
+    with output_lock(root, eng.slice):  # one run per pool: the summary below must describe this run's shards
+        return _build(root, cfg, tasks, len(files), workers=workers, overwrite=overwrite, progress=progress, eng=eng)
 
 
 def _build(
-    root: Path, cfg: PoolBuildConfig, groups: tuple, n_files: int, *, workers: int, overwrite: bool, progress: bool
+    root: Path,
+    cfg: PoolBuildConfig,
+    tasks: list,
+    n_files: int,
+    *,
+    workers: int,
+    overwrite: bool,
+    progress: bool,
+    eng: EngineConfig,
 ) -> PoolBuildReport:
     root.mkdir(parents=True, exist_ok=True)
-    log.info("pool build: %d files in %d shards -> %s", n_files, len(groups), root)
-    stage = PoolBuildStage(config=cfg, shard_files=groups)
+    log.info("pool build: %d files in %d shards -> %s", n_files, len(tasks), root)
+    stage = PoolBuildStage(config=cfg)
     if overwrite and (root / "embeddings").exists():  # vectors of the old chunks would map to new ids
         shutil.rmtree(root / "embeddings")
-    report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress)
+    report = run_stage(
+        stage, root, workers=workers, overwrite=overwrite, progress=progress, tasks=tasks, engine_config=eng
+    )
+    if eng.slice is not None:  # pool.json is the finishing run's: it describes every shard
+        return _slice_report(root, report)
     shards = [{"index": s.shard, "files": s.items_in, "chunks": s.extra["chunks"]} for s in report.shards]
     real_seconds = sum(s.extra["real_seconds"] for s in report.shards)
     counts = {
@@ -118,6 +135,23 @@ def _build(
     )
 
 
+def _slice_report(root: Path, report) -> PoolBuildReport:
+    """What a slice did (its own shards only); pool.json is left to the finishing run."""
+    return PoolBuildReport(
+        root=root,
+        files=report.items_in,
+        files_ok=report.items_out,
+        chunks=sum(s.extra["chunks"] for s in report.shards),
+        silent_chunks=sum(s.extra["silent_chunks"] for s in report.shards),
+        hours=round(sum(s.extra["real_seconds"] for s in report.shards) / 3600, 6),
+        errors=report.errors,
+        shards_run=report.ran,
+        shards_skipped=report.skipped,
+        seconds=report.seconds,
+        complete=False,
+    )
+
+
 @dataclass
 class EmbedReport:
     """What ``pool embed`` did."""
@@ -131,6 +165,7 @@ class EmbedReport:
     shards_run: int
     shards_skipped: int
     seconds: float
+    complete: bool = True  # False after a shard slice: info.json is written by the finishing run
 
 
 def embed_pool(
@@ -142,12 +177,15 @@ def embed_pool(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    engine_config: EngineConfig | None = None,
     **options,
 ) -> EmbedReport:
     """Embed every usable chunk of the pool at ``pool`` with one encoder (resumable); write ``info.json``.
 
     ``config`` holds the settings (defaults: :class:`EmbedConfig`); ``encoder``, ``model`` and
-    keyword ``options`` (its field names) override single fields.
+    keyword ``options`` (its field names) override single fields. ``engine_config``: engine, shard
+    slice and retries; a slice run embeds its shards only and ``info.json`` (what retrieval reads)
+    is written by a last run without the slice.
     """
     from seeing_sound.encoders import load_encoder
     from seeing_sound.pool import AudioPool
@@ -169,19 +207,25 @@ def embed_pool(
                 "pass overwrite=True to replace them"
             )
     n = len(ap)
-    step = cfg.shard_chunks
-    ranges = tuple((a, min(n, a + step)) for a in range(0, n, step))
     stage = EmbedStage(
         config=cfg.replace(model=enc.info.model),  # the resolved id: workers load exactly this model
         pool_root=str(ap.root),
         key=key,
-        ranges=ranges,
+        n_chunks=n,
         identity=enc.info.to_dict(),
         digest=pool_digest(ap),
     )
-    log.info("pool embed: %d chunks in %d shards with %s -> %s", n, len(ranges), enc.info.model, info_path.parent)
-    with output_lock(ap.root):  # one run per pool: info.json must describe this run's shards
-        report = run_stage(stage, ap.root, workers=workers, overwrite=overwrite, progress=progress)
+    n_shards = -(-n // cfg.shard_chunks)
+    log.info("pool embed: %d chunks in %d shards with %s -> %s", n, n_shards, enc.info.model, info_path.parent)
+    eng = engine_config or EngineConfig()
+    with output_lock(ap.root, eng.slice):  # one run per pool: info.json must describe this run's shards
+        report = run_stage(stage, ap.root, workers=workers, overwrite=overwrite, progress=progress, engine_config=eng)
+        if eng.slice is not None:  # info.json is the finishing run's
+            return EmbedReport(
+                root=info_path.parent, key=key, info={}, chunks=report.items_in, embedded=report.items_out,
+                skipped=report.errors, shards_run=report.ran, shards_skipped=report.skipped,
+                seconds=report.seconds, complete=False,
+            )  # fmt: skip
         info = {
             "format": "seeing-sound-embeddings",
             "format_version": 1,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -107,14 +108,17 @@ def measure_chunks(chunks: np.ndarray, real: np.ndarray, rate: int) -> np.ndarra
     return out
 
 
+def plan_build(files: Sequence[SourceFile], shard_files: int) -> list[ShardTask]:
+    """Shards of ``shard_files`` consecutive source files; each task carries only its own files."""
+    return [ShardTask(i, tuple(files[s : s + shard_files])) for i, s in enumerate(range(0, len(files), shard_files))]
+
+
 @dataclass
 class PoolBuildStage(Stage):
-    config: PoolBuildConfig
-    shard_files: tuple[tuple[SourceFile, ...], ...] = field(default_factory=tuple)
-    name: str = "build"
+    """Config only (O(1) in the number of files): the files travel in each shard's task (:func:`plan_build`)."""
 
-    def plan(self) -> list[ShardTask]:
-        return [ShardTask(i, files) for i, files in enumerate(self.shard_files)]
+    config: PoolBuildConfig
+    name: str = "build"
 
     def outputs(self, index: int) -> list[str]:
         return [layout.chunks_rel(index), layout.manifest_rel(index), layout.errors_rel(index)]

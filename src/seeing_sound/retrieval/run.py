@@ -24,11 +24,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from seeing_sound.config import resolve
-from seeing_sound.engine import atomic_write, run_stage
+from seeing_sound.engine import EngineConfig, atomic_write, output_lock, run_stage
 from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.retrieval.config import RetrieveConfig
 from seeing_sound.retrieval.inputs import normalize_concepts, read_concept_file
-from seeing_sound.retrieval.stage import RetrieveStage, inputs_rel, open_index
+from seeing_sound.retrieval.stage import RetrieveStage, inputs_rel, open_index, plan_retrieve
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class RetrieveReport:
     shards_skipped: int
     seconds: float
     stats: dict | None = None
+    complete: bool = True  # False after a shard slice: info.json is written by the finishing run
 
 
 def _shard_inputs(table: pa.Table, shard_rows: int) -> list[pa.Table]:
@@ -62,6 +63,28 @@ def _shard_inputs(table: pa.Table, shard_rows: int) -> list[pa.Table]:
     return shards
 
 
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def write_inputs(out: Path, shards: list[pa.Table], shard_slice: tuple[int, int] | None) -> str:
+    """Write each shard's concept rows to shared storage (a slice writes only its own); return their digest.
+
+    The digest is over the Parquet bytes of every shard, computed in memory, so every slice of a
+    run agrees on it without reading the files the others wrote.
+    """
+    digest = hashlib.sha256()
+    for i, shard in enumerate(shards):
+        data = _parquet_bytes(shard)
+        digest.update(data)
+        if shard_slice is None or i % shard_slice[1] == shard_slice[0]:
+            with atomic_write(out / inputs_rel(i)) as fh:
+                fh.write(data)
+    return digest.hexdigest()[:16]
+
+
 def retrieve(
     pool: str | Path,
     concepts: str | Path,
@@ -71,58 +94,78 @@ def retrieve(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    engine_config: EngineConfig | None = None,
     **options,
 ) -> RetrieveReport:
     """Retrieve a pool chunk for every concept row in ``concepts`` into ``out`` (resumable).
 
     ``config`` holds the settings (defaults: :class:`RetrieveConfig`); keyword ``options`` (its
-    field names, e.g. ``topk=10``) override single fields.
+    field names, e.g. ``topk=10``) override single fields. ``engine_config``: engine (local or
+    Ray), shard slice and retries; a slice retrieves for its shards only, and a last run without
+    the slice writes ``skipped.parquet`` and ``info.json``.
     """
+    cfg = resolve(RetrieveConfig, config, options)
+    eng = engine_config or EngineConfig()
+    out = Path(out)
+    with output_lock(out, eng.slice):
+        return _retrieve(pool, concepts, out, cfg, eng, workers=workers, overwrite=overwrite, progress=progress)
+
+
+def _retrieve(
+    pool, concepts, out: Path, cfg: RetrieveConfig, eng: EngineConfig, *, workers: int, overwrite: bool, progress: bool
+) -> RetrieveReport:
     from seeing_sound.encoders import load_encoder
     from seeing_sound.pool import AudioPool
+    from seeing_sound.pool.layout import embeddings_root
+    from seeing_sound.retrieval.index import load_embeddings
     from seeing_sound.retrieval.stats import usage_stats
 
-    cfg = resolve(RetrieveConfig, config, options)
     ap = AudioPool.open(pool)
     table, skipped = normalize_concepts(read_concept_file(concepts))
     enc = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
-    index = open_index(ap.root, enc.info, kind=cfg.index_kind, engine=cfg.engine)  # fail early on missing embeddings
-    out = Path(out)
+    index = None
+    if eng.engine == "local":  # opened here once: fails early on missing embeddings, then lent to the stage
+        index = open_index(ap.root, enc.info, kind=cfg.index_kind, engine=cfg.engine)
+    elif not (embeddings_root(ap.root, enc.info.key) / "info.json").exists():
+        load_embeddings(ap.root, enc.info)  # raises, naming the `pool embed` command to run
     shards = _shard_inputs(table, cfg.shard_rows)
-    digest = hashlib.sha256()
-    for i, shard in enumerate(shards):
-        path = out / inputs_rel(i)
-        with atomic_write(path) as fh:
-            pq.write_table(shard, fh)
-        digest.update(path.read_bytes())
     stage = RetrieveStage(
         config=cfg,
         out=str(out),
         pool_root=str(ap.root),
         identity=enc.info.to_dict(),
-        counts=tuple(s.num_rows for s in shards),
-        inputs_digest=digest.hexdigest()[:16],
+        inputs_digest=write_inputs(out, shards, eng.slice),
     )
+    if index is not None:
+        stage.provide(encoder=enc, pool=ap, index=index)
     log.info(
-        "retrieve: %d concept rows (%d unique) in %d shards against %d indexed chunks",
+        "retrieve: %d concept rows (%d unique) in %d shards",
         table.num_rows,
         len(set(table.column("concept").to_pylist())),
         len(shards),
-        len(index),
     )
-    report = run_stage(stage, out, workers=workers, overwrite=overwrite, progress=progress)
-    with atomic_write(out / "retrieval" / "skipped.parquet") as fh:
-        pq.write_table(skipped, fh)
+    tasks = plan_retrieve([s.num_rows for s in shards])
+    report = run_stage(
+        stage, out, workers=workers, overwrite=overwrite, progress=progress, tasks=tasks, engine_config=eng
+    )
     reasons: dict[str, int] = {}
     for r in skipped.column("reason").to_pylist():
         reasons[r] = reasons.get(r, 0) + 1
+    rows_in = table.num_rows + skipped.num_rows
+    unique = len(set(table.column("concept").to_pylist()))
+    if eng.slice is not None:  # the summary files are the finishing run's
+        return RetrieveReport(out, rows_in, report.items_out, reasons, unique, report.ran, report.skipped,
+                              report.seconds, complete=False)  # fmt: skip
+    with atomic_write(out / "retrieval" / "skipped.parquet") as fh:
+        pq.write_table(skipped, fh)
+    indexed, recall = _index_facts(report, index, ap, enc, cfg)
     # Usage diversity is cheap (one int column) and always recorded in info.json.
     ids = [
         pq.read_table(out / p, columns=["chunk_id"]).column("chunk_id").to_numpy()
         for i in range(len(shards))
         for p in stage.outputs(i)
     ]
-    usage = usage_stats(np.concatenate(ids) if ids else np.zeros(0, np.int64), pool_size=len(index))
+    usage = usage_stats(np.concatenate(ids) if ids else np.zeros(0, np.int64), pool_size=indexed)
     write_json_atomic(
         out / "retrieval" / "info.json",
         {
@@ -131,20 +174,32 @@ def retrieve(
             "ssr": cfg.ssr,
             "seed": cfg.seed,
             "index": cfg.index_kind,
-            "index_recall_at_10": index.recall,
+            "index_recall_at_10": recall,
             "pool": str(ap.root),
-            "counts": {"rows_in": table.num_rows + skipped.num_rows, "retrieved": report.items_out, "skipped": reasons},
+            "counts": {"rows_in": rows_in, "retrieved": report.items_out, "skipped": reasons},
             "usage": usage,
         },
     )
     return RetrieveReport(
         out=out,
-        rows_in=table.num_rows + skipped.num_rows,
+        rows_in=rows_in,
         retrieved=report.items_out,
         skipped=reasons,
-        unique_concepts=len(set(table.column("concept").to_pylist())),
+        unique_concepts=unique,
         shards_run=report.ran,
         shards_skipped=report.skipped,
         seconds=report.seconds,
         stats=usage if cfg.stats else None,
     )
+
+
+def _index_facts(report, index, ap, enc, cfg: RetrieveConfig) -> tuple[int, float | None]:
+    """(indexed chunks, recall@10) of the index the shards searched: from the driver's index or a shard's stats."""
+    if index is not None:
+        return len(index), index.recall
+    for s in report.shards:
+        if "indexed" in s.extra:
+            return int(s.extra["indexed"]), s.extra.get("index_recall_at_10")
+    # no shard ran here and the markers are older than these facts: open it once
+    index = open_index(ap.root, enc.info, kind=cfg.index_kind, engine=cfg.engine)
+    return len(index), index.recall

@@ -7,6 +7,7 @@ runs it shard by shard under the engine (see :mod:`seeing_sound.retrieval.run`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from seeing_sound.seeding import concept_seeds
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_TOPK", "RESULT_SCHEMA", "RetrieveStage", "open_index", "retrieve_concepts"]
+__all__ = ["DEFAULT_TOPK", "RESULT_SCHEMA", "RetrieveStage", "open_index", "plan_retrieve", "retrieve_concepts"]
 
 _RESULT_FIELDS: list[tuple[str, pa.DataType]] = [
     ("image_id", pa.string()),
@@ -40,21 +41,18 @@ _RESULT_FIELDS: list[tuple[str, pa.DataType]] = [
 ]
 RESULT_SCHEMA = pa.schema(_RESULT_FIELDS)
 
-_INDEXES: dict[tuple, object] = {}
-
 
 def open_index(
     pool_root: str | Path, encoder_info, *, kind: str = "exact", engine: str = "auto", memory_budget: int | None = None
 ):
-    """The :class:`PoolIndex` of a pool for an encoder, cached per process (loading 500K vectors takes seconds)."""
+    """The :class:`PoolIndex` of a pool for an encoder (loading 500K vectors takes seconds: keep it).
+
+    Not cached: :class:`RetrieveStage` opens it once per worker in :meth:`RetrieveStage.setup`.
+    """
     from seeing_sound.retrieval.index import PoolIndex, load_embeddings
 
-    key = (str(Path(pool_root).resolve()), encoder_info.key, encoder_info.revision, kind, engine, memory_budget)
-    if key not in _INDEXES:
-        _INDEXES.clear()  # one pool index per process at a time: they are large
-        emb = load_embeddings(pool_root, encoder_info)
-        _INDEXES[key] = PoolIndex(emb, kind=kind, engine=engine, memory_budget=memory_budget or DEFAULT_BUDGET)
-    return _INDEXES[key]
+    emb = load_embeddings(pool_root, encoder_info)
+    return PoolIndex(emb, kind=kind, engine=engine, memory_budget=memory_budget or DEFAULT_BUDGET)
 
 
 def retrieve_concepts(
@@ -131,20 +129,32 @@ def inputs_rel(index: int) -> str:
     return f"_stages/retrieve/inputs/{shard_name(index)}.parquet"
 
 
+def plan_retrieve(counts: Sequence[int]) -> list[ShardTask]:
+    """One task per input shard: the path of its concept rows (relative to the output root) and their count."""
+    return [ShardTask(index=i, items=(inputs_rel(i),), count=int(n)) for i, n in enumerate(counts)]
+
+
 @dataclass
 class RetrieveStage(Stage):
-    """Retrieve for each shard's concept rows (config only: picklable)."""
+    """Retrieve for each shard's concept rows: config only (O(1) in the number of rows).
+
+    Each task names its input file on shared storage (written by :func:`~seeing_sound.retrieval.retrieve`
+    before the stage runs); :meth:`setup` loads the query encoder, the pool and its index once per worker.
+    ``counts`` (rows per shard) is only for callers that plan with ``stage.plan()``.
+    """
 
     config: RetrieveConfig
     out: str
     pool_root: str
     identity: dict  # EncoderInfo.to_dict() of the query encoder
-    counts: tuple  # rows per shard
     inputs_digest: str
+    counts: tuple | None = None
     name: str = field(init=False, default="retrieve")
 
     def plan(self) -> list[ShardTask]:
-        return [ShardTask(index=i, items=tuple(range(n))) for i, n in enumerate(self.counts)]  # len() for progress
+        if self.counts is None:
+            return list(super().plan())
+        return plan_retrieve(self.counts)
 
     def outputs(self, index: int) -> list[str]:
         return [f"retrieval/{shard_name(index)}.parquet"]
@@ -160,14 +170,20 @@ class RetrieveStage(Stage):
             **cfg,
         }
 
-    def process(self, task: ShardTask, scratch: Path) -> ShardStats:
+    def setup(self) -> None:
         from seeing_sound.encoders import load_encoder
+        from seeing_sound.pool import AudioPool
 
-        rows = pq.read_table(Path(self.out) / inputs_rel(task.index))
         cfg = self.config
-        enc = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
-        index = open_index(self.pool_root, enc.info, kind=cfg.index_kind, engine=cfg.engine)
-        result = retrieve_concepts(self.pool_root, rows, cfg, encoder=enc, index=index)
+        self.encoder = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
+        self.pool = AudioPool.open(self.pool_root)
+        self.index = open_index(self.pool_root, self.encoder.info, kind=cfg.index_kind, engine=cfg.engine)
+
+    def process(self, task: ShardTask, scratch: Path) -> ShardStats:
+        self.ensure_setup()
+        rel = task.items[0] if task.items and isinstance(task.items[0], str) else inputs_rel(task.index)
+        rows = pq.read_table(Path(self.out) / rel)
+        result = retrieve_concepts(self.pool, rows, self.config, encoder=self.encoder, index=self.index)
         dest = scratch / self.outputs(task.index)[0]
         dest.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(result, dest)
@@ -175,5 +191,9 @@ class RetrieveStage(Stage):
             shard=task.index,
             items_in=rows.num_rows,
             items_out=result.num_rows,
-            extra={"unique_concepts": len(set(rows.column("concept").to_pylist()))},
+            extra={
+                "unique_concepts": len(set(rows.column("concept").to_pylist())),
+                "indexed": len(self.index),
+                "index_recall_at_10": self.index.recall,
+            },
         )

@@ -14,13 +14,13 @@ import pyarrow.parquet as pq
 
 from seeing_sound.concepts.config import ConceptsConfig
 from seeing_sound.config import ConfigError, field_names, resolve
-from seeing_sound.engine import atomic_write, output_lock, run_stage
+from seeing_sound.engine import EngineConfig, atomic_write, output_lock, run_stage
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.pool.config import EmbedConfig
 from seeing_sound.retrieval.config import RetrieveConfig
 from seeing_sound.sonify.config import SonifyConfig
 from seeing_sound.sonify.recipes import build_recipes, read_retrieval, split_pairs, table_digest
-from seeing_sound.sonify.stage import MixStage, inputs_rel
+from seeing_sound.sonify.stage import MixStage, inputs_rel, plan_mix
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class SonifyReport:
     pairs: int = 0
     unique_chunks: int = 0
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    complete: bool = True  # False after a shard slice: the finishing run writes the card
 
     def to_dict(self) -> dict:
         return {
@@ -112,6 +113,7 @@ def sonify(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    engine_config: EngineConfig | None = None,
     **options,
 ) -> SonifyReport:
     """Sonify the images under ``images`` with audio from ``pool`` into a pairs dataset at ``out``.
@@ -120,7 +122,11 @@ def sonify(
     existing concepts run folder or a JSONL/CSV/Parquet file of (image_id, concept) rows
     instead of running the VLMs. ``config`` holds the settings (defaults: :class:`SonifyConfig`);
     keyword ``options`` override single fields (see :func:`sonify_config`). Every setting is
-    checked before the first stage starts.
+    checked before the first stage starts. ``engine_config``: engine (local or Ray), shard slice
+    and retries for every stage. A slice (``shard_slice="I/N"``) runs its shards of each stage
+    and waits for the other slices between stages (``slice_wait_s``); the pool must be embedded
+    beforehand (``pool embed``, which can run as slices too); a last run without the slice
+    checks every shard and writes the dataset card.
     """
     # 1. Every setting, of every stage, before any work.
     cfg = sonify_config(config, **options)
@@ -133,10 +139,13 @@ def sonify(
         encoder=cfg.encoder, model=cfg.model, topk=cfg.topk, ssr=cfg.ssr, seed=cfg.seed, device=cfg.device
     )
     out = Path(out)
-    with output_lock(out):  # one run per dataset folder, across all four stages
+    eng = engine_config or EngineConfig()
+    if eng.slice is not None:
+        eng = eng.replace(barrier=True)  # each stage needs all of the one before
+    with output_lock(out, eng.slice):  # one run per dataset folder, across all four stages
         return _run_stages(
             images, pool, out, cfg, embed_cfg, retrieve_cfg, concepts, workers=workers, overwrite=overwrite,
-            progress=progress,
+            progress=progress, eng=eng,
         )  # fmt: skip
 
 
@@ -152,6 +161,7 @@ def _run_stages(
     workers: int,
     overwrite: bool,
     progress: bool,
+    eng: EngineConfig,
 ) -> SonifyReport:
     """Concepts, embed, retrieve and mix on ``out`` (held by the caller's output lock)."""
     from seeing_sound.concepts import run_concepts
@@ -169,7 +179,10 @@ def _run_stages(
     if concepts is None:
         if images_root is None or not images_root.is_dir():
             raise FileNotFoundError(f"images folder not found: {images}")
-        run_concepts([images_root], out, cfg.concepts_config, workers=workers, overwrite=overwrite, progress=progress)
+        run_concepts(
+            [images_root], out, cfg.concepts_config, workers=workers, overwrite=overwrite, progress=progress,
+            engine_config=eng,
+        )  # fmt: skip
         concept_source = out
     else:
         concept_source = Path(concepts)
@@ -181,7 +194,10 @@ def _run_stages(
     report.seconds["concepts"] = round(time.perf_counter() - t0, 2)
 
     t0 = time.perf_counter()
-    embed_pool(audio_pool.root, config=embed_cfg, overwrite=overwrite, progress=progress)
+    if eng.slice is None:
+        embed_pool(audio_pool.root, config=embed_cfg, overwrite=overwrite, progress=progress, engine_config=eng)
+    else:
+        _check_embedded(audio_pool.root, embed_cfg)  # slices must not take the pool's lock: embed it first
     report.seconds["embed"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
     usable = image_rows.filter(
@@ -189,15 +205,19 @@ def _run_stages(
     )
     keep = pc.is_in(concept_rows.column("image_id"), value_set=usable.column("image_id"))
     kept_concepts = concept_rows.filter(keep)
-    concepts_file = out / "_stages" / "sonify" / "concepts.parquet"
-    with atomic_write(concepts_file) as fh:
+    name = "concepts.parquet" if eng.slice is None else f"concepts.slice-{eng.slice[0]}-of-{eng.slice[1]}.parquet"
+    concepts_file = out / "_stages" / "sonify" / name
+    with atomic_write(concepts_file) as fh:  # each slice its own copy: no two writers of one file
         pq.write_table(
             kept_concepts.select(
                 [c for c in ("image_id", "concept_index", "model", "concept") if c in kept_concepts.column_names]
             ),
             fh,
         )
-    retrieve(audio_pool.root, concepts_file, out, retrieve_cfg, workers=1, overwrite=overwrite, progress=progress)
+    retrieve(
+        audio_pool.root, concepts_file, out, retrieve_cfg, workers=1 if eng.engine == "local" else workers,
+        overwrite=overwrite, progress=progress, engine_config=eng,
+    )  # fmt: skip
     report.seconds["retrieve"] = round(time.perf_counter() - t0, 2)
 
     t0 = time.perf_counter()
@@ -206,18 +226,26 @@ def _run_stages(
     )
     shards = split_pairs(recipes, cfg.pairs_per_shard)
     for i, table in enumerate(shards):
-        with atomic_write(out / inputs_rel(i)) as fh:
-            pq.write_table(table, fh)
+        if eng.slice is None or i % eng.slice[1] == eng.slice[0]:  # a slice writes the recipes it mixes
+            with atomic_write(out / inputs_rel(i)) as fh:
+                pq.write_table(table, fh)
     stage = MixStage(
         config=cfg,
         out=str(out),
         pool_root=str(audio_pool.root.resolve()),
         images_root=str(images_root or ""),
-        counts=tuple(len(set(t.column("pair_id").to_pylist())) for t in shards),
         inputs_digest=table_digest(recipes),
     )
-    mixed = run_stage(stage, out, workers=workers, overwrite=overwrite, progress=progress)
+    tasks = plan_mix([len(set(t.column("pair_id").to_pylist())) for t in shards])
+    mixed = run_stage(
+        stage, out, workers=workers, overwrite=overwrite, progress=progress, tasks=tasks,
+        engine_config=eng.replace(barrier=False),
+    )  # fmt: skip
     report.seconds["mix"] = round(time.perf_counter() - t0, 2)
+    if eng.slice is not None:  # the card describes every shard: the finishing run writes it
+        report.pairs = mixed.items_out
+        report.complete = False
+        return report
 
     _tally(report, image_rows, usable, kept_concepts, recipes, mixed)
     retrieval_info = out / "retrieval" / "info.json"
@@ -246,6 +274,19 @@ def _run_stages(
     if not report.pairs and not report.images_in:
         raise SeeingSoundError("no images to sonify")
     return report
+
+
+def _check_embedded(pool_root: Path, embed_cfg: EmbedConfig) -> None:
+    """Refuse a slice run on a pool without finished embeddings for the encoder (one line with the fix)."""
+    from seeing_sound.encoders import load_encoder
+    from seeing_sound.pool.layout import embeddings_root
+
+    enc = load_encoder(embed_cfg.encoder, embed_cfg.model, device=embed_cfg.device)
+    if not (embeddings_root(pool_root, enc.info.key) / "info.json").exists():
+        raise SeeingSoundError(
+            f"sonify with a shard slice needs the pool embedded first: "
+            f"`seeing-sound pool embed {pool_root} --encoder {embed_cfg.encoder}` (slices work there too)"
+        )
 
 
 def _tally(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,8 +19,6 @@ from seeing_sound.dataset.writer import write_pairs_shard
 from seeing_sound.engine import ShardStats, ShardTask, Stage, shard_name
 from seeing_sound.sonify.config import SonifyConfig
 
-_POOLS: dict = {}
-
 
 def inputs_rel(index: int) -> str:
     return f"_stages/mix/inputs/{shard_name(index)}.parquet"
@@ -29,13 +28,9 @@ def webdataset_rel(index: int) -> str:
     return f"webdataset/{shard_name(index)}.tar"
 
 
-def _pool(root: str):
-    from seeing_sound.pool import AudioPool
-
-    if root not in _POOLS:
-        _POOLS.clear()
-        _POOLS[root] = AudioPool.open(root)
-    return _POOLS[root]
+def plan_mix(counts: Sequence[int]) -> list[ShardTask]:
+    """One task per recipe shard: the path of its recipe file (relative to the dataset root) and its pair count."""
+    return [ShardTask(i, (inputs_rel(i),), count=int(n)) for i, n in enumerate(counts)]
 
 
 def _component(row: dict, gain: float) -> dict:
@@ -61,18 +56,30 @@ def _component(row: dict, gain: float) -> dict:
 
 @dataclass
 class MixStage(Stage):
-    """Config only (picklable): where the dataset, pool and per-shard recipes are."""
+    """Config only (O(1) in the number of pairs): where the dataset, pool and recipes are.
+
+    Each task names its recipe file on shared storage (written by ``sonify`` before the stage
+    runs, :func:`plan_mix`); :meth:`setup` opens the pool once per worker. ``counts`` (pairs per
+    shard) is only for callers that plan with ``stage.plan()``.
+    """
 
     config: SonifyConfig
     out: str
     pool_root: str
     images_root: str
-    counts: tuple  # pairs per shard
     inputs_digest: str  # the recipes: chunk ids and loudness targets (so topk, lufs_range, ... are in it)
+    counts: tuple | None = None
     name: str = field(init=False, default="mix")
 
     def plan(self) -> list[ShardTask]:
-        return [ShardTask(i, tuple(range(n))) for i, n in enumerate(self.counts)]
+        if self.counts is None:
+            return list(super().plan())
+        return plan_mix(self.counts)
+
+    def setup(self) -> None:
+        from seeing_sound.pool import AudioPool
+
+        self.pool = AudioPool.open(self.pool_root)
 
     def outputs(self, index: int) -> list[str]:
         outs = [layout.audio_dir_rel(index), layout.metadata_rel(index)]
@@ -89,8 +96,10 @@ class MixStage(Stage):
         }
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
-        pool = _pool(self.pool_root)
-        recipe = pq.read_table(Path(self.out) / inputs_rel(task.index)).to_pylist()
+        self.ensure_setup()
+        pool = self.pool
+        rel = task.items[0] if task.items and isinstance(task.items[0], str) else inputs_rel(task.index)
+        recipe = pq.read_table(Path(self.out) / rel).to_pylist()
         pairs: dict[str, list[dict]] = {}
         for row in recipe:
             pairs.setdefault(row["pair_id"], []).append(row)
