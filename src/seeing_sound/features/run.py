@@ -50,7 +50,7 @@ def compute_features(
     ds = PairsDataset.open(dataset)  # fails early, with a clear message, on a non-dataset
     root = Path(dataset)
     reports: dict[str, StageReport] = {}
-    stages = []
+    stages: list[tuple[str, AstFeatureStage | VaeFeatureStage]] = []
     if cfg.ast is not None:
         stages.append(("ast", AstFeatureStage(str(root), _model_ref(cfg.ast), ast_key(cfg.ast, cfg.pool), cfg)))
     if cfg.vae is not None:

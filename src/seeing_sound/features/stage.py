@@ -4,6 +4,10 @@
 ``VaeFeatureStage``: image -> shorter side resized to ``resolution``, center crop, VAE posterior
 mean and std times ``scaling_factor`` (paper A.10). Both store fp16; a bad item (unreadable audio
 or image, non-finite output) is skipped and counted under its reason.
+
+Both stream: items are read ``batch_size`` at a time, encoded, cast to fp16 and appended to the
+shard (:class:`~seeing_sound.features.store.ShardWriter`), so peak memory is set by the batch size,
+not by the shard size (a 1000-pair shard of full-size AST tokens is 1.8 GB in fp16).
 """
 
 from __future__ import annotations
@@ -17,11 +21,15 @@ import numpy as np
 from seeing_sound.builders import load_vae, resolve_device
 from seeing_sound.engine import ShardStats, ShardTask, Stage, shard_name
 from seeing_sound.features.config import FeaturesConfig
-from seeing_sound.features.store import write_shard
+from seeing_sound.features.store import ShardWriter
 
 log = logging.getLogger(__name__)
 
 _MODELS: dict[tuple, object] = {}  # per-process cache: a worker loads each model once, not per shard
+
+
+def _count(errors: dict[str, int], reason: str, n: int = 1) -> None:
+    errors[reason] = errors.get(reason, 0) + n
 
 
 def center_crop_resize(image, resolution: int):
@@ -34,7 +42,7 @@ def center_crop_resize(image, resolution: int):
     w, h = image.size
     scale = resolution / min(w, h)
     nw, nh = max(resolution, round(w * scale)), max(resolution, round(h * scale))
-    image = image.resize((nw, nh), Image.BICUBIC)
+    image = image.resize((nw, nh), Image.Resampling.BICUBIC)
     left, top = (nw - resolution) // 2, (nh - resolution) // 2
     return image.crop((left, top, left + resolution, top + resolution))
 
@@ -80,45 +88,53 @@ class AstFeatureStage(_FeatureStage):
             _MODELS[key] = load_ast(self.model, device=str(resolve_device(self.config.device)))
         return _MODELS[key]
 
+    def _read(self, ds, row: int, errors: dict[str, int]) -> np.ndarray | None:
+        try:
+            wave = ds.audio(row)
+        except Exception as exc:  # a corrupt file must not stop a million-item run
+            _count(errors, f"audio_unreadable: {type(exc).__name__}")
+            return None
+        reason = "audio_empty" if wave.size == 0 else ("audio_not_finite" if not np.all(np.isfinite(wave)) else None)
+        if reason:
+            _count(errors, reason)
+            return None
+        return wave
+
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
         from seeing_sound.encoders.ast import pool_ast_tokens
 
         ds, enc = self._dataset(), self.encoder()
         errors: dict[str, int] = {}
-        rows, waves = [], []
-        for row in task.items:
-            try:
-                wave = ds.audio(row)
-            except Exception as exc:  # a corrupt file must not stop a million-item run
-                errors[f"audio_unreadable: {type(exc).__name__}"] = (
-                    errors.get(f"audio_unreadable: {type(exc).__name__}", 0) + 1
-                )
-                continue
-            reason = (
-                "audio_empty" if wave.size == 0 else ("audio_not_finite" if not np.all(np.isfinite(wave)) else None)
-            )
-            if reason:
-                errors[reason] = errors.get(reason, 0) + 1
-                continue
-            rows.append(row)
-            waves.append(wave)
         f_dim, t_dim = enc.grid
-        embeds = np.zeros((0, 2 + f_dim * (-(-t_dim // self.config.pool)), enc.hidden_size), np.float16)
-        kept = []
-        if waves:
-            tokens = pool_ast_tokens(
-                enc.encode(waves, batch_size=self.config.batch_size), f_dim, t_dim, self.config.pool
-            )
-            ok = np.isfinite(tokens).all(axis=(1, 2)) & (np.abs(tokens).max(axis=(1, 2)) < 65504)
-            if (~ok).any():
-                errors["embedding_not_finite"] = int((~ok).sum())
-            embeds, kept = tokens[ok].astype(np.float16), [r for r, g in zip(rows, ok, strict=True) if g]
-        write_shard(
-            scratch / self.outputs(task.index)[0],
-            {"rows": np.asarray(kept, np.int64), "embeds": embeds},
-            self._metadata(),
-        )
-        return ShardStats(shard=task.index, items_in=len(task.items), items_out=len(kept), errors=errors)
+        tokens = 2 + f_dim * (-(-t_dim // self.config.pool))
+        columns: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
+            "rows": (np.dtype(np.int64), ()),
+            "embeds": (np.dtype(np.float16), (tokens, enc.hidden_size)),
+        }
+        with ShardWriter(scratch / self.outputs(task.index)[0], columns, self._metadata()) as out:
+
+            def flush(rows: list[int], waves: list[np.ndarray]) -> None:
+                got = pool_ast_tokens(
+                    enc.encode(waves, batch_size=self.config.batch_size), f_dim, t_dim, self.config.pool
+                )
+                ok = np.isfinite(got).all(axis=(1, 2)) & (np.abs(got).max(axis=(1, 2)) < 65504)
+                if (~ok).any():
+                    _count(errors, "embedding_not_finite", int((~ok).sum()))
+                out.append(rows=np.asarray(rows, np.int64)[ok], embeds=got[ok].astype(np.float16))
+
+            rows: list[int] = []
+            waves: list[np.ndarray] = []
+            for row in task.items:
+                wave = self._read(ds, row, errors)
+                if wave is not None:
+                    rows.append(row)
+                    waves.append(wave)
+                if len(waves) == self.config.batch_size:
+                    flush(rows, waves)
+                    rows, waves = [], []
+            if waves:
+                flush(rows, waves)
+        return ShardStats(shard=task.index, items_in=len(task.items), items_out=out.rows, errors=errors)
 
 
 @dataclass
@@ -165,37 +181,38 @@ class VaeFeatureStage(_FeatureStage):
 
         ds, vae = self._dataset(), self.vae()
         errors: dict[str, int] = {}
-        rows, pixels = [], []
-        for row in task.items:
-            arr = self._load_image(ds, row, errors)
-            if arr is not None:
-                rows.append(row)
-                pixels.append(arr)
         sf = float(vae.config.scaling_factor)
-        means, stds = [], []
-        for s in range(0, len(pixels), self.config.batch_size):
-            x = torch.from_numpy(np.stack(pixels[s : s + self.config.batch_size])).permute(0, 3, 1, 2)
-            with torch.inference_mode():
-                dist = vae.encode(x.to(vae.device, vae.dtype)).latent_dist
-            means.append((dist.mean.float() * sf).cpu().numpy())
-            stds.append((dist.std.float() * sf).cpu().numpy())
-        c, h = (
-            int(vae.config.latent_channels),
-            self.config.resolution // (2 ** (len(vae.config.block_out_channels) - 1)),
-        )
-        mean = np.concatenate(means) if means else np.zeros((0, c, h, h), np.float32)
-        std = np.concatenate(stds) if stds else np.zeros((0, c, h, h), np.float32)
-        ok = np.isfinite(mean).all(axis=(1, 2, 3)) & np.isfinite(std).all(axis=(1, 2, 3))
-        if (~ok).any():
-            errors["latent_not_finite"] = int((~ok).sum())
-        kept = [r for r, g in zip(rows, ok, strict=True) if g]
-        write_shard(
-            scratch / self.outputs(task.index)[0],
-            {
-                "rows": np.asarray(kept, np.int64),
-                "mean": mean[ok].astype(np.float16),
-                "std": std[ok].astype(np.float16),
-            },
-            self._metadata(),
-        )
-        return ShardStats(shard=task.index, items_in=len(task.items), items_out=len(kept), errors=errors)
+        c = int(vae.config.latent_channels)
+        h = self.config.resolution // (2 ** (len(vae.config.block_out_channels) - 1))
+        f16 = np.dtype(np.float16)
+        columns: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
+            "rows": (np.dtype(np.int64), ()),
+            "mean": (f16, (c, h, h)),
+            "std": (f16, (c, h, h)),
+        }
+        with ShardWriter(scratch / self.outputs(task.index)[0], columns, self._metadata()) as out:
+
+            def flush(rows: list[int], pixels: list[np.ndarray]) -> None:
+                x = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2)
+                with torch.inference_mode():
+                    dist = vae.encode(x.to(vae.device, vae.dtype)).latent_dist
+                    mean = (dist.mean.float() * sf).cpu().numpy()
+                    std = (dist.std.float() * sf).cpu().numpy()
+                ok = np.isfinite(mean).all(axis=(1, 2, 3)) & np.isfinite(std).all(axis=(1, 2, 3))
+                if (~ok).any():
+                    _count(errors, "latent_not_finite", int((~ok).sum()))
+                out.append(rows=np.asarray(rows, np.int64)[ok], mean=mean[ok], std=std[ok])
+
+            rows: list[int] = []
+            pixels: list[np.ndarray] = []
+            for row in task.items:
+                arr = self._load_image(ds, row, errors)
+                if arr is not None:
+                    rows.append(row)
+                    pixels.append(arr)
+                if len(pixels) == self.config.batch_size:
+                    flush(rows, pixels)
+                    rows, pixels = [], []
+            if pixels:
+                flush(rows, pixels)
+        return ShardStats(shard=task.index, items_in=len(task.items), items_out=out.rows, errors=errors)
