@@ -1,10 +1,15 @@
 """Benchmark Algorithm 1: naive printed algorithm vs faiss + Python vs ``seeing_sound.retrieval.match``.
 
 Synthetic unit vectors (default pool 500,000 x 512, 10,000 queries, k in {10, 100}).
-Each method runs in a fresh process so its peak memory (max RSS) is its own.
+Each method runs in a fresh process so its peak memory (max RSS) is its own. ``match`` runs with
+every engine (faiss, numpy, bf16 screen, torch float32; bf16 and torch on CUDA too when present);
+the bf16 rows also report the superset size per query (mean, p99) and the share of queries that
+fell back to the exact float32 path. Every engine's chosen rows are compared with the naive
+printed algorithm (first ``--naive-queries``) and with ``match``'s faiss engine on *all* queries.
 
     python benchmarks/bench_retrieval.py            # full size (needs ~6 GB RAM, minutes)
     python benchmarks/bench_retrieval.py --small    # 20,000 x 512 pool, 1,000 queries
+    python benchmarks/bench_retrieval.py --methods faiss match:faiss match:bf16   # a subset
 """
 
 from __future__ import annotations
@@ -54,12 +59,28 @@ def faiss_python(queries, pool, k, seeds):
     return out
 
 
+def bf16_gflops(d: int) -> float:
+    """torch bf16 matmul rate at the screen's shape (512 x d x 65536), 0 without torch."""
+    try:
+        import torch
+    except ImportError:
+        return 0.0
+    a = torch.randn(512, d).bfloat16()
+    b = torch.randn(65536, d).bfloat16()
+    a @ b.T
+    t = time.perf_counter()
+    for _ in range(3):
+        a @ b.T
+    return 3 * 2 * 512 * d * 65536 / (time.perf_counter() - t) / 1e9
+
+
 def run_method(method, n, d, q, k, seed, conn, q_used=None):
     # Always draw all q queries, then keep the first q_used: drawing fewer would shift the random
     # stream and give the naive reference *different* queries than the methods it is compared with.
     pool, queries, seeds = make_data(n, d, q, seed)
     queries, seeds = queries[:q_used], seeds[:q_used]
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    stats: dict = {}
     t = time.perf_counter()
     if method == "naive":
         from seeing_sound.retrieval.reference import naive_match
@@ -70,10 +91,11 @@ def run_method(method, n, d, q, k, seed, conn, q_used=None):
     else:
         from seeing_sound.retrieval import match
 
-        idx = match(queries, pool, k, seeds=seeds, engine=method.split(":")[1]).index
+        engine, _, device = method.split(":")[1].partition("@")
+        idx = match(queries, pool, k, seeds=seeds, engine=engine, device=device or "cpu", stats=stats).index
     seconds = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    conn.send((seconds, (peak - base) / 1024, peak / 1024, idx))
+    conn.send((seconds, (peak - base) / 1024, peak / 1024, idx, stats))
 
 
 def timed(method, n, d, q, k, seed, q_used=None):
@@ -99,33 +121,78 @@ def main(argv=None) -> None:
         help="queries for the (slow) naive reference; its rate is per query (default 100, all with --small)",
     )
     ap.add_argument("--k", type=int, nargs="+", default=[10, 100])
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="subset of: faiss match:faiss match:numpy match:bf16 match:torch match:bf16@cuda match:torch@cuda",
+    )
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.small:
         args.pool_size, args.queries = 20_000, 1_000
     naive_q = args.naive_queries or (args.queries if args.small else 100)
     n, d, q = args.pool_size, args.dim, args.queries
+    methods = args.methods or default_methods()
     machine = matmul_gflops(d)
-    print(f"pool {n} x {d}, {q} queries (naive: first {naive_q}); numpy sgemm {machine:.0f} GFLOP/s\n")
-    print("| k | method | queries/s | GFLOP/s | peak RSS (MB, +data) | same index as naive |")
-    print("|---|---|---|---|---|---|")
+    print(
+        f"pool {n} x {d}, {q} queries (naive: first {naive_q}); numpy sgemm {machine:.0f} GFLOP/s, "
+        f"torch bf16 matmul {bf16_gflops(d):.0f} GFLOP/s\n"
+    )
+    print(
+        "| k | method | queries/s | GFLOP/s | vs (b) | peak RSS (MB, +data) | same index as naive "
+        "| same as match:faiss (all) | superset mean / p99 | fell back |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for k in args.k:
-        naive_s, naive_mem, _, naive_idx = timed("naive", n, d, q, k, args.seed, q_used=naive_q)
-        rows = [("(a) naive printed algorithm", naive_q / naive_s, 2 * n * d * naive_q / naive_s / 1e9, naive_mem, "-")]
-        for label, method in (
-            ("(b) faiss IndexFlatIP + Python", "faiss"),
-            ("(c) match, faiss engine", "match:faiss"),
-            ("(c) match, numpy engine", "match:numpy"),
-        ):
-            s, mem, _, idx = timed(method, n, d, q, k, args.seed)
+        naive_s, naive_mem, _, naive_idx, _ = timed("naive", n, d, q, k, args.seed, q_used=naive_q)
+        rows = [("(a) naive printed algorithm", naive_q / naive_s, naive_mem, "-", "-", "-", "-")]
+        ref_idx = None
+        results = []
+        for method in methods:
+            s, mem, _, idx, stats = timed(method, n, d, q, k, args.seed)
+            results.append((method, s, mem, idx, stats))
+            if method == "match:faiss":
+                ref_idx = idx
+        for method, s, mem, idx, stats in results:
             same = f"{np.mean(idx[:naive_q] == naive_idx) * 100:.2f}%"
-            rows.append((label, q / s, 2 * n * d * q / s / 1e9, mem, same))
-        for label, qps, gf, mem, same in rows:
-            print(f"| {k} | {label} | {qps:,.1f} | {gf:.0f} | {mem:,.0f} | {same} |")
-        faiss_qps, match_qps = rows[1][1], rows[2][1]
-        print(
-            f"| {k} | match/faiss = {match_qps / faiss_qps:.2f}x, match/naive = {match_qps / rows[0][1]:.0f}x | | | | |"
-        )
+            same_all = "-" if ref_idx is None or method == "match:faiss" else f"{np.mean(idx == ref_idx) * 100:.2f}%"
+            sup, fell = "-", "-"
+            if stats.get("engine") == "bf16" and stats["screened"] + stats["fallback"]:
+                sizes = stats["superset"]
+                sup = f"{sizes.mean():.0f} / {np.percentile(sizes, 99):.0f}" if sizes.size else "-"
+                fell = f"{stats['fallback'] / (stats['screened'] + stats['fallback']) * 100:.2f}%"
+            rows.append((LABELS.get(method, method), q / s, mem, same, same_all, sup, fell))
+        base_qps = next((r[1] for r in rows if r[0] == LABELS["faiss"]), None)
+        for label, qps, mem, same, same_all, sup, fell in rows:
+            vs = f"{qps / base_qps:.2f}x" if base_qps else "-"
+            gf = 2 * n * d * qps / 1e9
+            print(
+                f"| {k} | {label} | {qps:,.1f} | {gf:.0f} | {vs} | {mem:,.0f} | {same} | {same_all} | {sup} | {fell} |"
+            )
+
+
+LABELS = {
+    "faiss": "(b) faiss IndexFlatIP + Python",
+    "match:faiss": "(c) match, faiss engine",
+    "match:numpy": "(c) match, numpy engine",
+    "match:bf16": "(c) match, bf16 engine (screen + rescore)",
+    "match:torch": "(c) match, torch float32 engine",
+    "match:bf16@cuda": "(c) match, bf16 engine, CUDA",
+    "match:torch@cuda": "(c) match, torch float32 engine, CUDA",
+}
+
+
+def default_methods() -> list[str]:
+    methods = ["faiss", "match:faiss", "match:numpy", "match:bf16", "match:torch"]
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            methods += ["match:bf16@cuda", "match:torch@cuda"]
+    except ImportError:
+        methods = [m for m in methods if m not in ("match:bf16", "match:torch")]
+    return methods
 
 
 if __name__ == "__main__":

@@ -220,7 +220,9 @@ class ScreenPool:
 
     ``search`` float32 (N, D), the :class:`~seeing_sound.retrieval.algorithm.PreparedPool` search
     view. Rows are padded with zeros to a multiple of ``tile``. ``max_dx`` = max |bf16(x) - x|,
-    ``max_xn`` = max |bf16(x)| (float64, inflated by 1e-12 relative).
+    ``max_xn`` = max |bf16(x)|, both upper bounds: ``bf16(x) - x`` is exact in float32 (Sterbenz: the
+    two are within a factor 2), and a float32 sum of D squares is within ``gamma_D`` of its value, so
+    the float32 norms are inflated by ``(1 + gamma_{D+2})``.
     """
 
     def __init__(self, search: np.ndarray, device: str = "cpu", tile: int | None = None, batch: int | None = None):
@@ -233,14 +235,16 @@ class ScreenPool:
         self.n, self.d, self.device = n, d, device
         npad = -(-n // self.tile) * self.tile
         xb = torch.zeros((npad, d), dtype=torch.bfloat16)
-        max_dx = max_xn = 0.0
+        max_dx2 = max_xn2 = 0.0
         for s in range(0, n, 65536):
             blk = torch.from_numpy(np.ascontiguousarray(search[s : s + 65536]))
-            xb[s : s + blk.shape[0]] = blk.to(torch.bfloat16)
-            back = xb[s : s + blk.shape[0]].to(torch.float64).numpy()
-            max_dx = max(max_dx, float(np.sqrt(np.sum((back - search[s : s + 65536]) ** 2, axis=1)).max()))
-            max_xn = max(max_xn, float(np.sqrt(np.sum(back * back, axis=1)).max()))
-        self.max_dx, self.max_xn = max_dx * (1 + 1e-12), max_xn * (1 + 1e-12)
+            low = blk.to(torch.bfloat16)
+            xb[s : s + blk.shape[0]] = low
+            back = low.to(torch.float32)
+            max_dx2 = max(max_dx2, float((back - blk).square().sum(dim=1).max()))
+            max_xn2 = max(max_xn2, float(back.square().sum(dim=1).max()))
+        inflate = np.sqrt(1 + gamma(d + 2, 2.0**-24)) * (1 + 2.0**-23)
+        self.max_dx, self.max_xn = float(np.sqrt(max_dx2)) * inflate, float(np.sqrt(max_xn2)) * inflate
         self.x = xb.to(device) if device != "cpu" else xb
 
     def query_bound(self, qu: np.ndarray, slack: float) -> tuple[np.ndarray, np.ndarray]:
@@ -334,6 +338,23 @@ def screen(qu: np.ndarray, pool: ScreenPool, k: int, *, cap: int, slack: float) 
     )
 
 
+def _kth_per_query(torch: Any, c_q, c_v, n_q: int, k: int):
+    """Sort collected (query, value) pairs by query, value descending; the k-th value of each query.
+
+    Returns (order, counts, kth) with ``kth`` -inf where a query has fewer than k values. The sort
+    key ``4 q + (2 - v)`` is exact in float64 (v is a bf16 value in [-2, 2], q < 2**40).
+    """
+    key = c_q.to(torch.float64) * 4.0 + (2.0 - c_v.to(torch.float64))
+    order = torch.argsort(key)
+    counts = torch.bincount(c_q, minlength=n_q)
+    starts = torch.cumsum(counts, 0) - counts
+    has = counts >= k
+    kth = torch.full((n_q,), float("-inf"), dtype=torch.float64, device=c_q.device)
+    if bool(has.any()):
+        kth[has] = c_v[order[starts[has] + k - 1]].to(torch.float64)
+    return order, counts, kth
+
+
 def _screen_batch(torch: Any, qu: np.ndarray, pool: ScreenPool, k: int, cap: int, slack: float):
     b, B, T, n, dev = qu.shape[0], pool.batch, pool.tile, pool.n, pool.device
     qb, e0 = pool.query_bound(qu, slack)
@@ -343,17 +364,30 @@ def _screen_batch(torch: Any, qu: np.ndarray, pool: ScreenPool, k: int, cap: int
     q_dev = q_dev.to(dev)
     g = GROUP if k <= T // GROUP else 1
     ng = T // g
-    kk = min(k, ng)
-    best = torch.full((B, k), float("-inf"), dtype=torch.float32, device=dev)
     dead = np.zeros(B, bool)
     dead[b:] = True  # padding queries
     over = np.zeros(B, bool)
+    level = np.full(B, -np.inf)  # a lower bound on each query's k-th screened score L
     thr_np = np.full(B, -np.inf, np.float32)
-    lift = torch.arange(g, device=dev, dtype=torch.int64) * ng
     c_q = torch.zeros(0, dtype=torch.int64, device=dev)
     c_r = torch.zeros(0, dtype=torch.int64, device=dev)
-    c_v = torch.zeros(0, dtype=torch.float32, device=dev)
+    c_v = torch.zeros(0, dtype=torch.bfloat16, device=dev)
     out = torch.empty((B, T), dtype=torch.bfloat16, device=dev)
+
+    def raise_thr(new_level: np.ndarray):
+        nonlocal level, thr_np
+        level = np.maximum(level, new_level)
+        thr_np = np.maximum(thr_np, superset_threshold(level, e0)[0])
+        thr_np[dead | over] = np.inf
+        return torch.from_numpy(thr_np).to(dev)
+
+    def group_thr(thr_f32):
+        # a bf16 threshold <= thr (groups are only pre-selected with it): lowered by 2**-7 |thr|
+        # before rounding, more than the bf16 rounding can add back
+        t = thr_f32.to(torch.float64)
+        t = torch.where(torch.isfinite(t), t - t.abs() * 2.0**-7 - 2.0**-120, t)
+        return t.to(torch.bfloat16)
+
     with exact_matmul(torch):
         for t0 in range(0, n, T):
             torch.mm(q_dev, pool.x[t0 : t0 + T].T, out=out)
@@ -362,50 +396,50 @@ def _screen_batch(torch: Any, qu: np.ndarray, pool: ScreenPool, k: int, cap: int
                 out[:, valid:] = float("-inf")
             groups = out.view(B, g, ng)
             gm = groups.amax(dim=1) if g > 1 else out
-            top = torch.topk(gm, kk, dim=1, sorted=False).values.float()
-            best = torch.topk(torch.cat([best, top], dim=1), k, dim=1, sorted=False).values
-            level = best.min(dim=1).values.to("cpu").numpy().astype(np.float64)
-            thr_new, _ = superset_threshold(level, e0)
-            thr_np = np.maximum(thr_np, thr_new)
-            thr_np[dead | over] = np.inf
-            thr = torch.from_numpy(thr_np).to(dev)
-            gmask = gm >= thr[:, None]
-            # a group that reaches thr holds at least one row that does: too many groups = overflow
-            n_groups = gmask.sum(dim=1).to("cpu").numpy()
+            if t0 == 0:  # bootstrap: the k-th largest group maximum (k distinct rows) is <= L
+                top = torch.topk(gm, min(k, ng), dim=1, sorted=False).values
+                boot = top.min(dim=1).values if top.shape[1] == k else torch.full((B,), float("-inf"))
+                thr = raise_thr(boot.to("cpu").to(torch.float64).numpy())
+            else:
+                thr = torch.from_numpy(thr_np).to(dev)
+            sel = (gm >= group_thr(thr)[:, None]).nonzero()
+            # each group that passes (almost always) holds a row that does: too many groups = overflow
+            n_groups = torch.bincount(sel[:, 0], minlength=B).to("cpu").numpy()
             big = n_groups > cap
             if big.any():
                 over |= big
-                thr_np[big] = np.inf
-                gmask[torch.from_numpy(big).to(dev)] = False
-            sel = gmask.nonzero()
+                thr = raise_thr(level)
+                sel = sel[~torch.from_numpy(big).to(dev)[sel[:, 0]]]
             if sel.shape[0]:
                 qi, gj = sel[:, 0], sel[:, 1]
-                vals = (groups[qi, :, gj] if g > 1 else out[qi, gj][:, None]).float()
-                cols = gj[:, None] + lift[None, :] if g > 1 else gj[:, None]
-                keep = (vals >= thr[qi][:, None]) & (cols < valid)
-                c_q = torch.cat([c_q, qi[:, None].expand_as(cols)[keep]])
-                c_r = torch.cat([c_r, (cols + t0)[keep]])
-                c_v = torch.cat([c_v, vals[keep]])
-            # prune what the risen threshold no longer admits, then the per-query cap
-            alive = c_v >= thr[c_q]
-            c_q, c_r, c_v = c_q[alive], c_r[alive], c_v[alive]
-            counts = torch.bincount(c_q, minlength=B).to("cpu").numpy()
-            big = counts > cap
+                vals = groups[qi, :, gj] if g > 1 else out[qi, gj][:, None]
+                hit = (vals >= thr[qi][:, None]).nonzero()
+                r, m = hit[:, 0], hit[:, 1]
+                cols = gj[r] + m * ng
+                ok = cols < valid
+                c_q = torch.cat([c_q, qi[r][ok]])
+                c_r = torch.cat([c_r, (cols + t0)[ok]])
+                c_v = torch.cat([c_v, vals[r, m][ok]])
+            # the k-th collected value is L over the rows seen so far: raise thr, prune, cap
+            order, counts, kth = _kth_per_query(torch, c_q, c_v, B, k)
+            thr = raise_thr(kth.to("cpu").numpy())
+            big = counts.to("cpu").numpy() > cap
             if big.any():
                 over |= big
-                thr_np[big] = np.inf
-                alive = ~torch.from_numpy(big).to(dev)[c_q]
-                c_q, c_r, c_v = c_q[alive], c_r[alive], c_v[alive]
-    qi, rows, vals = (t.to("cpu").numpy() for t in (c_q, c_r, c_v))
-    order = np.lexsort((-vals, qi))
-    qi, rows, vals = qi[order], rows[order], vals[order].astype(np.float64)
+                thr = raise_thr(level)
+            c_q, c_r, c_v = c_q[order], c_r[order], c_v[order]
+            alive = c_v >= thr[c_q]
+            c_q, c_r, c_v = c_q[alive], c_r[alive], c_v[alive]
+    # c_* are sorted by query, value descending; the k-th value of each query is exactly L
+    qi, rows, vals = c_q.to("cpu").numpy(), c_r.to("cpu").numpy(), c_v.to(torch.float32).to("cpu").numpy()
+    vals = vals.astype(np.float64)
     counts = np.bincount(qi, minlength=B)[:b]
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     over = over[:b] | (counts < k)
-    level = np.full(b, -np.inf)
+    final = np.full(b, -np.inf)
     ok = ~over
-    level[ok] = vals[starts[ok] + k - 1]
-    thr_f, t_lo = superset_threshold(level, e0[:b])
+    final[ok] = vals[starts[ok] + k - 1]
+    thr_f, t_lo = superset_threshold(final, e0[:b])
     thr_f[over] = np.inf
     keep = vals >= thr_f.astype(np.float64)[qi]
     qi, rows = qi[keep], rows[keep]
