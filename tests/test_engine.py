@@ -1,5 +1,6 @@
 import concurrent.futures as cf
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,3 +92,78 @@ def test_atomic_write_removes_a_killed_writers_temp_file(tmp_path):
     with atomic_write(tmp_path / "data.json", "w") as fh:
         fh.write("{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.json.x.tmp", "data.json"]
+
+
+@dataclass
+class SetupStage(Stage):
+    """Records each setup() (pid per line) in ``log``; fails or kills the first attempt of chosen shards."""
+
+    log: str
+    n: int = 6
+    fail_once: tuple = ()  # shards whose first attempt raises
+    crash_once: tuple = ()  # shards whose first attempt kills the worker process
+    always_fail: tuple = ()
+    name: str = "setup"
+
+    def plan(self):
+        return [ShardTask(i, (i,)) for i in range(self.n)]
+
+    def outputs(self, index):
+        return [f"out/{index}.txt"]
+
+    def setup(self):
+        with open(self.log, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        self.model = "loaded"
+
+    def process(self, task, scratch: Path):
+        assert self.model == "loaded"
+        first = Path(self.log).with_name(f"attempted-{task.index}")
+        again = first.exists()
+        first.touch()
+        if task.index in self.always_fail or (task.index in self.fail_once and not again):
+            raise ValueError(f"bad shard {task.index}")
+        if task.index in self.crash_once and not again:
+            os._exit(3)
+        (scratch / "out").mkdir()
+        (scratch / f"out/{task.index}.txt").write_text(str(task.index))
+        return ShardStats(task.index, 1, 1)
+
+
+def test_setup_runs_once_per_worker_not_per_shard(tmp_path):
+    log = tmp_path / "setup.log"
+    run_stage(SetupStage(str(log)), tmp_path / "a", progress=False)
+    assert len(log.read_text().split()) == 1
+    log.unlink()
+    run_stage(SetupStage(str(log)), tmp_path / "b", workers=2, progress=False)
+    pids = log.read_text().split()
+    assert 1 <= len(pids) <= 2 and len(set(pids)) == len(pids)  # one per worker process
+    with cf.ThreadPoolExecutor(2) as ex:
+        log.unlink()
+        run_stage(SetupStage(str(log)), tmp_path / "c", executor=ex, progress=False)
+        assert len(log.read_text().split()) == 1  # threads share one set-up stage
+
+
+def test_failed_shards_are_retried_then_reported_and_the_rest_is_done(tmp_path):
+    from seeing_sound.engine import EngineConfig
+
+    stage = SetupStage(str(tmp_path / "setup.log"), fail_once=(1, 4))
+    report = run_stage(stage, tmp_path / "out", progress=False)
+    assert report.ran == 6 and report.complete and report.failed == []
+    bad = SetupStage(str(tmp_path / "x" / "setup.log"), always_fail=(2,))
+    (tmp_path / "x").mkdir()
+    with pytest.raises(ValueError, match="bad shard 2") as info:
+        run_stage(bad, tmp_path / "out2", progress=False, engine_config=EngineConfig(shard_retries=1))
+    assert any("1 shard(s) failed after 2 attempt(s)" in n for n in getattr(info.value, "__notes__", []))
+    done = sorted(p.name for p in (tmp_path / "out2/_stages/setup").glob("*.done.json"))
+    assert len(done) == 5  # every other shard finished
+    fixed = SetupStage(str(tmp_path / "x" / "setup.log"))  # same plan and fingerprint: resumes
+    again = run_stage(fixed, tmp_path / "out2", progress=False)
+    assert (again.ran, again.skipped) == (1, 5)
+
+
+def test_a_worker_crash_is_not_a_lost_shard(tmp_path):
+    stage = SetupStage(str(tmp_path / "setup.log"), crash_once=(2,))
+    report = run_stage(stage, tmp_path / "out", workers=2, progress=False)
+    assert report.ran == 6 and report.complete
+    assert sorted(p.name for p in (tmp_path / "out/out").iterdir()) == [f"{i}.txt" for i in range(6)]
