@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from seeing_sound.concepts.images import IMAGE_SUFFIXES, discover_images
 from seeing_sound.concepts.stage import CONCEPTS_SCHEMA, IMAGES_SCHEMA, ConceptsStage, plan_concepts
 from seeing_sound.config import resolve
 from seeing_sound.engine import EngineConfig, run_stage
+from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.errors import SeeingSoundError
 
 log = logging.getLogger(__name__)
@@ -146,8 +148,53 @@ def run_concepts(
         _add(report.concepts_per_image, s.extra.get("concepts_per_image", {}), key=int)
         _add(report.concepts_per_model, s.extra.get("concepts_per_model", {}))
         _add(report.model_failures, s.extra.get("model_failures", {}))
+    _write_card(Path(out_dir), stage, cfg, report)
     log.info("%s", report.summary().splitlines()[0])
     return report
+
+
+CARD = "concepts.json"
+
+
+def _runtime(cfg: ConceptsConfig) -> list[dict]:
+    """Per back end, what this machine runs it with: batch size and the resolved device and dtype
+    (``auto`` becomes cuda/bfloat16 or cpu/float32), which the stage fingerprint does not hold."""
+    out = []
+    for spec in cfg.vlms:
+        entry: dict = {"model": spec.model_id, "kind": spec.kind}
+        if spec.kind == "transformers":
+            from seeing_sound.concepts.backends.transformers import runtime_settings
+
+            entry.update(runtime_settings(spec))
+        out.append(entry)
+    return out
+
+
+def _write_card(root: Path, stage: ConceptsStage, cfg: ConceptsConfig, report: ConceptsReport) -> None:
+    """``out_dir/concepts.json``: the settings, and per run that computed shards, the batch size and
+    dtype each back end ran with (bf16 answers depend on the batch; see docs/concepts.md). ``auto``
+    is resolved on the machine that calls :func:`run_concepts`."""
+    path = root / CARD
+    try:
+        runs = json.loads(path.read_text()).get("runs", []) if path.is_file() else []
+    except (OSError, ValueError):
+        runs = []
+    vlms = _runtime(cfg)
+    if report.shards_ran:
+        runs.append({"shards_ran": report.shards_ran, "vlms": vlms})
+    card = {
+        "stage": stage.name,
+        "settings": cfg.fingerprint(),
+        "vlms": vlms,
+        "runs": runs,
+        "images_in": report.images_in,
+        "images_with_concepts": report.images_with_concepts,
+        "images_filtered": report.images_filtered,
+        "images_failed": report.images_failed,
+        "concepts": report.concepts,
+        "complete": report.complete,
+    }
+    write_json_atomic(path, card)
 
 
 def read_concepts(path: str | Path) -> tuple[pa.Table, pa.Table]:

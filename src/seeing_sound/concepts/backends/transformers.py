@@ -1,19 +1,28 @@
 """Any image-text-to-text model from the Hugging Face hub or a local folder (LLaVA by default).
 
 Loads with ``AutoProcessor`` + ``AutoModelForImageTextToText``, formats prompts with the
-processor's chat template, and runs batched greedy generation. Remote code (e.g. CogVLM ports)
-runs only with ``trust_remote_code=True``.
+processor's chat template (or the tokenizer's, where a checkpoint keeps it only there), and runs
+batched greedy generation. Remote code (e.g. CogVLM ports) runs only with ``trust_remote_code=True``.
+
+Processors of video-capable families (Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision, SmolVLM2, ...) build
+a video processor that needs torchvision. Without torchvision they are loaded image-only: the
+model's own processor class, from the same files, with the video processor left out
+(:func:`image_only_processor`); images go through the image processor exactly as before.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
+from typing import Any
 
 from seeing_sound.concepts.backends import Generation, VLMRequest, VLMSpec
 from seeing_sound.errors import ModelNotFoundError, SeeingSoundError
 
 log = logging.getLogger(__name__)
+
+_REQUIRES = re.compile(r"requires the (\S+) librar", re.IGNORECASE)
 
 
 def _pick_device_dtype(device: str, dtype: str):
@@ -28,20 +37,170 @@ def _pick_device_dtype(device: str, dtype: str):
     return torch.device(device), getattr(torch, dtype)
 
 
+def runtime_settings(spec: VLMSpec) -> dict:
+    """What ``spec`` runs with on this machine (``auto`` resolved), without loading the model:
+    the settings a concepts card records so a run can be reproduced."""
+    import torch
+    import transformers
+
+    device, dtype = _pick_device_dtype(spec.device, spec.dtype)
+    return {
+        "batch_size": spec.batch_size,
+        "device": device.type,
+        "dtype": str(dtype).removeprefix("torch."),
+        "requested": {"device": spec.device, "dtype": spec.dtype},
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+
+
+def missing_package(exc: ImportError) -> str | None:
+    """The package an ImportError says is missing: ``ModuleNotFoundError.name`` or transformers'
+    "X requires the Torchvision library" message (lower-cased), else None."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return exc.name.split(".")[0]
+    found = _REQUIRES.search(str(exc))
+    return found.group(1).lower() if found else None
+
+
+def install_hint(package: str) -> str:
+    """How to install ``package`` without breaking the torch build already installed."""
+    if package != "torchvision":
+        return f"pip install {package}"
+    import torch
+
+    version = torch.__version__.split("+")[0]
+    major, minor = (int(x) for x in version.split(".")[:2])
+    # torchvision's minor version is torch's + 15 (torch 2.0 <-> 0.15, ..., 2.13 <-> 0.28); a bare
+    # `pip install torchvision` resolves to the newest release and pulls a CUDA torch with it.
+    vision = f"0.{minor + 15}" if major == 2 else None
+    local = "+" in torch.__version__ and torch.__version__.split("+")[1]
+    index = f" --index-url https://download.pytorch.org/whl/{local}" if local else ""
+    pin = f" torchvision=={vision}.*" if vision else " torchvision"
+    return f"pip install torch=={version}{pin}{index} (pin both, or pip replaces your torch {torch.__version__})"
+
+
+def _one_line_import_error(spec: VLMSpec, exc: ImportError, what: str) -> SeeingSoundError:
+    package = missing_package(exc)
+    if package is None:
+        return SeeingSoundError(f"VLM '{spec.model}': {what} needs a package that is not installed: {exc}")
+    return SeeingSoundError(f"VLM '{spec.model}': {what} needs {package}; install it with: {install_hint(package)}")
+
+
+def image_only_processor(model: str, config, **kwargs):
+    """The processor of ``config``'s model type loaded from ``model`` without its video processor,
+    or None when that processor has no video part.
+
+    transformers loads (and type-checks) a processor's sub-processors by the names its
+    ``get_attributes()`` returns, so a subclass that leaves ``video_processor`` out of that list
+    loads the image processor, tokenizer, chat template and processor settings from the same files
+    and never touches the video processor. ``from_args_and_dict`` puts ``None`` back in the video
+    slot, so the processor's own ``__init__`` runs with its usual arguments, and a shim between it
+    and ``ProcessorMixin`` drops that ``None`` again, by name, wherever the slot is (Qwen2-VL has it
+    last, LLaVA-NeXT-Video first). ``images=`` calls go through the image processor unchanged.
+    """
+    from transformers import ProcessorMixin
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
+
+    try:
+        cls: Any = PROCESSOR_MAPPING[type(config)]
+    except KeyError:
+        return None
+    full = list(cls.get_attributes())
+    if "video_processor" not in full:
+        return None
+    kept = [a for a in full if a != "video_processor"]
+
+    class _DropVideo(ProcessorMixin):
+        def __init__(self, *args, **kw):
+            named = dict(zip(full, args, strict=False))  # positional sub-processors, in order
+            named.update({k: kw.pop(k) for k in list(kw) if k in full})
+            named.pop("video_processor", None)
+            ProcessorMixin.__init__(self, *(named[a] for a in kept), **kw)
+
+    def get_attributes(klass):
+        return list(kept)
+
+    def from_args_and_dict(klass, args, processor_dict, **kw):
+        loaded = dict(zip(kept, args, strict=True))
+        return super(image_only, klass).from_args_and_dict([loaded.get(a) for a in full], processor_dict, **kw)
+
+    image_only: Any = type(
+        cls.__name__,
+        (cls, _DropVideo),
+        {
+            "__module__": cls.__module__,
+            "get_attributes": classmethod(get_attributes),
+            "from_args_and_dict": classmethod(from_args_and_dict),
+        },
+    )
+    return image_only.from_pretrained(model, **kwargs)
+
+
+def _load_processor(spec: VLMSpec, config, kwargs: dict):
+    """``AutoProcessor``; where it fails only for want of torchvision (a video processor), the
+    image-only processor; a one-line error naming the missing package otherwise."""
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(spec.model, **kwargs)
+    except ImportError as exc:
+        if missing_package(exc) != "torchvision":
+            raise _one_line_import_error(spec, exc, "its processor") from exc
+        try:
+            processor = image_only_processor(spec.model, config, **kwargs)
+        except ImportError as inner:
+            raise _one_line_import_error(spec, inner, "its image processor") from inner
+        if processor is None:
+            raise _one_line_import_error(spec, exc, "its processor") from exc
+        log.info("VLM %s: loaded its processor without the video part (torchvision is not installed)", spec.model)
+        return processor
+
+
+def _use_tokenizer_template(spec: VLMSpec, processor: Any) -> None:
+    """Give the processor the tokenizer's chat template when only ``tokenizer_config.json`` has one
+    (as transformers does for many checkpoints), and check that a prompt with an image renders
+    the model's image placeholder (a text-only template would drop the image silently)."""
+    tokenizer: Any = getattr(processor, "tokenizer", None)
+    if not getattr(processor, "chat_template", None) and getattr(tokenizer, "chat_template", None):
+        processor.chat_template = tokenizer.chat_template
+        log.info("VLM %s: using the chat template of its tokenizer_config.json", spec.model)
+    if not getattr(processor, "chat_template", None):
+        raise SeeingSoundError(
+            f"VLM '{spec.model}' has no chat template (processor or tokenizer); add one (chat_template.json) "
+            "or serve the model behind an OpenAI-compatible server and use --vlm openai:MODEL"
+        )
+    placeholder = getattr(processor, "image_token", None)
+    if placeholder:
+        try:
+            probe = processor.apply_chat_template(_messages("probe"), add_generation_prompt=True, tokenize=False)
+        except Exception as exc:  # a template error is the checkpoint's, not an item's
+            raise SeeingSoundError(f"VLM '{spec.model}': its chat template fails on an image prompt: {exc}") from exc
+        if placeholder not in probe:
+            raise SeeingSoundError(
+                f"VLM '{spec.model}': its chat template drops the image (no {placeholder} in the prompt it renders); "
+                "add an image-aware chat_template.json or use --vlm openai:MODEL"
+            )
+
+
+def _messages(prompt: str) -> list[dict]:
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+
+
 class TransformersBackend:
     provides_captions = True
     provides_concepts = True
 
     def __init__(self, spec: VLMSpec):
-        from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoConfig, AutoModelForImageTextToText
 
         self.spec = spec
         self.device, self.dtype = _pick_device_dtype(spec.device, spec.dtype)
         kwargs = {"trust_remote_code": spec.trust_remote_code}
         try:
             # The config first: it is where a checkpoint declares that it needs its own code.
-            AutoConfig.from_pretrained(spec.model, **kwargs)
-            self.processor = AutoProcessor.from_pretrained(spec.model, **kwargs)
+            config = AutoConfig.from_pretrained(spec.model, **kwargs)
+            self.processor = _load_processor(spec, config, kwargs)
             self.model = AutoModelForImageTextToText.from_pretrained(spec.model, dtype=self.dtype, **kwargs)
         except OSError as exc:
             err = ModelNotFoundError("VLM", spec.model, "--vlm transformers:PATH", exc)
@@ -50,6 +209,8 @@ class TransformersBackend:
                 "download it once with network access or pass a local copy with --vlm transformers:PATH",
             )
             raise err from exc
+        except ImportError as exc:  # the model's code needs a package (timm, einops, flash_attn, ...)
+            raise _one_line_import_error(spec, exc, "its model code") from exc
         except ValueError as exc:
             if "trust_remote_code" in str(exc) and not spec.trust_remote_code:
                 raise SeeingSoundError(
@@ -66,11 +227,7 @@ class TransformersBackend:
                 tokenizer.pad_token = tokenizer.eos_token
         self.pad_token_id = getattr(tokenizer, "pad_token_id", None)
         self._ever_succeeded = False
-        if not getattr(self.processor, "chat_template", None):
-            raise SeeingSoundError(
-                f"VLM '{spec.model}' has no chat template in its processor; add one (processor.chat_template) "
-                "or serve the model behind an OpenAI-compatible server and use --vlm openai:MODEL"
-            )
+        _use_tokenizer_template(spec, self.processor)
         log.info("loaded VLM %s on %s (%s)", spec.model, self.device, str(self.dtype).replace("torch.", ""))
 
     def generate(self, requests: Sequence[VLMRequest], task: str) -> list[list[Generation]]:
@@ -104,7 +261,7 @@ class TransformersBackend:
 
         prompts = [
             self.processor.apply_chat_template(
-                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": r.prompt}]}],
+                _messages(r.prompt),
                 add_generation_prompt=True,
                 tokenize=False,
             )
