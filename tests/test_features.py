@@ -73,3 +73,31 @@ def test_bad_items_are_skipped_with_reasons_and_pooling(models, dataset):
 def test_missing_ast_names_the_flag(dataset, tmp_path):
     with pytest.raises(ModelNotFoundError, match="--ast"):
         compute_features(dataset, ast=str(tmp_path / "missing"), vae=None, progress=False)
+
+
+def test_shard_writer_streams_the_bytes_of_write_shard(tmp_path):
+    from safetensors.numpy import save
+
+    from seeing_sound.features.store import ShardWriter, write_shard
+
+    rng = np.random.default_rng(0)
+    tensors = {
+        "rows": np.arange(7, dtype=np.int64),
+        "mean": rng.standard_normal((7, 4, 3, 3)).astype(np.float16),
+        "std": rng.random((7, 4, 3, 3)).astype(np.float16),
+    }
+    for meta in ({"model": '/tmp/é "x"\n'}, {"b": "2", "a": "1", "kind": "vae"}):
+        write_shard(tmp_path / "ref.safetensors", tensors, meta)
+        ref = (tmp_path / "ref.safetensors").read_bytes()
+        if len(meta) == 1:  # safetensors orders several metadata keys at random; one key pins its bytes
+            assert ref == save(tensors, metadata=meta)
+        assert load_file(str(tmp_path / "ref.safetensors")).keys() == tensors.keys()
+        columns = {k: (v.dtype, v.shape[1:]) for k, v in tensors.items()}
+        with ShardWriter(tmp_path / "out.safetensors", columns, meta) as out:
+            for s, e in ((0, 3), (3, 3), (3, 7)):  # an empty batch too
+                out.append(**{k: (v[s:e].astype(np.float32) if k != "rows" else v[s:e]) for k, v in tensors.items()})
+        assert (tmp_path / "out.safetensors").read_bytes() == ref
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["out.safetensors", "ref.safetensors"]  # parts removed
+    with pytest.raises(ValueError, match="shape"), ShardWriter(tmp_path / "bad.safetensors", columns, {}) as out:
+        out.append(rows=np.zeros(1, np.int64), mean=np.zeros((1, 4, 2, 2)), std=np.zeros((1, 4, 3, 3)))
+    assert not (tmp_path / "bad.safetensors").exists()

@@ -51,8 +51,13 @@ def text_targets(texts: list[str], pretrained: str, device) -> torch.Tensor:
     return torch.cat(out).float()
 
 
-def pretrain_projector(model, cfg, data, device, lr: float = 1e-4) -> list[float]:
-    """Train ``model.projector`` alone for ``cfg.pretrain_projector_steps`` steps; returns the losses."""
+def pretrain_projector(model, cfg, data, device, lr: float = 1e-4, audio_of=None) -> list[float]:
+    """Train ``model.projector`` alone for ``cfg.pretrain_projector_steps`` steps; returns the losses.
+
+    ``audio_of(positions)`` gives the AST tokens of dataset positions (default: ``data[i]["audio"]``).
+    """
+    if audio_of is None:
+        audio_of = lambda idx: torch.stack([data[i]["audio"] for i in idx])  # noqa: E731
     from seeing_sound.dataset import PairsDataset
     from seeing_sound.model.train_data import BatchPlan
 
@@ -68,7 +73,7 @@ def pretrain_projector(model, cfg, data, device, lr: float = 1e-4) -> list[float
     losses = []
     for step in range(cfg.pretrain_projector_steps):
         idx = plan.batch(step).tolist()
-        audio = torch.stack([data[i]["audio"] for i in idx]).float().to(device)
+        audio = audio_of(idx).float().to(device)
         target = targets[[target_of[texts[i]] for i in idx]]
         loss = info_nce(projector(audio).mean(dim=1), target)
         optimizer.zero_grad(set_to_none=True)

@@ -20,6 +20,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -27,7 +28,15 @@ from seeing_sound.errors import SeeingSoundError
 from seeing_sound.features.store import find_feature_set
 from seeing_sound.model.diffusion import DiffusionSchedule, diffusion_loss, q_sample
 from seeing_sound.model.train_config import RESUME_KEYS, TrainConfig
-from seeing_sound.model.train_data import BatchPlan, BatchSampler, PairFeatures, collate
+from seeing_sound.model.train_data import (
+    BatchPlan,
+    BatchSampler,
+    OnlineAst,
+    PairAudio,
+    PairFeatures,
+    collate,
+    collate_audio,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +94,8 @@ def _check_resume_settings(cfg: TrainConfig, out: Path) -> None:
     if not path.is_file():
         return
     old = json.loads(path.read_text())
-    changed = [k for k in RESUME_KEYS if old.get(k) != getattr(cfg, k)]
+    defaults = TrainConfig.__dataclass_fields__  # a run saved before a key existed had its default
+    changed = [k for k in RESUME_KEYS if old.get(k, defaults[k].default) != getattr(cfg, k)]
     if changed:
         detail = ", ".join(f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed)
         raise SeeingSoundError(f"cannot resume {out} with changed settings ({detail})")
@@ -133,10 +143,11 @@ class TrainRecipe:
 
         out = self.out
         out.mkdir(parents=True, exist_ok=True)
-        ast_set = find_feature_set(self.config.dataset, "ast", self.config.ast_features)
+        online = self.config.ast_online
+        ast_set = None if online else find_feature_set(self.config.dataset, "ast", self.config.ast_features)
         vae_set = find_feature_set(self.config.dataset, "vae", self.config.vae_features)
         cfg = self.cfg = dataclasses.replace(
-            self.config, ast_features=ast_set.path.name, vae_features=vae_set.path.name
+            self.config, ast_features=None if ast_set is None else ast_set.path.name, vae_features=vae_set.path.name
         )
         self.resume_from = _resolve_resume(cfg, out)
         if self.resume_from is not None:
@@ -145,27 +156,38 @@ class TrainRecipe:
         if accelerator.is_main_process:
             (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
 
-        self.data = data = PairFeatures(ast_set, vae_set)
+        # AST tokens: read from features/ast-* (default), or computed here from the mixtures (ast_online).
+        self.online_ast: OnlineAst | None = None
+        data: PairFeatures | PairAudio
+        audio_card: dict[str, Any]
+        if ast_set is None:
+            self.online_ast = OnlineAst(cfg.ast_model, cfg.ast_pool, accelerator.device, cfg.batch_size)
+            audio_card, audio_name = self.online_ast.card, f"AST online ({cfg.ast_model})"
+            data, self.collate = PairAudio(cfg.dataset, vae_set), collate_audio
+        else:
+            audio_card, audio_name = ast_set.card, ast_set.path.name
+            data, self.collate = PairFeatures(ast_set, vae_set), collate
+        self.data = data
         if len(data) == 0:
             raise SeeingSoundError(f"no rows have both AST and VAE features in {cfg.dataset}")
         plan = BatchPlan(len(data), cfg.batch_size, cfg.seed)
         log.info(
             "training on %d pairs (%s, %s), %d batches per epoch",
             len(data),
-            ast_set.path.name,
+            audio_name,
             vae_set.path.name,
             plan.batches_per_epoch,
         )
 
         # 1. Model (seeded), optional projector pre-training, optimizer, LR schedule, EMA.
         torch.manual_seed(cfg.seed)
-        model = AudioPixArt.from_pixart(cfg.pretrained, audio_embed_dim=int(ast_set.card["dim"]), seed=cfg.seed)
+        model = AudioPixArt.from_pixart(cfg.pretrained, audio_embed_dim=int(audio_card["dim"]), seed=cfg.seed)
         if cfg.loss == "hybrid" and not model.learned_variance:
             raise SeeingSoundError(f"{cfg.pretrained} predicts no variance; use loss='eps-mse'")
         if cfg.pretrain_projector_steps and self.resume_from is None:
             from seeing_sound.model.pretrain import pretrain_projector
 
-            pretrain_projector(model, cfg, data, device=accelerator.device)
+            pretrain_projector(model, cfg, data, device=accelerator.device, audio_of=self.audio_of_items)
         if cfg.gradient_checkpointing:
             model.enable_gradient_checkpointing()
         model.train()
@@ -195,11 +217,25 @@ class TrainRecipe:
         loader = torch.utils.data.DataLoader(
             data,
             batch_sampler=BatchSampler(plan, start=self.counter.step * cfg.grad_accum * procs + rank, stride=procs),
-            collate_fn=collate,
+            collate_fn=self.collate,
             num_workers=cfg.num_workers,
         )
         self.batches = iter(loader)
-        self.sampler = TrainSampler(cfg, out, data, vae_set, accelerator) if accelerator.is_main_process else None
+        self.sampler = None
+        if accelerator.is_main_process:
+            self.sampler = TrainSampler(cfg, out, data, vae_set, accelerator, audio_card, self.audio_of_items)
+            if cfg.sample_every:
+                _warn_cpu_sampling(cfg, model, vae_set, accelerator.device)
+
+    def audio_batch(self, batch: dict) -> dict:
+        """The batch with ``"audio"`` tokens: as read, or computed from its ``"wave"``s (ast_online)."""
+        if self.online_ast is not None and "wave" in batch:
+            batch = {**batch, "audio": self.online_ast(batch.pop("wave"))}
+        return batch
+
+    def audio_of_items(self, positions: list[int]) -> torch.Tensor:
+        """AST tokens ``(n, T, D)`` of dataset positions (validation grid, projector pre-training)."""
+        return self.audio_batch(self.collate([self.data[i] for i in positions]))["audio"]
 
     def train(self) -> TrainResult:
         """Optimizer steps up to ``max_steps``; returns the losses of the steps this call did."""
@@ -218,7 +254,7 @@ class TrainRecipe:
             for step in range(start + 1, cfg.max_steps + 1):
                 step_losses = []
                 for micro in range(cfg.grad_accum):
-                    batch = next(self.batches)
+                    batch = self.audio_batch(next(self.batches))
                     gen = _step_generator(cfg.seed, step, micro, rank)
                     with accelerator.accumulate(model):
                         loss = _micro_step(model, batch, gen, schedule, cfg, accelerator.device)
@@ -245,12 +281,12 @@ class TrainRecipe:
                 if step % cfg.log_every == 0 or step == cfg.max_steps:
                     rate = n_window / max(time.perf_counter() - t_window, 1e-9)
                     result.samples_per_second = rate
-                    log.info("step %d/%d loss %.4f %.1f samples/s", step, cfg.max_steps, mean_loss, rate)
+                    log.info("step %d/%d loss %.4f %.3g samples/s", step, cfg.max_steps, mean_loss, rate)
                     if cfg.tensorboard:
                         accelerator.log({"loss": mean_loss, "samples_per_s": rate}, step=step)
                     t_window, n_window = time.perf_counter(), 0
+                bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)  # before update(), which redraws
                 bar.update(1)
-                bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
                 if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
                     self.save_checkpoint(step)
                 if (
@@ -294,6 +330,35 @@ def train(cfg: TrainConfig) -> TrainResult:
         return recipe.train()
     finally:
         recipe.cleanup()
+
+
+#: PixArt-XL/2 (611M parameters), one 512² sampling step with guidance on this project's 2-core CPU
+#: (docs/performance.md); the CPU estimate of a validation grid scales it by parameters and latent area.
+_CPU_FULL_SIZE_STEP_S = 17.7
+_FULL_SIZE_PARAMS = 611e6
+_FULL_SIZE_LATENT_AREA = 64 * 64
+
+
+def _warn_cpu_sampling(cfg: TrainConfig, model, vae_set, device) -> None:
+    """Say once, on a CPU, what a validation grid will cost and how to turn grids off."""
+    if torch.device(device).type != "cpu":
+        return
+    params = sum(p.numel() for p in model.parameters())
+    shape = vae_set.card.get("latent_shape") or [4, 64, 64]
+    area = int(shape[-1]) * int(shape[-2])
+    est = cfg.num_validation * cfg.sample_steps * _CPU_FULL_SIZE_STEP_S * params / _FULL_SIZE_PARAMS
+    est *= area / _FULL_SIZE_LATENT_AREA
+    level = logging.WARNING if est > 60 else logging.INFO
+    log.log(
+        level,
+        "no GPU: each validation grid (%d images x %d steps, every %d steps) runs on the CPU, about %s here "
+        "(a full-size 611M PixArt at 512² takes ~%.0f s per step); sample_every=0 (--sample-every 0) skips them",
+        cfg.num_validation,
+        cfg.sample_steps,
+        cfg.sample_every,
+        f"{est / 60:.3g} min" if est >= 60 else f"{est:.2g} s",
+        _CPU_FULL_SIZE_STEP_S,
+    )
 
 
 def _micro_step(model, batch: dict, gen: torch.Generator, schedule: DiffusionSchedule, cfg: TrainConfig, device):

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from seeing_sound.features.store import FeatureSet
+
+if TYPE_CHECKING:
+    from seeing_sound.dataset import PairsDataset
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,101 @@ def collate(items: list[dict]) -> dict:
     return {
         "row": torch.tensor([it["row"] for it in items]),
         "audio": torch.stack([it["audio"] for it in items]),
+        "mean": torch.stack([it["mean"] for it in items]),
+        "std": torch.stack([it["std"] for it in items]),
+    }
+
+
+class PairAudio(torch.utils.data.Dataset):
+    """Items ``{"row", "wave" (n,) float32, "mean"/"std"}``: the raw mixture instead of AST tokens.
+
+    For ``ast_online``: rows are those of the VAE set; the mixture (FLAC/WAV) is decoded here,
+    so in DataLoader workers, and turned into tokens by :class:`OnlineAst` in the training process.
+    """
+
+    def __init__(self, dataset: str, vae: FeatureSet):
+        self.dataset, self.vae = dataset, vae
+        self._vae_index = vae.row_index()
+        self.rows = sorted(self._vae_index)
+        self._pairs: PairsDataset | None = None
+        self._handles: dict = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getstate__(self):  # opened lazily, so the dataset pickles into loader workers
+        return {**self.__dict__, "_pairs": None, "_handles": {}}
+
+    def _open(self, path):
+        from safetensors import safe_open
+
+        if str(path) not in self._handles:
+            self._handles[str(path)] = safe_open(str(path), framework="pt")
+        return self._handles[str(path)]
+
+    def __getitem__(self, i: int) -> dict:
+        from seeing_sound.dataset import PairsDataset
+        from seeing_sound.errors import SeeingSoundError
+
+        if self._pairs is None:
+            self._pairs = PairsDataset.open(self.dataset)
+        pairs = self._pairs
+        row = self.rows[i]
+        try:
+            wave = pairs.audio(row)
+        except Exception as exc:  # precomputed features skip such rows; online there is no list to skip them from
+            raise SeeingSoundError(
+                f"--ast-online: cannot read the mixture of row {row} ({pairs.audio_path(row)}: {exc}); "
+                "run `seeing-sound features` (which skips bad audio) and train on the precomputed tokens"
+            ) from exc
+        s, pos = self._vae_index[row]
+        vae = self._open(self.vae.shards[s])
+        return {
+            "row": row,
+            "wave": torch.from_numpy(wave),
+            "mean": vae.get_slice("mean")[pos : pos + 1][0],
+            "std": vae.get_slice("std")[pos : pos + 1][0],
+        }
+
+
+class OnlineAst:
+    """A frozen AST that turns a batch's mixtures into the tokens ``seeing-sound features`` would store.
+
+    bf16 on a GPU that has it, float32 on the CPU; filterbank in torch on the same device
+    (:func:`~seeing_sound.encoders.ast.ast_fbank`). Tokens are pooled like the features'
+    ``--pool`` and rounded to fp16 as the stored features are, so both paths train on the same inputs.
+    """
+
+    def __init__(self, model: str, pool: int, device, batch_size: int = 8):
+        from seeing_sound.encoders.ast import load_ast
+
+        device = torch.device(device)
+        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        self.encoder = load_ast(model, device=str(device), dtype=torch.bfloat16 if bf16 else None, flag="--ast-model")
+        self.encoder.model.requires_grad_(False)
+        self.pool, self.batch_size, self.model = pool, batch_size, model
+        f, t = self.encoder.grid
+        self.card: dict[str, Any] = {"kind": "ast", "model": model, "pool": pool, "dim": self.encoder.hidden_size}
+        self.card["tokens"] = 2 + f * (-(-t // pool))
+
+    def __call__(self, waves) -> torch.Tensor:
+        """``(B, tokens, dim)`` fp16 on the AST's device from a list of 1-D waveforms (tensors or arrays)."""
+        arrays = [w.numpy() if torch.is_tensor(w) else np.asarray(w, np.float32) for w in waves]
+        tokens = self.encoder.encode_torch(arrays, batch_size=self.batch_size)
+        if self.pool > 1:
+            f, t = self.encoder.grid
+            b, _, d = tokens.shape
+            patches = tokens[:, 2:].reshape(b, f, t, d)
+            runs = [patches[:, :, s : s + self.pool].mean(dim=2) for s in range(0, t, self.pool)]
+            tokens = torch.cat([tokens[:, :2], torch.stack(runs, dim=2).reshape(b, -1, d)], dim=1)
+        return tokens.half()
+
+
+def collate_audio(items: list[dict]) -> dict:
+    """Like :func:`collate`, with ``"wave"`` a list (mixtures may differ in length)."""
+    return {
+        "row": torch.tensor([it["row"] for it in items]),
+        "wave": [it["wave"] for it in items],
         "mean": torch.stack([it["mean"] for it in items]),
         "std": torch.stack([it["std"] for it in items]),
     }

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.model.train_config import TrainConfig
-from seeing_sound.model.train_data import PairFeatures
 
 log = logging.getLogger(__name__)
 
@@ -17,17 +17,27 @@ log = logging.getLogger(__name__)
 class TrainSampler:
     """Validation grids during training and the final pipeline folder (main process only)."""
 
-    def __init__(self, cfg: TrainConfig, out: Path, data: PairFeatures, vae_set, accelerator):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        out: Path,
+        data,
+        vae_set,
+        accelerator,
+        audio_card: dict,
+        audio_of: Callable[[list[int]], torch.Tensor],
+    ):
+        """``audio_card``: the AST features' card (model, pool); ``audio_of(positions)``: their tokens."""
         from seeing_sound.model.loading import load_scheduler, load_vae
 
         self.cfg, self.out, self.device = cfg, out, accelerator.device
         self.vae = load_vae(vae_set.card["model"]).to(self.device).eval()
         self.scheduler = load_scheduler(cfg.pretrained)
-        items = [data[i] for i in range(min(cfg.num_validation, len(data)))]
-        self.audio = torch.stack([it["audio"] for it in items]).float()
-        self.latents = torch.stack([it["mean"] for it in items]).float()
-        self.ast_model = data.ast.card["model"]
-        self.ast_pool = int(data.ast.card.get("pool", 1))  # generation must pool AST tokens like these features
+        positions = list(range(min(cfg.num_validation, len(data))))
+        self.audio = audio_of(positions).float().cpu()
+        self.latents = torch.stack([data[i]["mean"] for i in positions]).float()
+        self.ast_model = audio_card["model"]
+        self.ast_pool = int(audio_card.get("pool", 1))  # generation must pool AST tokens like these features
 
     def _pipeline(self, model):
         from seeing_sound.model.pipeline import AudioPixArtPipeline
