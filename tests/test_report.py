@@ -1,5 +1,7 @@
 """The static dataset page: real pool, real dataset, real images; parsed, and driven in Chromium."""
 
+import io
+import json
 import os
 import shutil
 import subprocess
@@ -17,8 +19,13 @@ from PIL import Image
 from seeing_sound.audio.mix import mix_recipe, render_mixture
 from seeing_sound.dataset import DatasetWriter
 from seeing_sound.dataset.audio_files import quantize_pcm16
+from seeing_sound.dataset.schema import METADATA
 from seeing_sound.pool import AudioPool, build_pool
 from seeing_sound.report import write_report
+from seeing_sound.report.plots import bars_svg, int_bins
+from seeing_sound.report.script import SEARCH_JS
+from seeing_sound.report.spectrogram import COLORMAP, log_spectrogram, spectrogram_png, spectrogram_rgb
+from seeing_sound.report.summary import SummaryStats
 from seeing_sound.testing.signals import noise, tone, write_audio
 
 SR = 16000
@@ -124,7 +131,7 @@ class _Page(HTMLParser):
 
     def handle_data(self, data):
         self.text.append(data)
-        if self._in_title:
+        if self._in_title and self.title is None:  # the page's, not an SVG plot's <title>
             self.title = data
 
 
@@ -135,10 +142,34 @@ def _parse(path: Path) -> _Page:
     return page
 
 
-def _target(out: Path, src: str) -> Path:
+def _target(base: Path, src: str) -> Path:
     parts = urlsplit(src)
     assert not parts.scheme and not parts.netloc and not src.startswith("/"), f"not a relative link: {src}"
-    return out / unquote(parts.path)
+    return base / unquote(parts.path)
+
+
+def _pages(out: Path) -> list[Path]:
+    return sorted((out / "report/pages").glob("shard-*.html"))
+
+
+def _all(out: Path) -> list[tuple[Path, _Page]]:
+    """index.html and every shard page, parsed."""
+    return [(p, _parse(p)) for p in [out / "index.html", *_pages(out)]]
+
+
+def _tags(out: Path, name: str) -> list[tuple[Path, dict]]:
+    return [(p.parent, a) for p, page in _all(out) for t, a in page.tags if t == name]
+
+
+def _text(out: Path) -> str:
+    return " ".join(" ".join(t for _, page in _all(out) for t in page.text).split())
+
+
+def _index_data(out: Path) -> dict:
+    raw = (out / "report/index.js").read_text(encoding="ascii")
+    prefix = "window.SEEING_SOUND_INDEX="
+    assert raw.startswith(prefix) and raw.endswith(";\n")
+    return json.loads(raw[len(prefix) : -2])
 
 
 @pytest.fixture(scope="module")
@@ -152,37 +183,50 @@ def built(tmp_path_factory):
     return tmp, out, index, info
 
 
-def test_page_links_are_relative_and_exist(built):
+def test_pages_links_are_relative_and_exist(built):
     tmp, out, index, _ = built
     assert index == out / "index.html"
-    page = _parse(index)
-    audios = [a for t, a in page.tags if t == "audio"]
-    imgs = [a for t, a in page.tags if t == "img"]
+    assert [p.name for p in _pages(out)] == ["shard-000000.html", "shard-000001.html"]  # shard_size=2, 3 pairs
+    audios, imgs = _tags(out, "audio"), _tags(out, "img")
     # 3 mixtures + 3 rendered components (the 4th component's chunk id is not in the pool)
-    assert len(audios) == 6 and all("controls" in a for a in audios)
-    assert len(imgs) == 3  # cat, the oddly named dog, and the filtered logo's thumbnail; never the unsafe path
-    for a in audios + imgs:
-        assert _target(out, a["src"]).resolve().is_file(), a["src"]
-    assert "file:" not in index.read_text() and str(tmp) not in index.read_text()
-    srcs = {_target(out, a["src"]).resolve() for a in imgs}
+    assert len(audios) == 6 and all("controls" in a for _, a in audios)
+    pictures = [(b, a) for b, a in imgs if "spec" not in a.get("class", "")]
+    spectrograms = [(b, a) for b, a in imgs if "spec" in a.get("class", "")]
+    assert len(pictures) == 3  # cat, the oddly named dog, and the filtered logo's thumbnail; never the unsafe path
+    assert len(spectrograms) == 6  # one per mixture and per rendered component
+    for base, a in audios + imgs + _tags(out, "a") + _tags(out, "script"):
+        link = a.get("src") or a.get("href")
+        assert _target(base, link).resolve().is_file(), link
+    for p, _ in _all(out):
+        assert "file:" not in p.read_text() and str(tmp) not in p.read_text()
+    srcs = {_target(b, a["src"]).resolve() for b, a in pictures}
     assert (tmp / "images/sub dir/dog #1.png").resolve() in srcs and (tmp / "images/logo.png").resolve() in srcs
 
 
 def test_everything_is_escaped(built):
-    _, _, index, _ = built
-    raw = index.read_text()
-    page = _parse(index)
-    text = "".join(page.text)
-    assert not any(t == "script" for t, _ in page.tags)
-    assert SCRIPT in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in raw
-    assert "<img src=x onerror=alert(2)>" in text and "<img src=x" not in raw
-    assert not any("onerror" in a for _, a in page.tags)
-    assert page.title == "Demo <pairs>" and "<b>friends</b>" in text
+    _, out, index, _ = built
+    for path, page in _all(out):
+        raw = path.read_text()
+        scripts = [a for t, a in page.tags if t == "script"]
+        # the index has our two script files and nothing inline; the shard pages have no script at all
+        assert scripts == ([{"src": "report/index.js"}, {"src": "report/search.js"}] if path == index else [])
+        assert "<script>" not in raw and "onerror" not in raw.replace("onerror=alert(2)&gt;", "")
+        assert not any(k.startswith("on") for _, a in page.tags for k in a)
+    text = _text(out)
+    assert SCRIPT in text and "<img src=x onerror=alert(2)>" in text and "<b>friends</b>" in text
+    assert "<img src=x" not in index.read_text()
+    assert _parse(index).title == "Demo <pairs>"
+    js = (out / "report/index.js").read_text()
+    assert "<" not in js  # no '</script>' can end anything early
+    data = _index_data(out)
+    assert SCRIPT in data["concepts"] and data["pages"] == ["shard-000000", "shard-000001"]
+    assert [p[:3] for p in data["pairs"]] == [[0, 0, "cat"], [0, 1, "dog"], [1, 0, "evil"]]
+    assert "textContent" in SEARCH_JS and "innerHTML" not in SEARCH_JS and "fetch(" not in SEARCH_JS
 
 
 def test_shows_scores_dropped_images_and_summary(built):
-    _, _, index, _ = built
-    text = " ".join(_parse(index).text)
+    _, out, _, _ = built
+    text = _text(out)
     for needle in (
         "cat: purring",
         "tiny-vlm",
@@ -198,9 +242,16 @@ def test_shows_scores_dropped_images_and_summary(built):
         "image path refused",
         "not rendered",
         "chunk_id 999",
+        "3 of 3 pairs on 2 pages",
+        "3 of 6",  # pool chunks used
+        "Chunk loudness vs target",
+        "Concepts per image",
+        "Chunk reuse",
+        "SSR candidate-set sizes",
     ):
         assert needle in text, needle
-    assert "pairs" in text and "3 of 3 pairs shown" in " ".join(text.split())
+    svgs = [a for _, a in _tags(out, "svg")]
+    assert len(svgs) == 4 and all(a["role"] == "img" for a in svgs)
 
 
 def test_component_files_are_each_source_at_its_gain(built):
@@ -215,21 +266,93 @@ def test_component_files_are_each_source_at_its_gain(built):
         x, sr = sf.read(out / f"report/components/shard-000000-000000-{k}.wav", dtype="int16")
         ref = quantize_pcm16(render_mixture(pool.chunk(c["chunk_id"])[None], [c["gain_db"]], row["mixture_gain_db"]))
         assert sr == SR and np.array_equal(x, ref)
+        png = (out / f"report/spectrograms/shard-000000-000000-{k}.png").read_bytes()
+        assert png == spectrogram_png(
+            render_mixture(pool.chunk(c["chunk_id"])[None], [c["gain_db"]], row["mixture_gain_db"])
+        )
+
+
+def test_spectrogram_is_log_magnitude_on_a_fixed_scale():
+    t = np.arange(SR * 2) / SR
+    db = log_spectrogram(np.sin(2 * np.pi * 1000 * t))
+    assert db.shape == (256, 160) and np.all(db.argmax(axis=0) == 32)  # 1 kHz = bin 32 of a 512-point FFT at 16 kHz
+    assert db.max() == pytest.approx(0.0, abs=0.2)  # a full-scale sine peaks at 0 dBFS
+    quiet, loud = spectrogram_rgb(0.01 * np.sin(2 * np.pi * 1000 * t)), spectrogram_rgb(np.sin(2 * np.pi * 1000 * t))
+    assert quiet.shape == (64, 160, 3) and quiet.sum() < loud.sum()  # absolute scale: quieter is darker
+    assert np.all(spectrogram_rgb(np.zeros(100)) == COLORMAP[0])  # silence (and a clip shorter than the FFT)
+    png = spectrogram_png(np.sin(2 * np.pi * 440 * t))
+    assert png == spectrogram_png(np.sin(2 * np.pi * 440 * t)) and Image.open(io.BytesIO(png)).size == (160, 64)
+
+
+def test_summary_stats_stream_and_bin():
+    comps = [
+        [{"chunk_id": 0, "n_candidates": 1, "chunk_lufs": -30.0, "target_lufs": -23.0}] * 3,
+        [{"chunk_id": 0, "n_candidates": 40, "chunk_lufs": None, "target_lufs": -23.0}, {"chunk_id": 7}],
+        [],
+    ]
+    table = pa.Table.from_pylist([{"components": c} for c in comps], schema=pa.schema([METADATA.field("components")]))
+    stats = SummaryStats(pool_size=5)
+    stats.add(table)
+    stats.add(table)
+    f = stats.facts()
+    assert f["components"] == 10 and f["chunks_used"] == 1 and f["max_uses"] == 8 and f["outside_pool"] == 2
+    assert dict(stats.concepts_per_pair) == {3: 2, 2: 2, 0: 2} and stats.candidates == {1: 6, 40: 2}
+    assert stats.points == [(-30.0, -23.0)] * 6
+    assert int_bins({1: 6, 40: 2}) == (["1", "2-3", "4-7", "8-15", "16-31", "32-63"], [6, 0, 0, 0, 0, 2])
+    assert int_bins({0: 1, 2: 3}) == (["0", "1", "2"], [1, 0, 3])
+    assert all(svg.startswith("<svg") and svg.endswith("</svg>") for svg in stats.plots())
+    assert "&lt;b&gt;" in bars_svg("<b>", ["<i>"], [1], "x") and "<b>" not in bars_svg("<b>", ["<i>"], [1], "x")
 
 
 def test_deterministic_max_pairs_and_stale_files(built, tmp_path):
     tmp = built[0]
-    write_report(tmp / "dataset", tmp / "pool", tmp_path / "site")  # all pairs, then fewer
-    one = write_report(tmp / "dataset", tmp / "pool", tmp_path / "site", max_pairs=1)
-    assert sorted(p.name for p in (tmp_path / "site/report/components").iterdir()) == [
+    site = tmp_path / "site"
+    write_report(tmp / "dataset", tmp / "pool", site)  # all pairs, then fewer
+    write_report(tmp / "dataset", tmp / "pool", site, max_pairs=1)
+    assert sorted(p.name for p in (site / "report/components").iterdir()) == [
         "shard-000000-000000-0.wav",
         "shard-000000-000000-1.wav",
     ]
-    first = one.read_bytes()
-    assert write_report(tmp / "dataset", tmp / "pool", tmp_path / "site", max_pairs=1).read_bytes() == first
-    assert "1 of 3 pairs shown" in " ".join(" ".join(_parse(one).text).split())
-    with pytest.raises(ValueError, match="max_pairs"):
-        write_report(tmp / "dataset", tmp / "pool", tmp_path / "x", max_pairs=-1)
+    assert sorted(p.name for p in (site / "report/spectrograms").iterdir()) == [
+        "shard-000000-000000-0.png",
+        "shard-000000-000000-1.png",
+        "shard-000000-000000.png",
+    ]
+    assert [p.name for p in _pages(site)] == ["shard-000000.html"]
+    files = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
+    write_report(tmp / "dataset", tmp / "pool", site, max_pairs=1)
+    assert {p: p.read_bytes() for p in site.rglob("*") if p.is_file()} == files
+    assert "1 of 3 pairs on 1 pages" in _text(site)
+    for bad in ({"max_pairs": -1}, {"max_audio_per_page": -2}, {"max_audio_per_page": 1.5}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            write_report(tmp / "dataset", tmp / "pool", tmp_path / "x", **bad)
+
+
+def test_max_audio_per_page_limits_players_and_thumbnails(built, tmp_path):
+    tmp = built[0]
+    site = tmp_path / "site"
+    write_report(tmp / "dataset", tmp / "pool", site, max_audio_per_page=1)
+    assert len(_tags(site, "audio")) == 2 + 2  # first pair of each page: its mixture (+ the cat's 2 components)
+    links = [a["href"] for _, a in _tags(site, "a") if a.get("href", "").endswith(".flac")]
+    assert len(links) == 1 and "not rendered (--max-audio-per-page)" in _text(site)  # the dog: a plain link
+    write_report(tmp / "dataset", tmp / "pool", site, max_audio_per_page=0)
+    assert not _tags(site, "audio") and not [a for _, a in _tags(site, "img") if "spec" in a.get("class", "")]
+    assert not list((site / "report/components").glob("*.wav")) and not list((site / "report/spectrograms").glob("*"))
+    assert len([a for _, a in _tags(site, "a") if a.get("href", "").endswith(".flac")]) == 3
+
+
+def test_cli_report_command(built, tmp_path, capsys):
+    from seeing_sound.cli import main
+
+    tmp = built[0]
+    out = tmp_path / "cli"
+    argv = ["report", str(tmp / "dataset"), "--pool", str(tmp / "pool"), "--out", str(out), "--quiet"]
+    assert main([*argv, "--max-audio-per-page", "0", "--title", "From the CLI"]) == 0
+    assert "open" in capsys.readouterr().out and _parse(out / "index.html").title == "From the CLI"
+    assert not _tags(out, "audio")
+    assert main([*argv, "--max-audio-per-page", "all"]) == 0 and len(_tags(out, "audio")) == 6
+    with pytest.raises(SystemExit):
+        main([*argv, "--max-audio-per-page", "-1"])
 
 
 def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
@@ -248,31 +371,35 @@ def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
     return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
-def test_chromium_renders_the_page(built, tmp_path):
+def test_chromium_renders_the_pages(built, tmp_path):
     if CHROMIUM is None:
         pytest.skip(
             "chromium not installed: no /usr/bin/chromium or chromium on PATH "
             "(apt-get install chromium); the browser check did not run"
         )
     tmp, _out, _index, _ = built
-    # the demo's layout: the page's folder holds the dataset, links go down into it
+    # the demo's layout: the index's folder holds the dataset, links go down into it
     site = write_report(tmp / "dataset", tmp / "pool", tmp, title="Demo <pairs>")
     url = site.resolve().as_uri()
-    dom = _chromium(["--dump-dom", url], tmp_path)
+    # the search runs from file:// (its data is a <script src> file) and shows a hostile concept as text
+    dom = _chromium(["--dump-dom", url + "#q=%3Cscript%3E"], tmp_path)
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
-    assert "<title>Demo &lt;pairs&gt;</title>" in html
-    assert "<script" not in html.lower()  # the concept stayed text: no script element was created
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert html.count("<audio") == 6 and html.count("<img") == 3
+    assert "<title>Demo &lt;pairs&gt;</title>" in html and "1 of 3 pairs match" in html
+    assert html.lower().count("<script") == 2  # ours; the concept stayed text: no script element was created
+    assert '<span class="tag">&lt;script&gt;alert(1)&lt;/script&gt;</span>' in html
+    assert 'href="report/pages/shard-000000.html#shard-000000-000000">cat</a>' in html
+    dom = _chromium(["--dump-dom", url + "#q=BARK"], tmp_path)  # case-insensitive substring
+    assert "1 of 3 pairs match" in dom.stdout and ">dog</a>" in dom.stdout and ">cat</a>" not in dom.stdout
+    page = (tmp / "report/pages/shard-000000.html").resolve().as_uri()
+    dom = _chromium(["--dump-dom", page], tmp_path)
+    assert "<script" not in dom.stdout.lower() and "&lt;script&gt;alert(1)&lt;/script&gt;" in dom.stdout
+    assert dom.stdout.count("<audio") == 5 and dom.stdout.count('class="spec"') == 5
     shot = tmp_path / "shot.png"
-    res = _chromium([f"--screenshot={shot}", "--window-size=1200,1600", "--hide-scrollbars", url], tmp_path)
+    res = _chromium([f"--screenshot={shot}", "--window-size=1200,1600", "--hide-scrollbars", page], tmp_path)
     assert res.returncode == 0 and shot.is_file(), res.stderr[-2000:]
     pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
     assert pixels.shape[:2] == (1600, 1200) and shot.stat().st_size > 20_000
     assert pixels.std() > 10  # text, tables and images, not a blank page
     # the cat image (orange 200,120,40) was loaded from its relative link and drawn
     assert (np.abs(pixels - np.array([200, 120, 40])).sum(axis=2) < 30).sum() > 1000
-    keep = os.environ.get("SEEING_SOUND_KEEP_SCREENSHOT")
-    if keep:
-        shutil.copy(shot, keep)

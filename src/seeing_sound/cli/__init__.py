@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "export",
     "push",
     "demo",
+    "report",
     "bench",
     "study",
     "leakage",

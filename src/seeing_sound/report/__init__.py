@@ -1,5 +1,5 @@
-"""A static, script-free HTML page to see and hear a pairs dataset (opens from disk)."""
+"""A static, offline HTML browser of a pairs dataset: summary plots, search, one page per shard."""
 
-from seeing_sound.report.html import write_report
+from seeing_sound.report.site import write_report
 
 __all__ = ["write_report"]
