@@ -142,3 +142,35 @@ def test_pretrain_projector_infonce_lowers_its_loss(tmp_path):
     )
     losses = pretrain_projector(model, cfg, data, device="cpu", lr=1e-2)
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def test_pretrain_reads_only_the_caption_projection_and_caches_bf16_text_targets(tmp_path, monkeypatch):
+    import torch
+    from transformers import T5EncoderModel
+
+    from seeing_sound.model.loading import load_pixart_transformer
+    from seeing_sound.model.pretrain import load_caption_projection, text_targets
+    from seeing_sound.testing.models import build_tiny_text_encoder
+
+    pixart = build_tiny_pixart(tmp_path / "pixart")
+    build_tiny_text_encoder(pixart)
+    full = load_pixart_transformer(str(pixart)).caption_projection.state_dict()
+    alone = load_caption_projection(str(pixart)).state_dict()
+    assert alone.keys() == full.keys() and all(torch.equal(alone[k], full[k]) for k in full)
+
+    loaded = {}
+    real = T5EncoderModel.from_pretrained
+
+    def spy(*args, **kwargs):
+        loaded["dtype"] = kwargs.get("dtype")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(T5EncoderModel, "from_pretrained", spy)
+    cache = tmp_path / "ds" / "features" / "text-pixart" / "projector_targets.safetensors"
+    texts = ["dog", "rain, engine", "bell"]
+    first = text_targets(texts, str(pixart), "cpu", cache=cache)
+    assert loaded["dtype"] == torch.bfloat16 and first.shape == (3, 32) and cache.is_file()
+    monkeypatch.setattr(T5EncoderModel, "from_pretrained", lambda *a, **k: pytest.fail("T5 loaded again"))
+    assert torch.equal(text_targets(texts, str(pixart), "cpu", cache=cache), first)
+    monkeypatch.setattr(T5EncoderModel, "from_pretrained", spy)
+    assert text_targets(texts[:2], str(pixart), "cpu", cache=cache).shape == (2, 32)  # other texts: recomputed
