@@ -174,3 +174,17 @@ def test_pretrain_reads_only_the_caption_projection_and_caches_bf16_text_targets
     assert torch.equal(text_targets(texts, str(pixart), "cpu", cache=cache), first)
     monkeypatch.setattr(T5EncoderModel, "from_pretrained", spy)
     assert text_targets(texts[:2], str(pixart), "cpu", cache=cache).shape == (2, 32)  # other texts: recomputed
+
+
+def test_train_log_says_cpu_grids_once_and_rates_with_three_digits(setup, tmp_path, caplog):
+    import logging
+    import re
+
+    with caplog.at_level(logging.INFO, logger="seeing_sound.model.train"):
+        train(_cfg(setup, tmp_path / "run", max_steps=2, log_every=1, sample_every=1, num_validation=1))
+    grid_notes = [r.getMessage() for r in caplog.records if "no GPU" in r.getMessage()]
+    assert len(grid_notes) == 1 and "sample_every=0" in grid_notes[0]
+    rates = [re.search(r"loss \S+ (\S+) samples/s", r.getMessage()) for r in caplog.records]
+    rates = [m.group(1) for m in rates if m]
+    assert len(rates) == 2 and all(len(re.sub(r"[^0-9]", "", r).lstrip("0")) <= 3 for r in rates)
+    assert all(float(r) > 0 for r in rates)
