@@ -150,7 +150,7 @@ def decode_rgb(data: bytes, *, max_side: int, max_pixels: int):
             with _PILLOW_LIMIT:
                 saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
                 try:
-                    img = Image.open(io.BytesIO(data))
+                    img: Image.Image = Image.open(io.BytesIO(data))
                 finally:
                     Image.MAX_IMAGE_PIXELS = saved
             w, h = img.size

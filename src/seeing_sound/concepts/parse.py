@@ -117,20 +117,21 @@ def split_item(item: str) -> Concept | None:
     s = _clean_item(item).rstrip(" :;-–—")  # "Bell:" with nothing after is just "Bell"
     if not s or not re.search(r"\w", s) or len(s) > _MAX_ITEM_CHARS or not reads_as_words(s):
         return None  # the rule on the whole item: the separators split off below are punctuation too
+    obj: str | None
     m = _OBJECT_SOUND.match(s)
     if m:
         obj, sound = m.group("obj"), m.group("sound")
     else:
         obj, sound = _split_at_separator(s)
     obj = _clean_item(obj).rstrip(".,;:-– ") if obj else None
-    sound = _SOUND_PREFIX.sub("", _clean_item(sound)).strip()
+    text: str = _SOUND_PREFIX.sub("", _clean_item(sound or "")).strip()
     if obj is not None and (not obj or len(obj.split()) > _MAX_OBJECT_WORDS):
-        obj, sound = None, s  # a "separator" deep inside a sentence is punctuation, not structure
-    if not sound:
+        obj, text = None, s  # a "separator" deep inside a sentence is punctuation, not structure
+    if not text:
         if not obj:
             return None
-        obj, sound = None, obj  # "1. Dog barking:" -- the object alone is the concept
-    return Concept(obj, sound, f"{obj}: {sound}" if obj else sound)
+        obj, text = None, obj  # "1. Dog barking:" -- the object alone is the concept
+    return Concept(obj, text, f"{obj}: {text}" if obj else text)
 
 
 def reads_as_words(text: str) -> bool:

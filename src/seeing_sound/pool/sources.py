@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -55,7 +56,7 @@ def _absolute(path: Path) -> str:
         return os.path.abspath(path)
 
 
-def find_sources(roots: list[str | Path], exclude: list[str | Path] = ()) -> list[SourceFile]:
+def find_sources(roots: list[str | Path], exclude: Sequence[str | Path] = ()) -> list[SourceFile]:
     """Walk ``roots`` recursively (files are taken as given), sorted by source id.
 
     Hidden files and folders (name starting with '.') are skipped, and so is every folder in
@@ -143,5 +144,6 @@ def attach_descriptions(sources: list[SourceFile], table: dict) -> list[SourceFi
         name = PurePosixPath(rel).name
         stem = PurePosixPath(rel).stem
         hit = next((table[k] for k in (s.source, rel, name, stem) if k in table), None)
-        out.append(SourceFile(s.source, s.path, *(hit or (None, ())), error=s.error, detail=s.detail))
+        description, labels = hit or (None, ())
+        out.append(SourceFile(s.source, s.path, description, labels, error=s.error, detail=s.detail))
     return out

@@ -8,7 +8,7 @@ picklable :class:`VLMSpec`, so a shard sent to another process carries only the 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -138,6 +138,7 @@ def get_backend(spec: VLMSpec) -> VLMBackend:
     """The back end for ``spec``, built once per process (a 7B model loads once, not per shard)."""
     backend = _CACHE.get(spec)
     if backend is None:
+        cls: Callable[[VLMSpec], Any]
         if spec.kind == "transformers":
             from seeing_sound.concepts.backends.transformers import TransformersBackend as cls
         elif spec.kind == "openai":
