@@ -130,7 +130,7 @@ def split_item(item: str) -> Concept | None:
     if not text:
         if not obj:
             return None
-        obj, text = None, obj  # "1. Dog barking:" -- the object alone is the concept
+        text, obj = obj, None  # "1. Dog barking:" -- the object alone is the concept
     return Concept(obj, text, f"{obj}: {text}" if obj else text)
 
 
