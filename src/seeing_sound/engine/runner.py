@@ -384,6 +384,8 @@ def _run_stage(
             _run_on_executor(stage, pending, root, executor, workers, _done, attempts, token)
     finally:
         bar.close()
+        with _PREPARED_GUARD:  # this process is done with the stage: free what its setup() loaded
+            _PREPARED.pop(token, None)
     if sliced is None:
         shutil.rmtree(state_dir(root, stage) / "tmp", ignore_errors=True)
     report.ran = len(pending) - len(attempts.failures)
