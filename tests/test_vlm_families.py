@@ -77,7 +77,7 @@ def test_family_runs_through_the_cli_and_batches_exactly(family, photos, tmp_pat
     assert len({caption for caption, *_ in batched.values()}) > 1
     card = json.loads((tmp_path / "b4" / "concepts.json").read_text())
     assert card["vlms"][0]["batch_size"] == 4 and card["vlms"][0]["dtype"] == "float32"
-    assert card["runs"] == [{"shards_ran": 1, "vlms": card["vlms"]}] and card["images_in"] == len(PHOTOS)
+    assert card["runs_settings"] == [card["vlms"]] and card["images_in"] == len(PHOTOS) and card["complete"]
 
 
 def test_twins_keep_the_hub_layout(tmp_path):

@@ -148,7 +148,7 @@ def run_concepts(
         _add(report.concepts_per_image, s.extra.get("concepts_per_image", {}), key=int)
         _add(report.concepts_per_model, s.extra.get("concepts_per_model", {}))
         _add(report.model_failures, s.extra.get("model_failures", {}))
-    _write_card(Path(out_dir), stage, cfg, report)
+    _write_card(Path(out_dir), cfg, report)
     log.info("%s", report.summary().splitlines()[0])
     return report
 
@@ -170,23 +170,25 @@ def _runtime(cfg: ConceptsConfig) -> list[dict]:
     return out
 
 
-def _write_card(root: Path, stage: ConceptsStage, cfg: ConceptsConfig, report: ConceptsReport) -> None:
-    """``out_dir/concepts.json``: the settings, and per run that computed shards, the batch size and
-    dtype each back end ran with (bf16 answers depend on the batch; see docs/concepts.md). ``auto``
-    is resolved on the machine that calls :func:`run_concepts`."""
+def _write_card(root: Path, cfg: ConceptsConfig, report: ConceptsReport) -> None:
+    """``out_dir/concepts.json``: the settings, the batch size, device and dtype each back end ran
+    with (bf16 answers depend on the batch; see docs/concepts.md), and every distinct such set that
+    computed shards (``runs_settings``: a resume may use another batch size). ``auto`` is resolved
+    on the machine that calls :func:`run_concepts`. Byte-stable: a run killed and resumed with the
+    same settings writes the card an uninterrupted run writes."""
     path = root / CARD
     try:
-        runs = json.loads(path.read_text()).get("runs", []) if path.is_file() else []
+        seen = json.loads(path.read_text()).get("runs_settings", []) if path.is_file() else []
     except (OSError, ValueError):
-        runs = []
+        seen = []
     vlms = _runtime(cfg)
-    if report.shards_ran:
-        runs.append({"shards_ran": report.shards_ran, "vlms": vlms})
+    if (report.shards_ran or not seen) and vlms not in seen:  # no card yet: killed before it was written
+        seen.append(vlms)
     card = {
-        "stage": stage.name,
+        "stage": "concepts",
         "settings": cfg.fingerprint(),
         "vlms": vlms,
-        "runs": runs,
+        "runs_settings": seen,
         "images_in": report.images_in,
         "images_with_concepts": report.images_with_concepts,
         "images_filtered": report.images_filtered,
