@@ -23,8 +23,9 @@ from seeing_sound.features.stage import AstFeatureStage, VaeFeatureStage
 
 class FakeAst:
     grid, hidden_size, sampling_rate = (12, 101), 384, 16000
-    def encode(self, waves, batch_size=8):
-        return np.full((len(waves), 2 + 12 * 101, 384), 0.5, np.float32)
+    def encode_torch(self, waves, batch_size=8):
+        import torch
+        return torch.full((len(waves), 2 + 12 * 101, 384), 0.5)
 
 class FakeVae:
     class config:

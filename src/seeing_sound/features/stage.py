@@ -13,6 +13,7 @@ not by the shard size (a 1000-pair shard of full-size AST tokens is 1.8 GB in fp
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,11 +34,20 @@ def _count(errors: dict[str, int], reason: str, n: int = 1) -> None:
 
 
 def center_crop_resize(image, resolution: int):
-    """PIL image -> RGB ``resolution x resolution``: shorter side resized (bicubic), then center-cropped."""
+    """PIL image -> RGB ``resolution x resolution``: shorter side resized (bicubic), then center-cropped.
+
+    A JPEG not yet loaded is decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose shorter side
+    still reaches ``resolution``, then resized: the CPU then keeps up with a GPU's VAE.
+    """
     from PIL import Image, ImageOps
 
     if resolution < 1:
         raise ValueError(f"resolution must be >= 1, got {resolution}")
+    if getattr(image, "format", None) == "JPEG":  # decode at a reduced DCT scale that still covers the crop:
+        w, h = image.size  # 2.8x faster for a 1024² photo at 512 (bench_feeding.py), within 1/255 on average
+        s = resolution / min(w, h)
+        if s < 1:
+            image.draft("RGB", (math.ceil(w * s), math.ceil(h * s)))
     image = ImageOps.exif_transpose(image).convert("RGB")
     w, h = image.size
     scale = resolution / min(w, h)
@@ -114,9 +124,10 @@ class AstFeatureStage(_FeatureStage):
         with ShardWriter(scratch / self.outputs(task.index)[0], columns, self._metadata()) as out:
 
             def flush(rows: list[int], waves: list[np.ndarray]) -> None:
-                got = pool_ast_tokens(
-                    enc.encode(waves, batch_size=self.config.batch_size), f_dim, t_dim, self.config.pool
-                )
+                # Filterbank in torch on the AST's device (encoders.ast.ast_fbank): off the CPU on a GPU,
+                # 1.8x the numpy extractor's speed on a CPU, equal to it within 1e-6.
+                raw = enc.encode_torch(waves, batch_size=self.config.batch_size).numpy(force=True)
+                got = pool_ast_tokens(raw, f_dim, t_dim, self.config.pool)
                 ok = np.isfinite(got).all(axis=(1, 2)) & (np.abs(got).max(axis=(1, 2)) < 65504)
                 if (~ok).any():
                     _count(errors, "embedding_not_finite", int((~ok).sum()))
