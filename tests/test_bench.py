@@ -134,7 +134,7 @@ def test_folder_class_from(tmp_path):
     src = tmp_path / "vegas"
     write_video(src / "Dog" / "video" / "a.mp4", frames=5)
     write_video(src / "Drum" / "video" / "b.mp4", frames=5)
-    with pytest.raises(Exception, match="--class-from"):
+    with pytest.raises(Exception, match="class_from=N"):
         prepare_benchmark("folder", src, tmp_path / "x", progress=False)
     prepare_benchmark("folder", src, tmp_path / "bench", class_from=0, progress=False)
     _, meta, _ = _read(tmp_path / "bench")

@@ -53,3 +53,17 @@ def test_console_script_entry_point(tmp_path):
     assert "chunks      1" in res.stdout
     res = subprocess.run([*exe, "pool", "info", str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert res.returncode == 1 and res.stderr.count("\n") == 1
+
+
+def test_library_parameters_are_printed_as_the_commands_flags(tmp_path, capsys):
+    """The library names its parameters (model=PATH); the CLI prints the flag the user typed."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write_audio(src / "a.wav", noise(1.0, 16000), 16000)
+    assert main(["--quiet", "pool", "build", str(src), "--out", str(tmp_path / "pool")]) == 0
+    capsys.readouterr()
+    missing = tmp_path / "no-such-clap"
+    code = main(["--quiet", "pool", "embed", str(tmp_path / "pool"), "--encoder", "clap", "--model", str(missing)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1
+    assert "pass a local copy as --model PATH" in err[0] and "model=PATH" not in err[0]

@@ -45,7 +45,7 @@ def test_clap_text_independent_of_batch(tiny_clap):
 
 
 def test_missing_model_is_one_clear_error(tmp_path):
-    with pytest.raises(ModelNotFoundError, match=r"could not be loaded.*--model PATH"):
+    with pytest.raises(ModelNotFoundError, match=r"could not be loaded.*model=PATH"):
         load_encoder("clap", str(tmp_path / "nope"), device="cpu", cache=False)
     with pytest.raises(ModelNotFoundError, match="nobody/no-such-clap"):
         load_encoder("clap", "nobody/no-such-clap", device="cpu", cache=False)

@@ -99,7 +99,7 @@ def test_wav2clip_embeddings_do_not_depend_on_the_batch(twins):
 
 
 def test_wav2clip_load_errors(twins, tmp_path):
-    with pytest.raises(ModelNotFoundError, match="--wav2clip PATH"):
+    with pytest.raises(ModelNotFoundError, match="wav2clip=PATH"):
         load_wav2clip(tmp_path / "missing.pt")
     with pytest.raises(SeeingSoundError, match="not a Wav2CLIP checkpoint"):
         load_wav2clip(twins["inception"])
@@ -135,7 +135,7 @@ def test_fid_inception_twin_loads_with_or_without_num_batches_tracked(twins, tmp
         torch.testing.assert_close(again(x), feats)
     with pytest.raises(SeeingSoundError, match="not pytorch-fid's FID Inception"):
         load_fid_inception(twins["wav2clip"])
-    with pytest.raises(ModelNotFoundError, match="--inception PATH"):
+    with pytest.raises(ModelNotFoundError, match="inception=PATH"):
         load_fid_inception(tmp_path / "nope.pth")
 
 
@@ -185,5 +185,5 @@ def test_clip_encoder_equals_get_image_features(twins, tmp_path):
     with torch.inference_mode():
         direct = model.get_image_features(pixel_values=torch.from_numpy(pixels)[None]).pooler_output[0].numpy()
     np.testing.assert_allclose(ours, direct, rtol=1e-4, atol=1e-5)
-    with pytest.raises(ModelNotFoundError, match="--clip PATH"):
+    with pytest.raises(ModelNotFoundError, match="clip=PATH"):
         ClipImageEncoder(str(tmp_path / "no-clip"), device="cpu")

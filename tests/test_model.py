@@ -61,7 +61,7 @@ def test_audio_pixart_round_trip(pixart, tmp_path):
 
 
 def test_missing_checkpoint_names_model_and_flag(tmp_path):
-    with pytest.raises(ModelNotFoundError, match="--pretrained"):
+    with pytest.raises(ModelNotFoundError, match="pretrained=PATH"):
         AudioPixArt.from_pixart(str(tmp_path / "nope"), audio_embed_dim=8)
 
 

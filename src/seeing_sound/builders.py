@@ -48,22 +48,22 @@ def component_subfolder(name_or_path: str, subfolder: str) -> str | None:
     return subfolder
 
 
-def load_component(cls, name_or_path: str, subfolder: str, what: str, flag: str, **kwargs):
+def load_component(cls, name_or_path: str, subfolder: str, what: str, param: str, **kwargs):
     """``cls.from_pretrained`` with the component's ``subfolder`` (if the folder has one).
 
     A hub id or a local folder may be a whole repository (``transformer/``, ``vae/``, ...) or a
     folder holding just that component. "Not there" becomes :class:`ModelNotFoundError`
-    naming the model and ``flag``, the option that points at another copy.
+    naming the model and ``param``, the parameter that points at another copy.
     """
     try:
         sub = component_subfolder(str(name_or_path), subfolder)
         return cls.from_pretrained(str(name_or_path), subfolder=sub, **kwargs)
     except OSError as exc:  # hub errors and missing files are OSErrors
-        raise ModelNotFoundError(what, str(name_or_path), flag, exc) from exc
+        raise ModelNotFoundError(what, str(name_or_path), param, exc) from exc
 
 
-def load_vae(name_or_path: str = DEFAULT_VAE, flag: str = "--vae"):
+def load_vae(name_or_path: str = DEFAULT_VAE, param: str = "vae"):
     """The ``AutoencoderKL`` of a PixArt-α (or any diffusers) repository, or of a VAE folder."""
     from diffusers import AutoencoderKL
 
-    return load_component(AutoencoderKL, name_or_path, "vae", "VAE", flag)
+    return load_component(AutoencoderKL, name_or_path, "vae", "VAE", param)

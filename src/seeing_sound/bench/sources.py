@@ -93,7 +93,7 @@ def walk_files(root: Path, extensions: Iterable[str] | None = None) -> list[Path
 def _check_src(src: str | Path) -> Path:
     root = Path(src)
     if not root.is_dir():
-        raise FileNotFoundError(f"--src {src} is not a folder")
+        raise FileNotFoundError(f"src {src} is not a folder")
     return root.resolve()
 
 
@@ -188,7 +188,7 @@ def folder_items(src: str | Path, *, class_from: int | None = None, split_from: 
         if class_from is None and not (depth == 1 or (depth == 2 and parts[0].lower() in SPLIT_NAMES)):
             raise SeeingSoundError(
                 f"{rel} is not SRC/CLASS/file or SRC/SPLIT/CLASS/file (SPLIT one of {', '.join(SPLIT_NAMES)}); "
-                "pass --class-from (and --split-from) to say which folder holds the class"
+                "pass class_from=N (and split_from=N): the depth of the folder that holds the class"
             )
         label = _component(parts, -1 if class_from is None else class_from, "class", rel)
         if split_from is not None:

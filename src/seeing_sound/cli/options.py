@@ -140,9 +140,16 @@ def config_from_args(args: argparse.Namespace, cls, base=None, **extra):
 
 
 def cli_wording(message: str, args: argparse.Namespace) -> str:
-    """A library message with its ``param=value`` hints replaced by this command's flags."""
+    """A library message with its parameters replaced by this command's flags.
+
+    Recorded hints first (``overwrite=True`` -> ``--overwrite``), then any ``field=VALUE`` of a
+    field this command has a flag for (``vae=PATH`` -> ``--vae PATH``).
+    """
     for hint, flag in sorted(getattr(args, HINTS, {}).items(), key=lambda kv: -len(kv[0])):
         message = re.sub(rf"(?<![\w-]){re.escape(hint)}(?![\w'\"])", flag, message)
+    for field, flag in sorted(getattr(args, FLAGS, {}).items(), key=lambda kv: -len(kv[0])):
+        if not flag.startswith("--no-"):  # a boolean's "x=False" is a recorded hint above
+            message = re.sub(rf"(?<![\w.-]){re.escape(field)}=(?=\S)", f"{flag} ", message)
     return message
 
 

@@ -48,10 +48,10 @@ class ClapEncoder:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.processor = load_or_raise(
-            lambda: ClapProcessor.from_pretrained(self.model_id), "CLAP", self.model_id, "--model"
+            lambda: ClapProcessor.from_pretrained(self.model_id), "CLAP", self.model_id, "model"
         )
         self.model = load_or_raise(
-            lambda: ClapModel.from_pretrained(self.model_id, use_safetensors=None), "CLAP", self.model_id, "--model"
+            lambda: ClapModel.from_pretrained(self.model_id, use_safetensors=None), "CLAP", self.model_id, "model"
         )
         self.model.eval().to(self.device)
         self.dtype = torch.float16 if (fp16 and self.device.type == "cuda") else torch.float32

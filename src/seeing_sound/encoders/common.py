@@ -64,14 +64,14 @@ def embedding_key(encoder: str, model: str) -> str:
     return f"{encoder}-{slug}"
 
 
-def load_or_raise(load: Callable[[], T], what: str, name_or_path: str, flag: str) -> T:
+def load_or_raise(load: Callable[[], T], what: str, name_or_path: str, param: str) -> T:
     """Run a ``from_pretrained`` call; a missing/offline model becomes one :class:`ModelNotFoundError`."""
     try:
         return load()
     except (OSError, ValueError) as exc:  # transformers/hub raise OSError (or HFValidationError) for these
         if isinstance(exc, ValueError) and "not found" not in str(exc).lower() and "repo" not in str(exc).lower():
             raise
-        raise ModelNotFoundError(what, name_or_path, flag, exc) from exc
+        raise ModelNotFoundError(what, name_or_path, param, exc) from exc
 
 
 def model_dir(name_or_path: str) -> Path | None:

@@ -77,7 +77,7 @@ class TextEncoder:
             ),
             "text encoder",
             self.model_id,
-            "--model",
+            "model",
         )
         self.model.eval()
         if fp16 and self.device.type == "cuda":

@@ -192,7 +192,7 @@ def default_inception_path() -> Path:
 
 def load_fid_inception(path: str | Path | None = None, device: str | None = "cpu") -> tuple[FidInceptionV3, dict]:
     """:class:`FidInceptionV3` from pytorch-fid's ``.pth`` (default: the torch hub cache) and its identity."""
-    sd, file = load_state_dict_file(path, "Inception (FID)", "--inception", default_inception_path())
+    sd, file = load_state_dict_file(path, "Inception (FID)", "inception", default_inception_path())
     fc = sd.get("fc.weight")
     model = FidInceptionV3(num_classes=int(fc.shape[0]) if fc is not None else 1008)
     missing, unexpected = _load_strict(model, sd)

@@ -174,15 +174,15 @@ def file_revision(path: Path) -> str:
     return "sha256:" + h.hexdigest()[:16]
 
 
-def load_state_dict_file(path: str | Path | None, what: str, flag: str, default: Path) -> tuple[dict, Path]:
+def load_state_dict_file(path: str | Path | None, what: str, param: str, default: Path) -> tuple[dict, Path]:
     """``torch.load(path, weights_only=True)`` as a flat ``{key: tensor}`` (a ``{"state_dict": ...}`` unwrapped).
 
-    A missing file is a :class:`ModelNotFoundError` naming ``flag``; a file that is not a state dict
+    A missing file is a :class:`ModelNotFoundError` naming ``param``; a file that is not a state dict
     is a :class:`SeeingSoundError`.
     """
     file = Path(path).expanduser() if path is not None else default
     if not file.is_file():
-        raise ModelNotFoundError(what, str(file), flag)
+        raise ModelNotFoundError(what, str(file), param)
     try:
         obj = torch.load(str(file), map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors of a non-checkpoint file, truncated zips, ...
@@ -215,7 +215,7 @@ def load_wav2clip(path: str | Path | None = None, device: str | None = "cpu") ->
 
     Returns ``(model in eval mode on device, {"model": path, "revision": "sha256:...", "dim": D})``.
     """
-    sd, file = load_state_dict_file(path, "Wav2CLIP", "--wav2clip", default_wav2clip_path())
+    sd, file = load_state_dict_file(path, "Wav2CLIP", "wav2clip", default_wav2clip_path())
     if "audio_encoder.conv1.weight" not in sd or not any(k.startswith("audio_transform.") for k in sd):
         raise SeeingSoundError(
             f"{file} is not a Wav2CLIP checkpoint (no audio_encoder.* / audio_transform.* keys); "

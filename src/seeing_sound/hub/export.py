@@ -111,9 +111,9 @@ def export_hf(dataset: str | Path, out: str | Path, config: ExportConfig | None 
     ds = PairsDataset.open(dataset)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
-        raise SeeingSoundError(f"--out {out} is not empty: export into a new folder")
+        raise SeeingSoundError(f"out {out} is not empty: export into a new folder")
     if out.resolve() == ds.root.resolve():
-        raise SeeingSoundError(f"--out {out} is the dataset itself")
+        raise SeeingSoundError(f"out {out} is the dataset itself")
     media = not cfg.metadata_only
     schema = export_schema(media)
     sr = int(ds.card["sample_rate"])

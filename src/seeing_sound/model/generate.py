@@ -81,7 +81,7 @@ def load_pipeline(model: str | Path, device: str = "auto", scheduler: str = "dpm
     if (path / "pipeline" / "model_index.json").is_file():
         path = path / "pipeline"
     if not (path / "model_index.json").is_file():
-        raise ModelNotFoundError("AudioPixArt pipeline", str(model), "--model")
+        raise ModelNotFoundError("AudioPixArt pipeline", str(model), "model")
     pipe = AudioPixArtPipeline.from_pretrained(str(path))
     if scheduler != "dpm-solver":
         pipe.scheduler = load_scheduler(str(path), kind=scheduler)

@@ -1,7 +1,7 @@
 """Load the pretrained parts (PixArt-α transformer, its VAE and scheduler) by hub id or local path.
 
 Every loader goes through the libraries' real ``from_pretrained`` and turns "not there" into
-:class:`seeing_sound.errors.ModelNotFoundError` naming the model and the command-line flag.
+:class:`seeing_sound.errors.ModelNotFoundError` naming the model and the parameter that points elsewhere.
 A hub id or a local folder may be either a full PixArt-α repository (``transformer/``, ``vae/``,
 ``scheduler/`` subfolders) or a folder holding just that component.
 """
@@ -13,10 +13,10 @@ from seeing_sound.builders import DEFAULT_PIXART, component_subfolder, load_comp
 __all__ = ["DEFAULT_PIXART", "load_component", "load_pixart_transformer", "load_scheduler", "load_vae"]
 
 
-def load_pixart_transformer(name_or_path: str = DEFAULT_PIXART, flag: str = "--pretrained"):
+def load_pixart_transformer(name_or_path: str = DEFAULT_PIXART, param: str = "pretrained"):
     from diffusers import PixArtTransformer2DModel
 
-    return load_component(PixArtTransformer2DModel, name_or_path, "transformer", "PixArt-α transformer", flag)
+    return load_component(PixArtTransformer2DModel, name_or_path, "transformer", "PixArt-α transformer", param)
 
 
 def load_scheduler(name_or_path: str = DEFAULT_PIXART, kind: str = "dpm-solver"):

@@ -72,7 +72,7 @@ def import_pairs(
     src_root = Path(src).resolve()
     root = Path(out)
     if root.resolve() == src_root or src_root in root.resolve().parents:
-        raise SeeingSoundError(f"--out {out} is inside SRC {src}: the dataset's own files would become inputs")
+        raise SeeingSoundError(f"out {out} is inside src {src}: the dataset's own files would become inputs")
     listing = list_pairs(src_root)
     items = listing.items
     size = cfg.pairs_per_shard

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seeing_sound.config import Config, option
+from seeing_sound.retrieval.search import ENGINES
 
 # The paper does not give k. 100 keeps the candidate set inside one sound class of a
 # 500K-chunk pool (AudioSet/FSD50K/BBC classes hold hundreds to thousands of chunks),
@@ -13,7 +14,6 @@ from seeing_sound.config import Config, option
 DEFAULT_TOPK = 100
 ENCODERS = ("clap", "text")
 INDEX_KINDS = ("exact", "ivf", "hnsw")
-ENGINES = ("auto", "faiss", "numpy")
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,16 @@ class RetrieveConfig(Config):
     )
     engine: str = option(
         "auto",
-        "exact search engine; changes speed only, never the result (auto: faiss if installed)",
+        "exact search engine; changes speed only, never the result (auto: the bf16 screen where torch has fast "
+        "bf16 matmuls (AMX/AVX512-BF16, CUDA) and the pool has >= 16,384 rows, else faiss if installed)",
         choices=ENGINES,
         fingerprint=False,
     )
     fp16: bool = option(False, "half-precision query encoder (GPU); its embeddings differ from fp32 ones")
     device: str = option("auto", "auto (CUDA if available), cpu or cuda[:N]", fingerprint=False)
+    search_device: str | None = option(
+        None, "device of the bf16/torch search engines: auto, cpu or cuda[:N]", fingerprint=False, default_text="cpu"
+    )
     batch_size: int | None = option(None, "encoder batch size", min=1, fingerprint=False, default_text="the encoder's")
     shard_rows: int = option(50_000, "concept rows per shard", min=1, fingerprint=False)
     stats: bool = option(False, "report usage diversity: unique chunks, top-10 most used, entropy", fingerprint=False)

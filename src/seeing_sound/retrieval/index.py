@@ -51,10 +51,10 @@ def load_embeddings(pool_root: str | Path, encoder_info=None, *, key: str | None
     info_path = root / "info.json"
     if not info_path.exists():
         have = ", ".join(i["key"] for i in list_embeddings(pool_root)) or "none"
-        what = f"--encoder {encoder_info.encoder} --model {encoder_info.model}" if encoder_info else f"key {key}"
+        what = f"encoder={encoder_info.encoder!r} model={encoder_info.model!r}" if encoder_info else f"key {key}"
         raise SeeingSoundError(
             f"pool {pool_root} has no finished embeddings for {what} (available: {have}); "
-            f"run `seeing-sound pool embed {pool_root} {what}` first"
+            "embed the pool with that encoder first (seeing-sound pool embed)"
         )
     info = json.loads(info_path.read_text())
     if encoder_info is not None:
@@ -63,7 +63,7 @@ def load_embeddings(pool_root: str | Path, encoder_info=None, *, key: str | None
             if stored[field] != getattr(encoder_info, field):
                 raise SeeingSoundError(
                     f"pool embeddings in {root} were made with {field} {stored[field]!r} but the query encoder has "
-                    f"{getattr(encoder_info, field)!r}; re-embed the pool (`seeing-sound pool embed --overwrite`) "
+                    f"{getattr(encoder_info, field)!r}; re-embed the pool (pool embed with overwrite=True) "
                     "or use the same model"
                 )
     if info.get("pool") is not None:
@@ -73,7 +73,7 @@ def load_embeddings(pool_root: str | Path, encoder_info=None, *, key: str | None
         if info["pool"] != pool_digest(AudioPool.open(pool_root)):
             raise SeeingSoundError(
                 f"pool embeddings in {root} were made for an earlier build of this pool (its chunks changed); "
-                f"re-embed it: `seeing-sound pool embed {pool_root} --overwrite ...`"
+                f"re-embed it (pool embed {pool_root} with overwrite=True)"
             )
     ids, vecs = [], []
     for shard in info["shards"]:
@@ -103,10 +103,12 @@ class PoolIndex:
         memory_budget: int = DEFAULT_BUDGET,
         recall_sample: int = 256,
         seed: int = 0,
+        device: str | None = None,
     ):
         if kind not in INDEX_KINDS:
             raise ValueError(f"index kind must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
         self.emb, self.kind, self.engine, self.memory_budget = emb, kind, engine, memory_budget
+        self.device = device  # where the bf16/torch engines search (None: the CPU)
         self.pool = PreparedPool(emb.vectors)
         self._ann = None
         self.recall: float | None = None
@@ -129,7 +131,14 @@ class PoolIndex:
         """Candidate sets of Algorithm 1 for ``queries`` float (Q, D), rows mapped to chunk ids."""
         proposer = None if self._ann is None else (lambda q, kp: ann_search(self._ann, self.pool.search, q, kp))
         c = candidate_sets(
-            queries, self.pool, k, ssr=ssr, engine=self.engine, memory_budget=self.memory_budget, proposer=proposer
+            queries,
+            self.pool,
+            k,
+            ssr=ssr,
+            engine=self.engine,
+            memory_budget=self.memory_budget,
+            proposer=proposer,
+            device=self.device,
         )
         ids = self.emb.chunk_ids
         return Candidates([ids[r] for r in c.rows], c.cosine, c.score, c.threshold)

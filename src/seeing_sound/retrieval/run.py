@@ -125,7 +125,7 @@ def _retrieve(
     enc = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
     index = None
     if eng.engine == "local":  # opened here once: fails early on missing embeddings, then lent to the stage
-        index = open_index(ap.root, enc.info, kind=cfg.index_kind, engine=cfg.engine)
+        index = open_index(ap.root, enc.info, kind=cfg.index_kind, engine=cfg.engine, device=cfg.search_device)
     elif not (embeddings_root(ap.root, enc.info.key) / "info.json").exists():
         load_embeddings(ap.root, enc.info)  # raises, naming the `pool embed` command to run
     shards = _shard_inputs(table, cfg.shard_rows)
@@ -201,5 +201,5 @@ def _index_facts(report, index, ap, enc, cfg: RetrieveConfig) -> tuple[int, floa
         if "indexed" in s.extra:
             return int(s.extra["indexed"]), s.extra.get("index_recall_at_10")
     # no shard ran here and the markers are older than these facts: open it once
-    index = open_index(ap.root, enc.info, kind=cfg.index_kind, engine=cfg.engine)
+    index = open_index(ap.root, enc.info, kind=cfg.index_kind, engine=cfg.engine, device=cfg.search_device)
     return len(index), index.recall

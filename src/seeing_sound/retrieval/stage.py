@@ -43,7 +43,13 @@ RESULT_SCHEMA = pa.schema(_RESULT_FIELDS)
 
 
 def open_index(
-    pool_root: str | Path, encoder_info, *, kind: str = "exact", engine: str = "auto", memory_budget: int | None = None
+    pool_root: str | Path,
+    encoder_info,
+    *,
+    kind: str = "exact",
+    engine: str = "auto",
+    memory_budget: int | None = None,
+    device: str | None = None,
 ):
     """The :class:`PoolIndex` of a pool for an encoder (loading 500K vectors takes seconds: keep it).
 
@@ -52,7 +58,7 @@ def open_index(
     from seeing_sound.retrieval.index import PoolIndex, load_embeddings
 
     emb = load_embeddings(pool_root, encoder_info)
-    return PoolIndex(emb, kind=kind, engine=engine, memory_budget=memory_budget or DEFAULT_BUDGET)
+    return PoolIndex(emb, kind=kind, engine=engine, memory_budget=memory_budget or DEFAULT_BUDGET, device=device)
 
 
 def retrieve_concepts(
@@ -88,7 +94,7 @@ def retrieve_concepts(
         return RESULT_SCHEMA.empty_table()
     enc = encoder or load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
     if index is None:
-        index = open_index(ap.root, enc.info, kind=cfg.index_kind, engine=cfg.engine)
+        index = open_index(ap.root, enc.info, kind=cfg.index_kind, engine=cfg.engine, device=cfg.search_device)
     if cfg.topk > len(index) // 4:
         log.warning(
             "topk %d is over a quarter of the %d indexed chunks: the threshold mean(topk) admits weak "
@@ -177,7 +183,9 @@ class RetrieveStage(Stage):
         cfg = self.config
         self.encoder = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
         self.pool = AudioPool.open(self.pool_root)
-        self.index = open_index(self.pool_root, self.encoder.info, kind=cfg.index_kind, engine=cfg.engine)
+        self.index = open_index(
+            self.pool_root, self.encoder.info, kind=cfg.index_kind, engine=cfg.engine, device=cfg.search_device
+        )
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
         self.ensure_setup()

@@ -67,8 +67,8 @@ def rebuild(
     ds = PairsDataset.open(dataset)
     if out is not None and Path(out).resolve() == ds.root.resolve() and not force:
         raise SeeingSoundError(
-            f"--out {out} is the dataset's own folder: rebuilt audio would replace its stored files; "
-            "write elsewhere, or pass --force to replace files whose samples differ"
+            f"out {out} is the dataset's own folder: rebuilt audio would replace its stored files; "
+            "write elsewhere, or pass force=True to replace files whose samples differ"
         )
     audio_pool = AudioPool.open(pool)
     sources = audio_pool.manifest.column("source").to_pylist()

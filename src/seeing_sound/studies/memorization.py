@@ -79,9 +79,9 @@ class ClipImageEmbedder:
         from seeing_sound.encoders.common import load_or_raise
 
         self.device = resolve_device(device)
-        self.model = load_or_raise(lambda: CLIPModel.from_pretrained(model), "CLIP", model, "--clip")
+        self.model = load_or_raise(lambda: CLIPModel.from_pretrained(model), "CLIP", model, "clip")
         self.model = self.model.to(self.device).eval()
-        self.processor = load_or_raise(lambda: CLIPImageProcessor.from_pretrained(model), "CLIP", model, "--clip")
+        self.processor = load_or_raise(lambda: CLIPImageProcessor.from_pretrained(model), "CLIP", model, "clip")
         self.name = model
         self.batch_size = batch_size
 
@@ -106,7 +106,7 @@ def phash_bits(paths: Sequence[Path]) -> np.ndarray:
     try:
         import imagehash
     except ImportError as exc:  # pragma: no cover - the studies extra
-        raise ImportError("--method phash needs imagehash: pip install 'seeing-sound[studies]'") from exc
+        raise ImportError("method='phash' needs imagehash: pip install 'seeing-sound[studies]'") from exc
     return np.stack([np.asarray(imagehash.phash(_rgb(p)).hash, dtype=bool).reshape(-1) for p in paths])
 
 
