@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -403,3 +404,101 @@ def test_chromium_renders_the_pages(built, tmp_path):
     assert pixels.std() > 10  # text, tables and images, not a blank page
     # the cat image (orange 200,120,40) was loaded from its relative link and drawn
     assert (np.abs(pixels - np.array([200, 120, 40])).sum(axis=2) < 30).sum() > 1000
+
+
+def _synthetic_dataset(root: Path, images: Path, pairs: int, shard_size: int = 1000) -> Path:
+    """A metadata-only pairs dataset (no audio files) of ``pairs`` pairs, 3 components each."""
+    from seeing_sound.dataset.layout import metadata_rel
+    from seeing_sound.dataset.writer import write_card
+
+    sounds = ["barking", "rain", "engine", "birdsong", "wind", "bells", "crowd", "purring"]
+    shards = []
+    for k, start in enumerate(range(0, pairs, shard_size)):
+        rows = []
+        for i in range(start, min(start + shard_size, pairs)):
+            comps = [
+                {"concept_index": j, "concept": f"thing {i % 97}: {sounds[(i + j) % 8]}", "chunk_id": (i + j) % 6,
+                 "n_candidates": 1 + (i * 7 + j) % 9, "chunk_lufs": -30.0 + (i % 11), "target_lufs": -23.0 - j,
+                 "gain_db": -3.0, "cosine": 0.5, "score": 0.6, "threshold": 0.4}
+                for j in range(3)
+            ]  # fmt: skip
+            rows.append({"pair_id": f"img{i:06d}", "image_id": f"img{i:06d}", "image_path": "cat.png", "seed": i,
+                         "components": comps, "mixture_gain_db": 0.0,
+                         "audio_path": f"audio/shard-{k:06d}/{i - start:06d}.flac"})  # fmt: skip
+        (root / "metadata").mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows, schema=METADATA), root / metadata_rel(k))
+        shards.append({"index": k, "pairs": len(rows)})
+    write_card(root, images_root=str(images), sample_rate=SR, audio_format="flac", shards=shards)
+    return root
+
+
+# Peak RSS from /proc (VmHWM starts afresh at exec; ru_maxrss would carry pytest's own peak over).
+_MEASURE = """
+import json, sys
+from seeing_sound.report import write_report
+
+def peak_kb():
+    return int(next(ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")).split()[1])
+
+write_report(sys.argv[1], sys.argv[2], sys.argv[3] + "-warm", max_pairs=1)  # the lazy imports, off the count
+before = peak_kb()
+write_report(sys.argv[1], sys.argv[2], sys.argv[3], max_audio_per_page=0)
+print(json.dumps({"growth_mb": (peak_kb() - before) / 1024}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from /proc (Linux)")
+@pytest.mark.parametrize("small, big", [(300, 3_000), pytest.param(2_000, 20_000, marks=pytest.mark.slow)])
+def test_metadata_only_report_is_bounded(built, tmp_path, small, big):
+    """10x the pairs (the slow tier: 20K pairs on 20 pages): 10x the pages, a 10x index, and peak
+    memory that follows one shard (holding every row or every page would grow with the pairs)."""
+    tmp = built[0]
+    shard_size = small // 2
+    grown, sizes = {}, {}
+    for n in (small, big):
+        ds = _synthetic_dataset(tmp_path / f"ds{n}", tmp / "images", n, shard_size)
+        out = tmp_path / f"site{n}"
+        res = subprocess.run(
+            [sys.executable, "-c", _MEASURE, str(ds), str(tmp / "pool"), str(out)],
+            capture_output=True, text=True, timeout=900, env=os.environ | {"HF_HUB_OFFLINE": "1"},
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr[-2000:]
+        grown[n] = json.loads(res.stdout.strip().splitlines()[-1])["growth_mb"]
+        assert len(_pages(out)) == n // shard_size
+        data = _index_data(out)
+        assert len(data["pairs"]) == n and len(data["concepts"]) <= 97 * 8  # distinct texts, not one per pair
+        vocab = len(json.dumps(data["concepts"]))
+        sizes[n] = (out / "report/index.js").stat().st_size - vocab  # the per-pair part
+        assert sizes[n] < 50 * n  # compact: ~40 bytes a pair
+        assert (out / "index.html").stat().st_size < 200_000  # the index page does not list pairs
+        assert not list(out.rglob("*.wav")) and not list(out.rglob("*.png"))
+    assert 8 < sizes[big] / sizes[small] < 12  # the index scales linearly
+    assert grown[big] - grown[small] < 40, grown  # MB: memory follows a shard, not the dataset
+
+
+def test_join_agrees_with_safe_join(tmp_path):
+    """The report's per-folder shortcut refuses and accepts exactly what ``safe_join`` does."""
+    from seeing_sound.dataset.paths import UnsafePathError, safe_join
+    from seeing_sound.report.html import PairRenderer
+
+    root = tmp_path / "root"
+    (root / "sub dir").mkdir(parents=True)
+    (root / "sub dir/a #1.png").write_bytes(b"x")
+    (tmp_path / "secret.txt").write_bytes(b"s")
+    (root / "leak.png").symlink_to(tmp_path / "secret.txt")
+    (root / "outdir").symlink_to(tmp_path)
+    (root / "inlink.png").symlink_to(root / "sub dir/a #1.png")
+    r = PairRenderer(None, None, tmp_path, tmp_path)  # type: ignore[arg-type]
+    cases = ["sub dir/a #1.png", "./sub dir/a #1.png", "a.png", "leak.png", "outdir/secret.txt", "inlink.png",
+             "../secret.txt", "sub dir/../../secret.txt", "sub dir/..", "/etc/passwd", "/x", "C:\\x", "C:x",
+             "sub dir\\..\\..\\x", "a\x00b", "", None, "sub dir/", "sub dir/.", "missing/x.png"]  # fmt: skip
+    for rel in cases * 2:  # twice: the second time from the folder cache
+        try:
+            want: object = safe_join(root, rel)  # type: ignore[arg-type]
+        except UnsafePathError:
+            want = UnsafePathError
+        try:
+            got: object = r.join(root, rel)
+        except UnsafePathError:
+            got = UnsafePathError
+        assert got == want, rel

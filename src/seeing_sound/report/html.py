@@ -80,6 +80,21 @@ class PairRenderer:
         self.ds, self.pool, self.out, self.base = ds, pool, out, base.resolve()
         self.written: set[str] = set()  # file names under report/components and report/spectrograms
         self.skipped: dict[str, int] = {}
+        self._folders: dict[tuple[Path, str], Path] = {}
+
+    def join(self, root: Path, rel: str | None) -> Path:
+        """``safe_join(root, rel)``, resolving each folder once rather than every file (a report links
+        thousands of files in a few folders; resolving is most of its time). The leaf is a plain
+        name that is not a symlink, so it stays in its checked folder; anything else takes the full check."""
+        rel = rel or ""
+        parent, _, name = rel.rpartition("/")
+        if rel.startswith("/") or name in ("", ".", "..") or any(ch in name for ch in "\\:\x00"):
+            return safe_join(root, rel)
+        key = (root, parent)
+        if key not in self._folders:
+            self._folders[key] = safe_join(root, parent) if parent else Path(root).resolve()
+        target = self._folders[key] / name
+        return safe_join(root, rel) if target.is_symlink() else target
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -93,7 +108,7 @@ class PairRenderer:
 
     def image(self, row: dict) -> str:
         try:
-            path = safe_join(self.ds.images_root, row.get("image_path") or "")
+            path = self.join(self.ds.images_root, row.get("image_path"))
         except UnsafePathError:  # the error names the absolute root; the page shows only the metadata value
             self.skip("image_path_refused")
             return missing(f"image path refused (absolute or outside the images root): {row.get('image_path')}")
@@ -115,7 +130,7 @@ class PairRenderer:
 
     def mixture(self, stem: str, row: dict, rich: bool) -> str:
         try:
-            path = safe_join(self.ds.root, row.get("audio_path") or "")
+            path = self.join(self.ds.root, row.get("audio_path"))
         except UnsafePathError:
             self.skip("audio_path_refused")
             return missing(f"mixture path refused (absolute or outside the dataset): {row.get('audio_path')}")
