@@ -53,7 +53,8 @@ def test_resume_gives_the_uninterrupted_losses(setup, tmp_path):
     assert (tmp_path / "full" / "samples" / "step-00000003.png").is_file()
     assert (tmp_path / "full" / "pipeline" / "model_index.json").is_file()
     first = train(_cfg(setup, tmp_path / "split", max_steps=3))
-    assert (tmp_path / "split" / "checkpoints" / "step-00000003" / "step.json").is_file()
+    assert (tmp_path / "split" / "checkpoints" / "step-00000003" / "state.json").is_file()
+    assert not list((tmp_path / "split" / "checkpoints").glob("step-*/*.pkl"))  # nothing to unpickle on resume
     with pytest.raises(SeeingSoundError, match="resume='latest'"):
         train(_cfg(setup, tmp_path / "split", max_steps=6))
     with pytest.raises(SeeingSoundError, match="batch_size"):

@@ -5,9 +5,10 @@ A torchtune-style recipe: ``TrainRecipe(cfg)`` with ``setup()``, ``train()``,
 ``accelerate launch`` multi-GPU and multi-node all run this same code. Every random draw of
 optimizer step ``s`` (timesteps, noise, latent sample, CFG dropout) comes from a generator seeded
 with ``(seed, s, micro-batch, process)`` and the batch order is a pure function of the step
-(:class:`BatchPlan`), so resuming from a ``save_state`` checkpoint reproduces the uninterrupted
-run's next losses exactly. The recipe never changes its config: what it resolves (the feature
-folders) lives in its own copy.
+(:class:`BatchPlan`), so resuming from a checkpoint reproduces the uninterrupted run's next
+losses exactly. Checkpoints (:mod:`seeing_sound.model.checkpoint`) are safetensors plus a state
+file read with ``weights_only=True``: resuming never unpickles anything. The recipe never
+changes its config: what it resolves (the feature folders) lives in its own copy.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.features.store import find_feature_set
+from seeing_sound.model.checkpoint import load_training_state, save_training_state
 from seeing_sound.model.diffusion import DiffusionSchedule, diffusion_loss, q_sample
 from seeing_sound.model.train_config import RESUME_KEYS, TrainConfig
 from seeing_sound.model.train_data import (
@@ -51,7 +53,7 @@ class TrainResult:
 
 
 class _StepCounter:
-    """The global step, saved and restored by ``accelerator.save_state``/``load_state``."""
+    """The global step (saved in each checkpoint's ``state.json``)."""
 
     def __init__(self):
         self.step = 0
@@ -84,7 +86,7 @@ def _resolve_resume(cfg: TrainConfig, out: Path) -> Path | None:
             log.info("resume: no checkpoint in %s yet, starting from scratch", out)
         return existing[-1] if existing else None
     path = Path(cfg.resume)
-    if not (path / "step.json").is_file() and not path.is_dir():
+    if not path.is_dir():
         raise ValueError(f"resume must be 'latest' or a checkpoint folder, got {cfg.resume!r}")
     return path
 
@@ -200,14 +202,17 @@ class TrainRecipe:
         self.ema = EMAModel(model.parameters(), decay=cfg.ema_decay) if cfg.ema_decay > 0 else None
         if self.ema is not None:
             self.ema.to(accelerator.device)
-            accelerator.register_for_checkpointing(self.ema)
         # 2. Checkpointed state. The LR scheduler stays unprepared (accelerate would step it once per
-        # process) and is stepped once per optimizer step in train(); it is checkpointed like the counter.
-        accelerator.register_for_checkpointing(self.counter)
-        accelerator.register_for_checkpointing(self.lr_sched)
+        # process) and is stepped once per optimizer step in train(); it is checkpointed with the rest.
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         if self.resume_from is not None:
-            accelerator.load_state(str(self.resume_from))
+            self.counter.step = load_training_state(
+                self.resume_from,
+                model=accelerator.unwrap_model(self.model),
+                optimizer=self.optimizer,
+                lr_scheduler=self.lr_sched,
+                ema=self.ema,
+            )
             log.info("resumed from %s at step %d", self.resume_from, self.counter.step)
         if cfg.tensorboard:
             accelerator.init_trackers("seeing-sound", config={k: v for k, v in cfg.to_dict().items() if v is not None})
@@ -305,11 +310,27 @@ class TrainRecipe:
         return result
 
     def save_checkpoint(self, step: int) -> Path:
-        """``OUT/checkpoints/step-N``: accelerate state (model, optimizer, counter, LR, EMA); keeps the newest."""
+        """``OUT/checkpoints/step-N``: model, optimizer, LR, EMA and step (no pickles); keeps the newest.
+
+        Written by the main process into a hidden folder and renamed into place, so a run killed
+        while saving leaves no half checkpoint for ``resume='latest'`` to pick. The optimizer state
+        is the same on every data-parallel process, so one copy is the whole state.
+        """
         path = self.out / "checkpoints" / f"step-{step:08d}"
-        self.accelerator.save_state(str(path))
+        self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            (path / "step.json").write_text(json.dumps({"step": step}) + "\n")
+            partial = path.with_name(f".{path.name}.partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            save_training_state(
+                partial,
+                model=self.accelerator.unwrap_model(self.model),
+                optimizer=self.optimizer,
+                lr_scheduler=self.lr_sched,
+                ema=self.ema,
+                step=step,
+            )
+            shutil.rmtree(path, ignore_errors=True)
+            partial.rename(path)
             if self.cfg.keep_checkpoints:
                 for old in _checkpoints(self.out)[: -self.cfg.keep_checkpoints]:
                     shutil.rmtree(old, ignore_errors=True)

@@ -63,7 +63,7 @@ class TrainConfig(Config):
     ema_decay: float = option(
         0.0, "> 0 keeps an EMA of the weights (used for samples and the saved pipeline)", min=0, lt=1
     )
-    checkpoint_every: int = option(500, "save_state every N steps (and at the end)", min=1)
+    checkpoint_every: int = option(500, "save a checkpoint every N steps (and at the end)", min=1)
     keep_checkpoints: int = option(3, "keep the newest N checkpoints (0 keeps all)", min=0)
     sample_every: int = option(500, "render a validation grid PNG every N steps (0: never)", min=0)
     num_validation: int = option(4, "validation audios in the grid", min=1)
