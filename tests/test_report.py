@@ -323,7 +323,7 @@ def test_deterministic_max_pairs_and_stale_files(built, tmp_path):
     files = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
     write_report(tmp / "dataset", tmp / "pool", site, max_pairs=1)
     assert {p: p.read_bytes() for p in site.rglob("*") if p.is_file()} == files
-    assert "1 of 3 pairs on 1 pages" in _text(site)
+    assert "1 of 3 pairs on 1 page" in _text(site)
     for bad in ({"max_pairs": -1}, {"max_audio_per_page": -2}, {"max_audio_per_page": 1.5}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             write_report(tmp / "dataset", tmp / "pool", tmp_path / "x", **bad)

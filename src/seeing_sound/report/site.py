@@ -94,6 +94,14 @@ def _read_images(root: Path, failed: list[dict], filtered: list[dict], problems:
     return counts
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _short(text: str, limit: int = 48) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
+
+
 def _more(shown: int, total: int) -> str:
     return f'<p class="muted">First {shown} of {total} shown.</p>' if total > shown else ""
 
@@ -267,14 +275,17 @@ def _index_body(r: PairRenderer, title: str, *, shown: int, plan, names, stats: 
     if f["outside_pool"]:
         facts["chunk ids not in the pool"] = f["outside_pool"]
     plots = "".join(f'<figure class="plot">{svg}</figure>' for svg in stats.plots())
-    chips = "".join(f'<button type="button" class="chip" data-q="{e(c)}">{e(c)}</button>' for c in top)
+    chips = "".join(
+        f'<button type="button" class="chip" data-q="{e(c)}" title="{e(c)}">{e(_short(c))}</button>' for c in top
+    )
     rows = "".join(
         f'<tr><td><a href="{PAGES_REL}/{name}.html">{name}</a></td><td class="num">{n}</td></tr>'
         for name, (_, n) in zip(names, plan, strict=True)
     )
     return f"""<header><h1>{e(title)}</h1>
-<p class="muted">{shown} of {len(ds)} pairs on {len(names)} pages &middot; dataset folder <code>{e(dataset_rel)}</code>
-&middot; seeing-sound {e(ds.card.get("seeing_sound_version"))} &middot; {e(ds.card.get("sample_rate"))} Hz,
+<p class="muted">{shown} of {len(ds)} pairs on {_plural(len(names), "page")} &middot;
+dataset folder <code>{e(dataset_rel)}</code> &middot; seeing-sound {e(ds.card.get("seeing_sound_version"))}
+&middot; {e(ds.card.get("sample_rate"))} Hz,
 {e(ds.card.get("audio_format"))}. Each component plays at the gain it has in the mixture.</p>{skipped}</header>
 <main>
 <section id="overview"><h2>Overview</h2>{kv(facts)}<div class="plots">{plots}</div></section>
