@@ -196,7 +196,7 @@ def test_pages_links_are_relative_and_exist(built):
     assert len(pictures) == 3  # cat, the oddly named dog, and the filtered logo's thumbnail; never the unsafe path
     assert len(spectrograms) == 6  # one per mixture and per rendered component
     for base, a in audios + imgs + _tags(out, "a") + _tags(out, "script"):
-        link = a.get("src") or a.get("href")
+        link = str(a.get("src") or a.get("href"))
         assert _target(base, link).resolve().is_file(), link
     for p, _ in _all(out):
         assert "file:" not in p.read_text() and str(tmp) not in p.read_text()
@@ -265,11 +265,13 @@ def test_component_files_are_each_source_at_its_gain(built):
     row = PairsDataset.open(out.parent / "dataset").row(0)
     for k, c in enumerate(row["components"]):
         x, sr = sf.read(out / f"report/components/shard-000000-000000-{k}.wav", dtype="int16")
-        ref = quantize_pcm16(render_mixture(pool.chunk(c["chunk_id"])[None], [c["gain_db"]], row["mixture_gain_db"]))
+        ref = quantize_pcm16(
+            render_mixture(pool.chunk(c["chunk_id"])[None], np.array([c["gain_db"]]), row["mixture_gain_db"])
+        )
         assert sr == SR and np.array_equal(x, ref)
         png = (out / f"report/spectrograms/shard-000000-000000-{k}.png").read_bytes()
         assert png == spectrogram_png(
-            render_mixture(pool.chunk(c["chunk_id"])[None], [c["gain_db"]], row["mixture_gain_db"])
+            render_mixture(pool.chunk(c["chunk_id"])[None], np.array([c["gain_db"]]), row["mixture_gain_db"])
         )
 
 
@@ -369,7 +371,7 @@ def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
         "--disable-dev-shm-usage",
         f"--user-data-dir={tmp / 'profile'}",
     ]
-    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([str(CHROMIUM), *flags, *args], capture_output=True, text=True, timeout=120)
 
 
 def test_chromium_renders_the_pages(built, tmp_path):

@@ -29,10 +29,10 @@ def page(site):
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         pg = browser.new_page(viewport={"width": 1200, "height": 1400})
-        pg.requests, pg.dialogs, pg.errors = [], [], []  # type: ignore[attr-defined]
-        pg.on("request", lambda r: pg.requests.append(r.url))  # type: ignore[attr-defined]
-        pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))  # type: ignore[attr-defined]
-        pg.on("pageerror", lambda e: pg.errors.append(str(e)))  # type: ignore[attr-defined]
+        pg.requests, pg.dialogs, pg.errors = [], [], []
+        pg.on("request", lambda r: pg.requests.append(r.url))
+        pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
         pg.goto(site.resolve().as_uri(), wait_until="load")
         yield pg
         browser.close()
