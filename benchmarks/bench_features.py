@@ -4,7 +4,8 @@ For each shard size a dataset of that many pairs (one shard) is written, and eac
 runs in a fresh subprocess; the table gives its peak RSS (``ru_maxrss`` of the child), wall time
 and the growth over the smallest size (the in-run baseline). Models are tiny but produce
 full-size shapes where memory is decided: the AST has 1 layer of width 192 but AST's real
-1024-frame window (1214 tokens, 0.47 MB per pair in fp16), the VAE sees 512² images.
+1024-frame window (1214 tokens, 0.47 MB per pair in fp16); the VAE (16-32 channels) downsamples
+by 8 like SD's and sees 512² images (3 MB of float32 pixels per pair).
 
 Usage: python benchmarks/bench_features.py [--sizes 100 300 1000] [--batch-size 16]
        [--src OTHER/src]  (run another checkout's package, e.g. ``git archive`` of an old revision)
@@ -39,15 +40,24 @@ print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss 
 
 def build_models(root: Path) -> tuple[Path, Path]:
     import torch
+    from diffusers import AutoencoderKL
     from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
-
-    from seeing_sound.testing.models import build_tiny_pixart
 
     torch.manual_seed(0)
     cfg = ASTConfig(hidden_size=192, num_hidden_layers=1, num_attention_heads=3, intermediate_size=384)
     ASTForAudioClassification(cfg).eval().save_pretrained(root / "ast")  # max_length 1024: 1214 tokens
     ASTFeatureExtractor().save_pretrained(root / "ast")
-    return root / "ast", build_tiny_pixart(root / "pixart")
+    # An SD-shaped VAE (4 blocks, downsampling by 8: 64² latents at 512²) with 16-32 channels.
+    vae = AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(16, 16, 32, 32),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+    )
+    vae.eval().save_pretrained(root / "vae")
+    return root / "ast", root / "vae"
 
 
 def write_dataset(root: Path, n: int) -> Path:
