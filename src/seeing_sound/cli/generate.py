@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from seeing_sound.cli.common import non_negative_float, positive_int
+from seeing_sound.cli.options import record_hints
 
 
 def register(sub) -> None:
@@ -15,6 +16,7 @@ def register(sub) -> None:
     )
     p.add_argument("audio", nargs="+", help="audio files (any length, any sample rate; mixed down to mono)")
     p.add_argument("--model", required=True, help="a training run folder (uses RUN/pipeline) or a pipeline folder")
+    record_hints(p, {"model=PATH": "--model PATH"})  # the library's parameter, as this command's flag
     p.add_argument("--out", required=True, help="output folder for PNGs and contact-sheet.png")
     p.add_argument("--seed", type=int, default=0, help="seed of the first image; image k of a clip uses seed + k")
     p.add_argument("--num-images", type=positive_int, default=1, help="images per audio file")

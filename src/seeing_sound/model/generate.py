@@ -82,7 +82,14 @@ def load_pipeline(model: str | Path, device: str = "auto", scheduler: str = "dpm
         path = path / "pipeline"
     if not (path / "model_index.json").is_file():
         raise ModelNotFoundError("AudioPixArt pipeline", str(model), "model")
-    pipe = AudioPixArtPipeline.from_pretrained(str(path))
+    # safetensors only: a pickled .bin in a downloaded run could run code when loaded
+    try:
+        pipe = AudioPixArtPipeline.from_pretrained(str(path), use_safetensors=True)
+    except OSError as exc:
+        raise SeeingSoundError(
+            f"{path} could not be loaded with safetensors weights only ({exc}); pickled .bin weights are never "
+            "loaded: re-save the pipeline with save_pretrained(safe_serialization=True)"
+        ) from None
     if scheduler != "dpm-solver":
         pipe.scheduler = load_scheduler(str(path), kind=scheduler)
     if device == "auto":
