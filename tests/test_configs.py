@@ -154,7 +154,8 @@ VLM_FIELDS = _field_defaults(VLMSpec, include=VLM_KNOBS)
 COMMAND_CONFIGS = {
     ("pool", "build"): _field_defaults(PoolBuildConfig),
     ("pool", "embed"): _field_defaults(EmbedConfig),
-    ("retrieve",): _field_defaults(RetrieveConfig),
+    # RetrieveConfig.engine is --search-engine there: --engine is the executor (local|ray)
+    ("retrieve",): {("search_engine" if k == "engine" else k): v for k, v in _field_defaults(RetrieveConfig).items()},
     ("concepts",): {**CONCEPT_FIELDS, **VLM_FIELDS},
     ("sonify",): {
         **_field_defaults(SonifyConfig, exclude=("concepts_config",)),
