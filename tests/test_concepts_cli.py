@@ -79,7 +79,7 @@ def test_bad_arguments_are_usage_errors_with_one_line(photos, tmp_path, capsys):
     # Bad option values are usage errors (exit 2), caught at parse time or before any stage.
     assert _usage_exit(["concepts", str(photos), "--out", str(tmp_path / "o"), "--vlm", "bogus:x"]) == 2
     err = capsys.readouterr().err
-    assert "--vlm must start with one of" in err and len(err.strip().splitlines()) == 1
+    assert "--vlm" in err and "a VLM spec must start with one of" in err and len(err.strip().splitlines()) == 1
     assert _usage_exit(["concepts", str(photos), "--out", str(tmp_path / "o"), "--vlm", "openai"]) == 2
     assert (
         main(["concepts", str(photos), "--out", str(tmp_path / "o"), "--vlm", "sidecar:x.jsonl", "--no-captions"]) == 2

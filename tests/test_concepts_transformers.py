@@ -95,7 +95,7 @@ def test_run_concepts_routes_answers_to_parser_and_records(tiny_llava, photos, t
 
 
 def test_missing_model_and_remote_code_are_clear_errors(tmp_path):
-    with pytest.raises(ModelNotFoundError, match="--vlm transformers:PATH"):
+    with pytest.raises(ModelNotFoundError, match="vlm='transformers:PATH'"):
         get_backend(VLMSpec("transformers", str(tmp_path / "no" / "such" / "model")))
     remote = tmp_path / "remote"
     remote.mkdir()

@@ -210,7 +210,7 @@ def test_bad_vlm_knobs_and_vlm_text_exit_2_with_one_line(tmp_path, capsys):
         main([*base, "--vlm", "foo:bar"])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--vlm must start with one of" in err[0]
+    assert len(err) == 1 and "--vlm" in err[0] and "a VLM spec must start with one of" in err[0]
     assert main([*base, "--max-side", "0"]) == 2
     assert capsys.readouterr().err.strip() == "seeing-sound: error: --max-side: must be >= 1, got 0"
     assert not (tmp_path / "out").exists()

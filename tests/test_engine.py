@@ -55,7 +55,7 @@ def test_runs_writes_markers_and_resumes(tmp_path):
 
 def test_changed_inputs_are_refused(tmp_path):
     run_stage(SquareStage(values=(1, 2, 3)), tmp_path, progress=False)
-    with pytest.raises(StageMismatchError, match="--overwrite"):
+    with pytest.raises(StageMismatchError, match="overwrite=True"):
         run_stage(SquareStage(values=(1, 2, 4)), tmp_path, progress=False)
     with pytest.raises(StageMismatchError):
         run_stage(SquareStage(values=(1, 2, 3), per_shard=2), tmp_path, progress=False)

@@ -71,7 +71,7 @@ def test_bad_items_are_skipped_with_reasons_and_pooling(models, dataset):
 
 
 def test_missing_ast_names_the_flag(dataset, tmp_path):
-    with pytest.raises(ModelNotFoundError, match="--ast"):
+    with pytest.raises(ModelNotFoundError, match="ast=PATH"):
         compute_features(dataset, ast=str(tmp_path / "missing"), vae=None, progress=False)
 
 

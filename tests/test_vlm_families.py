@@ -195,7 +195,7 @@ def test_chat_template_only_in_tokenizer_config_is_used(builder, tmp_path):
 
 def test_no_template_or_an_image_blind_one_is_a_clear_error(tmp_path):
     bare = build_llava15(tmp_path / "bare", chat_template="none")
-    with pytest.raises(SeeingSoundError, match=r"no chat template .*--vlm openai:MODEL"):
+    with pytest.raises(SeeingSoundError, match=r"no chat template .*openai:MODEL back end"):
         get_backend(VLMSpec("transformers", str(bare)))
     clear_backend_cache()
     blind = build_llava15(tmp_path / "blind", chat_template="none")

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from seeing_sound.cli.common import add_engine_args, add_stage_args, engine_from_args
-from seeing_sound.cli.options import UsageError, add_config_options, config_from_args
+from seeing_sound.cli.options import UsageError, add_config_options, config_from_args, record_hints
 from seeing_sound.concepts.config import ConceptsConfig
 
 
@@ -68,6 +68,7 @@ def add_concept_options(p: argparse.ArgumentParser) -> None:
         "openai:MODEL (any OpenAI-compatible server), sidecar:FILE (.jsonl/.json/.csv/.tsv/.parquet)",
     )  # fmt: skip
     add_config_options(g, ConceptsConfig, include=("caption_vlm",), metavars={"caption_vlm": "N"})
+    record_hints(g, {"vlm='transformers:PATH'": "--vlm transformers:PATH"})  # how a back end names its model
     add_config_options(g, VLMSpec, include=tuple(VLM_KNOBS), helps=VLM_KNOBS, flags=VLM_FLAGS)
     q = p.add_argument_group("prompts, parsing and filter")
     add_config_options(

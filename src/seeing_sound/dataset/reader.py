@@ -17,7 +17,7 @@ from seeing_sound.errors import SeeingSoundError
 
 
 class PairsDataset:
-    """A sonified image dataset on disk (see README, "The pairs dataset")."""
+    """A sonified image dataset on disk (layout: docs/sonify.md, "The pairs dataset")."""
 
     def __init__(self, root: Path, card: dict, images_root: str | Path | None = None):
         self.root = Path(root)

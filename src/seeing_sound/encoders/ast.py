@@ -224,7 +224,7 @@ class AstEncoder:
         return torch.stack([per_window[owner_t == i].mean(dim=0) for i in range(len(waves))])
 
 
-def load_ast(name_or_path: str = DEFAULT_AST, device: str = "cpu", dtype=None, flag: str = "--ast") -> AstEncoder:
+def load_ast(name_or_path: str = DEFAULT_AST, device: str = "cpu", dtype=None, param: str = "ast") -> AstEncoder:
     """Load ``ASTModel`` + ``ASTFeatureExtractor`` from a hub id or folder (eval mode, on ``device``).
 
     The AudioSet AST is saved as an ``ASTForAudioClassification``: loading ``ASTModel`` from it
@@ -243,6 +243,6 @@ def load_ast(name_or_path: str = DEFAULT_AST, device: str = "cpu", dtype=None, f
         else:
             model = ASTModel.from_pretrained(str(name_or_path), config=config, dtype=dtype)
     except OSError as exc:
-        raise ModelNotFoundError("AST", str(name_or_path), flag, exc) from exc
+        raise ModelNotFoundError("AST", str(name_or_path), param, exc) from exc
     model = model.to(device)  # type: ignore[arg-type]  # transformers types .to() without str devices
     return AstEncoder(model=model.eval(), feature_extractor=fe, name_or_path=str(name_or_path))

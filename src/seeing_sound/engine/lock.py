@@ -42,7 +42,7 @@ def check_output_root(root: Path) -> None:
         if p.exists():
             if not p.is_dir():
                 where = "is a file" if p == root else f"is under {p}, which is a file"
-                raise SeeingSoundError(f"output folder {root} {where}; pick another --out")
+                raise SeeingSoundError(f"output folder {root} {where}; pick another output folder")
             return
 
 
@@ -105,7 +105,9 @@ def _acquire(path: Path, root: Path, *, shared: bool = False) -> int:
             what = f"another seeing-sound run or its shard slices (PID {holder})"
         else:
             what = f"another run of the same shard slice (PID {holder})"
-        raise OutputLockedError(f"{root} is in use by {what}; wait for it to finish or pick another --out") from None
+        raise OutputLockedError(
+            f"{root} is in use by {what}; wait for it to finish or pick another output folder"
+        ) from None
     except BaseException:
         os.close(fd)
         raise

@@ -99,7 +99,7 @@ def _check_plan(root: Path, stage: Stage, tasks: Sequence[ShardTask], overwrite:
         if old != digest:
             raise StageMismatchError(
                 f"{root} holds a partial or finished '{stage.name}' run made from other inputs or settings; "
-                "rerun with the same inputs, pick a new output folder, or pass --overwrite"
+                "rerun with the same inputs, pick a new output folder, or pass overwrite=True"
             )
         return
     if overwrite and state_dir(root, stage).exists():
@@ -306,7 +306,9 @@ class _Attempts:
     def failed(self, task: ShardTask, exc: BaseException) -> bool:
         """Record a failed attempt; True if the shard should run again."""
         n = self.counts[task.index] = self.counts.get(task.index, 0) + 1
-        if n <= self.retries:
+        # A SeeingSoundError (a missing model, a missing package) fails the same way every time:
+        # retrying it would only load a 7B model three times before the same one-line error.
+        if n <= self.retries and not isinstance(exc, SeeingSoundError):
             log.warning("%s: %s failed (%s: %s); retry %d of %d", self.name, shard_name(task.index),
                         type(exc).__name__, _one_line(exc), n, self.retries)  # fmt: skip
             return True

@@ -42,7 +42,7 @@ class TrainConfig(Config):
         "instead of reading features/ast-*: no 1.86 MB per pair on disk, ~4% more compute per sample",
     )
     ast_model: str = option(DEFAULT_AST, "AST model id or folder of --ast-online")
-    ast_pool: int = option(1, "--ast-online: average AST patch tokens over N time steps (as features --pool)", min=1)
+    ast_pool: int = option(1, "with ast_online: average AST patch tokens over N time steps (as features' pool)", min=1)
     max_steps: int = option(1000, "optimizer steps to train up to (a resumed run continues to this)", min=1)
     batch_size: int = option(8, "examples per device per micro-batch", min=1)
     grad_accum: int = option(1, "micro-batches per optimizer step", min=1)

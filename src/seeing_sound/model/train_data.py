@@ -147,7 +147,7 @@ class PairAudio(torch.utils.data.Dataset):
             wave = pairs.audio(row)
         except Exception as exc:  # precomputed features skip such rows; online there is no list to skip them from
             raise SeeingSoundError(
-                f"--ast-online: cannot read the mixture of row {row} ({pairs.audio_path(row)}: {exc}); "
+                f"ast_online: cannot read the mixture of row {row} ({pairs.audio_path(row)}: {exc}); "
                 "run `seeing-sound features` (which skips bad audio) and train on the precomputed tokens"
             ) from exc
         s, pos = self._vae_index[row]
@@ -173,7 +173,7 @@ class OnlineAst:
 
         device = torch.device(device)
         bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        self.encoder = load_ast(model, device=str(device), dtype=torch.bfloat16 if bf16 else None, flag="--ast-model")
+        self.encoder = load_ast(model, device=str(device), dtype=torch.bfloat16 if bf16 else None, param="ast_model")
         self.encoder.model.requires_grad_(False)
         self.pool, self.batch_size, self.model = pool, batch_size, model
         f, t = self.encoder.grid

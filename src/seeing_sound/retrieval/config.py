@@ -10,7 +10,7 @@ from seeing_sound.retrieval.search import ENGINES
 # The paper does not give k. 100 keeps the candidate set inside one sound class of a
 # 500K-chunk pool (AudioSet/FSD50K/BBC classes hold hundreds to thousands of chunks),
 # while leaving room for SSR to spread usage over tens of near-equal matches; it costs
-# no more search time than k = 10. See docs/readme/retrieval.md.
+# no more search time than k = 10. See docs/retrieval.md, "Choosing topk".
 DEFAULT_TOPK = 100
 ENCODERS = ("clap", "text")
 INDEX_KINDS = ("exact", "ivf", "hnsw")

@@ -65,11 +65,11 @@ class VLMSpec:
         kind, _, model = text.partition(":")
         kind = kind.strip().lower()
         if kind not in KINDS:
-            raise ValueError(f"--vlm must start with one of {', '.join(KINDS)} (e.g. openai:MODEL), got {text!r}")
+            raise ValueError(f"a VLM spec must start with one of {', '.join(KINDS)} (e.g. openai:MODEL), got {text!r}")
         if not model and kind == "transformers":
             model = DEFAULT_TRANSFORMERS_MODEL
         if not model:
-            raise ValueError(f"--vlm {kind} needs a {'model name' if kind == 'openai' else 'file'}: {kind}:VALUE")
+            raise ValueError(f"a {kind} VLM spec needs a {'model name' if kind == 'openai' else 'file'}: {kind}:VALUE")
         if kind == "sidecar":
             model = str(Path(model).expanduser().resolve())
         known = {k: v for k, v in options.items() if v is not None and k in cls.__dataclass_fields__}

@@ -168,7 +168,7 @@ def _use_tokenizer_template(spec: VLMSpec, processor: Any) -> None:
     if not getattr(processor, "chat_template", None):
         raise SeeingSoundError(
             f"VLM '{spec.model}' has no chat template (processor or tokenizer); add one (chat_template.json) "
-            "or serve the model behind an OpenAI-compatible server and use --vlm openai:MODEL"
+            "or serve the model behind an OpenAI-compatible server and use an openai:MODEL back end"
         )
     placeholder = getattr(processor, "image_token", None)
     if placeholder:
@@ -179,7 +179,7 @@ def _use_tokenizer_template(spec: VLMSpec, processor: Any) -> None:
         if placeholder not in probe:
             raise SeeingSoundError(
                 f"VLM '{spec.model}': its chat template drops the image (no {placeholder} in the prompt it renders); "
-                "add an image-aware chat_template.json or use --vlm openai:MODEL"
+                "add an image-aware chat_template.json or use an openai:MODEL back end"
             )
 
 
@@ -203,12 +203,7 @@ class TransformersBackend:
             self.processor = _load_processor(spec, config, kwargs)
             self.model = AutoModelForImageTextToText.from_pretrained(spec.model, dtype=self.dtype, **kwargs)
         except OSError as exc:
-            err = ModelNotFoundError("VLM", spec.model, "--vlm transformers:PATH", exc)
-            err.args = (
-                f"VLM model '{spec.model}' could not be loaded (not found locally or offline: {type(exc).__name__}); "
-                "download it once with network access or pass a local copy with --vlm transformers:PATH",
-            )
-            raise err from exc
+            raise ModelNotFoundError("VLM", spec.model, "vlm='transformers:PATH'", exc) from exc
         except ImportError as exc:  # the model's code needs a package (timm, einops, flash_attn, ...)
             raise _one_line_import_error(spec, exc, "its model code") from exc
         except ValueError as exc:
