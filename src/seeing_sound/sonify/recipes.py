@@ -12,31 +12,19 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from seeing_sound.audio.mix import target_lufs
+from seeing_sound.dataset.schema import COMPONENT
 from seeing_sound.seeding import concept_seeds
 
 #: one row per component; pair-level fields repeat on each of the pair's rows
-_RECIPE_FIELDS: list[tuple[str, pa.DataType]] = [
+_PAIR_FIELDS: list[tuple[str, pa.DataType]] = [
     ("pair_id", pa.string()),
     ("image_id", pa.string()),
     ("image_path", pa.string()),
     ("image_sha256", pa.string()),
     ("scene", pa.string()),
-    ("concept_index", pa.int32()),
-    ("model", pa.string()),
-    ("object", pa.string()),
-    ("sound", pa.string()),
-    ("concept", pa.string()),
-    ("chunk_id", pa.int64()),
-    ("chunk_source", pa.string()),
-    ("chunk_offset_s", pa.float64()),
-    ("chunk_description", pa.string()),
-    ("cosine", pa.float32()),
-    ("score", pa.float32()),
-    ("threshold", pa.float32()),
-    ("n_candidates", pa.int32()),
-    ("chunk_lufs", pa.float64()),
-    ("target_lufs", pa.float64()),
 ]
+# One row per component: the pair's columns, then a dataset component's fields (its gain comes at mixing).
+_RECIPE_FIELDS = _PAIR_FIELDS + [(f.name, f.type) for f in COMPONENT if f.name != "gain_db"]
 RECIPE_SCHEMA = pa.schema(_RECIPE_FIELDS)
 
 
