@@ -7,6 +7,7 @@ import socket
 import numpy as np
 import pytest
 
+from seeing_sound.testing.models import build_tiny_pipeline
 from seeing_sound.testing.signals import noise, tone, write_audio
 
 SR = 16000
@@ -15,20 +16,8 @@ CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shuti
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_pixart_dir, tiny_ast_dir):
-    from seeing_sound.encoders.ast import load_ast
-    from seeing_sound.model import AudioPixArt, AudioPixArtPipeline
-    from seeing_sound.model.loading import load_scheduler, load_vae
-
-    enc = load_ast(str(tiny_ast_dir))
-    pipe = AudioPixArtPipeline(
-        AudioPixArt.from_pixart(str(tiny_pixart_dir), audio_embed_dim=32),
-        load_vae(str(tiny_pixart_dir)),
-        load_scheduler(str(tiny_pixart_dir)),
-        enc.model,
-        enc.feature_extractor,
-    )
     root = tmp_path_factory.mktemp("app")
-    pipe.save_pretrained(root / "run" / "pipeline")
+    build_tiny_pipeline(root / "run" / "pipeline", tiny_pixart_dir, tiny_ast_dir)
     write_audio(root / "dog.wav", noise(2, 44100, amp=0.2, seed=1, channels=2), 44100)
     write_audio(root / "bell.wav", tone(1, SR, freq=880, amp=0.3), SR)
     return root

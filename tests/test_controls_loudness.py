@@ -9,6 +9,7 @@ import pyloudnorm
 import pytest
 
 from seeing_sound.model.generate import DEFAULT_INFERENCE_LUFS, normalize_input, training_loudness
+from seeing_sound.testing.models import build_tiny_pipeline
 from seeing_sound.testing.signals import noise, write_audio
 
 SR = 16000
@@ -40,19 +41,8 @@ def test_training_loudness_from_run_dataset_pipeline_or_default(tmp_path):
 
 def test_generate_normalizes_by_default_and_records_it(tmp_path, tiny_pixart_dir, tiny_ast_dir):
     from seeing_sound.cli import main
-    from seeing_sound.encoders.ast import load_ast
-    from seeing_sound.model import AudioPixArt, AudioPixArtPipeline
-    from seeing_sound.model.loading import load_scheduler, load_vae
 
-    enc = load_ast(str(tiny_ast_dir))
-    pipe = AudioPixArtPipeline(
-        AudioPixArt.from_pixart(str(tiny_pixart_dir), audio_embed_dim=32),
-        load_vae(str(tiny_pixart_dir)),
-        load_scheduler(str(tiny_pixart_dir)),
-        enc.model,
-        enc.feature_extractor,
-    )
-    pipe.save_pretrained(tmp_path / "run" / "pipeline")
+    build_tiny_pipeline(tmp_path / "run" / "pipeline", tiny_pixart_dir, tiny_ast_dir)
     quiet, loud = tmp_path / "quiet.wav", tmp_path / "loud.wav"
     write_audio(quiet, noise(1, SR, amp=0.01, seed=2), SR)
     write_audio(loud, noise(1, SR, amp=0.1, seed=2), SR)  # the same sound 20 dB louder

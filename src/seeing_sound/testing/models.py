@@ -369,3 +369,25 @@ def build_tiny_llava(path: str | Path, *, seed: int = 0, image_size: int = 28) -
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path
+
+
+def build_tiny_pipeline(out: str | Path, pixart: str | Path, ast: str | Path, audio_embed_dim: int = 32) -> Path:
+    """Save an untrained ``AudioPixArtPipeline`` (a tiny PixArt twin + a tiny AST twin) to ``out``.
+
+    What ``generate``/``app``/``push`` load as a run's ``pipeline/`` folder, without training it.
+    """
+    from seeing_sound.encoders.ast import load_ast
+    from seeing_sound.model import AudioPixArt, AudioPixArtPipeline
+    from seeing_sound.model.loading import load_scheduler, load_vae
+
+    enc = load_ast(str(ast))
+    pipe = AudioPixArtPipeline(
+        AudioPixArt.from_pixart(str(pixart), audio_embed_dim=audio_embed_dim),
+        load_vae(str(pixart)),
+        load_scheduler(str(pixart)),
+        enc.model,
+        enc.feature_extractor,
+    )
+    out = Path(out)
+    pipe.save_pretrained(out)
+    return out
