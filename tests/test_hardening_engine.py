@@ -36,6 +36,24 @@ def _sources(root: Path, n: int = 6, seconds: float = 30) -> Path:
     return root
 
 
+def _many_sources(root: Path) -> Path:
+    """24 one-minute files: with one file a shard, a 2-worker build runs for a second or more."""
+    for i in range(24):
+        write_audio(root / f"{i:02d}.wav", noise(60, 44100, seed=i), 44100)
+    return root
+
+
+def _wait_until_mid_run(proc, out: Path) -> set[int]:
+    """Both workers up and the first shard done: the build is running when this returns."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(_children(proc.pid)) >= 2 and list(out.glob("_stages/*/*.done.json")):
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the build ended before it could be interrupted"
+    return _children(proc.pid)
+
+
 def _pool_cmd(src, out, *extra):
     return [sys.executable, "-m", "seeing_sound.cli", "--quiet", "pool", "build", str(src), "--out", str(out), *extra]
 
@@ -81,16 +99,12 @@ def test_out_that_is_a_file_is_one_clear_line(tmp_path):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_die_when_their_parent_is_killed(tmp_path):
-    src = _sources(tmp_path / "src")
+    src = _many_sources(tmp_path / "src")
     proc = subprocess.Popen(_pool_cmd(src, tmp_path / "out", "--workers", "2", "--shard-files", "1"))
+    workers: set[int] = set()
     try:
-        deadline = time.monotonic() + 60
-        workers: set[int] = set()
-        while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
-            workers = _children(proc.pid)
-            time.sleep(0.05)
+        workers = _wait_until_mid_run(proc, tmp_path / "out")
         assert len(workers) >= 2, "no workers started"
-        time.sleep(0.5)  # let them pick up shards
         proc.kill()  # the parent only, not the process group
         proc.wait()
         deadline = time.monotonic() + 5
@@ -104,20 +118,20 @@ def test_workers_die_when_their_parent_is_killed(tmp_path):
 
 
 def test_ctrl_c_stops_a_multi_worker_build_and_the_rerun_finishes(tmp_path):
-    src = _sources(tmp_path / "src", n=8)
+    # Many one-file shards, interrupted as soon as the first is done: the build must be mid-run when
+    # the signal lands (a fast machine finishes a few shards in well under a second).
+    src = _many_sources(tmp_path / "src")
     out = tmp_path / "out"
-    proc = subprocess.Popen(_pool_cmd(src, out, "--workers", "2", "--shard-files", "4"), stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while len(_children(proc.pid)) < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    workers = _children(proc.pid)
-    time.sleep(0.5)
+    cmd = _pool_cmd(src, out, "--workers", "2", "--shard-files", "1")
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
+    workers = _wait_until_mid_run(proc, out)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
     rc = proc.wait(timeout=20)
     assert rc == 130 and time.monotonic() - t0 < 2.5
     assert not any(_alive(p) for p in workers)
     assert b"interrupted" in proc.stderr.read()
-    assert not (out / "pool.json").exists()
-    subprocess.run(_pool_cmd(src, out, "--workers", "2", "--shard-files", "4"), check=True)
+    done = len(list(out.glob("_stages/*/*.done.json")))
+    assert 1 <= done < 24 and not (out / "pool.json").exists()  # stopped mid-run, finished shards kept
+    subprocess.run(cmd, check=True)
     assert (out / "pool.json").exists()
