@@ -139,7 +139,7 @@ def test_compose_mix_from_the_pool(described_pool, tmp_path):
     y, sr = sf.read(out, dtype="float32")
     assert sr == pool.sample_rate
     # the recipe re-renders the file from the pool, bit for bit
-    from seeing_sound.audio.mix import Mixture
+    from seeing_sound.audio.mixture import Mixture
 
     m = Mixture.from_dict(side["mixture"])
     assert m.render_from_pool(pool).tobytes() == y.tobytes()

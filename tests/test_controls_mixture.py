@@ -6,15 +6,8 @@ import numpy as np
 import pytest
 
 from seeing_sound.audio import controls
-from seeing_sound.audio.mix import (
-    MixTrack,
-    Mixture,
-    mix_from_pool,
-    mix_recipe,
-    normalized_mixture,
-    render_scaled,
-    render_tracks,
-)
+from seeing_sound.audio.mix import mix_from_pool, mix_recipe, render_scaled, render_tracks
+from seeing_sound.audio.mixture import MixTrack, Mixture, normalized_mixture
 
 SR = 16000
 

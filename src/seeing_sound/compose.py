@@ -2,7 +2,7 @@
 
 Sources are audio files and/or pool chunks (by id, drawn at random as the paper did, or found by a
 text query with the pool's encoder). Each written WAV gets a recipe sidecar ``<name>.json``: the
-:class:`~seeing_sound.audio.mix.Mixture`, the sources in the dataset's component fields, and the
+:class:`~seeing_sound.audio.mixture.Mixture`, the sources in the dataset's component fields, and the
 levels *measured* on the result (each source as it sounds in the file, the mixture, the peak).
 """
 
@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from seeing_sound.audio import controls
-from seeing_sound.audio.mix import Mixture, loudness_of, normalized_mixture
+from seeing_sound.audio.mix import loudness_of
+from seeing_sound.audio.mixture import Mixture, normalized_mixture
 from seeing_sound.config import Config, ConfigError, option, resolve
 
 log = logging.getLogger(__name__)

@@ -114,7 +114,7 @@ class AppSession:
     ):
         """The prompt of the chosen sources: each at its loudness, superposed or one after another, in a space."""
         from seeing_sound.audio import controls
-        from seeing_sound.audio.mix import normalized_mixture
+        from seeing_sound.audio.mixture import normalized_mixture
 
         if not sources:
             raise ValueError("give at least one source: upload or record audio, or pick a pool chunk")

@@ -8,7 +8,7 @@
 * acoustic space: a :class:`Space` -- pedalboard's Freeverb-style ``Reverb``, a real room impulse
   response (any file), or a synthetic one of a given RT60 -- with the RT60 measured on the IR.
 
-Every control builds a :class:`~seeing_sound.audio.mix.Mixture` recipe and renders it through the
+Every control builds a :class:`~seeing_sound.audio.mixture.Mixture` recipe and renders it through the
 one render path of :mod:`seeing_sound.audio.mix`. All functions take and return float32 mono arrays
 at one sample rate; only the Freeverb space needs pedalboard.
 """
@@ -23,12 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from seeing_sound.audio.mix import (
-    Mixture,
-    common_headroom,
-    loudness_of,
-    normalized_mixture,
-)
+from seeing_sound.audio.mix import loudness_of
+from seeing_sound.audio.mixture import Mixture, common_headroom, normalized_mixture
 
 __all__ = [
     "SPACE_KINDS",
@@ -360,7 +356,7 @@ def in_space(
 ) -> tuple[np.ndarray, Mixture]:
     """Sources superposed (at their targets, or unchanged if no targets) in ``space``."""
     if targets_lufs is None:
-        from seeing_sound.audio.mix import MixTrack
+        from seeing_sound.audio.mixture import MixTrack
 
         m = Mixture(
             tuple(MixTrack(source=n, gain_db=0.0) for n in (names or range(len(sources)))),

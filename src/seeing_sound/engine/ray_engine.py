@@ -22,7 +22,8 @@ import math
 from collections.abc import Callable
 
 from seeing_sound.engine.config import EngineConfig
-from seeing_sound.engine.runner import _Attempts, run_shard_job
+from seeing_sound.engine.retries import Attempts
+from seeing_sound.engine.runner import run_shard_job
 from seeing_sound.engine.stage import ShardStats, ShardTask, Stage
 from seeing_sound.errors import SeeingSoundError
 
@@ -75,7 +76,7 @@ def run_on_ray(
     *,
     workers: int,
     on_done: Callable[[ShardStats], None],
-    attempts: _Attempts,
+    attempts: Attempts,
     token: str,
 ) -> None:
     """Run ``pending`` shards on Ray; every finished one goes to ``on_done``; failures to ``attempts``."""

@@ -7,12 +7,9 @@ import concurrent.futures as cf
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import shutil
-import signal
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -23,8 +20,10 @@ from pathlib import Path
 
 from seeing_sound.engine.config import EngineConfig
 from seeing_sound.engine.lock import output_lock
+from seeing_sound.engine.retries import Attempts, raise_failed
 from seeing_sound.engine.shards import move_into_place, shard_name, write_json_atomic
 from seeing_sound.engine.stage import ShardStats, ShardTask, Stage
+from seeing_sound.engine.workers import mp_context, tear_down, worker_init
 from seeing_sound.errors import SeeingSoundError, StageMismatchError
 
 log = logging.getLogger(__name__)
@@ -198,64 +197,6 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="item", disable=not enabled, dynamic_ncols=True, smoothing=0.1)
 
 
-def _mp_context():
-    """fork where it is safe (Linux, torch not loaded: starts in ms), else spawn.
-
-    A forked child of a process that already runs torch's thread pools can deadlock,
-    so model stages (which import torch) get fresh spawned interpreters.
-    """
-    if sys.platform.startswith("linux") and "torch" not in sys.modules:
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
-
-
-def _worker_init(parent_pid: int) -> None:
-    """Worker set-up: die with the parent, leave Ctrl-C to the parent.
-
-    A worker blocked on its task pipe never notices that the parent was SIGKILLed (it holds the
-    pipe's other end itself), so it would wait forever holding its memory. On Linux the kernel
-    kills it (PR_SET_PDEATHSIG); everywhere a daemon thread watches the parent's PID as well.
-    SIGINT is ignored here: the parent tears the pool down, and shards without a done-marker
-    are simply redone by the next run.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            pr_set_pdeathsig = 1
-            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
-        except (OSError, AttributeError):  # no libc prctl: the watcher below still works
-            pass
-    if os.getppid() != parent_pid:  # the parent died before this line
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watch", daemon=True).start()
-
-
-def _watch_parent(parent_pid: int, interval_s: float = 0.5) -> None:
-    while True:
-        time.sleep(interval_s)
-        if os.getppid() != parent_pid:
-            os._exit(1)
-
-
-def _tear_down(ex: cf.Executor, futures, own: bool) -> None:
-    """Stop at once: drop queued shards and, for our own pool, kill the running workers.
-
-    A killed shard left no done-marker, so the next run redoes exactly it; finished shards stay done.
-    """
-    for fut in futures:
-        fut.cancel()
-    if not own:
-        return
-    procs = list((getattr(ex, "_processes", None) or {}).values()) if isinstance(ex, cf.ProcessPoolExecutor) else []
-    for p in procs:
-        p.kill()
-    ex.shutdown(wait=False, cancel_futures=True)
-    for p in procs:
-        p.join(timeout=2)
-
-
 def run_stage(
     stage: Stage,
     root: str | Path,
@@ -293,34 +234,6 @@ def run_stage(
             stage, Path(root), workers=workers, executor=executor, overwrite=overwrite, progress=progress,
             tasks=tasks, cfg=cfg,
         )  # fmt: skip
-
-
-class _Attempts:
-    """Counts each shard's failed attempts; says whether to retry; keeps the final failures."""
-
-    def __init__(self, stage_name: str, retries: int):
-        self.name, self.retries = stage_name, retries
-        self.counts: dict[int, int] = {}
-        self.failures: dict[int, BaseException] = {}
-
-    def failed(self, task: ShardTask, exc: BaseException) -> bool:
-        """Record a failed attempt; True if the shard should run again."""
-        n = self.counts[task.index] = self.counts.get(task.index, 0) + 1
-        # A SeeingSoundError (a missing model, a missing package) fails the same way every time:
-        # retrying it would only load a 7B model three times before the same one-line error.
-        if n <= self.retries and not isinstance(exc, SeeingSoundError):
-            log.warning("%s: %s failed (%s: %s); retry %d of %d", self.name, shard_name(task.index),
-                        type(exc).__name__, _one_line(exc), n, self.retries)  # fmt: skip
-            return True
-        log.error("%s: %s failed %d time(s), last: %s: %s", self.name, shard_name(task.index), n,
-                  type(exc).__name__, _one_line(exc))  # fmt: skip
-        self.failures[task.index] = exc
-        return False
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else ""
 
 
 def _run_stage(
@@ -366,7 +279,7 @@ def _run_stage(
         bar.update(stats.items_in)
         bar.set_postfix(shards=f"{len(results)}/{len(mine)}", errors=errors, refresh=False)
 
-    attempts = _Attempts(stage.name, cfg.shard_retries)
+    attempts = Attempts(stage.name, cfg.shard_retries)
     token = f"{stage.name}-{id(stage):x}:{uuid.uuid4().hex}"
     try:
         if cfg.engine == "ray":
@@ -396,7 +309,7 @@ def _run_stage(
     report.seconds = round(time.perf_counter() - t_start, 3)
     if attempts.failures:
         first = attempts.failures[report.failed[0]]
-        _raise_failed(stage, report, first, cfg)
+        raise_failed(stage.name, report.failed, first, cfg.shard_retries)
     if sliced is not None and cfg.barrier:
         _wait_for_slices(stage, root, plan, cfg)
     return report
@@ -420,20 +333,6 @@ def _wait_for_slices(stage: Stage, root: Path, plan: list[ShardTask], cfg: Engin
         missing = [i for i in missing if _read_done(root, stage, i) is None]
 
 
-def _raise_failed(stage: Stage, report: StageReport, first: BaseException, cfg: EngineConfig) -> None:
-    """Raise the first failed shard's own exception (same type as locally), with a note naming all failures."""
-    note = (
-        f"{stage.name}: {len(report.failed)} shard(s) failed after {cfg.shard_retries + 1} attempt(s) "
-        f"({', '.join(shard_name(i) for i in report.failed[:5])}{', ...' if len(report.failed) > 5 else ''}); "
-        "the other shards are done: rerun to retry the failed ones"
-    )
-    log.error("%s", note)
-    add_note = getattr(first, "add_note", None)  # Python >= 3.11
-    if add_note is not None:
-        add_note(note)
-    raise first
-
-
 def _run_on_executor(
     stage: Stage,
     pending: list[ShardTask],
@@ -441,7 +340,7 @@ def _run_on_executor(
     executor: cf.Executor | None,
     workers: int,
     on_done,
-    attempts: _Attempts,
+    attempts: Attempts,
     token: str,
 ) -> None:
     """Shards on a process pool (ours) or any executor, a bounded number in flight, with retries.
@@ -455,8 +354,8 @@ def _run_on_executor(
     def new_pool() -> cf.Executor:
         return cf.ProcessPoolExecutor(
             max_workers=min(workers, len(pending)),
-            mp_context=_mp_context(),
-            initializer=_worker_init,
+            mp_context=mp_context(),
+            initializer=worker_init,
             initargs=(os.getpid(),),
         )
 
@@ -494,10 +393,10 @@ def _run_on_executor(
                         on_done(fut.result())
                     elif not started or attempts.failed(task, err or BrokenProcessPool("worker died")):
                         queue.append(task)
-                _tear_down(ex, [], own)
+                tear_down(ex, [], own)
                 ex = new_pool()
     except BaseException:
-        _tear_down(ex, list(in_flight), own)
+        tear_down(ex, list(in_flight), own)
         raise
     if own:
         ex.shutdown(wait=True)

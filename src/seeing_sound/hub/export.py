@@ -3,7 +3,7 @@
 Each row holds the image and the mixture *as bytes* (``datasets`` ``Image()`` and ``Audio()`` features,
 declared in the Parquet schema's ``huggingface`` metadata, so ``datasets.load_dataset(DIR)`` decodes
 them), every metadata column of the dataset (the recipe's ``components`` included) and ``recipe``, the
-:class:`~seeing_sound.audio.mix.Mixture` record as JSON. A dataset card ``README.md`` with YAML metadata
+:class:`~seeing_sound.audio.mixture.Mixture` record as JSON. A dataset card ``README.md`` with YAML metadata
 describes prompts, models, parameters and counts from ``dataset.json`` (the paper's A.1 release).
 
 ``metadata_only`` leaves images and audio out: the recipes alone, plus the dataset's own ``dataset.json``
@@ -100,7 +100,7 @@ def export_hf(dataset: str | Path, out: str | Path, config: ExportConfig | None 
     A pair whose image or audio file is missing keeps its row with a null cell and is listed in the
     report (and the card). ``out`` must be new or empty (an export is never merged into another).
     """
-    from seeing_sound.audio.mix import Mixture
+    from seeing_sound.audio.mixture import Mixture
     from seeing_sound.dataset import PairsDataset
     from seeing_sound.dataset.paths import UnsafePathError
     from seeing_sound.engine.shards import atomic_write
