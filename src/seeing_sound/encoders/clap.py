@@ -1,9 +1,18 @@
 """CLAP text and audio encoder (``--encoder clap``): ``transformers.ClapModel`` + ``ClapProcessor``.
 
-Audio arrives at the pool rate (16 kHz) and is resampled with soxr to the feature
-extractor's rate (48 kHz for laion CLAP). Randomness is ruled out: clips longer than the
-extractor's window are cut to their first window (instead of a random crop), shorter ones
-are repeat-padded (deterministic), and the model runs in eval mode at a fixed batch shape.
+Audio arrives at the pool rate (16 kHz) and is resampled to the feature extractor's rate (48 kHz
+for laion CLAP). Randomness is ruled out: clips longer than the extractor's window are cut to
+their first window (instead of a random crop), shorter ones are repeat-padded (deterministic),
+and the model runs in eval mode at a fixed batch shape.
+
+``audio_prep`` chooses where the input is prepared:
+
+* ``"torch"`` (default): batched on the model's device, the CPU only hands over waveforms. The
+  resampler is :func:`~seeing_sound.encoders.clap_features.resample_poly` (Kaiser sinc to soxr
+  HQ's spec) and the log-mel is :func:`~seeing_sound.encoders.clap_features.clap_features`, equal
+  to ``ClapFeatureExtractor``'s. Recorded as ``audio_prep`` in ``info.extra``.
+* ``"soxr"``: soxr HQ on the CPU, the log-mel in torch: embeddings equal to ``"processor"``'s.
+* ``"processor"``: soxr HQ on the CPU + ``ClapFeatureExtractor`` (numpy), the original path.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from seeing_sound.encoders.common import (
 log = logging.getLogger(__name__)
 
 DEFAULT_CLAP_MODEL = DEFAULT_CLAP
+AUDIO_PREP = ("torch", "soxr", "processor")
 
 
 class ClapEncoder:
@@ -37,7 +47,13 @@ class ClapEncoder:
     modalities = ("text", "audio")
 
     def __init__(
-        self, model: str | None = None, *, device: str | None = "auto", fp16: bool = False, batch_size: int = 16
+        self,
+        model: str | None = None,
+        *,
+        device: str | None = "auto",
+        fp16: bool = False,
+        batch_size: int = 16,
+        audio_prep: str = "torch",
     ):
         import torch
         from transformers import ClapModel, ClapProcessor
@@ -47,6 +63,9 @@ class ClapEncoder:
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if audio_prep not in AUDIO_PREP:
+            raise ValueError(f"audio_prep must be one of {AUDIO_PREP}, got {audio_prep!r}")
+        self.audio_prep = audio_prep
         self.processor = load_or_raise(
             lambda: ClapProcessor.from_pretrained(self.model_id), "CLAP", self.model_id, "model"
         )
@@ -68,7 +87,7 @@ class ClapEncoder:
             self.model_id,
             weights_revision(model_dir(self.model_id)),
             int(self.model.config.projection_dim),
-            {"sample_rate": self.sample_rate},
+            {"sample_rate": self.sample_rate, **({"audio_prep": "torch"} if audio_prep == "torch" else {})},
         )
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
@@ -100,6 +119,8 @@ class ClapEncoder:
 
     def embed_audio(self, waves: np.ndarray, sample_rate: int) -> np.ndarray:
         """Mono clips float (n, T) at ``sample_rate`` -> float32 (n, D) unit rows."""
+        if self.audio_prep != "processor":
+            return self._embed_audio_torch(waves, sample_rate)
         import torch
 
         waves = self.prepare_audio(waves, sample_rate)
@@ -116,6 +137,34 @@ class ClapEncoder:
                     return_tensors="pt",
                 )
                 feats = {k: pad_batch(v, self.batch_size).to(self.device) for k, v in feats.items()}
+                feats["input_features"] = feats["input_features"].to(self.dtype)
+                emb = self.model.get_audio_features(**feats).pooler_output[: e - s]
+                out[s:e] = emb.float().cpu().numpy()
+        return l2_normalize(out)
+
+    def _embed_audio_torch(self, waves: np.ndarray, sample_rate: int) -> np.ndarray:
+        """:meth:`embed_audio` with resampling and the log-mel in torch on the model's device."""
+        import torch
+
+        from seeing_sound.encoders.clap_features import clap_features, input_needed, resample_poly
+
+        if self.audio_prep == "soxr":
+            waves, sample_rate = self.prepare_audio(waves, sample_rate), self.sample_rate
+        waves = np.asarray(waves, dtype=np.float32)
+        if waves.ndim != 2:
+            raise ValueError(f"waves must be (n, samples), got shape {waves.shape}")
+        out = np.zeros((waves.shape[0], self.info.dim), dtype=np.float32)
+        if waves.shape[0] == 0:
+            return out
+        waves = waves[:, : input_needed(self.max_samples, int(sample_rate), self.sample_rate)]  # the rest is unused
+        truncation = "fusion" if self.fusion else "rand_trunc"
+        with torch.inference_mode():
+            for s, e in fixed_batches(waves.shape[0], self.batch_size):
+                x = torch.from_numpy(pad_batch(waves[s:e], self.batch_size)).to(self.device)
+                x = resample_poly(x, int(sample_rate), self.sample_rate)[:, : self.max_samples]
+                feats = clap_features(
+                    x, self.processor.feature_extractor, truncation=truncation, padding="repeatpad", n_valid=e - s
+                )
                 feats["input_features"] = feats["input_features"].to(self.dtype)
                 emb = self.model.get_audio_features(**feats).pooler_output[: e - s]
                 out[s:e] = emb.float().cpu().numpy()
