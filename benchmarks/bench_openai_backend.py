@@ -32,6 +32,7 @@ latency = float(sys.argv[2])
 answer = json.dumps({"choices": [{"message": {"role": "assistant", "content": "dog, grass, wind"}}]}).encode()
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as uvicorn (vLLM) does: headers and body not held for an ACK
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if latency:

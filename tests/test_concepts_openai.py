@@ -163,3 +163,88 @@ def test_run_concepts_end_to_end(server, tmp_path, monkeypatch):
     assert by_id["coffee.png"]["failures"][0]["reason"] == "timeout"  # the other model's failure is kept
     prompts = {b["messages"][0]["content"][0]["text"] for _, b in server.requests}
     assert prompts == {CAPTION_PROMPT, CONCEPT_PROMPT}  # the paper's prompts, verbatim
+
+
+# -- keep-alive connections and JPEG passthrough ------------------------------------------------
+
+
+def _sent_image(body) -> bytes:
+    url = body["messages"][0]["content"][1]["image_url"]["url"]
+    assert url.startswith("data:image/jpeg;base64,")
+    return base64.b64decode(url.split(",", 1)[1])
+
+
+def test_one_keep_alive_connection_per_worker_thread():
+    with ChatCompletionsServer(respond, keep_alive=True) as srv:
+        out = _backend(srv, "ok", concurrency=1).generate([_request(i) for i in range(6)], "concepts")
+        assert [g.error for [g] in out] == [None] * 6
+        assert srv.connections == 1
+        out = _backend(srv, "ok", concurrency=3).generate([_request(i) for i in range(9)], "concepts")
+        assert [g.error for [g] in out] == [None] * 9 and srv.connections <= 1 + 3
+
+
+def test_reconnects_when_the_server_closes_a_kept_connection():
+    with ChatCompletionsServer(respond, keep_alive=True, close_after=1) as srv:
+        out = _backend(srv, "ok", concurrency=1, max_retries=0).generate([_request(i) for i in range(5)], "concepts")
+        assert [g.error for [g] in out] == [None] * 5  # the closed connection is replaced, not an error
+        assert srv.connections == 5 and len(srv.requests) == 5
+
+
+def test_timed_out_keep_alive_connection_is_not_reused():
+    with ChatCompletionsServer(respond, keep_alive=True) as srv:
+        backend = _backend(srv, "slow", timeout_s=0.3, max_retries=0)
+        assert backend.complete(_request()).error == "timeout"
+        backend.spec = VLMSpec("openai", "ok", base_url=srv.url, api_key_env="SEEING_SOUND_TEST_KEY")
+        assert backend.complete(_request()).text is not None  # a fresh connection: no late answer read
+        assert srv.connections == 2
+
+
+def _jpeg(size, **save) -> bytes:
+    buf = io.BytesIO()
+    Image.open(SKIMAGE / "astronaut.png").convert("RGB").resize(size).save(buf, format="JPEG", quality=85, **save)
+    return buf.getvalue()
+
+
+def _cmyk_jpeg(size) -> bytes:
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(_jpeg(size))).convert("CMYK").save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def test_jpeg_within_max_side_is_sent_as_its_own_bytes(server):
+    from seeing_sound.concepts.images import decode_rgb
+
+    data = _jpeg((320, 240))
+    decoded, _, _ = decode_rgb(data, max_side=1024, max_pixels=1 << 26)
+    decoded.info[openai_backend.SOURCE_BYTES] = data
+    backend = _backend(server, "ok")
+    for image in (data, decoded):
+        backend.generate([VLMRequest("a", "a.jpg", image, CONCEPT_PROMPT)], "concepts")
+        assert _sent_image(server.requests[-1][1]) == data  # byte-identical: no decode, no re-encode
+
+
+def test_other_images_are_decoded_and_re_encoded(server):
+    from seeing_sound.concepts.images import decode_rgb
+
+    png = io.BytesIO()
+    Image.open(SKIMAGE / "astronaut.png").resize((64, 64)).save(png, format="PNG")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees: the model must see it upright
+    big = _jpeg((1500, 1000))
+    small_of_big, _, _ = decode_rgb(big, max_side=400, max_pixels=1 << 26)
+    small_of_big.info[openai_backend.SOURCE_BYTES] = big  # source kept, but the pixels were downscaled
+    cases = [
+        (png.getvalue(), (64, 64)),
+        (big, (1024, 683)),
+        (_jpeg((200, 100), exif=exif.tobytes()), (100, 200)),
+        (_cmyk_jpeg((80, 60)), (80, 60)),
+        (small_of_big, (400, 267)),
+    ]
+    backend = _backend(server, "ok")
+    for image, size in cases:
+        backend.generate([VLMRequest("a", "a", image, CONCEPT_PROMPT)], "concepts")
+        sent = _sent_image(server.requests[-1][1])
+        assert sent != (image if isinstance(image, bytes) else big)
+        with Image.open(io.BytesIO(sent)) as im:
+            assert im.format == "JPEG" and im.mode == "RGB" and im.size == size
+    assert not openai_backend.jpeg_as_is(b"\xff\xd8\xff" + b"\x00" * 10)  # a broken header is not trusted

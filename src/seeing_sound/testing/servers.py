@@ -14,17 +14,38 @@ class ChatCompletionsServer:
 
     ``respond(body, n) -> (status, headers, payload_bytes, delay_s)`` decides each answer; ``n``
     counts requests so far for the same (model, prompt, image). Use as a context manager.
+
+    ``keep_alive``: speak HTTP/1.1 and keep connections open between requests (default HTTP/1.0,
+    one connection per request); ``close_after``: with keep-alive, close a connection silently
+    (no ``Connection: close``) after that many answers, as a server's idle timeout does.
+    ``connections`` counts the TCP connections accepted.
     """
 
-    def __init__(self, respond: Callable[[dict, int], tuple[int, dict, bytes, float]]):
+    def __init__(
+        self,
+        respond: Callable[[dict, int], tuple[int, dict, bytes, float]],
+        *,
+        keep_alive: bool = False,
+        close_after: int | None = None,
+    ):
         self.respond = respond
         self.requests: list[tuple[dict, dict]] = []  # (headers, body)
         self._seen: dict[str, int] = {}
         self.in_flight = self.max_in_flight = 0
+        self.connections = 0
         self._lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+            disable_nagle_algorithm = keep_alive  # an answer's headers and body not held for an ACK
+            answered = 0
+
+            def setup(self):
+                super().setup()
+                with outer._lock:
+                    outer.connections += 1
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 key = json.dumps(body.get("messages"), sort_keys=True) + str(body.get("model"))
@@ -45,6 +66,9 @@ class ChatCompletionsServer:
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
+                    self.answered += 1
+                    if close_after is not None and self.answered >= close_after:
+                        self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout): that is the point of slow answers
 

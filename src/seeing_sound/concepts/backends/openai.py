@@ -1,8 +1,11 @@
 """Any OpenAI-compatible chat-completions server (vLLM, Ollama, TGI, SGLang, LMDeploy, hosted APIs).
 
-Standard library only. Images go as base64 JPEG data URLs; requests run ``concurrency`` at a
-time; 429, 5xx, timeouts and dropped connections are retried with exponential backoff that
-honours ``Retry-After``; a request that finally fails becomes an error record. Authentication
+Standard library (and Pillow) only. Images go as base64 JPEG data URLs: a JPEG that is already
+what the model should see (within the size it was decoded at, upright, RGB or gray) is sent as
+its own bytes, anything else is re-encoded. Requests run ``concurrency`` at a time, each worker
+thread keeping one keep-alive connection (reopened when the server closes it); 429, 5xx,
+timeouts and dropped connections are retried with exponential backoff that honours
+``Retry-After``; a request that finally fails becomes an error record. Authentication
 and model-not-found errors stop the run instead (every request would fail the same way).
 
 Hardening, because the server is whatever ``--base-url`` names:
@@ -31,6 +34,7 @@ import socket
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Sequence
 
 from seeing_sound.concepts.backends import Generation, VLMRequest, VLMSpec, redact, redact_url
@@ -46,6 +50,8 @@ BACKOFF_MAX_S = 60.0  # longest exponential wait
 RETRY_AFTER_MAX_S = 300.0  # a server asking for more than this is treated as asking for this
 READ_BLOCK = 1 << 16
 ERROR_BODY_BYTES = 500  # of an error answer, only a snippet is read (it is a hint for the message)
+SOURCE_BYTES = "seeing_sound.source_bytes"  # PIL ``info`` key: the file the image was decoded from
+_STALE = (BrokenPipeError, ConnectionResetError, http.client.BadStatusLine)  # a reused connection closed
 
 
 class _RequestFailed(Exception):
@@ -62,9 +68,49 @@ class _Cancelled(Exception):
 
 def encode_image_data_url(image, quality: int = 90) -> str:
     """RGB PIL image -> ``data:image/jpeg;base64,...`` (JPEG keeps requests small)."""
+    return "data:image/jpeg;base64," + image_jpeg_base64(image, quality).decode("ascii")
+
+
+def image_jpeg_base64(image, quality: int = 90) -> bytes:
+    """Base64 of the JPEG to send for ``image``: a PIL image, or the bytes of an image file.
+
+    The source JPEG itself (``image`` as bytes, or ``image.info[SOURCE_BYTES]``) when
+    :func:`jpeg_as_is` accepts it; else ``image`` decoded (as the concepts stage does) and encoded.
+    """
+    source = image if isinstance(image, bytes | bytearray) else getattr(image, "info", {}).get(SOURCE_BYTES)
+    if source is not None and jpeg_as_is(source, None if isinstance(image, bytes | bytearray) else image.size):
+        return base64.b64encode(source)
+    if isinstance(image, bytes | bytearray):
+        from seeing_sound.concepts.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, decode_rgb
+
+        image = decode_rgb(bytes(image), max_side=DEFAULT_MAX_SIDE, max_pixels=DEFAULT_MAX_PIXELS)[0]
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return base64.b64encode(buf.getvalue())
+
+
+def jpeg_as_is(data: bytes | bytearray, size: tuple[int, int] | None = None) -> bool:
+    """Whether the JPEG ``data`` shows exactly what decoding it for the model would (no re-encode needed).
+
+    Only the header is read: a baseline/progressive JPEG in RGB (YCbCr) or gray, no EXIF rotation,
+    of ``size`` (the decoded image's: nothing was downscaled) or, without one, within the
+    concepts stage's default ``max_side`` and ``max_pixels``.
+    """
+    if data[:3] != b"\xff\xd8\xff":
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.format != "JPEG" or im.mode not in ("RGB", "L") or im.getexif().get(0x0112, 1) != 1:
+                return False
+            if size is not None:
+                return im.size == tuple(size)
+            from seeing_sound.concepts.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
+
+            return max(im.size) <= DEFAULT_MAX_SIDE and im.size[0] * im.size[1] <= DEFAULT_MAX_PIXELS
+    except Exception:  # unreadable header: let the decoder say what is wrong
+        return False
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -119,6 +165,8 @@ class OpenAIBackend:
         self._sleep = sleep if sleep is not None else self._interruptible_sleep
         self._live: set[http.client.HTTPConnection] = set()
         self._live_lock = threading.Lock()
+        self._local = threading.local()  # .conn: this thread's keep-alive connection
+        self._open: set[http.client.HTTPConnection] = set()  # every thread's, closed after generate()
         if not os.environ.get(spec.api_key_env) and self._userinfo is None:
             log.info("no API key in $%s; sending requests without Authorization", spec.api_key_env)
 
@@ -147,9 +195,18 @@ class OpenAIBackend:
             # wait for them -- a hung server would otherwise hold the run for minutes.
             self.cancel()
             pool.shutdown(wait=False, cancel_futures=True)
+            self.close()
             raise
         pool.shutdown(wait=True)
+        self.close()
         return out
+
+    def close(self) -> None:
+        """Close the keep-alive connections of the worker threads (a later request opens new ones)."""
+        with self._live_lock:
+            conns, self._open = list(self._open), set()
+        for conn in conns:
+            conn.close()
 
     def cancel(self) -> None:
         """Abort every request in flight and refuse new attempts until the next :meth:`generate`."""
@@ -174,9 +231,11 @@ class OpenAIBackend:
         return headers
 
     def _body(self, request: VLMRequest) -> bytes:
+        # The base64 image needs no JSON escaping: it is spliced into the serialized body as bytes.
+        mark = f"image-{uuid.uuid4().hex}"
         content = [
             {"type": "text", "text": request.prompt},
-            {"type": "image_url", "image_url": {"url": encode_image_data_url(request.image)}},
+            {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64," + mark}},
         ]
         body = {
             "model": self.spec.model,
@@ -184,7 +243,11 @@ class OpenAIBackend:
             "max_tokens": self.spec.max_new_tokens,
             "temperature": 0,  # greedy, like the transformers back end
         }
-        return json.dumps(body).encode("utf-8")
+        parts = json.dumps(body).split(mark)
+        if len(parts) != 2:  # the prompt holds the marker (never by chance): plain serialization
+            content[1]["image_url"]["url"] = encode_image_data_url(request.image)  # type: ignore[index]
+            return json.dumps(body).encode("utf-8")
+        return parts[0].encode("utf-8") + image_jpeg_base64(request.image) + parts[1].encode("utf-8")
 
     def complete(self, request: VLMRequest) -> Generation:
         """One request with retries; returns the text or an error record, raises only on fatal status."""
@@ -221,14 +284,33 @@ class OpenAIBackend:
         cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
         return cls(self._host, self._port, timeout=timeout)
 
+    def _thread_conn(self, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's keep-alive connection and whether it was used before (else a new one)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and conn.sock is not None:
+            return conn, True
+        conn = self._local.conn = self._connect(timeout)
+        with self._live_lock:
+            self._open.add(conn)
+        return conn, False
+
+    def _drop(self, conn: http.client.HTTPConnection) -> None:
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        with self._live_lock:
+            self._open.discard(conn)
+        conn.close()
+
     def _post(self, body: bytes) -> str:
         """One attempt: POST, read at most ``max_response_bytes``, all within ``timeout_s`` of wall time.
 
         A watchdog shuts the socket down at the deadline (or on :meth:`cancel`), which wakes any
         blocked connect/recv; socket timeouts alone are per read and a dripping server resets them.
+        The thread's keep-alive connection is reused; one the server has closed meanwhile (the
+        request fails before any answer) is replaced by a new one once, within the same deadline.
         """
         timeout = self.spec.timeout_s
-        conn = self._connect(timeout)
+        conn, reused = self._thread_conn(timeout)
         expired = threading.Event()
 
         def _expire() -> None:
@@ -240,8 +322,22 @@ class OpenAIBackend:
         with self._live_lock:
             self._live.add(conn)
         watchdog.start()
+        reusable = False
         try:
-            text = self._exchange(conn, body)
+            try:
+                text, reusable = self._exchange(conn, body)
+            except _STALE:
+                if not reused or expired.is_set() or self._cancel.is_set():
+                    raise
+                with self._live_lock:  # the stale connection out, a fresh one in (same watchdog deadline)
+                    self._live.discard(conn)
+                self._drop(conn)
+                conn, _ = self._thread_conn(timeout)
+                with self._live_lock:
+                    self._live.add(conn)
+                if expired.is_set():
+                    raise TimeoutError() from None
+                text, reusable = self._exchange(conn, body)
             if not expired.is_set():
                 return text
             raise _RequestFailed("timeout", f"no answer within {timeout:g}s")
@@ -260,10 +356,15 @@ class OpenAIBackend:
             watchdog.cancel()
             with self._live_lock:
                 self._live.discard(conn)
-            conn.close()
+            if not reusable or expired.is_set() or self._cancel.is_set():
+                self._drop(conn)
 
-    def _exchange(self, conn: http.client.HTTPConnection, body: bytes) -> str:
-        conn.connect()
+    def _exchange(self, conn: http.client.HTTPConnection, body: bytes) -> tuple[str, bool]:
+        """Send ``body`` on ``conn``; the answer's text and whether ``conn`` may carry another request."""
+        if conn.sock is None:
+            conn.connect()
+            with contextlib.suppress(OSError, AttributeError):  # headers and body go out at once, not Nagle-held
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
         if self._cancel.is_set():  # after connect: a cancel() from now on finds conn.sock and shuts it
             raise _Cancelled()
         conn.request("POST", self._path, body=body, headers=self._headers())
@@ -300,8 +401,11 @@ class OpenAIBackend:
             raw += block
         if len(raw) > limit:
             raise _RequestFailed("response-too-large", f"answer over {limit} bytes", retry=False)
+        # Fully read (length 0 left: http.client does not close the response by itself then) and kept open.
+        reusable = (resp.isclosed() or resp.length == 0) and not resp.will_close
+        resp.close()
         try:
-            return message_text(json.loads(bytes(raw).decode("utf-8")))
+            return message_text(json.loads(bytes(raw).decode("utf-8"))), reusable
         except (UnicodeDecodeError, ValueError) as exc:
             raise _RequestFailed("bad-response", f"malformed response: {str(exc)[:120]}") from None
 
