@@ -3,7 +3,11 @@
 Stages (the code paths the toolkit runs, one item at a time, torch limited to 1 thread):
 
 * ``clap prep``: a 10 s clip at 16 kHz -> soxr HQ to 48 kHz -> ``ClapFeatureExtractor`` (rand_trunc,
-  repeatpad), as ``ClapEncoder.embed_audio`` feeds CLAP;
+  repeatpad), as ``ClapEncoder(audio_prep="processor")`` feeds CLAP (the in-run baseline); its soxr
+  part alone (what ``audio_prep="soxr"`` leaves on the CPU); the hand-over of ``audio_prep="torch"``
+  (the default: a batch of 16 clips as one float32 tensor, all the CPU does); and the device work
+  of ``audio_prep="torch"`` (``resample_poly`` + ``clap_features``, batch 16) run here on the CPU,
+  to size it: on a GPU it runs beside the model, not on a core;
 * ``flac decode``: one 10 s 16 kHz mono FLAC mixture read with soundfile (what every AST path
   reads first; ``train --ast-online`` does it in DataLoader workers);
 * ``ast fbank numpy``: ``ASTFeatureExtractor`` on a 10.24 s clip (what ``features`` runs);
@@ -84,6 +88,8 @@ def main() -> None:
     from seeing_sound.concepts.backends.openai import encode_image_data_url
     from seeing_sound.concepts.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, decode_rgb
     from seeing_sound.encoders.ast import ast_fbank
+    from seeing_sound.encoders.clap_features import clap_features, resample_poly
+    from seeing_sound.encoders.common import pad_batch
     from seeing_sound.features.stage import center_crop_resize
 
     torch.set_num_threads(1)
@@ -100,6 +106,17 @@ def main() -> None:
     def clap_prep():
         wave = soxr.resample(clip, 16000, 48000, quality="HQ").astype(np.float32)
         clap_fe([wave], sampling_rate=48000, truncation="rand_trunc", padding="repeatpad", return_tensors="np")
+
+    clips16 = np.stack([clip] * 16)
+
+    def clap_soxr():
+        soxr.resample(clip, 16000, 48000, quality="HQ").astype(np.float32)
+
+    def clap_handover():  # what ClapEncoder._embed_audio_torch does on the CPU before .to(device)
+        torch.from_numpy(pad_batch(np.asarray(clips16[:15], dtype=np.float32), 16))
+
+    def clap_torch():
+        clap_features(resample_poly(torch.from_numpy(clips16), 16000, 48000), clap_fe)
 
     def vae_prep():
         with Image.open(io.BytesIO(photo)) as im:
@@ -128,7 +145,10 @@ def main() -> None:
     clap_gflop = clap_flops() / 1e9
     clap_gpu = gpu_rate(clap_gflop * 1e9)
     stages: list[tuple[str, Callable[[], object], int, str, float | None]] = [
-        ("clap prep (16->48 kHz + ClapFeatureExtractor)", clap_prep, 1, "CLAP HTSAT audio (embed)", clap_gpu),
+        ("clap prep processor (soxr + ClapFeatureExtractor)", clap_prep, 1, "CLAP HTSAT audio (embed)", clap_gpu),
+        ("clap prep soxr only (audio_prep=soxr)", clap_soxr, 1, "CLAP HTSAT audio (embed)", clap_gpu),
+        ("clap hand-over (audio_prep=torch, batch 16)", clap_handover, 16, "CLAP HTSAT audio (embed)", clap_gpu),
+        ("clap device work on this CPU (torch, batch 16)", clap_torch, 16, "CLAP HTSAT audio (embed)", clap_gpu),
         ("flac decode (10 s, 16 kHz)", flac_decode, 1, "AST", None),
         ("ast fbank numpy (ASTFeatureExtractor)", lambda: ast_fe(ast_clip, sampling_rate=16000), 1, "AST", None),
         ("ast fbank torch (ast_fbank, batch 16)", lambda: ast_fbank(batch, ast_fe), 16, "AST", None),
@@ -151,7 +171,7 @@ def main() -> None:
             }
         )
     train_gpu = gpu_rate(FLOPS["train"])
-    ast_torch = rows[3]["CPU items/s/core"]
+    ast_torch = next(r for r in rows if r["stage"].startswith("ast fbank torch"))["CPU items/s/core"]
     rows.append(
         {
             "stage": "ast fbank torch, for train --ast-online",
@@ -166,6 +186,11 @@ def main() -> None:
         f"CLAP {clap_gflop:.0f} GFLOP/clip measured here)"
     )
     print(table(rows, title))
+    base = rows[0]["CPU items/s/core"]
+    print(
+        "\nclap prep vs the processor path (same run): "
+        + ", ".join(f"{r['stage']} x{r['CPU items/s/core'] / base:,.1f}" for r in rows[1:4])
+    )
 
 
 def _photo() -> bytes:
