@@ -1,4 +1,7 @@
-"""``seeing-sound train DATASET --out RUN``: train AudioPixArt on precomputed features.
+"""``seeing-sound train DATASET [DATASET ...] --out RUN``: train AudioPixArt on precomputed features.
+
+Several datasets (e.g. imported real pairs and sonified ones) train together, their rows mixed
+in one seeded batch order; their features must match (same AST and VAE folders and shapes).
 
 Multi-GPU / multi-node: ``accelerate launch [--multi_gpu --num_processes N ...] $(which seeing-sound) train ...``.
 Every option and default comes from :class:`~seeing_sound.model.train_config.TrainConfig`.
@@ -14,14 +17,18 @@ FLAGS = {"pretrain_projector_steps": "--pretrain-projector"}
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train the audio-to-image model (accelerate; resumable)")
-    p.add_argument("dataset", help="pairs dataset with features/ (run `seeing-sound features` first)")
+    p.add_argument(
+        "dataset",
+        nargs="+",
+        help="pairs dataset(s) with features/ (run `seeing-sound features` on each first); several train together",
+    )
     p.add_argument("--out", required=True, help="run folder (checkpoints/, samples/, pipeline/, log.jsonl)")
     add_config_options(
         p,
         TrainConfig,
         exclude=("dataset", "out", "resume", "progress"),
         flags=FLAGS,
-        metavars={"pretrain_projector_steps": "STEPS"},
+        metavars={"pretrain_projector_steps": "STEPS", "exclude_pairs": "FILE[,FILE]"},
     )
     p.add_argument(
         "--resume",
@@ -31,7 +38,16 @@ def register(sub) -> None:
         help="continue from the latest (or the given) checkpoint",
     )
     record_hints(
-        p, {"resume='latest'": "--resume", "loss='eps-mse'": "--loss eps-mse", "pretrained PATH": "--pretrained PATH"}
+        p,
+        {
+            "resume='latest'": "--resume",
+            "loss='eps-mse'": "--loss eps-mse",
+            "pretrained PATH": "--pretrained PATH",
+            "pretrain_projector_steps": "--pretrain-projector",
+            "exclude_pairs:": "--exclude-pairs:",
+            "ast_features": "--ast-features",
+            "vae_features": "--vae-features",
+        },
     )
     p.set_defaults(handler=run)
 
@@ -40,7 +56,7 @@ def run(args) -> int:
     from seeing_sound.model.train import train
 
     cfg = config_from_args(
-        args, TrainConfig, dataset=args.dataset, out=args.out, resume=args.resume, progress=args.progress
+        args, TrainConfig, dataset=tuple(args.dataset), out=args.out, resume=args.resume, progress=args.progress
     )
     train(cfg)
     return 0

@@ -6,9 +6,11 @@ A torchtune-style recipe: ``TrainRecipe(cfg)`` with ``setup()``, ``train()``,
 optimizer step ``s`` (timesteps, noise, latent sample, CFG dropout) comes from a generator seeded
 with ``(seed, s, micro-batch, process)`` and the batch order is a pure function of the step
 (:class:`BatchPlan`), so resuming from a checkpoint reproduces the uninterrupted run's next
-losses exactly. Checkpoints (:mod:`seeing_sound.model.checkpoint`) are safetensors plus a state
-file read with ``weights_only=True``: resuming never unpickles anything. The recipe never
-changes its config: what it resolves (the feature folders) lives in its own copy.
+losses exactly. Several datasets train as one (:mod:`seeing_sound.model.train_sets`: their rows
+one after the other, the plan over all of them). Checkpoints (:mod:`seeing_sound.model.checkpoint`)
+are safetensors plus a state file read with ``weights_only=True``: resuming never unpickles
+anything. The recipe never changes its config: what it resolves (the feature folders) lives in its
+own copy.
 """
 
 from __future__ import annotations
@@ -26,19 +28,12 @@ from typing import Any
 import torch
 
 from seeing_sound.errors import SeeingSoundError
-from seeing_sound.features.store import find_feature_set
 from seeing_sound.model.checkpoint import load_training_state, save_training_state
 from seeing_sound.model.diffusion import DiffusionSchedule, diffusion_loss, q_sample
-from seeing_sound.model.train_config import RESUME_KEYS, TrainConfig
-from seeing_sound.model.train_data import (
-    BatchPlan,
-    BatchSampler,
-    OnlineAst,
-    PairAudio,
-    PairFeatures,
-    collate,
-    collate_audio,
-)
+from seeing_sound.model.train_config import TrainConfig
+from seeing_sound.model.train_data import BatchPlan, BatchSampler, OnlineAst
+from seeing_sound.model.train_resume import check_resume_settings, checkpoints, resolve_resume, run_record
+from seeing_sound.model.train_sets import build_data, dataset_records, load_sets, single_dataset_view
 
 log = logging.getLogger(__name__)
 
@@ -67,40 +62,6 @@ class _StepCounter:
 
 def _step_generator(seed: int, step: int, micro: int, process: int) -> torch.Generator:
     return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 1009 + micro) * 131 + process)
-
-
-def _checkpoints(out: Path) -> list[Path]:
-    return sorted((out / "checkpoints").glob("step-*"))
-
-
-def _resolve_resume(cfg: TrainConfig, out: Path) -> Path | None:
-    existing = _checkpoints(out)
-    if cfg.resume is None:
-        if existing:
-            raise SeeingSoundError(
-                f"{out} already holds checkpoints; pass resume='latest' to continue or choose a new out folder"
-            )
-        return None
-    if cfg.resume == "latest":
-        if not existing:
-            log.info("resume: no checkpoint in %s yet, starting from scratch", out)
-        return existing[-1] if existing else None
-    path = Path(cfg.resume)
-    if not path.is_dir():
-        raise ValueError(f"resume must be 'latest' or a checkpoint folder, got {cfg.resume!r}")
-    return path
-
-
-def _check_resume_settings(cfg: TrainConfig, out: Path) -> None:
-    path = out / "train_config.json"
-    if not path.is_file():
-        return
-    old = json.loads(path.read_text())
-    defaults = TrainConfig.__dataclass_fields__  # a run saved before a key existed had its default
-    changed = [k for k in RESUME_KEYS if old.get(k, defaults[k].default) != getattr(cfg, k)]
-    if changed:
-        detail = ", ".join(f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed)
-        raise SeeingSoundError(f"cannot resume {out} with changed settings ({detail})")
 
 
 def _make_accelerator(cfg: TrainConfig, out: Path):
@@ -146,32 +107,35 @@ class TrainRecipe:
         out = self.out
         out.mkdir(parents=True, exist_ok=True)
         online = self.config.ast_online
-        ast_set = None if online else find_feature_set(self.config.dataset, "ast", self.config.ast_features)
-        vae_set = find_feature_set(self.config.dataset, "vae", self.config.vae_features)
+        sets, exclusions = load_sets(self.config)
+        if self.config.pretrain_projector_steps and len(sets) > 1:
+            raise SeeingSoundError(
+                "pretrain_projector_steps reads the concepts of one dataset; pre-train on one dataset "
+                f"(got {len(sets)}: {', '.join(self.config.dataset)})"
+            )
+        ast_set, vae_set = sets[0].ast, sets[0].vae  # the others match them (train_sets.check_compatible)
         cfg = self.cfg = dataclasses.replace(
             self.config, ast_features=None if ast_set is None else ast_set.path.name, vae_features=vae_set.path.name
         )
-        self.resume_from = _resolve_resume(cfg, out)
+        data, self.collate = build_data(sets, online)
+        self.data, self.sets = data, sets
+        records = dataset_records(sets)
+        self.resume_from = resolve_resume(cfg, out)
         if self.resume_from is not None:
-            _check_resume_settings(cfg, out)
+            check_resume_settings(cfg, out, records)
         self.accelerator = accelerator = _make_accelerator(cfg, out)
         if accelerator.is_main_process:
-            (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
+            record = run_record(cfg, records, exclusions)
+            (out / "train_config.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
         # AST tokens: read from features/ast-* (default), or computed here from the mixtures (ast_online).
         self.online_ast: OnlineAst | None = None
-        data: PairFeatures | PairAudio
         audio_card: dict[str, Any]
         if ast_set is None:
             self.online_ast = OnlineAst(cfg.ast_model, cfg.ast_pool, accelerator.device, cfg.batch_size)
             audio_card, audio_name = self.online_ast.card, f"AST online ({cfg.ast_model})"
-            data, self.collate = PairAudio(cfg.dataset, vae_set), collate_audio
         else:
             audio_card, audio_name = ast_set.card, ast_set.path.name
-            data, self.collate = PairFeatures(ast_set, vae_set), collate
-        self.data = data
-        if len(data) == 0:
-            raise SeeingSoundError(f"no rows have both AST and VAE features in {cfg.dataset}")
         plan = BatchPlan(len(data), cfg.batch_size, cfg.seed)
         log.info(
             "training on %d pairs (%s, %s), %d batches per epoch",
@@ -180,6 +144,11 @@ class TrainRecipe:
             vae_set.path.name,
             plan.batches_per_epoch,
         )
+        if len(sets) > 1 or exclusions:
+            log.info(
+                "datasets: %s",
+                "; ".join(f"{r['path']}: {r['rows']} pairs ({r['excluded']} excluded)" for r in records),
+            )
 
         # 1. Model (seeded), optional projector pre-training, optimizer, LR schedule, EMA.
         torch.manual_seed(cfg.seed)
@@ -189,7 +158,8 @@ class TrainRecipe:
         if cfg.pretrain_projector_steps and self.resume_from is None:
             from seeing_sound.model.pretrain import pretrain_projector
 
-            pretrain_projector(model, cfg, data, device=accelerator.device, audio_of=self.audio_of_items)
+            view = single_dataset_view(cfg)
+            pretrain_projector(model, view, data.parts[0], device=accelerator.device, audio_of=self.audio_of_items)
         if cfg.gradient_checkpointing:
             model.enable_gradient_checkpointing()
         model.train()
@@ -332,7 +302,7 @@ class TrainRecipe:
             shutil.rmtree(path, ignore_errors=True)
             partial.rename(path)
             if self.cfg.keep_checkpoints:
-                for old in _checkpoints(self.out)[: -self.cfg.keep_checkpoints]:
+                for old in checkpoints(self.out)[: -self.cfg.keep_checkpoints]:
                     shutil.rmtree(old, ignore_errors=True)
             log.info("saved checkpoint %s", path)
         return path

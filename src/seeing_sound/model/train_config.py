@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from seeing_sound.builders import DEFAULT_AST
@@ -29,13 +30,15 @@ MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 class TrainConfig(Config):
     """A training run (paper Section 4.3). Frozen: the recipe never changes it."""
 
-    dataset: str = option(help="dataset root holding features/ast-*/ and features/vae-*/")
+    dataset: tuple[str, ...] = option(
+        help="dataset roots holding features/ast-*/ and features/vae-*/ (one path, or several trained on together)"
+    )
     out: str = option(help="run folder: checkpoints/, samples/, pipeline/, log.jsonl")
     pretrained: str = option(
         DEFAULT_PIXART, "PixArt-α checkpoint (hub id or folder) all weights but the projector come from"
     )
-    ast_features: str | None = option(None, "folder under DATASET/features", default_text="the only ast-* one")
-    vae_features: str | None = option(None, "folder under DATASET/features", default_text="the only vae-* one")
+    ast_features: str | None = option(None, "folder under each DATASET/features", default_text="the only ast-* one")
+    vae_features: str | None = option(None, "folder under each DATASET/features", default_text="the only vae-* one")
     ast_online: bool = option(
         False,
         "compute AST tokens in the training process from the dataset's mixtures (frozen AST, bf16 on a GPU) "
@@ -78,10 +81,35 @@ class TrainConfig(Config):
         0, "> 0: contrastive projector pre-training steps against the T5 text projection first (paper A.11)", min=0
     )
     pretrain_batch_size: int = option(32, "batch size of the projector pre-training", min=1)
+    exclude_pairs: tuple[str, ...] = option(
+        (),
+        "exclude_pairs.txt files of `seeing-sound leakage` (one pair id a line): those pairs are left out "
+        "of training (a file beside its leakage.json applies to the dataset that check ran on)",
+    )
     progress: bool = option(True, "show a progress bar", fingerprint=False)
 
+    def __post_init__(self):
+        # One path (str or os.PathLike) is the single-dataset form of the library API: a 1-tuple.
+        object.__setattr__(self, "dataset", _paths(self.dataset))
+        object.__setattr__(self, "exclude_pairs", _paths(self.exclude_pairs))
+        super().__post_init__()
+
     def validate(self) -> None:
-        for name in ("dataset", "out", "pretrained"):
+        if not self.dataset or not all(isinstance(d, str) and d for d in self.dataset):
+            raise ConfigError("dataset", self.dataset, "must name at least one dataset folder")
+        twice = sorted({d for d in self.dataset if self.dataset.count(d) > 1})
+        if twice:
+            raise ConfigError("dataset", self.dataset, f"lists {', '.join(twice)} more than once")
+        for name in ("out", "pretrained"):
             value = getattr(self, name)
             if value is None or not str(value):
                 raise ConfigError(name, value, "must be a folder path or hub id")
+
+
+def _paths(value) -> tuple[str, ...]:
+    """``"a"`` / ``Path("a")`` -> ``("a",)``; a list or tuple of paths -> a tuple of str; None -> ``()``."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, os.PathLike)):
+        return (os.fspath(value),)
+    return tuple(os.fspath(v) if isinstance(v, (str, os.PathLike)) else v for v in value)

@@ -69,7 +69,8 @@ class PairFeatures(torch.utils.data.Dataset):
         self.ast, self.vae = ast, vae
         self._ast_index, self._vae_index = ast.row_index(), vae.row_index()
         common = sorted(set(self._ast_index) & set(self._vae_index))
-        self.rows = common if rows is None else [r for r in rows if r in set(common)]
+        present = set(common)
+        self.rows = common if rows is None else [r for r in rows if r in present]
         self._handles: dict = {}
 
     def __len__(self) -> int:
@@ -99,9 +100,15 @@ class PairFeatures(torch.utils.data.Dataset):
         return {"row": row, "audio": audio, "mean": mean, "std": std}
 
 
+def _sources(items: list[dict]) -> dict:
+    """``{"dataset": (B,)}`` when the items come from several datasets (:class:`~.train_sets.ConcatRows`)."""
+    return {"dataset": torch.tensor([it["dataset"] for it in items])} if items and "dataset" in items[0] else {}
+
+
 def collate(items: list[dict]) -> dict:
     return {
         "row": torch.tensor([it["row"] for it in items]),
+        **_sources(items),
         "audio": torch.stack([it["audio"] for it in items]),
         "mean": torch.stack([it["mean"] for it in items]),
         "std": torch.stack([it["std"] for it in items]),
@@ -197,6 +204,7 @@ def collate_audio(items: list[dict]) -> dict:
     """Like :func:`collate`, with ``"wave"`` a list (mixtures may differ in length)."""
     return {
         "row": torch.tensor([it["row"] for it in items]),
+        **_sources(items),
         "wave": [it["wave"] for it in items],
         "mean": torch.stack([it["mean"] for it in items]),
         "std": torch.stack([it["std"] for it in items]),

@@ -33,7 +33,8 @@ class TrainSampler:
         self.cfg, self.out, self.device = cfg, out, accelerator.device
         self.vae = load_vae(vae_set.card["model"]).to(self.device).eval()
         self.scheduler = load_scheduler(cfg.pretrained)
-        positions = list(range(min(cfg.num_validation, len(data))))
+        spread = getattr(data, "validation_positions", None)  # several datasets: rows of each in the grid
+        positions = spread(cfg.num_validation) if spread else list(range(min(cfg.num_validation, len(data))))
         self.audio = audio_of(positions).float().cpu()
         self.latents = torch.stack([data[i]["mean"] for i in positions]).float()
         self.ast_model = audio_card["model"]
@@ -77,8 +78,34 @@ class TrainSampler:
             log.warning("pipeline saved without its AST (%s); it then needs audio_embeds", exc)
         path = self.out / "pipeline"
         pipe.save_pretrained(str(path), safe_serialization=True)
+        if len(self.cfg.dataset) > 1:
+            write_training_loudness(path, self.cfg.dataset)
         log.info("saved pipeline to %s", path)
         return path
+
+
+def write_training_loudness(pipeline: Path, datasets) -> Path:
+    """``pipeline/seeing_sound_loudness.json`` of a run on several datasets (what ``generate`` normalizes to).
+
+    ``generate`` finds one dataset's loudness through ``train_config.json``; with several, the span of
+    the LUFS ranges the datasets record (imported real pairs record none) and its midpoint are written
+    here, where it looks first. No dataset with a range: the inference default.
+    """
+    import json
+
+    from seeing_sound.model.generate import DEFAULT_INFERENCE_LUFS, LOUDNESS_FILE
+
+    ranges = []
+    for d in datasets:
+        card = Path(d) / "dataset.json"
+        lufs = (json.loads(card.read_text()).get("params") or {}).get("lufs_range") if card.is_file() else None
+        if lufs:
+            ranges.append([float(v) for v in lufs])
+    span = [min(r[0] for r in ranges), max(r[1] for r in ranges)] if ranges else None
+    target = (span[0] + span[1]) / 2 if span else DEFAULT_INFERENCE_LUFS
+    out = pipeline / LOUDNESS_FILE
+    out.write_text(json.dumps({"target_lufs": target, "lufs_range": span}, indent=2) + "\n")
+    return out
 
 
 def _render(pipe, audio, latents, cfg: TrainConfig):
