@@ -27,7 +27,13 @@ def register(sub) -> None:
         "image_id, concept[, concept_index] rows",
     )
     p.add_argument("--out", required=True, help="output folder (results in OUT/retrieval/)")
-    add_config_options(p, RetrieveConfig, exclude=("engine",), flags={"index_kind": "--index", "fp16": "--fp16"})
+    add_config_options(
+        p,
+        RetrieveConfig,
+        exclude=("engine",),
+        flags={"index_kind": "--index", "fp16": "--fp16"},
+        metavars={"exclude_chunks": "FILE"},
+    )
     # RetrieveConfig.engine (the exact-search back end) shares its name with --engine local|ray
     search = next(f for f in dataclasses.fields(RetrieveConfig) if f.name == "engine")
     p.add_argument(

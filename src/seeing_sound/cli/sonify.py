@@ -35,6 +35,13 @@ def register(sub) -> None:
         include=("encoder", "model", "topk", "ssr", "seed", "lufs_range"),
         metavars={"lufs_range": ("LO", "HI")},
     )
+    x = p.add_argument_group("exclusions (the lists `seeing-sound leakage` writes)")
+    add_config_options(
+        x,
+        SonifyConfig,
+        include=("exclude_images", "exclude_chunks"),
+        metavars={"exclude_images": "FILE", "exclude_chunks": "FILE"},
+    )
     o = p.add_argument_group("output")
     add_config_options(o, SonifyConfig, include=("audio_format", "pairs_per_shard", "copy_images"))
     add_stage_args(p)

@@ -39,6 +39,13 @@ class RetrieveConfig(Config):
         choices=ENGINES,
         fingerprint=False,
     )
+    exclude_chunks: str | None = option(
+        None,
+        "file of pool chunk ids never to retrieve, one a line (leakage's exclude_chunks.txt); they are taken "
+        "out of the pool before the top-k search. Its ids' sha256, not its path, is in the fingerprint",
+        fingerprint=False,
+        default_text="none",
+    )
     fp16: bool = option(False, "half-precision query encoder (GPU); its embeddings differ from fp32 ones")
     device: str = option("auto", "auto (CUDA if available), cpu or cuda[:N]", fingerprint=False)
     search_device: str | None = option(

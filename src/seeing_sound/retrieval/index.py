@@ -92,12 +92,20 @@ def load_embeddings(pool_root: str | Path, encoder_info=None, *, key: str | None
 
 
 class PoolIndex:
-    """Algorithm 1 over one embedding set; candidate rows are returned as pool ``chunk_id`` s."""
+    """Algorithm 1 over one embedding set; candidate rows are returned as pool ``chunk_id`` s.
+
+    ``exclude``: pool ``chunk_id`` s never to retrieve (ids not in the embeddings are ignored and
+    counted). Their rows are taken out before anything is searched, so every engine (exact,
+    bf16 screen, faiss, numpy, torch, and the approximate indexes, which are built without them)
+    runs Algorithm 1, mean(top-k) included, over the remaining rows only: the same candidates as
+    a pool that never held those chunks. ``excluded`` counts the rows taken out.
+    """
 
     def __init__(
         self,
         emb: PoolEmbeddings,
         *,
+        exclude=None,
         kind: str = "exact",
         engine: str = "auto",
         memory_budget: int = DEFAULT_BUDGET,
@@ -109,6 +117,10 @@ class PoolIndex:
             raise ValueError(f"index kind must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
         self.emb, self.kind, self.engine, self.memory_budget = emb, kind, engine, memory_budget
         self.device = device  # where the bf16/torch engines search (None: the CPU)
+        self.excluded, self.exclude_unknown = 0, 0
+        if exclude is not None:
+            emb = self._without(emb, np.unique(np.asarray(list(exclude), dtype=np.int64)))
+            self.emb = emb
         self.pool = PreparedPool(emb.vectors)
         self._ann = None
         self.recall: float | None = None
@@ -124,11 +136,34 @@ class PoolIndex:
                 min(recall_sample, len(self)),
             )
 
+    def _without(self, emb: PoolEmbeddings, ids: np.ndarray) -> PoolEmbeddings:
+        """``emb`` without the rows of chunk ids ``ids`` (a copy of the rest; the full set can be freed)."""
+        drop = np.isin(emb.chunk_ids, ids)
+        self.excluded = int(drop.sum())
+        self.exclude_unknown = int(ids.size - np.isin(ids, emb.chunk_ids).sum())
+        log.info(
+            "excluding %d of %d listed chunk ids from the search (%d not in the embedded pool)",
+            self.excluded,
+            ids.size,
+            self.exclude_unknown,
+        )
+        if self.excluded == 0:
+            return emb
+        if self.excluded == emb.chunk_ids.size:
+            raise SeeingSoundError(
+                f"exclude_chunks lists all {self.excluded} embedded pool chunks: nothing is left to retrieve"
+            )
+        keep = ~drop
+        return PoolEmbeddings(emb.info, emb.chunk_ids[keep], np.ascontiguousarray(emb.vectors[keep]))
+
     def __len__(self) -> int:
         return len(self.pool)
 
-    def candidate_sets(self, queries: np.ndarray, k: int, *, ssr: bool = True) -> Candidates:
-        """Candidate sets of Algorithm 1 for ``queries`` float (Q, D), rows mapped to chunk ids."""
+    def candidate_sets(self, queries: np.ndarray, k: int, *, ssr: bool = True, stats: dict | None = None) -> Candidates:
+        """Candidate sets of Algorithm 1 for ``queries`` float (Q, D), rows mapped to chunk ids.
+
+        ``stats``: see :func:`~seeing_sound.retrieval.algorithm.candidate_sets`.
+        """
         proposer = None if self._ann is None else (lambda q, kp: ann_search(self._ann, self.pool.search, q, kp))
         c = candidate_sets(
             queries,
@@ -139,6 +174,7 @@ class PoolIndex:
             memory_budget=self.memory_budget,
             proposer=proposer,
             device=self.device,
+            stats=stats,
         )
         ids = self.emb.chunk_ids
         return Candidates([ids[r] for r in c.rows], c.cosine, c.score, c.threshold)

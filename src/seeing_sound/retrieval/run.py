@@ -4,7 +4,7 @@ Layout under ``OUT``::
 
     OUT/retrieval/shard-000000.parquet   results (RESULT_SCHEMA), sorted by image_id, concept_index
     OUT/retrieval/skipped.parquet        input rows not retrieved for, with reason
-    OUT/retrieval/info.json              encoder, model, revision, topk, ssr, seed, counts
+    OUT/retrieval/info.json              encoder, model, revision, topk, ssr, seed, counts, exclusions
     OUT/_stages/retrieve/                resume state; inputs/ holds each shard's concept rows
 
 Shards group *unique concept strings* (sorted), with all their occurrences, so a string
@@ -27,8 +27,9 @@ from seeing_sound.config import resolve
 from seeing_sound.engine import EngineConfig, atomic_write, output_lock, run_stage
 from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.retrieval.config import RetrieveConfig
+from seeing_sound.retrieval.exclude import IdList, read_id_list
 from seeing_sound.retrieval.inputs import normalize_concepts, read_concept_file
-from seeing_sound.retrieval.stage import RetrieveStage, inputs_rel, open_index, plan_retrieve
+from seeing_sound.retrieval.stage import RetrieveStage, inputs_rel, open_config_index, plan_retrieve
 
 log = logging.getLogger(__name__)
 
@@ -100,19 +101,34 @@ def retrieve(
     """Retrieve a pool chunk for every concept row in ``concepts`` into ``out`` (resumable).
 
     ``config`` holds the settings (defaults: :class:`RetrieveConfig`); keyword ``options`` (its
-    field names, e.g. ``topk=10``) override single fields. ``engine_config``: engine (local or
+    field names, e.g. ``topk=10``) override single fields; ``exclude_chunks`` (a file of chunk ids)
+    is read before anything starts and its chunks are never retrieved. ``engine_config``: engine (local or
     Ray), shard slice and retries; a slice retrieves for its shards only, and a last run without
     the slice writes ``skipped.parquet`` and ``info.json``.
     """
     cfg = resolve(RetrieveConfig, config, options)
+    exclude = read_id_list(cfg.exclude_chunks, "exclude_chunks", "chunk")  # before any work: a missing file fails
+    if exclude is not None:  # workers read the list again, from wherever they run
+        cfg = cfg.replace(exclude_chunks=exclude.path)
     eng = engine_config or EngineConfig()
     out = Path(out)
     with output_lock(out, eng.slice):
-        return _retrieve(pool, concepts, out, cfg, eng, workers=workers, overwrite=overwrite, progress=progress)
+        return _retrieve(
+            pool, concepts, out, cfg, eng, exclude, workers=workers, overwrite=overwrite, progress=progress
+        )
 
 
 def _retrieve(
-    pool, concepts, out: Path, cfg: RetrieveConfig, eng: EngineConfig, *, workers: int, overwrite: bool, progress: bool
+    pool,
+    concepts,
+    out: Path,
+    cfg: RetrieveConfig,
+    eng: EngineConfig,
+    exclude: IdList | None,
+    *,
+    workers: int,
+    overwrite: bool,
+    progress: bool,
 ) -> RetrieveReport:
     from seeing_sound.encoders import load_encoder
     from seeing_sound.pool import AudioPool
@@ -125,7 +141,7 @@ def _retrieve(
     enc = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
     index = None
     if eng.engine == "local":  # opened here once: fails early on missing embeddings, then lent to the stage
-        index = open_index(ap.root, enc.info, kind=cfg.index_kind, engine=cfg.engine, device=cfg.search_device)
+        index = open_config_index(ap.root, enc.info, cfg, exclude)
     elif not (embeddings_root(ap.root, enc.info.key) / "info.json").exists():
         load_embeddings(ap.root, enc.info)  # raises, naming the `pool embed` command to run
     shards = _shard_inputs(table, cfg.shard_rows)
@@ -135,6 +151,7 @@ def _retrieve(
         pool_root=str(ap.root),
         identity=enc.info.to_dict(),
         inputs_digest=write_inputs(out, shards, eng.slice),
+        exclude_chunks_sha256=None if exclude is None else exclude.fingerprint(),
     )
     if index is not None:
         stage.provide(encoder=enc, pool=ap, index=index)
@@ -158,7 +175,7 @@ def _retrieve(
                               report.seconds, complete=False)  # fmt: skip
     with atomic_write(out / "retrieval" / "skipped.parquet") as fh:
         pq.write_table(skipped, fh)
-    indexed, recall = _index_facts(report, index, ap, enc, cfg)
+    indexed, recall, excluded = _index_facts(report, index, ap, enc, cfg, exclude)
     # Usage diversity is cheap (one int column) and always recorded in info.json.
     ids = [
         pq.read_table(out / p, columns=["chunk_id"]).column("chunk_id").to_numpy()
@@ -178,6 +195,8 @@ def _retrieve(
             "pool": str(ap.root),
             "counts": {"rows_in": rows_in, "retrieved": report.items_out, "skipped": reasons},
             "usage": usage,
+            # the list's digest and size, and how many of its ids were pool chunks (taken out of the search)
+            **({} if exclude is None else {"exclude_chunks": exclude.card() | {"matched": excluded}}),
         },
     )
     return RetrieveReport(
@@ -193,13 +212,13 @@ def _retrieve(
     )
 
 
-def _index_facts(report, index, ap, enc, cfg: RetrieveConfig) -> tuple[int, float | None]:
-    """(indexed chunks, recall@10) of the index the shards searched: from the driver's index or a shard's stats."""
+def _index_facts(report, index, ap, enc, cfg: RetrieveConfig, exclude) -> tuple[int, float | None, int]:
+    """(indexed chunks, recall@10, excluded chunks) of the index the shards searched: the driver's or a shard's."""
     if index is not None:
-        return len(index), index.recall
+        return len(index), index.recall, index.excluded
     for s in report.shards:
-        if "indexed" in s.extra:
-            return int(s.extra["indexed"]), s.extra.get("index_recall_at_10")
+        if "indexed" in s.extra and ("excluded_chunks" in s.extra or exclude is None):
+            return int(s.extra["indexed"]), s.extra.get("index_recall_at_10"), int(s.extra.get("excluded_chunks", 0))
     # no shard ran here and the markers are older than these facts: open it once
-    index = open_index(ap.root, enc.info, kind=cfg.index_kind, engine=cfg.engine, device=cfg.search_device)
-    return len(index), index.recall
+    index = open_config_index(ap.root, enc.info, cfg, exclude)
+    return len(index), index.recall, index.excluded

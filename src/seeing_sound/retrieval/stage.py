@@ -17,14 +17,24 @@ import pyarrow.parquet as pq
 
 from seeing_sound.config import resolve
 from seeing_sound.engine import ShardStats, ShardTask, Stage, shard_name
+from seeing_sound.errors import SeeingSoundError
 from seeing_sound.retrieval.algorithm import DEFAULT_BUDGET
 from seeing_sound.retrieval.config import DEFAULT_TOPK, RetrieveConfig
+from seeing_sound.retrieval.exclude import IdList, read_id_list
 from seeing_sound.retrieval.inputs import CONCEPT_SCHEMA, normalize_concepts, sort_rows
 from seeing_sound.seeding import concept_seeds
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_TOPK", "RESULT_SCHEMA", "RetrieveStage", "open_index", "plan_retrieve", "retrieve_concepts"]
+__all__ = [
+    "DEFAULT_TOPK",
+    "RESULT_SCHEMA",
+    "RetrieveStage",
+    "open_config_index",
+    "open_index",
+    "plan_retrieve",
+    "retrieve_concepts",
+]
 
 _RESULT_FIELDS: list[tuple[str, pa.DataType]] = [
     ("image_id", pa.string()),
@@ -50,15 +60,36 @@ def open_index(
     engine: str = "auto",
     memory_budget: int | None = None,
     device: str | None = None,
+    exclude=None,
 ):
     """The :class:`PoolIndex` of a pool for an encoder (loading 500K vectors takes seconds: keep it).
 
-    Not cached: :class:`RetrieveStage` opens it once per worker in :meth:`RetrieveStage.setup`.
+    ``exclude``: chunk ids never to retrieve (see :class:`PoolIndex`). Not cached:
+    :class:`RetrieveStage` opens it once per worker in :meth:`RetrieveStage.setup`.
     """
     from seeing_sound.retrieval.index import PoolIndex, load_embeddings
 
     emb = load_embeddings(pool_root, encoder_info)
-    return PoolIndex(emb, kind=kind, engine=engine, memory_budget=memory_budget or DEFAULT_BUDGET, device=device)
+    return PoolIndex(
+        emb, exclude=exclude, kind=kind, engine=engine, memory_budget=memory_budget or DEFAULT_BUDGET, device=device
+    )
+
+
+def open_config_index(pool_root: str | Path, encoder_info, cfg: RetrieveConfig, exclude: IdList | None = None):
+    """:func:`open_index` with a config's index, engine, search device and chunk exclusion list.
+
+    ``exclude``: the list already read from ``cfg.exclude_chunks`` (read here when None).
+    """
+    if exclude is None:
+        exclude = read_id_list(cfg.exclude_chunks, "exclude_chunks", "chunk")
+    return open_index(
+        pool_root,
+        encoder_info,
+        kind=cfg.index_kind,
+        engine=cfg.engine,
+        device=cfg.search_device,
+        exclude=None if exclude is None else exclude.ids,
+    )
 
 
 def retrieve_concepts(
@@ -77,7 +108,8 @@ def retrieve_concepts(
     retrieved for are left out (use :func:`normalize_concepts` to see why). ``config`` holds the
     settings (defaults: :class:`RetrieveConfig`); keyword ``options`` (its field names) override
     single fields. ``encoder``: a name (the config's ``encoder``) or a loaded encoder object,
-    used as is. Identical concept strings are embedded and searched once; each occurrence then
+    used as is; ``index``: an open :class:`PoolIndex` (else opened with ``config.exclude_chunks``
+    applied). Identical concept strings are embedded and searched once; each occurrence then
     draws its own choice from ``concept_seed(seed, image_id, concept_index)``, so results never
     depend on batching. Returns a table in :data:`RESULT_SCHEMA`, sorted by (image_id, concept_index).
     """
@@ -94,7 +126,7 @@ def retrieve_concepts(
         return RESULT_SCHEMA.empty_table()
     enc = encoder or load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
     if index is None:
-        index = open_index(ap.root, enc.info, kind=cfg.index_kind, engine=cfg.engine, device=cfg.search_device)
+        index = open_config_index(ap.root, enc.info, cfg)
     if cfg.topk > len(index) // 4:
         log.warning(
             "topk %d is over a quarter of the %d indexed chunks: the threshold mean(topk) admits weak "
@@ -155,6 +187,7 @@ class RetrieveStage(Stage):
     identity: dict  # EncoderInfo.to_dict() of the query encoder
     inputs_digest: str
     counts: tuple | None = None
+    exclude_chunks_sha256: str | None = None  # of config.exclude_chunks' ids (None: no list, or an empty one)
     name: str = field(init=False, default="retrieve")
 
     def plan(self) -> list[ShardTask]:
@@ -169,11 +202,14 @@ class RetrieveStage(Stage):
         # The encoder's identity stands for encoder + model (+ revision); fp16 query embeddings
         # differ from fp32 ones, so fp16 is part of the config's fingerprint: never mixed in one run.
         cfg = {k: v for k, v in self.config.fingerprint().items() if k not in ("encoder", "model")}
+        # The exclusion list counts by its ids' digest, never its path (a field left out above).
+        excluded = {} if self.exclude_chunks_sha256 is None else {"exclude_chunks": self.exclude_chunks_sha256}
         return {
             "encoder": self.identity,
             "inputs": self.inputs_digest,
             "pool": str(Path(self.pool_root).resolve()),
             **cfg,
+            **excluded,
         }
 
     def setup(self) -> None:
@@ -183,9 +219,13 @@ class RetrieveStage(Stage):
         cfg = self.config
         self.encoder = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
         self.pool = AudioPool.open(self.pool_root)
-        self.index = open_index(
-            self.pool_root, self.encoder.info, kind=cfg.index_kind, engine=cfg.engine, device=cfg.search_device
-        )
+        exclude = read_id_list(cfg.exclude_chunks, "exclude_chunks", "chunk")
+        if (None if exclude is None else exclude.fingerprint()) != self.exclude_chunks_sha256:
+            raise SeeingSoundError(
+                f"exclude_chunks={cfg.exclude_chunks} changed since this retrieve run started; "
+                "rerun it to plan with the new list"
+            )
+        self.index = open_config_index(self.pool_root, self.encoder.info, cfg, exclude)
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
         self.ensure_setup()
@@ -203,5 +243,6 @@ class RetrieveStage(Stage):
                 "unique_concepts": len(set(rows.column("concept").to_pylist())),
                 "indexed": len(self.index),
                 "index_recall_at_10": self.index.recall,
+                "excluded_chunks": self.index.excluded,
             },
         )

@@ -26,6 +26,19 @@ class SonifyConfig(Config):
     audio_format: str = option("flac", "mixture files", choices=AUDIO_FORMATS)
     pairs_per_shard: int = option(1000, "pairs per dataset shard", min=1)
     copy_images: bool = option(False, "also write WebDataset tar shards (image + audio + json)")
+    exclude_images: str | None = option(
+        None,
+        "file of image ids to leave out, one a line (leakage's exclude_images.txt): dropped before "
+        "retrieval and counted as filtered 'excluded'",
+        fingerprint=False,
+        default_text="none",
+    )
+    exclude_chunks: str | None = option(
+        None,
+        "file of pool chunk ids never to retrieve, one a line (leakage's exclude_chunks.txt)",
+        fingerprint=False,
+        default_text="none",
+    )
     device: str = option("auto", "encoder device: auto, cpu, cuda or cuda:N", fingerprint=False)
     concepts_config: ConceptsConfig = field(
         default_factory=ConceptsConfig, metadata={"help": "the concepts stage (VLMs, prompts, filter)"}

@@ -18,7 +18,9 @@ from seeing_sound.engine import EngineConfig, atomic_write, output_lock, run_sta
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.pool.config import EmbedConfig
 from seeing_sound.retrieval.config import RetrieveConfig
+from seeing_sound.retrieval.exclude import read_id_list
 from seeing_sound.sonify.config import SonifyConfig
+from seeing_sound.sonify.exclusions import Exclusions
 from seeing_sound.sonify.recipes import build_recipes, read_retrieval, split_pairs, table_digest
 from seeing_sound.sonify.stage import MixStage, inputs_rel, plan_mix
 
@@ -122,7 +124,10 @@ def sonify(
     existing concepts run folder or a JSONL/CSV/Parquet file of (image_id, concept) rows
     instead of running the VLMs. ``config`` holds the settings (defaults: :class:`SonifyConfig`);
     keyword ``options`` override single fields (see :func:`sonify_config`). Every setting is
-    checked before the first stage starts. ``engine_config``: engine (local or Ray), shard slice
+    checked before the first stage starts, and the exclusion lists are read then:
+    ``exclude_images`` (a file of image ids) drops those images before retrieval (counted in
+    ``filtered["excluded"]``), ``exclude_chunks`` (a file of pool chunk ids) keeps those chunks out of
+    retrieval. ``engine_config``: engine (local or Ray), shard slice
     and retries for every stage. A slice (``shard_slice="I/N"``) runs its shards of each stage
     and waits for the other slices between stages (``slice_wait_s``); the pool must be embedded
     beforehand (``pool embed``, which can run as slices too); a last run without the slice
@@ -130,22 +135,27 @@ def sonify(
     """
     # 1. Every setting, of every stage, before any work.
     cfg = sonify_config(config, **options)
+    exclusions = Exclusions(
+        read_id_list(cfg.exclude_images, "exclude_images", "image"),
+        read_id_list(cfg.exclude_chunks, "exclude_chunks", "chunk"),
+    )
     if images is None and concepts is None:
         raise ValueError("give images (a folder) or concepts (a file or concepts run)")
     if cfg.copy_images and images is None:
         raise ConfigError("copy_images", True, "needs the images folder (images)")
     embed_cfg = EmbedConfig(encoder=cfg.encoder, model=cfg.model, device=cfg.device)
     retrieve_cfg = RetrieveConfig(
-        encoder=cfg.encoder, model=cfg.model, topk=cfg.topk, ssr=cfg.ssr, seed=cfg.seed, device=cfg.device
-    )
+        encoder=cfg.encoder, model=cfg.model, topk=cfg.topk, ssr=cfg.ssr, seed=cfg.seed, device=cfg.device,
+        exclude_chunks=None if exclusions.chunks is None else exclusions.chunks.path,
+    )  # fmt: skip
     out = Path(out)
     eng = engine_config or EngineConfig()
     if eng.slice is not None:
         eng = eng.replace(barrier=True)  # each stage needs all of the one before
     with output_lock(out, eng.slice):  # one run per dataset folder, across all four stages
         return _run_stages(
-            images, pool, out, cfg, embed_cfg, retrieve_cfg, concepts, workers=workers, overwrite=overwrite,
-            progress=progress, eng=eng,
+            images, pool, out, cfg, embed_cfg, retrieve_cfg, concepts, exclusions, workers=workers,
+            overwrite=overwrite, progress=progress, eng=eng,
         )  # fmt: skip
 
 
@@ -157,6 +167,7 @@ def _run_stages(
     embed_cfg: EmbedConfig,
     retrieve_cfg: RetrieveConfig,
     concepts: str | Path | None,
+    exclusions: Exclusions,
     *,
     workers: int,
     overwrite: bool,
@@ -200,8 +211,14 @@ def _run_stages(
         _check_embedded(audio_pool.root, embed_cfg)  # slices must not take the pool's lock: embed it first
     report.seconds["embed"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
+    excluded = exclusions.matched_images(image_rows)
     usable = image_rows.filter(
-        pc.and_(pc.invert(pc.fill_null(image_rows.column("filtered"), False)), pc.is_null(image_rows.column("error")))
+        pc.and_(
+            pc.and_(
+                pc.invert(pc.fill_null(image_rows.column("filtered"), False)), pc.is_null(image_rows.column("error"))
+            ),
+            pc.invert(pc.is_in(image_rows.column("image_id"), value_set=pa.array(sorted(excluded), pa.string()))),
+        )
     )
     keep = pc.is_in(concept_rows.column("image_id"), value_set=usable.column("image_id"))
     kept_concepts = concept_rows.filter(keep)
@@ -235,6 +252,7 @@ def _run_stages(
         pool_root=str(audio_pool.root.resolve()),
         images_root=str(images_root or ""),
         inputs_digest=table_digest(recipes),
+        exclusions=exclusions.fingerprint(),
     )
     tasks = plan_mix([len(set(t.column("pair_id").to_pylist())) for t in shards])
     mixed = run_stage(
@@ -247,7 +265,7 @@ def _run_stages(
         report.complete = False
         return report
 
-    _tally(report, image_rows, usable, kept_concepts, recipes, mixed)
+    _tally(report, image_rows, usable, kept_concepts, recipes, mixed, excluded)
     retrieval_info = out / "retrieval" / "info.json"
     write_card(
         out,
@@ -268,6 +286,7 @@ def _run_stages(
             "audio_format": cfg.audio_format,
             "pairs_per_shard": cfg.pairs_per_shard,
             "copy_images": cfg.copy_images,
+            **exclusions.card(),
         },
         counts=report.to_dict() | {"seconds": None},  # timings vary run to run; the card must not
     )
@@ -290,12 +309,20 @@ def _check_embedded(pool_root: Path, embed_cfg: EmbedConfig) -> None:
 
 
 def _tally(
-    report: SonifyReport, image_rows: pa.Table, usable: pa.Table, kept_concepts: pa.Table, recipes: pa.Table, mixed
+    report: SonifyReport,
+    image_rows: pa.Table,
+    usable: pa.Table,
+    kept_concepts: pa.Table,
+    recipes: pa.Table,
+    mixed,
+    excluded: set[str],
 ) -> None:
-    """Account for every image: a pair, filtered (by word) or failed (by reason)."""
+    """Account for every image: a pair, filtered (by word, or ``excluded`` by the list) or failed (by reason)."""
     report.images_in = image_rows.num_rows
-    for row in image_rows.select(["filtered", "filter_word", "error"]).to_pylist():
-        if row["error"]:
+    for row in image_rows.select(["image_id", "filtered", "filter_word", "error"]).to_pylist():
+        if row["image_id"] in excluded:  # the list wins: the image is left out whatever else it had
+            _bump(report.filtered, "excluded")
+        elif row["error"]:
             _bump(report.failed, row["error"])
         elif row["filtered"]:
             _bump(report.filtered, row["filter_word"] or "?")

@@ -69,6 +69,7 @@ class MixStage(Stage):
     images_root: str
     inputs_digest: str  # the recipes: chunk ids and loudness targets (so topk, lufs_range, ... are in it)
     counts: tuple | None = None
+    exclusions: dict = field(default_factory=dict)  # {"exclude_images"/"exclude_chunks": sha256 of the ids}
     name: str = field(init=False, default="mix")
 
     def plan(self) -> list[ShardTask]:
@@ -93,6 +94,7 @@ class MixStage(Stage):
             "seed": cfg.seed,
             "audio_format": cfg.audio_format,
             "copy_images": cfg.copy_images,
+            **self.exclusions,  # the recipes reflect them too; named here so a changed list is never reused
         }
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
