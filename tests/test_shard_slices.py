@@ -1,5 +1,6 @@
 """Shard slices: N runs of ``--shard-slice I/N`` anywhere, then one run without it, give the same output."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +118,43 @@ def test_sonify_slices_run_at_once_wait_for_each_other_and_finish_to_the_same_by
     assert not (tmp_path / "sliced/dataset.json").exists()
     assert subprocess.run(run("sliced"), capture_output=True, text=True, check=True).stdout.startswith("complete")
     assert _files(tmp_path / "one") == _files(tmp_path / "sliced")
+
+
+def test_pairs_import_and_bench_prepare_cli_in_slices(tmp_path, capsys):
+    from test_engine_more import write_bench_src, write_pairs_src
+
+    cases = [(["pairs", "import", str(write_pairs_src(tmp_path / "pairs")), "--pairs-per-shard", "1"], "dataset.json")]
+    try:
+        import av  # noqa: F401
+
+        bench_src = write_bench_src(tmp_path / "videos")
+        cases.append((["bench", "prepare", "folder", "--src", str(bench_src), "--shard-items", "1"], "benchmark.json"))
+    except ImportError:  # bench prepare needs PyAV (the bench extra); pairs import of image+audio files does not
+        pass
+    for k, (args, card) in enumerate(cases):
+        one, sliced = tmp_path / f"one{k}", tmp_path / f"sliced{k}"
+        assert main(["--quiet", *args, "--out", str(one)]) == 0
+        for i in range(2):
+            assert main(["--quiet", *args, "--out", str(sliced), "--shard-slice", f"{i}/2"]) == 0
+            assert not (sliced / card).exists()  # the finishing run writes it
+            assert "slice done" in capsys.readouterr().out
+        assert main(["--quiet", *args, "--out", str(sliced)]) == 0
+        assert (sliced / card).exists() and _files(one) == _files(sliced)
+
+
+def test_concepts_card_is_written_by_the_finishing_run_only(tmp_path):
+    from seeing_sound.concepts import VLMSpec, run_concepts
+    from seeing_sound.demo import copy_demo_images, demo_sidecar
+
+    copy_demo_images(tmp_path / "images")
+    kw = dict(vlms=[VLMSpec("sidecar", str(demo_sidecar()), name="demo")], shard_size=2, progress=False)
+    run_concepts([tmp_path / "images"], tmp_path / "one", **kw)
+    for i in range(2):
+        r = run_concepts([tmp_path / "images"], tmp_path / "sliced", engine_config=EngineConfig(shard_slice=f"{i}/2"),
+                         **kw)  # fmt: skip
+        assert not r.complete and r.shards_ran >= 1
+        assert not (tmp_path / "sliced" / "concepts.json").exists()  # it sums every shard: not a slice's to write
+    final = run_concepts([tmp_path / "images"], tmp_path / "sliced", **kw)
+    assert final.complete and final.shards_ran == 0
+    one, sliced = (json.loads((tmp_path / d / "concepts.json").read_text()) for d in ("one", "sliced"))
+    assert one == sliced and one["complete"] and one["images_in"] == final.images_in > 0

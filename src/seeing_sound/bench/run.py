@@ -26,7 +26,7 @@ from seeing_sound.bench.sources import (
 )
 from seeing_sound.bench.stage import BenchPrepareStage, error_row
 from seeing_sound.config import resolve
-from seeing_sound.engine import output_lock, run_stage
+from seeing_sound.engine import EngineConfig, output_lock, run_stage
 from seeing_sound.engine.shards import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class BenchReport:
     shards_run: int = 0
     shards_skipped: int = 0
     seconds: float = 0.0
+    complete: bool = True  # False after a shard slice: metadata.parquet and benchmark.json are the finishing run's
 
 
 def prepare_benchmark(
@@ -82,6 +83,7 @@ def prepare_benchmark(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    engine_config: EngineConfig | None = None,
     **options,
 ) -> BenchReport:
     """Prepare benchmark ``name`` ('vggsound', 'folder', 'greatest-hits') from ``src`` into ``out`` (resumable).
@@ -92,6 +94,9 @@ def prepare_benchmark(
     official file) and takes ``split`` (default 'test'); ``total`` draws a class-balanced sample
     of that many items with ``seed`` (from the videos present). ``label_name`` overrides the
     name written into benchmark.json (default: ``name``, or the folder's name for 'folder').
+    ``engine_config``: engine (local or Ray), shard slice and retries; a slice prepares its own
+    shards, and a last run without the slice publishes ``audio/``, ``images/``, the two Parquet
+    files and ``benchmark.json``.
     """
     if name not in BENCHMARKS:
         raise ValueError(f"benchmark must be one of {', '.join(BENCHMARKS)}, got {name!r}")
@@ -143,8 +148,22 @@ def prepare_benchmark(
     groups = tuple(tuple(items[i : i + shard_items]) for i in range(0, len(items), shard_items))
     stage = BenchPrepareStage(config=cfg, shard_items=groups)
     log.info("bench prepare %s: %d videos in %d shards -> %s", name, len(items), len(groups), root)
-    with output_lock(root):
-        report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress)
+    eng = engine_config or EngineConfig()
+    with output_lock(root, eng.slice):
+        report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress, engine_config=eng)
+        if eng.slice is not None:  # the summary files list every shard's items: the finishing run writes them
+            log.info("bench prepare: slice %s done (%d shards run, %d already done); run once without the slice "
+                     "to finish %s", eng.shard_slice, report.ran, report.skipped, root)  # fmt: skip
+            return BenchReport(
+                root=root,
+                name=label_name or name,
+                counts={"in": report.items_in, "out": report.items_out},
+                errors=report.errors,
+                shards_run=report.ran,
+                shards_skipped=report.skipped,
+                seconds=report.seconds,
+                complete=False,
+            )
         meta, errs = _collect(root, len(groups), missing)
         _publish(root, meta, len(groups))
         pq.write_table(meta, root / layout.METADATA)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from seeing_sound.cli.common import add_stage_args, positive_int
+from seeing_sound.cli.common import add_engine_args, add_stage_args, engine_from_args, positive_int
 from seeing_sound.cli.options import add_config_options, config_from_args
 
 BENCH_NAMES = ("vggsound", "folder", "greatest-hits")
@@ -62,6 +62,7 @@ def register(sub) -> None:
     add_config_options(b, BenchConfig)
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     add_stage_args(b)
+    add_engine_args(b)
     b.set_defaults(handler=_prepare)
 
     i = psub.add_parser("info", help="summarize a prepared BENCH folder")
@@ -90,8 +91,14 @@ def _prepare(args: argparse.Namespace) -> int:
         workers=args.workers,
         overwrite=args.overwrite,
         progress=args.progress,
+        engine_config=engine_from_args(args),
     )
     c = report.counts
+    if not report.complete:
+        print(f"slice done: {c['out']} of {c['in']} items prepared in {report.shards_run} shards, "
+              f"{report.shards_skipped} already done; {report.seconds:.1f} s "
+              "(run once without --shard-slice to finish the benchmark)")  # fmt: skip
+        return 0
     if args.json:
         print(json.dumps({"root": str(report.root), "name": report.name, "counts": c}, indent=2, sort_keys=True))
     else:

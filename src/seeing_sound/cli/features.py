@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from seeing_sound.cli.common import add_stage_args
+from seeing_sound.cli.common import add_engine_args, add_stage_args, engine_from_args
 from seeing_sound.cli.options import add_config_options, config_from_args
 from seeing_sound.features.config import FeaturesConfig
 
@@ -27,12 +27,14 @@ def register(sub) -> None:
         flags={"pool": "--ast-pool"},
     )
     add_stage_args(p)
+    add_engine_args(p)
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
     from seeing_sound.features import compute_features
 
+    eng = engine_from_args(args)
     skip = {"vae": None} if args.only == "ast" else {"ast": None} if args.only == "vae" else {}
     reports = compute_features(
         args.dataset,
@@ -40,5 +42,10 @@ def run(args) -> int:
         workers=args.workers,
         overwrite=args.overwrite,
         progress=args.progress,
+        engine_config=eng,
     )
+    if eng.slice is not None or not all(r.complete for r in reports.values()):
+        done = ", ".join(f"{kind} {r.ran} run, {r.skipped} already done" for kind, r in reports.items())
+        print(f"slice done: {done} (run once without --shard-slice to finish the features)")
+        return 0
     return 0 if all(r.items_out > 0 for r in reports.values()) else 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from seeing_sound.cli.common import add_stage_args
+from seeing_sound.cli.common import add_engine_args, add_stage_args, engine_from_args
 from seeing_sound.cli.options import add_config_options, config_from_args
 
 
@@ -35,6 +35,7 @@ def register(sub) -> None:
     )
     p.add_argument("--json", action="store_true", help="print leakage.json")
     add_stage_args(p)
+    add_engine_args(p)
     p.set_defaults(handler=_run)
 
 
@@ -52,8 +53,9 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers,
         overwrite=args.overwrite,
         progress=args.progress,
+        engine_config=engine_from_args(args),
     )
-    if args.json:
+    if args.json and report.complete:
         print((report.out / FILES["json"]).read_text(), end="")
     else:
         print(report.summary())

@@ -115,7 +115,8 @@ def run_concepts(
     all their concepts are kept (numbered 0.. per image across models); captions come from
     ``vlms[caption_vlm]``. ``captions=False`` skips captioning (requires ``no_filter=True``).
     ``engine_config``: engine (local or Ray), shard slice and retries; a slice's report covers
-    its own shards (``complete`` is False until every shard is done).
+    its own shards (``complete`` is False until every shard is done) and leaves ``concepts.json``
+    to a last run without the slice.
     """
     cfg = resolve(ConceptsConfig, config, options)
     _check_backends(cfg)
@@ -148,7 +149,11 @@ def run_concepts(
         _add(report.concepts_per_image, s.extra.get("concepts_per_image", {}), key=int)
         _add(report.concepts_per_model, s.extra.get("concepts_per_model", {}))
         _add(report.model_failures, s.extra.get("model_failures", {}))
-    _write_card(Path(out_dir), cfg, report)
+    if report.complete and (engine_config is None or engine_config.slice is None):
+        _write_card(Path(out_dir), cfg, report)
+    else:  # the card sums every shard: a slice leaves it to the finishing run
+        log.info("concepts: slice %s done; run once without the slice to finish %s",
+                 engine_config.shard_slice if engine_config else None, out_dir)  # fmt: skip
     log.info("%s", report.summary().splitlines()[0])
     return report
 

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from seeing_sound.config import resolve
-from seeing_sound.engine import StageReport, run_stage
+from seeing_sound.engine import EngineConfig, StageReport, output_lock, run_stage
 from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.features.config import FeaturesConfig
 from seeing_sound.features.stage import AstFeatureStage, VaeFeatureStage
@@ -36,6 +36,7 @@ def compute_features(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    engine_config: EngineConfig | None = None,
     **options,
 ) -> dict[str, StageReport]:
     """Compute (or finish) AST and/or VAE features of ``dataset``; returns each stage's report.
@@ -43,12 +44,23 @@ def compute_features(
     Output: ``DATASET/features/<key>/shard-*.safetensors`` + ``features.json`` (see ``store``).
     ``config`` holds the settings (defaults: :class:`FeaturesConfig`); keyword ``options`` (its
     field names) override single fields. Pass ``ast=None`` or ``vae=None`` to skip one of them.
+    ``engine_config``: engine (local or Ray), shard slice and retries; a slice computes its own
+    shards (its reports are not ``complete``) and a last run without the slice writes each
+    ``features.json``.
     """
     from seeing_sound.dataset import PairsDataset
 
     cfg = resolve(FeaturesConfig, config, options)
+    eng = engine_config or EngineConfig()
     ds = PairsDataset.open(dataset)  # fails early, with a clear message, on a non-dataset
     root = Path(dataset)
+    with output_lock(root, eng.slice):  # held across both stages, so the cards describe this run's shards
+        return _compute(root, cfg, eng, len(ds), workers=workers, overwrite=overwrite, progress=progress)
+
+
+def _compute(
+    root: Path, cfg: FeaturesConfig, eng: EngineConfig, pairs: int, *, workers: int, overwrite: bool, progress: bool
+) -> dict[str, StageReport]:
     reports: dict[str, StageReport] = {}
     stages: list[tuple[str, AstFeatureStage | VaeFeatureStage]] = []
     if cfg.ast is not None:
@@ -56,9 +68,13 @@ def compute_features(
     if cfg.vae is not None:
         stages.append(("vae", VaeFeatureStage(str(root), _model_ref(cfg.vae), vae_key(cfg.vae, cfg.resolution), cfg)))
     for kind, stage in stages:
-        report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress)
+        report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress, engine_config=eng)
         reports[kind] = report
-        _write_card(root, kind, stage, report, len(ds))
+        if eng.slice is not None or not report.complete:  # the card describes every shard: the finishing run's
+            log.info("%s features: slice %s done (%d shards run, %d already done); run once without the slice "
+                     "to finish %s", kind.upper(), eng.shard_slice, report.ran, report.skipped, stage.key)  # fmt: skip
+            continue
+        _write_card(root, kind, stage, report, pairs)
         log.info(
             "%s features: %d of %d items in %s (%d skipped: %s)",
             kind.upper(),

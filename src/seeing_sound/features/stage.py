@@ -8,6 +8,9 @@ or image, non-finite output) is skipped and counted under its reason.
 Both stream: items are read ``batch_size`` at a time, encoded, cast to fp16 and appended to the
 shard (:class:`~seeing_sound.features.store.ShardWriter`), so peak memory is set by the batch size,
 not by the shard size (a 1000-pair shard of full-size AST tokens is 1.8 GB in fp16).
+
+``setup()`` opens the dataset and loads the AST or VAE once per worker (a process of
+``--workers``, a Ray actor), not once per shard; the stage itself stays config only.
 """
 
 from __future__ import annotations
@@ -25,8 +28,6 @@ from seeing_sound.features.config import FeaturesConfig
 from seeing_sound.features.store import ShardWriter
 
 log = logging.getLogger(__name__)
-
-_MODELS: dict[tuple, object] = {}  # per-process cache: a worker loads each model once, not per shard
 
 
 def _count(errors: dict[str, int], reason: str, n: int = 1) -> None:
@@ -90,13 +91,11 @@ class AstFeatureStage(_FeatureStage):
         # Also the card training reads (model, pool): the config fields that shape the tokens.
         return {"kind": "ast", "model": self.model, "pool": self.config.pool, "dtype": "float16"}
 
-    def encoder(self):
+    def setup(self) -> None:
         from seeing_sound.encoders.ast import load_ast
 
-        key = ("ast", self.model, str(resolve_device(self.config.device)))
-        if key not in _MODELS:
-            _MODELS[key] = load_ast(self.model, device=str(resolve_device(self.config.device)))
-        return _MODELS[key]
+        self.ds = self._dataset()
+        self.encoder = load_ast(self.model, device=str(resolve_device(self.config.device)))
 
     def _read(self, ds, row: int, errors: dict[str, int]) -> np.ndarray | None:
         try:
@@ -113,7 +112,7 @@ class AstFeatureStage(_FeatureStage):
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
         from seeing_sound.encoders.ast import pool_ast_tokens
 
-        ds, enc = self._dataset(), self.encoder()
+        ds, enc = self.ds, self.encoder
         errors: dict[str, int] = {}
         f_dim, t_dim = enc.grid
         tokens = 2 + f_dim * (-(-t_dim // self.config.pool))
@@ -164,12 +163,9 @@ class VaeFeatureStage(_FeatureStage):
 
         return PairsDataset.open(self.dataset, images_root=self.config.images_root)
 
-    def vae(self):
-
-        key = ("vae", self.model, str(resolve_device(self.config.device)))
-        if key not in _MODELS:
-            _MODELS[key] = load_vae(self.model).to(str(resolve_device(self.config.device))).eval()
-        return _MODELS[key]
+    def setup(self) -> None:
+        self.ds = self._dataset()
+        self.vae = load_vae(self.model).to(str(resolve_device(self.config.device))).eval()
 
     def _load_image(self, ds, row: int, errors: dict):
         from PIL import Image
@@ -190,7 +186,7 @@ class VaeFeatureStage(_FeatureStage):
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
         import torch
 
-        ds, vae = self._dataset(), self.vae()
+        ds, vae = self.ds, self.vae
         errors: dict[str, int] = {}
         sf = float(vae.config.scaling_factor)
         c = int(vae.config.latent_channels)

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from seeing_sound.config import resolve
-from seeing_sound.engine import output_lock, run_stage
+from seeing_sound.engine import EngineConfig, output_lock, run_stage
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.leakage.config import LeakageConfig
 from seeing_sound.leakage.pairs import audio_pairs, image_pairs
@@ -71,8 +71,15 @@ class LeakageReport:
     exclude_pairs: list[str]
     train: dict[str, Any]
     errors: dict[str, int] = field(default_factory=dict)
+    complete: bool = True  # False after a shard slice: the finishing run matches and writes the outputs
 
     def summary(self) -> str:
+        if not self.complete:
+            return (
+                f"slice done: features of {self.train['images']} training images and {self.train['audio']} clips "
+                f"and of {len(self.benchmarks)} benchmark(s), this slice's shards -> {self.out / '_features'} "
+                "(run once without --shard-slice to match and write the report)"
+            )
         lines = [
             f"train       {self.train['root']} ({self.train['kind']}; {self.train['images']} images, "
             f"{self.train['audio']} audio clips from {self.train['audio_source'] or 'none'})"
@@ -184,6 +191,17 @@ def _groups(items: Sequence[Item], size: int) -> tuple[tuple[Item, ...], ...]:
     return tuple(tuple(items[i : i + size]) for i in range(0, len(items), size))
 
 
+def _feature_stages(side: TrainSide, benches: list[BenchSide], cfg: LeakageConfig) -> list[tuple]:
+    """(side, kind, items, pool root) of every feature stage a whole check runs, in its order."""
+    images, audio = cfg.images and bool(side.images), cfg.audio and bool(side.audio)
+    out: list[tuple] = [("train", "images", side.images, None)] if images else []
+    out += [("train", "audio", side.audio, side.pool_root)] if audio else []
+    for b in benches:
+        out += [(b.side, "images", b.images, None)] if images else []
+        out += [(b.side, "audio", b.audio, None)] if audio else []
+    return out
+
+
 # --- matching ----------------------------------------------------------------------------------
 
 
@@ -197,6 +215,7 @@ def check_leakage(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    engine_config: EngineConfig | None = None,
     **options,
 ) -> LeakageReport:
     """Near duplicates between ``train`` (a pairs dataset or an image folder) and each BENCH in ``benchmarks``.
@@ -205,6 +224,9 @@ def check_leakage(
     that pool to the audio check). Writes ``out``/leakage.json, leakage.md, image_pairs.parquet/.csv,
     audio_pairs.parquet/.csv, contact_sheet.png and exclude_images.txt / exclude_chunks.txt /
     exclude_pairs.txt (one id a line). Features are cached under ``out/_features`` (resumable).
+    ``engine_config``: engine (local or Ray), shard slice and retries; a slice computes its shards
+    of every feature stage and writes nothing else (its report is not ``complete``): a last run
+    without the slice matches and writes the outputs.
     """
     from seeing_sound.leakage import report as rep
 
@@ -220,15 +242,37 @@ def check_leakage(
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     errors: dict[str, int] = {}
+    eng = engine_config or EngineConfig()
+    lent: dict[str, Any] = {}  # CLIP loaded in this process by one image stage, lent to the next
 
     def features(s: str, kind: str, items: list[Item], pool_root: str | None = None) -> dict[str, np.ndarray]:
         stage = LeakageFeatureStage(cfg, s, kind, _groups(items, cfg.shard_items), pool_root)
-        report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress)
+        if kind == "images" and "clip" in lent:
+            stage.provide(clip=lent["clip"], pool=None)
+        report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress, engine_config=eng)
+        if kind == "images" and vars(stage).get("clip") is not None:  # set up here (local, one worker)
+            lent["clip"] = stage.clip
         for k, v in report.errors.items():
             errors[f"{s}:{k}"] = errors.get(f"{s}:{k}", 0) + v
-        return load_features(root, stage)
+        return {} if eng.slice is not None else load_features(root, stage)
 
-    with output_lock(root):  # one check at a time per folder (held across every stage)
+    with output_lock(root, eng.slice):  # one check at a time per folder (held across every stage)
+        if eng.slice is not None:  # every feature stage's shards of this slice; matching needs all of them
+            for s, kind, items, pool_root in _feature_stages(side, benches, cfg):
+                features(s, kind, items, pool_root)
+            log.info("leakage: slice %s done; run once without the slice to match and write %s", eng.shard_slice, root)
+            return LeakageReport(
+                out=root,
+                benchmarks=[{"name": b.name, "items": len(b.images)} for b in benches],
+                image_pairs=[],
+                audio_pairs=[],
+                exclude_images=[],
+                exclude_chunks=[],
+                exclude_pairs=[],
+                train={"root": str(train_root.resolve()), "images": len(side.images), "audio": len(side.audio)},
+                errors=dict(sorted(errors.items())),
+                complete=False,
+            )
         train_images = features("train", "images", side.images) if cfg.images and side.images else None
         train_audio = features("train", "audio", side.audio, side.pool_root) if cfg.audio and side.audio else None
         image_rows: list[dict[str, Any]] = []

@@ -33,29 +33,16 @@ KINDS = ("images", "audio")
 #: a change here redoes every shard (part of the fingerprint)
 FEATURE_VERSION = {"phash": "imagehash.phash 8x8", "fingerprint": f"landmarks fft{fp.N_FFT} hop{fp.HOP} v1"}
 
-_CACHE: dict[str, Any] = {}
-
 
 def features_rel(side: str, kind: str, index: int) -> str:
     return f"_features/{side}-{kind}/{shard_name(index)}.npz"
 
 
 def _clip_embedder(cfg: LeakageConfig) -> Any:
+    """paths -> (n, D) unit vectors; what :meth:`LeakageFeatureStage.setup` loads for an image side."""
     from seeing_sound.studies.memorization import ClipImageEmbedder
 
-    key = f"clip:{cfg.clip}:{cfg.device}"
-    if key not in _CACHE:
-        _CACHE[key] = ClipImageEmbedder(cfg.clip, device=cfg.device, batch_size=cfg.batch_size)
-    return _CACHE[key]
-
-
-def _pool(root: str) -> Any:
-    from seeing_sound.pool import AudioPool
-
-    key = f"pool:{root}"
-    if key not in _CACHE:
-        _CACHE[key] = AudioPool.open(root)
-    return _CACHE[key]
+    return ClipImageEmbedder(cfg.clip, device=cfg.device, batch_size=cfg.batch_size)
 
 
 def _phash(path: Path) -> np.ndarray:
@@ -69,12 +56,11 @@ def _phash(path: Path) -> np.ndarray:
     return np.packbits(bits)
 
 
-def _read_audio(item: tuple, pool_root: str | None) -> tuple[np.ndarray, int]:
+def _read_audio(item: tuple, pool: Any) -> tuple[np.ndarray, int]:
     _key, path, chunk_id = item
     if chunk_id >= 0:
-        if pool_root is None:
+        if pool is None:
             raise ValueError("chunk items need a pool")
-        pool = _pool(pool_root)
         return pool.chunk(chunk_id), pool.sample_rate
     from seeing_sound.audio.io import stream_mono
 
@@ -104,6 +90,15 @@ class LeakageFeatureStage(Stage):
 
     def outputs(self, index: int) -> list[str]:
         return [features_rel(self.side, self.kind, index)]
+
+    def setup(self) -> None:
+        """CLIP for an image side (with ``use_clip``), the opened pool for chunk audio: once per worker."""
+        self.clip: Any = _clip_embedder(self.config) if self.kind == "images" and self.config.use_clip else None
+        self.pool: Any = None
+        if self.kind == "audio" and self.pool_root is not None:
+            from seeing_sound.pool import AudioPool
+
+            self.pool = AudioPool.open(self.pool_root)
 
     def fingerprint(self) -> dict:
         cfg = self.config
@@ -143,7 +138,7 @@ class LeakageFeatureStage(Stage):
         out["phash"] = bits
         if self.config.use_clip:
             good = [Path(items[i][1]) for i in np.flatnonzero(ok)]
-            emb = _clip_embedder(self.config)(good) if good else None
+            emb = self.clip(good) if good else None
             dim = emb.shape[1] if emb is not None else 1
             clip = np.zeros((n, dim), np.float32)
             if emb is not None:
@@ -163,7 +158,7 @@ class LeakageFeatureStage(Stage):
         times: list[np.ndarray] = []
         for i, item in enumerate(items):
             try:
-                audio, rate = _read_audio(item, self.pool_root)
+                audio, rate = _read_audio(item, self.pool)
             except BadAudio as exc:
                 reason[i] = f"audio_{exc.reason}"
                 continue

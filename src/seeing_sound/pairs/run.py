@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from seeing_sound.config import resolve
 from seeing_sound.dataset import layout
 from seeing_sound.dataset.writer import write_card
-from seeing_sound.engine import output_lock, run_stage
+from seeing_sound.engine import EngineConfig, output_lock, run_stage
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.pairs.config import PairsImportConfig
 from seeing_sound.pairs.sources import list_pairs
@@ -34,9 +34,16 @@ class ImportReport:
     shards_run: int = 0
     shards_skipped: int = 0
     seconds: float = 0.0
+    complete: bool = True  # False after a shard slice: errors.parquet and the card are the finishing run's
 
     def summary(self) -> str:
         c = self.counts
+        if not self.complete:
+            return (
+                f"slice done: {c['out']} of {c['in']} inputs imported in {self.shards_run} shards, "
+                f"{self.shards_skipped} already done; {self.seconds:.1f} s "
+                "(run once without --shard-slice to finish the dataset)"
+            )
         reasons = ", ".join(f"{k}: {v}" for k, v in self.errors.items()) or "none"
         return "\n".join(
             [
@@ -58,6 +65,7 @@ def import_pairs(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    engine_config: EngineConfig | None = None,
     **options,
 ) -> ImportReport:
     """Turn the real pairs under ``src`` into a pairs dataset at ``out`` (resumable; see the module docs).
@@ -67,6 +75,8 @@ def import_pairs(
     ``out/images/`` (a video's frame written as PNG); audio is stored at ``config.sample_rate`` mono
     16-bit in the sonify layout, so ``features`` and ``train`` read the dataset as they read a
     sonified one. Unpaired, ambiguous and unreadable inputs are rows of ``out/import/errors.parquet``.
+    ``engine_config``: engine (local or Ray), shard slice and retries; a slice imports its own
+    shards, and a last run without the slice writes ``import/errors.parquet`` and the dataset card.
     """
     cfg = resolve(PairsImportConfig, config, options)
     src_root = Path(src).resolve()
@@ -79,8 +89,21 @@ def import_pairs(
     groups = tuple(tuple(items[i : i + size]) for i in range(0, len(items), size))
     stage = PairsImportStage(cfg, str(src_root), groups)
     log.info("pairs import: %d inputs in %d shards -> %s", len(items), len(groups), root)
-    with output_lock(root):
-        report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress)
+    eng = engine_config or EngineConfig()
+    with output_lock(root, eng.slice):
+        report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress, engine_config=eng)
+        if eng.slice is not None:  # the card and the error list cover every shard: the finishing run writes them
+            log.info("pairs import: slice %s done (%d shards run, %d already done); run once without the slice "
+                     "to finish %s", eng.shard_slice, report.ran, report.skipped, root)  # fmt: skip
+            return ImportReport(
+                root=root,
+                counts={"in": report.items_in, "out": report.items_out},
+                errors=report.errors,
+                shards_run=report.ran,
+                shards_skipped=report.skipped,
+                seconds=report.seconds,
+                complete=False,
+            )
         errs = [pq.read_table(root / errors_rel(i), schema=ERRORS_SCHEMA) for i in range(len(groups))]
         errs.append(pa.Table.from_pylist(listing.skipped, schema=ERRORS_SCHEMA))
         err = pa.concat_tables(errs).sort_by("pair_id")
