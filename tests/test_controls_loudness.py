@@ -39,6 +39,18 @@ def test_training_loudness_from_run_dataset_pipeline_or_default(tmp_path):
     assert training_loudness(run)["target_lufs"] == -21.5
 
 
+def test_training_loudness_of_a_run_on_several_datasets_spans_their_ranges(tmp_path):
+    cards = {"a": [-30.0, -20.0], "b": None, "c": [-26.0, -14.0]}  # b: imported real pairs record none
+    for name, lufs_range in cards.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "dataset.json").write_text(json.dumps({"params": {"lufs_range": lufs_range}}))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train_config.json").write_text(json.dumps({"dataset": [str(tmp_path / n) for n in cards]}))
+    got = training_loudness(run)
+    assert got["lufs_range"] == [-30.0, -14.0] and got["target_lufs"] == -22.0
+
+
 def test_generate_normalizes_by_default_and_records_it(tmp_path, tiny_pixart_dir, tiny_ast_dir):
     from seeing_sound.cli import main
 

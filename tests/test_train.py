@@ -125,7 +125,6 @@ def test_pretrain_projector_infonce_lowers_its_loss(tmp_path):
     from seeing_sound.model.audio_pixart import AudioPixArt
     from seeing_sound.model.pretrain import pretrain_projector
     from seeing_sound.model.train_data import PairFeatures
-    from seeing_sound.model.train_sets import single_dataset_view
     from seeing_sound.testing.data import write_sound_pattern_dataset
     from seeing_sound.testing.models import build_tiny_ast, build_tiny_text_encoder
 
@@ -142,7 +141,7 @@ def test_pretrain_projector_infonce_lowers_its_loss(tmp_path):
         pretrain_projector_steps=30,
         pretrain_batch_size=4,
     )
-    losses = pretrain_projector(model, single_dataset_view(cfg), data, device="cpu", lr=1e-2)
+    losses = pretrain_projector(model, cfg, data, device="cpu", lr=1e-2)
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
 
 

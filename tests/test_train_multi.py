@@ -231,3 +231,24 @@ def test_exclusion_ids_are_matched_per_dataset(two, tmp_path):
     (listed.parent / "leakage.json").write_text(json.dumps({"train": {"root": str(tmp_path / "elsewhere")}}))
     with pytest.raises(SeeingSoundError, match="not among the datasets"):
         read_exclusions([str(listed)], datasets)
+
+
+def test_projector_pretraining_over_several_datasets_caches_each_datasets_text_targets(two, tiny_pixart_dir, tmp_path):
+    """Pre-training reads every dataset's concepts; each keeps its own cache, as when trained alone."""
+    from safetensors import safe_open
+
+    from seeing_sound.testing.models import build_tiny_text_encoder
+
+    data = tmp_path / "data"
+    for d in ("A", "B"):
+        shutil.copytree(two / d, data / d)  # the module's datasets stay free of caches
+    pixart = tmp_path / "pixart"
+    shutil.copytree(tiny_pixart_dir, pixart)
+    build_tiny_text_encoder(pixart)
+    cfg = _cfg(data, pixart, tmp_path / "run", pretrain_projector_steps=4, pretrain_batch_size=4)
+    assert train(cfg).steps == 2
+    for d, pairs in (("A", A_PAIRS), ("B", B_PAIRS)):
+        (cache,) = (data / d / "features").glob("text-*/projector_targets.safetensors")
+        with safe_open(str(cache), framework="pt") as fh:
+            # one target per distinct concept text of that dataset only
+            assert 1 <= fh.get_slice("targets").get_shape()[0] <= pairs

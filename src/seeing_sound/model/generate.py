@@ -42,12 +42,14 @@ def training_loudness(model: str | Path) -> dict:
         if not cfg.is_file():
             continue
         dataset = json.loads(cfg.read_text()).get("dataset")
-        card = Path(dataset) / "dataset.json" if dataset else None
-        if card is not None and card.is_file():
-            lufs_range = (json.loads(card.read_text()).get("params") or {}).get("lufs_range")
-            if lufs_range:
-                lo, hi = (float(v) for v in lufs_range)
-                return {"target_lufs": (lo + hi) / 2, "lufs_range": [lo, hi], "source": str(card)}
+        datasets = [dataset] if isinstance(dataset, str) else list(dataset or [])  # a list: several datasets
+        cards = [Path(d) / "dataset.json" for d in datasets]
+        ranges = [(json.loads(c.read_text()).get("params") or {}).get("lufs_range") for c in cards if c.is_file()]
+        ranges = [[float(v) for v in r] for r in ranges if r]
+        if ranges:  # several datasets: the span of their ranges
+            lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+            source = str(cards[0]) if len(cards) == 1 else ", ".join(map(str, cards))
+            return {"target_lufs": (lo + hi) / 2, "lufs_range": [lo, hi], "source": source}
         log.warning(
             "%s: training dataset card not found; inference loudness defaults to %s LUFS", cfg, DEFAULT_INFERENCE_LUFS
         )

@@ -16,6 +16,7 @@ import gc
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -161,24 +162,41 @@ def text_targets(texts: list[str], pretrained: str, device, cache: Path | None =
     return targets
 
 
+def _part_texts(datasets: Sequence[str | Path], parts) -> list[list[str]]:
+    """Each part's concept text per position: its pair's concepts joined, ``"sound"`` for none."""
+    from seeing_sound.dataset import PairsDataset
+
+    out = []
+    for path, part in zip(datasets, parts, strict=True):
+        comps = PairsDataset.open(path).metadata.column("components").to_pylist()
+        out.append(
+            [", ".join(c["concept"] for c in (comps[row] or []) if c.get("concept")) or "sound" for row in part.rows]
+        )
+    return out
+
+
 def pretrain_projector(model, cfg, data, device, lr: float = 1e-4, audio_of=None) -> list[float]:
     """Train ``model.projector`` alone for ``cfg.pretrain_projector_steps`` steps; returns the losses.
 
-    ``audio_of(positions)`` gives the AST tokens of dataset positions (default: ``data[i]["audio"]``).
+    ``cfg``: a :class:`~seeing_sound.model.train_config.TrainConfig` (one dataset or several);
+    ``data``: the training items, a :class:`~seeing_sound.model.train_sets.ConcatRows` over
+    ``cfg.dataset`` or one dataset's :class:`PairFeatures`. Each dataset's text targets are
+    cached in its own ``features/`` folder, exactly as when it is trained on alone.
+    ``audio_of(positions)`` gives the AST tokens of positions of ``data`` (default: ``data[i]["audio"]``).
     """
     if audio_of is None:
         audio_of = lambda idx: torch.stack([data[i]["audio"] for i in idx])  # noqa: E731
-    from seeing_sound.dataset import PairsDataset
+    from seeing_sound.features.store import model_slug
     from seeing_sound.model.train_data import BatchPlan
 
-    comps = PairsDataset.open(cfg.dataset).metadata.column("components").to_pylist()
-    texts = [", ".join(c["concept"] for c in (comps[row] or []) if c.get("concept")) or "sound" for row in data.rows]
-    unique = sorted(set(texts))
-    from seeing_sound.features.store import model_slug
-
-    cache = Path(cfg.dataset) / "features" / f"text-{model_slug(cfg.pretrained)}" / "projector_targets.safetensors"
-    targets = text_targets(unique, cfg.pretrained, device, cache=cache)
-    target_of = {t: i for i, t in enumerate(unique)}
+    datasets = [cfg.dataset] if isinstance(cfg.dataset, str | Path) else list(cfg.dataset)
+    per_part = _part_texts(datasets, getattr(data, "parts", [data]))
+    texts = [t for part in per_part for t in part]  # positions of ``data``: the parts one after the other
+    target_of: dict[str, torch.Tensor] = {}
+    for path, part_texts in zip(datasets, per_part, strict=True):
+        unique = sorted(set(part_texts))
+        cache = Path(path) / "features" / f"text-{model_slug(cfg.pretrained)}" / "projector_targets.safetensors"
+        target_of.update(zip(unique, text_targets(unique, cfg.pretrained, device, cache=cache), strict=True))
     projector = model.projector.to(device).train()
     optimizer = torch.optim.AdamW(projector.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     batch_size = min(cfg.pretrain_batch_size, len(data))
@@ -187,7 +205,7 @@ def pretrain_projector(model, cfg, data, device, lr: float = 1e-4, audio_of=None
     for step in range(cfg.pretrain_projector_steps):
         idx = plan.batch(step).tolist()
         audio = audio_of(idx).float().to(device)
-        target = targets[[target_of[texts[i]] for i in idx]]
+        target = torch.stack([target_of[texts[i]] for i in idx])
         loss = info_nce(projector(audio).mean(dim=1), target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -33,7 +33,7 @@ from seeing_sound.model.diffusion import DiffusionSchedule, diffusion_loss, q_sa
 from seeing_sound.model.train_config import TrainConfig
 from seeing_sound.model.train_data import BatchPlan, BatchSampler, OnlineAst
 from seeing_sound.model.train_resume import check_resume_settings, checkpoints, resolve_resume, run_record
-from seeing_sound.model.train_sets import build_data, dataset_records, load_sets, single_dataset_view
+from seeing_sound.model.train_sets import build_data, dataset_records, load_sets
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +108,6 @@ class TrainRecipe:
         out.mkdir(parents=True, exist_ok=True)
         online = self.config.ast_online
         sets, exclusions = load_sets(self.config)
-        if self.config.pretrain_projector_steps and len(sets) > 1:
-            raise SeeingSoundError(
-                "pretrain_projector_steps reads the concepts of one dataset; pre-train on one dataset "
-                f"(got {len(sets)}: {', '.join(self.config.dataset)})"
-            )
         ast_set, vae_set = sets[0].ast, sets[0].vae  # the others match them (train_sets.check_compatible)
         cfg = self.cfg = dataclasses.replace(
             self.config, ast_features=None if ast_set is None else ast_set.path.name, vae_features=vae_set.path.name
@@ -158,8 +153,7 @@ class TrainRecipe:
         if cfg.pretrain_projector_steps and self.resume_from is None:
             from seeing_sound.model.pretrain import pretrain_projector
 
-            view = single_dataset_view(cfg)
-            pretrain_projector(model, view, data.parts[0], device=accelerator.device, audio_of=self.audio_of_items)
+            pretrain_projector(model, cfg, data, device=accelerator.device, audio_of=self.audio_of_items)
         if cfg.gradient_checkpointing:
             model.enable_gradient_checkpointing()
         model.train()

@@ -12,14 +12,12 @@ fingerprints) and :func:`check_resume_datasets` what ``resume`` compares.
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -183,13 +181,6 @@ def load_sets(cfg) -> tuple[list[TrainSet], list[dict]]:
     for s, rows in zip(sets, excluded, strict=True):
         s.excluded = rows
     return sets, records
-
-
-def single_dataset_view(cfg) -> SimpleNamespace:
-    """``cfg``'s fields with ``dataset`` as its one path, for code that reads one dataset (projector pre-training)."""
-    return SimpleNamespace(
-        **{**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}, "dataset": cfg.dataset[0]}
-    )
 
 
 def fingerprint(fs: FeatureSet | None) -> str | None:
