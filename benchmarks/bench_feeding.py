@@ -85,7 +85,7 @@ def main() -> None:
     from PIL import Image
     from transformers import ASTFeatureExtractor, ClapFeatureExtractor
 
-    from seeing_sound.concepts.backends.openai import encode_image_data_url
+    from seeing_sound.concepts.image_payload import encode_image_data_url
     from seeing_sound.concepts.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, decode_rgb
     from seeing_sound.encoders.ast import ast_fbank
     from seeing_sound.encoders.clap_features import clap_features, resample_poly

@@ -83,7 +83,7 @@ def main() -> None:
     from PIL import Image
 
     from seeing_sound.concepts.backends import VLMRequest, VLMSpec, get_backend
-    from seeing_sound.concepts.backends.openai import SOURCE_BYTES, image_jpeg_base64
+    from seeing_sound.concepts.image_payload import SOURCE_BYTES, image_jpeg_base64
 
     rng = np.random.default_rng(0)
     pil = Image.fromarray(rng.integers(0, 255, (args.image_side, args.image_side, 3), dtype=np.uint8))

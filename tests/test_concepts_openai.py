@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import seeing_sound.concepts.backends.openai as openai_backend
+import seeing_sound.concepts.image_payload as image_payload
 from seeing_sound.concepts import CAPTION_PROMPT, CONCEPT_PROMPT, VLMRequest, VLMSpec, read_concepts, run_concepts
 from seeing_sound.concepts.backends import clear_backend_cache
 from seeing_sound.concepts.backends.openai import OpenAIBackend, parse_retry_after
@@ -216,7 +217,7 @@ def test_jpeg_within_max_side_is_sent_as_its_own_bytes(server):
 
     data = _jpeg((320, 240))
     decoded, _, _ = decode_rgb(data, max_side=1024, max_pixels=1 << 26)
-    decoded.info[openai_backend.SOURCE_BYTES] = data
+    assert decoded.info[image_payload.SOURCE_BYTES] == data  # the decoder keeps the file for the back end
     backend = _backend(server, "ok")
     for image in (data, decoded):
         backend.generate([VLMRequest("a", "a.jpg", image, CONCEPT_PROMPT)], "concepts")
@@ -232,7 +233,7 @@ def test_other_images_are_decoded_and_re_encoded(server):
     exif[0x0112] = 6  # rotated 90 degrees: the model must see it upright
     big = _jpeg((1500, 1000))
     small_of_big, _, _ = decode_rgb(big, max_side=400, max_pixels=1 << 26)
-    small_of_big.info[openai_backend.SOURCE_BYTES] = big  # source kept, but the pixels were downscaled
+    small_of_big.info[image_payload.SOURCE_BYTES] = big  # source kept, but the pixels were downscaled
     cases = [
         (png.getvalue(), (64, 64)),
         (big, (1024, 683)),
@@ -247,4 +248,17 @@ def test_other_images_are_decoded_and_re_encoded(server):
         assert sent != (image if isinstance(image, bytes) else big)
         with Image.open(io.BytesIO(sent)) as im:
             assert im.format == "JPEG" and im.mode == "RGB" and im.size == size
-    assert not openai_backend.jpeg_as_is(b"\xff\xd8\xff" + b"\x00" * 10)  # a broken header is not trusted
+    assert not image_payload.jpeg_as_is(b"\xff\xd8\xff" + b"\x00" * 10)  # a broken header is not trusted
+
+
+def test_run_concepts_sends_fitting_jpeg_files_as_they_are(server, tmp_path):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    small, big = _jpeg((320, 240)), _jpeg((1500, 1000))
+    (images / "small.jpg").write_bytes(small)
+    (images / "big.jpg").write_bytes(big)
+    vlm = VLMSpec("openai", "ok", base_url=server.url, api_key_env="SEEING_SOUND_TEST_KEY")
+    run_concepts([images], tmp_path / "out", vlms=[vlm], progress=False, max_side=1024)
+    sent = [_sent_image(body) for _, body in server.requests]
+    assert sent.count(small) == 2  # caption and concepts: the file itself, twice
+    assert big not in sent and len(sent) == 4  # downscaled to max_side: re-encoded

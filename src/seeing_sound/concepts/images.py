@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 DEFAULT_MAX_SIDE = 1024  # longest side the VLM sees; LLaVA-1.5 works at 336 px, most APIs cap near 2k
 DEFAULT_MAX_PIXELS = 178_956_970  # as Pillow's hard bomb threshold (2 x MAX_IMAGE_PIXELS); ours replaces Pillow's
+SOURCE_BYTES = "seeing_sound.source_bytes"  # PIL ``info`` key of a decoded JPEG: the file it came from
 _PILLOW_LIMIT = threading.Lock()  # Image.MAX_IMAGE_PIXELS is process-global
 
 
@@ -176,6 +177,9 @@ def decode_rgb(data: bytes, *, max_side: int, max_pixels: int):
     rgb = to_rgb(img)
     if max(rgb.size) > max_side:
         rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    if data[:3] == b"\xff\xd8\xff":
+        # a back end that sends JPEGs may send the file itself (image_payload.jpeg_as_is checks it still fits)
+        rgb.info[SOURCE_BYTES] = data
     return rgb, width, height
 
 

@@ -26,7 +26,6 @@ import concurrent.futures as cf
 import contextlib
 import email.utils
 import http.client
-import io
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ import uuid
 from collections.abc import Sequence
 
 from seeing_sound.concepts.backends import Generation, VLMRequest, VLMSpec, redact, redact_url
+from seeing_sound.concepts.image_payload import encode_image_data_url, image_jpeg_base64
 from seeing_sound.errors import SeeingSoundError
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,6 @@ BACKOFF_MAX_S = 60.0  # longest exponential wait
 RETRY_AFTER_MAX_S = 300.0  # a server asking for more than this is treated as asking for this
 READ_BLOCK = 1 << 16
 ERROR_BODY_BYTES = 500  # of an error answer, only a snippet is read (it is a hint for the message)
-SOURCE_BYTES = "seeing_sound.source_bytes"  # PIL ``info`` key: the file the image was decoded from
 _STALE = (BrokenPipeError, ConnectionResetError, http.client.BadStatusLine)  # a reused connection closed
 
 
@@ -64,53 +63,6 @@ class _RequestFailed(Exception):
 
 class _Cancelled(Exception):
     """The run is being interrupted: no more attempts."""
-
-
-def encode_image_data_url(image, quality: int = 90) -> str:
-    """RGB PIL image -> ``data:image/jpeg;base64,...`` (JPEG keeps requests small)."""
-    return "data:image/jpeg;base64," + image_jpeg_base64(image, quality).decode("ascii")
-
-
-def image_jpeg_base64(image, quality: int = 90) -> bytes:
-    """Base64 of the JPEG to send for ``image``: a PIL image, or the bytes of an image file.
-
-    The source JPEG itself (``image`` as bytes, or ``image.info[SOURCE_BYTES]``) when
-    :func:`jpeg_as_is` accepts it; else ``image`` decoded (as the concepts stage does) and encoded.
-    """
-    source = image if isinstance(image, bytes | bytearray) else getattr(image, "info", {}).get(SOURCE_BYTES)
-    if source is not None and jpeg_as_is(source, None if isinstance(image, bytes | bytearray) else image.size):
-        return base64.b64encode(source)
-    if isinstance(image, bytes | bytearray):
-        from seeing_sound.concepts.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, decode_rgb
-
-        image = decode_rgb(bytes(image), max_side=DEFAULT_MAX_SIDE, max_pixels=DEFAULT_MAX_PIXELS)[0]
-    buf = io.BytesIO()
-    image.save(buf, format="JPEG", quality=quality)
-    return base64.b64encode(buf.getvalue())
-
-
-def jpeg_as_is(data: bytes | bytearray, size: tuple[int, int] | None = None) -> bool:
-    """Whether the JPEG ``data`` shows exactly what decoding it for the model would (no re-encode needed).
-
-    Only the header is read: a baseline/progressive JPEG in RGB (YCbCr) or gray, no EXIF rotation,
-    of ``size`` (the decoded image's: nothing was downscaled) or, without one, within the
-    concepts stage's default ``max_side`` and ``max_pixels``.
-    """
-    if data[:3] != b"\xff\xd8\xff":
-        return False
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.format != "JPEG" or im.mode not in ("RGB", "L") or im.getexif().get(0x0112, 1) != 1:
-                return False
-            if size is not None:
-                return im.size == tuple(size)
-            from seeing_sound.concepts.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
-
-            return max(im.size) <= DEFAULT_MAX_SIDE and im.size[0] * im.size[1] <= DEFAULT_MAX_PIXELS
-    except Exception:  # unreadable header: let the decoder say what is wrong
-        return False
 
 
 def parse_retry_after(value: str | None) -> float | None:
