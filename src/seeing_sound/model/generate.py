@@ -44,8 +44,8 @@ def training_loudness(model: str | Path) -> dict:
         dataset = json.loads(cfg.read_text()).get("dataset")
         datasets = [dataset] if isinstance(dataset, str) else list(dataset or [])  # a list: several datasets
         cards = [Path(d) / "dataset.json" for d in datasets]
-        stored = [(json.loads(c.read_text()).get("params") or {}).get("lufs_range") for c in cards if c.is_file()]
-        ranges = [[float(v) for v in r] for r in stored if r]
+        found = [(json.loads(c.read_text()).get("params") or {}).get("lufs_range") for c in cards if c.is_file()]
+        ranges = [[float(v) for v in r] for r in found if r]
         if ranges:  # several datasets: the span of their ranges
             lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
             source = str(cards[0]) if len(cards) == 1 else ", ".join(map(str, cards))
