@@ -40,8 +40,13 @@ class FakeVae:
             latent_dist = Dist
         return Out
 
-AstFeatureStage.encoder = lambda self: FakeAst()
-VaeFeatureStage.vae = lambda self: FakeVae()
+def ast_setup(self):  # what setup() loads, with the stub in place of the AST
+    self.ds, self.encoder = self._dataset(), FakeAst()
+
+def vae_setup(self):
+    self.ds, self.vae = self._dataset(), FakeVae()
+
+AstFeatureStage.setup, VaeFeatureStage.setup = ast_setup, vae_setup
 kind = sys.argv[2]
 opts = dict(ast="fake-ast", vae=None) if kind == "ast" else dict(ast=None, vae="fake-vae", resolution=512)
 report = compute_features(sys.argv[1], batch_size=8, progress=False, **opts)[kind]
