@@ -1,7 +1,9 @@
 """Scale: ``sonify`` end to end (sidecar concepts, text encoder) at growing image counts.
 
 Per size, in a fresh interpreter: wall and CPU seconds of each engine stage (concepts, embed,
-retrieve, mix) and of the driver work between them, CPU seconds per image per stage, peak RSS,
+retrieve, mix) and of the driver work between them, CPU seconds per image per stage, peak RSS
+after each stage, the peak *anonymous* RSS of each row (heap and arrays, without the pages of the
+memory-mapped pool, sampled from the previous row's end to this row's end; "driver" is after mix),
 and the pickled bytes of one shard submit (stage + task) with the time all submits would take
 to pickle (the dispatch overhead of a process pool or Ray). Synthetic inputs: tiny PNGs, a
 sidecar JSONL with a caption and three concepts per image, a pool of short labelled clips.
@@ -71,6 +73,35 @@ def make_images(root: Path, n: int) -> Path:
     return root / "sidecar.jsonl"
 
 
+class AnonPeak:
+    """Peak anonymous RSS (heap, arrays; not the memory-mapped pool's file pages), sampled every 20 ms.
+
+    ``ru_maxrss`` also counts the pages of the pool's memory-mapped PCM a run has read: clean file
+    pages the kernel drops under pressure, growing with the share of the pool a run touches.
+    """
+
+    def __init__(self):
+        import threading
+
+        self.peak = self.read()
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    @staticmethod
+    def read() -> float:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("RssAnon:")) / 1024
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.read())
+
+    def take(self) -> float:
+        """The peak since the last take (MB), then start again from now."""
+        peak, self.peak = max(self.peak, self.read()), self.read()
+        return peak
+
+
 def one(work: Path, pool: Path, n: int) -> dict:
     """Run sonify once (in this process) and measure each engine stage."""
     import seeing_sound.engine.runner as runner
@@ -80,6 +111,7 @@ def one(work: Path, pool: Path, n: int) -> dict:
     sidecar = make_images(work, n)
     stages: dict[str, dict] = {}
     real = runner._run_stage
+    anon = AnonPeak()
 
     def measured(stage, root, **kw):
         tasks = list(kw["tasks"] if kw.get("tasks") is not None else stage.plan())
@@ -90,7 +122,9 @@ def one(work: Path, pool: Path, n: int) -> dict:
         report = real(stage, root, **kw)
         key = stage.name.split("-")[0]
         stages[key] = {"wall": time.perf_counter() - w0, "cpu": cpu_seconds() - c0, "shards": len(tasks),
-                       "bytes_per_task": max(sizes) if sizes else 0, "pickle_s": pickle_s}  # fmt: skip
+                       "bytes_per_task": max(sizes) if sizes else 0, "pickle_s": pickle_s,
+                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                       "peak_anon_mb": anon.take()}  # fmt: skip
         return report
 
     runner._run_stage = measured
@@ -102,6 +136,8 @@ def one(work: Path, pool: Path, n: int) -> dict:
         "wall": total_wall - sum(s["wall"] for s in stages.values()),
         "cpu": total_cpu - sum(s["cpu"] for s in stages.values()),
         "shards": 0, "bytes_per_task": 0, "pickle_s": 0.0,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_anon_mb": anon.take(),
     }  # fmt: skip
     return {"images": n, "pairs": report.pairs, "stages": stages, "wall": total_wall,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
@@ -133,7 +169,8 @@ def main() -> None:
                 "images": r["images"], "stage": name, "shards": s["shards"], "wall s": round(s["wall"], 2),
                 "CPU ms/image": round(1000 * s["cpu"] / r["images"], 3), "bytes/task": s["bytes_per_task"],
                 "dispatch %": round(100 * s["pickle_s"] / s["wall"], 3) if s["wall"] > 0.5 else "-",
-                "peak RSS MB": round(r["peak_rss_mb"]),
+                "peak RSS MB (after stage)": round(s.get("peak_rss_mb", r["peak_rss_mb"])),
+                "peak anon MB": round(s["peak_anon_mb"]) if "peak_anon_mb" in s else "-",
             })  # fmt: skip
     print(table(rows, f"sonify end to end, pool of {args.pool_files} chunks (text encoder, sidecar concepts)"))
     if args.json:

@@ -167,3 +167,31 @@ def test_rebuilt_pool_refuses_stale_embeddings(tmp_path):
     assert not (tmp_path / "pool/embeddings").exists()  # overwrite drops vectors of the old chunks
     with pytest.raises(SeeingSoundError):
         load_embeddings(tmp_path / "pool", info)
+
+
+def test_embeddings_of_another_audio_prep_are_refused_with_the_way_to_keep_them(tmp_path, clap_dir, capsys):
+    """Pools embedded by the processor path (before audio_prep was recorded) keep working with --audio-prep."""
+    pool_dir = make_pool(tmp_path)
+    base = ["--quiet", "pool", "embed", str(pool_dir), "--encoder", "clap", "--model", str(clap_dir), "--device", "cpu"]
+    assert main([*base, "--audio-prep", "processor"]) == 0
+    capsys.readouterr()
+    assert main(base) == 1  # the default prepares audio in torch: other embeddings
+    err = capsys.readouterr().err
+    assert "audio prepared by 'processor' (stored) vs 'torch'" in err and "--audio-prep processor" in err
+    assert main([*base, "--audio-prep", "processor"]) == 0  # resumes: nothing to redo
+    assert main([*base, "--overwrite"]) == 0  # re-embedded the torch way
+    (info,) = list_embeddings(pool_dir)
+    assert info["encoder_info"]["extra"]["audio_prep"] == "torch"
+
+
+def test_retrieval_fingerprint_ignores_how_clap_prepares_audio(clap_dir):
+    from seeing_sound.encoders import load_encoder
+    from seeing_sound.retrieval.config import RetrieveConfig
+    from seeing_sound.retrieval.stage import RetrieveStage
+
+    def fingerprint(prep):
+        enc = load_encoder("clap", str(clap_dir), device="cpu", audio_prep=prep, cache=False)
+        stage = RetrieveStage(RetrieveConfig(encoder="clap"), "out", "pool", enc.info.to_dict(), "digest")
+        return stage.fingerprint()
+
+    assert fingerprint("torch") == fingerprint("processor")  # text queries do not depend on it

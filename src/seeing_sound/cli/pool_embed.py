@@ -1,6 +1,6 @@
 """``seeing-sound pool embed``: embed every usable pool chunk with one encoder (resumable).
 
-The lead's ``cli/pool.py`` calls :func:`register_embed` with its subparsers.
+``cli/pool.py`` calls :func:`register_embed` with its subparsers.
 """
 
 from __future__ import annotations

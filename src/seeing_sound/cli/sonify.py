@@ -32,7 +32,7 @@ def register(sub) -> None:
     add_config_options(
         r,
         SonifyConfig,
-        include=("encoder", "model", "topk", "ssr", "seed", "lufs_range"),
+        include=("encoder", "model", "audio_prep", "topk", "ssr", "seed", "lufs_range"),
         metavars={"lufs_range": ("LO", "HI")},
     )
     x = p.add_argument_group("exclusions (the lists `seeing-sound leakage` writes)")

@@ -34,18 +34,26 @@ def load_encoder(
     fp16: bool = False,
     batch_size: int | None = None,
     cache: bool = True,
+    audio_prep: str | None = None,
 ):
-    """Build (or reuse, within this process) the encoder ``encoder`` with ``model`` (hub id or path)."""
+    """Build (or reuse, within this process) the encoder ``encoder`` with ``model`` (hub id or path).
+
+    ``audio_prep``: CLAP only, where its audio input is prepared (``torch``, ``soxr``, ``processor``;
+    None: the encoder's default). Other encoders embed no audio and ignore it.
+    """
     import importlib
 
     model = model or default_model(encoder)
-    key = (encoder, model, device, fp16, batch_size)
+    audio_prep = audio_prep if encoder == "clap" else None
+    key = (encoder, model, device, fp16, batch_size, audio_prep)
     if cache and key in _CACHE:
         return _CACHE[key]
     module, cls, _ = ENCODERS[encoder]
     kwargs: dict[str, object] = {"device": device, "fp16": fp16}
     if batch_size is not None:
         kwargs["batch_size"] = batch_size
+    if audio_prep is not None:
+        kwargs["audio_prep"] = audio_prep
     enc = getattr(importlib.import_module(module), cls)(model, **kwargs)
     if cache:
         _CACHE[key] = enc

@@ -21,7 +21,7 @@ import logging
 
 import numpy as np
 
-from seeing_sound.builders import DEFAULT_CLAP
+from seeing_sound.builders import CLAP_AUDIO_PREP, DEFAULT_CLAP
 from seeing_sound.encoders.common import (
     EncoderInfo,
     embed_texts_bucketed,
@@ -37,7 +37,7 @@ from seeing_sound.encoders.common import (
 log = logging.getLogger(__name__)
 
 DEFAULT_CLAP_MODEL = DEFAULT_CLAP
-AUDIO_PREP = ("torch", "soxr", "processor")
+AUDIO_PREP = CLAP_AUDIO_PREP
 
 
 class ClapEncoder:
@@ -147,6 +147,7 @@ class ClapEncoder:
         import torch
 
         from seeing_sound.encoders.clap_features import clap_features, input_needed, resample_poly
+        from seeing_sound.precision import exact_matmul
 
         if self.audio_prep == "soxr":
             waves, sample_rate = self.prepare_audio(waves, sample_rate), self.sample_rate
@@ -161,10 +162,11 @@ class ClapEncoder:
         with torch.inference_mode():
             for s, e in fixed_batches(waves.shape[0], self.batch_size):
                 x = torch.from_numpy(pad_batch(waves[s:e], self.batch_size)).to(self.device)
-                x = resample_poly(x, int(sample_rate), self.sample_rate)[:, : self.max_samples]
-                feats = clap_features(
-                    x, self.processor.feature_extractor, truncation=truncation, padding="repeatpad", n_valid=e - s
-                )
+                with exact_matmul(torch):  # cuDNN would run the resampler's conv1d in TF32 (~-70 dB)
+                    x = resample_poly(x, int(sample_rate), self.sample_rate)[:, : self.max_samples]
+                    feats = clap_features(
+                        x, self.processor.feature_extractor, truncation=truncation, padding="repeatpad", n_valid=e - s
+                    )
                 feats["input_features"] = feats["input_features"].to(self.dtype)
                 emb = self.model.get_audio_features(**feats).pooler_output[: e - s]
                 out[s:e] = emb.float().cpu().numpy()

@@ -52,6 +52,7 @@ def _phases(up: int, down: int, passband: float, stopband: float, attenuation: f
         t = r / up - j
         window = np.i0(beta * np.sqrt(np.clip(1 - (t / (half + 1)) ** 2, 0, None))) / np.i0(beta)
         out[r] = cutoff * np.sinc(cutoff * t) * window
+    out.setflags(write=False)  # cached and shared between calls: never written
     return out, half
 
 
@@ -86,7 +87,7 @@ def resample_poly(waves, orig_sr: int, target_sr: int, dtype=None):
     taps, half = _phases(up, down, PASSBAND, STOPBAND, ATTENUATION_DB)
     n = x.shape[1]
     n_out = -(-n * up // down)
-    w = torch.as_tensor(taps, dtype=dtype, device=x.device)[:, None, :]  # (up, 1, K)
+    w = torch.tensor(taps, dtype=dtype, device=x.device)[:, None, :]  # (up, 1, K)
     xp = torch.nn.functional.pad(x.to(dtype)[:, None, :], (half, half + 1))
     y = torch.nn.functional.conv1d(xp, w)  # (B, up, N + 1): y[b, r, k] at input position k + r / up
     y = y.transpose(1, 2).reshape(x.shape[0], -1)  # output index k * up + r

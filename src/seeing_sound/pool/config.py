@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seeing_sound.audio.loudness import BLOCK_SECONDS
+from seeing_sound.builders import CLAP_AUDIO_PREP as AUDIO_PREP
 from seeing_sound.config import Config, ConfigError, option
 
 EMBED_DTYPES = ("float32", "float16")
 ENCODERS = ("clap", "text")
+AUDIO_PREP_HELP = (
+    "clap: where audio input is prepared: torch (resampled and featurized on the model's device, "
+    "embeddings within ~4e-4 of the processor's), soxr (CPU resampling, exact), processor "
+    "(transformers' ClapFeatureExtractor on the CPU, how pools were embedded before this option)"
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class EmbedConfig(Config):
     )
     dtype: str = option("float32", "stored precision (float16 halves the disk size)", choices=EMBED_DTYPES)
     fp16: bool = option(False, "run the encoder in half precision (GPU)")
+    audio_prep: str = option("torch", AUDIO_PREP_HELP, choices=AUDIO_PREP)
     device: str = option("auto", "auto (CUDA if available), cpu or cuda[:N]", fingerprint=False)
     batch_size: int | None = option(None, "encoder batch size", min=1, fingerprint=False, default_text="the encoder's")
     shard_chunks: int = option(4096, "chunks per shard", min=1, fingerprint=False)

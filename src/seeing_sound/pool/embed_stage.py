@@ -88,7 +88,14 @@ class EmbedStage(Stage):
 
         cfg = self.config
         self.pool = AudioPool.open(self.pool_root)
-        self.encoder = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
+        self.encoder = load_encoder(
+            cfg.encoder,
+            cfg.model,
+            device=cfg.device,
+            fp16=cfg.fp16,
+            batch_size=cfg.batch_size,
+            audio_prep=cfg.audio_prep,
+        )
         if self.encoder.info.to_dict() != self.identity:
             raise SeeingSoundError(
                 f"encoder {cfg.model} changed while embedding (revision {self.encoder.info.revision}, "

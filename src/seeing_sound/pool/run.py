@@ -193,7 +193,8 @@ def embed_pool(
     positional = {k: v for k, v in (("encoder", encoder), ("model", model)) if v is not None}
     cfg = resolve(EmbedConfig, config, {**positional, **options})
     ap = AudioPool.open(pool)
-    enc = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
+    enc = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size,
+                       audio_prep=cfg.audio_prep)  # fmt: skip
     if cfg.encoder == "clap" and "audio" not in enc.modalities:
         raise ValueError(f"encoder {cfg.encoder!r} cannot embed audio")
     key = enc.info.key
@@ -201,11 +202,7 @@ def embed_pool(
     if info_path.exists() and not overwrite:
         old = json.loads(info_path.read_text())
         if old.get("encoder_info") != enc.info.to_dict() or old.get("dtype") != cfg.dtype:
-            raise SeeingSoundError(
-                f"{info_path.parent} holds embeddings from {old.get('encoder_info', {}).get('model')} "
-                f"(revision {old.get('encoder_info', {}).get('revision')}, {old.get('dtype')}); "
-                "pass overwrite=True to replace them"
-            )
+            raise SeeingSoundError(f"{info_path.parent} {_embedding_mismatch(old, enc.info.to_dict(), cfg.dtype)}")
     n = len(ap)
     stage = EmbedStage(
         config=cfg.replace(model=enc.info.model),  # the resolved id: workers load exactly this model
@@ -250,3 +247,22 @@ def embed_pool(
         shards_skipped=report.skipped,
         seconds=report.seconds,
     )
+
+
+def _embedding_mismatch(old: dict, new: dict, dtype: str) -> str:
+    """What differs between stored embeddings and this run's encoder, and how to go on."""
+    stored = old.get("encoder_info") or {}
+    diffs = [
+        f"{k} {stored.get(k)!r} (stored) vs {new[k]!r}" for k in ("model", "revision", "dim") if stored.get(k) != new[k]
+    ]
+    if old.get("dtype") != dtype:
+        diffs.append(f"dtype {old.get('dtype')!r} (stored) vs {dtype!r}")
+    prep_old = (stored.get("extra") or {}).get("audio_prep", "processor")  # pools embedded before it was recorded
+    prep_new = (new.get("extra") or {}).get("audio_prep", "processor")
+    hint = "pass overwrite=True to replace them"
+    if prep_old != prep_new and not diffs:
+        diffs.append(f"audio prepared by {prep_old!r} (stored) vs {prep_new!r}")
+        hint = f"pass audio_prep={prep_old} to keep them (embeddings agree to ~4e-4), or overwrite=True to re-embed"
+    elif prep_old != prep_new:
+        diffs.append(f"audio prepared by {prep_old!r} (stored) vs {prep_new!r}")
+    return f"holds other embeddings: {'; '.join(diffs) or 'other encoder settings'}; {hint}"

@@ -84,6 +84,8 @@ from typing import Any
 
 import numpy as np
 
+from seeing_sound.precision import exact_matmul
+
 log = logging.getLogger(__name__)
 
 U_BF16 = 2.0**-8  # unit roundoff of bf16 (8-bit significand), round to nearest
@@ -169,29 +171,6 @@ def bf16_fast(device: str = "cpu") -> bool:
             flags = f.read(1 << 16)
         return "amx_bf16" in flags or "avx512_bf16" in flags
     return False
-
-
-@contextlib.contextmanager
-def exact_matmul(torch: Any):
-    """Switch off reduced-precision matmul shortcuts (bf16 split-K reductions, TF32) and restore them."""
-    saved: list[tuple[Any, str, Any]] = []
-    targets = [
-        (getattr(torch.backends.cuda, "matmul", None), "allow_bf16_reduced_precision_reduction", False),
-        (getattr(torch.backends.cuda, "matmul", None), "allow_tf32", False),
-        (getattr(torch.backends, "cudnn", None), "allow_tf32", False),
-    ]
-    for obj, name, value in targets:
-        if obj is None:
-            continue
-        with contextlib.suppress(Exception):
-            saved.append((obj, name, getattr(obj, name)))
-            setattr(obj, name, value)
-    try:
-        yield
-    finally:
-        for obj, name, value in reversed(saved):
-            with contextlib.suppress(Exception):
-                setattr(obj, name, value)
 
 
 def _round_down32(x: np.ndarray) -> np.ndarray:

@@ -204,8 +204,10 @@ class RetrieveStage(Stage):
         cfg = {k: v for k, v in self.config.fingerprint().items() if k not in ("encoder", "model")}
         # The exclusion list counts by its ids' digest, never its path (a field left out above).
         excluded = {} if self.exclude_chunks_sha256 is None else {"exclude_chunks": self.exclude_chunks_sha256}
+        # Queries are text: how CLAP prepares *audio* (extra.audio_prep) never changes them.
+        extra = {k: v for k, v in self.identity.get("extra", {}).items() if k != "audio_prep"}
         return {
-            "encoder": self.identity,
+            "encoder": {**self.identity, "extra": extra},
             "inputs": self.inputs_digest,
             "pool": str(Path(self.pool_root).resolve()),
             **cfg,

@@ -8,6 +8,7 @@ from seeing_sound.audio.loudness import ABSOLUTE_GATE_LUFS
 from seeing_sound.audio.mix import DEFAULT_LUFS_RANGE
 from seeing_sound.concepts.config import ConceptsConfig
 from seeing_sound.config import Config, ConfigError, check_lufs_range, option
+from seeing_sound.pool.config import AUDIO_PREP, AUDIO_PREP_HELP
 from seeing_sound.retrieval.config import DEFAULT_TOPK, ENCODERS
 
 AUDIO_FORMATS = ("flac", "wav")
@@ -40,6 +41,8 @@ class SonifyConfig(Config):
         default_text="none",
     )
     device: str = option("auto", "encoder device: auto, cpu, cuda or cuda:N", fingerprint=False)
+    # recorded with the pool's embeddings (their identity), so not part of the dataset's settings
+    audio_prep: str = option("torch", AUDIO_PREP_HELP, choices=AUDIO_PREP, fingerprint=False)
     concepts_config: ConceptsConfig = field(
         default_factory=ConceptsConfig, metadata={"help": "the concepts stage (VLMs, prompts, filter)"}
     )

@@ -143,7 +143,7 @@ def sonify(
         raise ValueError("give images (a folder) or concepts (a file or concepts run)")
     if cfg.copy_images and images is None:
         raise ConfigError("copy_images", True, "needs the images folder (images)")
-    embed_cfg = EmbedConfig(encoder=cfg.encoder, model=cfg.model, device=cfg.device)
+    embed_cfg = EmbedConfig(encoder=cfg.encoder, model=cfg.model, device=cfg.device, audio_prep=cfg.audio_prep)
     retrieve_cfg = RetrieveConfig(
         encoder=cfg.encoder, model=cfg.model, topk=cfg.topk, ssr=cfg.ssr, seed=cfg.seed, device=cfg.device,
         exclude_chunks=None if exclusions.chunks is None else exclusions.chunks.path,
@@ -300,7 +300,7 @@ def _check_embedded(pool_root: Path, embed_cfg: EmbedConfig) -> None:
     from seeing_sound.encoders import load_encoder
     from seeing_sound.pool.layout import embeddings_root
 
-    enc = load_encoder(embed_cfg.encoder, embed_cfg.model, device=embed_cfg.device)
+    enc = load_encoder(embed_cfg.encoder, embed_cfg.model, device=embed_cfg.device, audio_prep=embed_cfg.audio_prep)
     if not (embeddings_root(pool_root, enc.info.key) / "info.json").exists():
         raise SeeingSoundError(
             f"sonify with a shard slice needs the pool embedded first: "
