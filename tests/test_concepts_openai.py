@@ -262,3 +262,42 @@ def test_run_concepts_sends_fitting_jpeg_files_as_they_are(server, tmp_path):
     sent = [_sent_image(body) for _, body in server.requests]
     assert sent.count(small) == 2  # caption and concepts: the file itself, twice
     assert big not in sent and len(sent) == 4  # downscaled to max_side: re-encoded
+
+
+def test_a_kept_connection_reset_after_the_answer_began_is_not_sent_again_at_once():
+    """Only a failure before any status line proves the server never saw the request."""
+    import socket
+    import struct
+    import threading
+
+    seen = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            for n in (1, 2):
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = int(
+                    next(h.split(b":")[1] for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
+                )
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                seen.append(n)
+                payload = completion(ANSWER)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n" % len(payload) + (payload if n == 1 else payload[:5]))  # fmt: skip
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    try:
+        backend = OpenAIBackend(VLMSpec("openai", "ok", base_url=url, max_retries=0, timeout_s=5, concurrency=1))
+        out = backend.generate([_request(0), _request(1)], "concepts")
+    finally:
+        listener.close()
+    assert out[0][0].error is None and out[1][0].error == "connection-error"
+    assert seen == [1, 2]  # the half-answered request was not silently sent a third time

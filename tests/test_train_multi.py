@@ -169,6 +169,8 @@ def test_features_that_differ_are_refused_naming_both_datasets(two, tiny_pixart_
     assert "--ast-features" in capsys.readouterr().err  # the library's ast_features, as the CLI flag
     with pytest.raises(ValueError, match="more than once"):
         _cfg(two, tiny_pixart_dir, tmp_path / "x", datasets=("A", "A"))
+    with pytest.raises(ValueError, match="more than once"):  # one folder, spelled twice
+        _cfg(two, tiny_pixart_dir, tmp_path / "x", datasets=("A", "B/../A"))
 
 
 def test_vae_latent_shapes_must_agree():
@@ -212,6 +214,21 @@ def test_exclude_pairs_of_a_leakage_check_leave_those_rows_out(two, tiny_pixart_
     # the same ids without the leakage.json that says whose they are: matched in every dataset
     (check / "leakage.json").unlink()
     assert len(set(_epoch_rows(cfg.replace(out=str(tmp_path / "plain"))))) == A_PAIRS - 2 + B_PAIRS
+
+
+def test_resume_refuses_an_exclusion_list_that_leaves_out_other_pairs(two, tiny_pixart_dir, tmp_path):
+    from seeing_sound.dataset import PairsDataset
+
+    ids = PairsDataset.open(two / "A").metadata.column("pair_id").to_pylist()
+    listed = tmp_path / "exclude_pairs.txt"
+    listed.write_text(f"{ids[1]}\n")
+    cfg = _cfg(two, tiny_pixart_dir, tmp_path / "run", exclude_pairs=str(listed))
+    train(cfg)
+    listed.write_text(f"{ids[2]}\n")  # as many rows left out, but others: another batch order
+    with pytest.raises(SeeingSoundError, match=r"other pairs of .* are excluded"):
+        train(cfg.replace(resume="latest", max_steps=4))
+    listed.write_text(f"{ids[1]}\n")
+    assert train(cfg.replace(resume="latest", max_steps=4)).steps == 4
 
 
 def test_exclusion_ids_are_matched_per_dataset(two, tmp_path):

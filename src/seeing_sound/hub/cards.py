@@ -7,6 +7,8 @@ decide what a derived dataset may be released under, and only the publisher know
 from __future__ import annotations
 
 import json
+import re
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from seeing_sound import __version__
@@ -144,6 +146,21 @@ Retrieval encoder: `{params.get("encoder")}` `{params.get("model")}` {encoder_in
     return f"---\n{_yaml(header)}\n---\n\n{body}"
 
 
+def public_paths(obj):
+    """``obj`` (parsed JSON) with every absolute local path cut to its last component.
+
+    A run's ``train_config.json`` names where its datasets, checkpoint and outputs lived on the
+    machine that trained it; a public card keeps only their names.
+    """
+    if isinstance(obj, dict):
+        return {k: public_paths(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [public_paths(v) for v in obj]
+    if isinstance(obj, str) and (obj.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", obj)):
+        return PureWindowsPath(obj).name if re.match(r"^[A-Za-z]:", obj) else PurePosixPath(obj).name
+    return obj
+
+
 def model_card(run_info: dict, repo: str) -> str:
     """README.md of a pushed run: YAML (library diffusers, pipeline tag) + how to load and generate."""
     header = {
@@ -176,6 +193,6 @@ loudness, {run_info.get("target_lufs")} LUFS (`seeing_sound_loudness.json`), bef
 ## Training
 
 ```json
-{json.dumps(run_info.get("train_config") or {}, indent=2, sort_keys=True)}
+{json.dumps(public_paths(run_info.get("train_config") or {}), indent=2, sort_keys=True)}
 ```
 """

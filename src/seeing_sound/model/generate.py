@@ -25,6 +25,17 @@ def _pipeline_dir(model: str | Path) -> Path:
     return path / "pipeline" if (path / "pipeline").is_dir() else path
 
 
+def lufs_span(datasets) -> list[float] | None:
+    """``[lo, hi]`` over the ``lufs_range`` s the datasets' cards record (None if none records one)."""
+    ranges = []
+    for d in datasets:
+        card = Path(d) / "dataset.json"
+        lufs = (json.loads(card.read_text()).get("params") or {}).get("lufs_range") if card.is_file() else None
+        if lufs:
+            ranges.append([float(v) for v in lufs])
+    return [min(r[0] for r in ranges), max(r[1] for r in ranges)] if ranges else None
+
+
 def training_loudness(model: str | Path) -> dict:
     """The loudness the model was trained at: ``{"target_lufs", "source", "lufs_range"}``.
 
@@ -43,12 +54,10 @@ def training_loudness(model: str | Path) -> dict:
             continue
         dataset = json.loads(cfg.read_text()).get("dataset")
         datasets = [dataset] if isinstance(dataset, str) else list(dataset or [])  # a list: several datasets
-        cards = [Path(d) / "dataset.json" for d in datasets]
-        found = [(json.loads(c.read_text()).get("params") or {}).get("lufs_range") for c in cards if c.is_file()]
-        ranges = [[float(v) for v in r] for r in found if r]
-        if ranges:  # several datasets: the span of their ranges
-            lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
-            source = str(cards[0]) if len(cards) == 1 else ", ".join(map(str, cards))
+        span = lufs_span(datasets)
+        if span is not None:
+            lo, hi = span
+            source = ", ".join(str(Path(d) / "dataset.json") for d in datasets)
             return {"target_lufs": (lo + hi) / 2, "lufs_range": [lo, hi], "source": source}
         log.warning(
             "%s: training dataset card not found; inference loudness defaults to %s LUFS", cfg, DEFAULT_INFERENCE_LUFS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from seeing_sound.builders import DEFAULT_AST
 from seeing_sound.config import Config, ConfigError, option
@@ -97,7 +98,8 @@ class TrainConfig(Config):
     def validate(self) -> None:
         if not self.dataset or not all(isinstance(d, str) and d for d in self.dataset):
             raise ConfigError("dataset", self.dataset, "must name at least one dataset folder")
-        twice = sorted({d for d in self.dataset if self.dataset.count(d) > 1})
+        resolved = [str(Path(d).expanduser().resolve()) for d in self.dataset]  # "a" and "./a" are one folder
+        twice = sorted({d for d, r in zip(self.dataset, resolved, strict=True) if resolved.count(r) > 1})
         if twice:
             raise ConfigError("dataset", self.dataset, f"lists {', '.join(twice)} more than once")
         for name in ("out", "pretrained"):

@@ -15,13 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from seeing_sound.errors import SeeingSoundError
+from seeing_sound.retrieval.exclude import read_id_list
 
 log = logging.getLogger(__name__)
-
-
-def read_id_list(path: Path) -> list[str]:
-    """The ids of a ``write_id_list`` file: one a line, blank lines skipped."""
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _leakage_root(path: Path) -> Path | None:
@@ -50,9 +46,8 @@ def read_exclusions(files: Sequence[str], datasets: Sequence[str]) -> tuple[list
     rows_of: dict[int, dict[str, int]] = {}
     for name in files:
         path = Path(name)
-        if not path.is_file():
-            raise SeeingSoundError(f"exclude_pairs: {path} is not a file (give the exclude_pairs.txt of a leakage run)")
-        ids = read_id_list(path)
+        listed = read_id_list(path, "exclude_pairs", "pair")  # the format sonify's exclusion lists share
+        ids = list(listed.ids) if listed is not None else []
         target = _leakage_root(path)
         if target is not None and target not in roots:
             raise SeeingSoundError(
@@ -84,6 +79,7 @@ def read_exclusions(files: Sequence[str], datasets: Sequence[str]) -> tuple[list
                 "file": str(path),
                 "datasets": [datasets[k] for k in targets],
                 "ids": len(ids),
+                "sha256": None if listed is None else listed.sha256,
                 "matched": matched,
                 "unmatched": unmatched,
             }

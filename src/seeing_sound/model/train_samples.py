@@ -93,15 +93,9 @@ def write_training_loudness(pipeline: Path, datasets) -> Path:
     """
     import json
 
-    from seeing_sound.model.generate import DEFAULT_INFERENCE_LUFS, LOUDNESS_FILE
+    from seeing_sound.model.generate import DEFAULT_INFERENCE_LUFS, LOUDNESS_FILE, lufs_span
 
-    ranges = []
-    for d in datasets:
-        card = Path(d) / "dataset.json"
-        lufs = (json.loads(card.read_text()).get("params") or {}).get("lufs_range") if card.is_file() else None
-        if lufs:
-            ranges.append([float(v) for v in lufs])
-    span = [min(r[0] for r in ranges), max(r[1] for r in ranges)] if ranges else None
+    span = lufs_span(datasets)
     target = (span[0] + span[1]) / 2 if span else DEFAULT_INFERENCE_LUFS
     out = pipeline / LOUDNESS_FILE
     out.write_text(json.dumps({"target_lufs": target, "lufs_range": span}, indent=2) + "\n")

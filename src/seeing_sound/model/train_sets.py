@@ -27,6 +27,7 @@ from seeing_sound.errors import SeeingSoundError
 from seeing_sound.features.store import FeatureSet, find_feature_set
 from seeing_sound.model.train_data import PairAudio, PairFeatures, collate, collate_audio
 from seeing_sound.model.train_exclude import read_exclusions
+from seeing_sound.retrieval.exclude import ids_sha256
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,8 @@ def dataset_records(sets: Sequence[TrainSet]) -> list[dict]:
                 "root": str(Path(s.path).resolve()),
                 "rows": len(s.data),
                 "excluded": s.dropped,
+                # which rows, not only how many: another list of the same length reorders the batches
+                "excluded_sha256": ids_sha256(s.excluded) if s.excluded else None,
                 "ast_features": None if s.ast is None else s.ast.path.name,
                 "ast_fingerprint": fingerprint(s.ast),
                 "vae_features": s.vae.path.name,
@@ -232,6 +235,11 @@ def check_resume_datasets(old: dict, records: Sequence[dict], out: Path) -> None
             raise SeeingSoundError(
                 f"cannot resume {out}: {b['path']} had {a['rows']} training rows, now {b['rows']} "
                 "(features recomputed or other pairs excluded); the batch order would differ"
+            )
+        if "excluded_sha256" in a and a["excluded_sha256"] != b["excluded_sha256"]:
+            raise SeeingSoundError(
+                f"cannot resume {out}: other pairs of {b['path']} are excluded than when the run started "
+                "(exclude_pairs changed); the batch order would differ"
             )
         for key in ("ast_fingerprint", "vae_fingerprint"):
             if a.get(key) and a.get(key) != b.get(key):

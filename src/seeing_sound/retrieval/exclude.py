@@ -18,16 +18,16 @@ from pathlib import Path
 
 from seeing_sound.config import ConfigError
 
-KINDS = ("image", "chunk")
+KINDS = ("image", "chunk", "pair")  # pair: a pairs dataset's pair_id (exclude_pairs.txt), a string like images
 
 
 @dataclass(frozen=True)
 class IdList:
     """The distinct ids of one exclusion file, sorted (chunk ids numerically), and their digest."""
 
-    kind: str  # 'image' or 'chunk'
+    kind: str  # 'image', 'chunk' or 'pair'
     path: str  # absolute path of the file read (not part of the digest)
-    ids: tuple  # str ids for images, int ids for chunks; sorted, distinct
+    ids: tuple  # str ids for images and pairs, int ids for chunks; sorted, distinct
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -72,7 +72,7 @@ def read_id_list(path: str | Path | None, field: str, kind: str) -> IdList | Non
     lines = [(n, line.removesuffix("\r")) for n, line in enumerate(text.split("\n"), start=1)]
     lines = [(n, line) for n, line in lines if line.strip()]
     ids: set
-    if kind == "image":
+    if kind != "chunk":
         ids = {line for _, line in lines}
     else:
         ids = set()

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -50,7 +51,15 @@ BACKOFF_MAX_S = 60.0  # longest exponential wait
 RETRY_AFTER_MAX_S = 300.0  # a server asking for more than this is treated as asking for this
 READ_BLOCK = 1 << 16
 ERROR_BODY_BYTES = 500  # of an error answer, only a snippet is read (it is a hint for the message)
-_STALE = (BrokenPipeError, ConnectionResetError, http.client.BadStatusLine)  # a reused connection closed
+# A reused connection the server closed while idle (plain TCP, or TLS: close_notify / EOF).
+_STALE = (
+    BrokenPipeError, ConnectionResetError, ConnectionAbortedError, http.client.BadStatusLine,
+    http.client.RemoteDisconnected, ssl.SSLEOFError, ssl.SSLZeroReturnError,
+)  # fmt: skip
+
+
+class _StaleConnection(ConnectionError):
+    """A kept connection failed before any answer arrived: the server never saw the request."""
 
 
 class _RequestFailed(Exception):
@@ -278,7 +287,7 @@ class OpenAIBackend:
         try:
             try:
                 text, reusable = self._exchange(conn, body)
-            except _STALE:
+            except _StaleConnection:
                 if not reused or expired.is_set() or self._cancel.is_set():
                     raise
                 with self._live_lock:  # the stale connection out, a fresh one in (same watchdog deadline)
@@ -319,8 +328,11 @@ class OpenAIBackend:
                 conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
         if self._cancel.is_set():  # after connect: a cancel() from now on finds conn.sock and shuts it
             raise _Cancelled()
-        conn.request("POST", self._path, body=body, headers=self._headers())
-        resp = conn.getresponse()
+        try:
+            conn.request("POST", self._path, body=body, headers=self._headers())
+            resp = conn.getresponse()
+        except _STALE as exc:  # no status line yet: safe to send again (a failure after it is not)
+            raise _StaleConnection(_oneline(exc)) from exc
         status = resp.status
         if 300 <= status < 400:
             target = resp.getheader("Location") or ""
