@@ -18,6 +18,7 @@ import argparse
 import json
 import pickle
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,7 @@ def main() -> None:
     print(table(rows, f"sonify end to end, pool of {args.pool_files} chunks (text encoder, sidecar concepts)"))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    shutil.rmtree(tmp, ignore_errors=True)  # gigabytes of synthetic inputs and outputs
 
 
 if __name__ == "__main__":

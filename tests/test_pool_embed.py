@@ -195,3 +195,12 @@ def test_retrieval_fingerprint_ignores_how_clap_prepares_audio(clap_dir):
         return stage.fingerprint()
 
     assert fingerprint("torch") == fingerprint("processor")  # text queries do not depend on it
+
+
+def test_audio_prep_never_changes_what_a_text_embedding_run_resumes(tmp_path):
+    """Text embeddings do not depend on CLAP's audio preparation: no setting of it redoes or refuses them."""
+    pool_dir = make_pool(tmp_path)
+    first = embed_pool(pool_dir, "text", device="cpu", progress=False)
+    for prep in ("processor", "soxr", "torch"):
+        again = embed_pool(pool_dir, "text", device="cpu", audio_prep=prep, progress=False)
+        assert again.shards_run == 0 and again.shards_skipped == first.shards_run

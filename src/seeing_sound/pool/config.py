@@ -57,7 +57,8 @@ class EmbedConfig(Config):
     )
     dtype: str = option("float32", "stored precision (float16 halves the disk size)", choices=EMBED_DTYPES)
     fp16: bool = option(False, "run the encoder in half precision (GPU)")
-    audio_prep: str = option("torch", AUDIO_PREP_HELP, choices=AUDIO_PREP)
+    # in the encoder identity the stage records (clap only), so not in the config fingerprint
+    audio_prep: str = option("torch", AUDIO_PREP_HELP, choices=AUDIO_PREP, fingerprint=False)
     device: str = option("auto", "auto (CUDA if available), cpu or cuda[:N]", fingerprint=False)
     batch_size: int | None = option(None, "encoder batch size", min=1, fingerprint=False, default_text="the encoder's")
     shard_chunks: int = option(4096, "chunks per shard", min=1, fingerprint=False)
