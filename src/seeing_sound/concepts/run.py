@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from seeing_sound.concepts.backends import get_backend
+from seeing_sound.concepts.backends import clear_backend_cache, get_backend
 from seeing_sound.concepts.backends.sidecar import file_sha256
 from seeing_sound.concepts.config import DEFAULT_SHARD_SIZE, ConceptsConfig
 from seeing_sound.concepts.images import IMAGE_SUFFIXES, discover_images
@@ -131,10 +131,15 @@ def run_concepts(
         sidecar_sha256=tuple(file_sha256(s.model) for s in cfg.vlms if s.kind == "sidecar"),
     )
     tasks = plan_concepts([(r.image_id, r.root_index, r.path) for r in refs], cfg.shard_size)
-    stage_report = run_stage(
-        stage, out_dir, workers=workers, executor=executor, overwrite=overwrite, progress=progress, tasks=tasks,
-        engine_config=engine_config,
-    )  # fmt: skip
+    try:
+        stage_report = run_stage(
+            stage, out_dir, workers=workers, executor=executor, overwrite=overwrite, progress=progress, tasks=tasks,
+            engine_config=engine_config,
+        )  # fmt: skip
+    finally:
+        # The back ends this process built (sidecar checks, in-process shards: a 7B VLM) are freed
+        # for what runs next, e.g. sonify's CLAP and mixing; worker processes free theirs on exit.
+        clear_backend_cache()
     report = ConceptsReport(
         out_dir=str(out_dir), shards_ran=stage_report.ran, shards_skipped=stage_report.skipped,
         complete=stage_report.complete,
