@@ -23,8 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import table
 
@@ -60,26 +58,9 @@ def build_models(root: Path) -> tuple[Path, Path]:
     return root / "ast", root / "vae"
 
 
-def write_dataset(root: Path, n: int) -> Path:
-    from seeing_sound.dataset import DatasetWriter
-    from seeing_sound.testing.data import pattern_image
-
-    rng = np.random.default_rng(0)
-    (root / "images").mkdir(parents=True)
-    with DatasetWriter(root / "ds", root / "images", shard_size=n) as writer:
-        for i in range(n):
-            pattern_image(i % 4, rng, 64).save(root / "images" / f"{i}.png")
-            writer.add(
-                pair_id=f"p{i}",
-                image_id=f"{i}.png",
-                image_path=f"{i}.png",
-                audio=(0.1 * rng.standard_normal(16000)).astype(np.float32),
-                components=[{"concept": "noise"}],
-            )
-    return root / "ds"
-
-
 def main() -> None:
+    from seeing_sound.testing.data import write_noise_dataset
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
     ap.add_argument("--batch-size", type=int, default=16)
@@ -94,7 +75,7 @@ def main() -> None:
         ast, pixart = build_models(tmp)
         base: dict[str, float] = {}
         for n in args.sizes:
-            ds = write_dataset(tmp / f"n{n}", n)
+            ds = write_noise_dataset(tmp / f"n{n}", n)
             for kind, model in (("ast", ast), ("vae", pixart)):
                 t0 = time.perf_counter()
                 cmd = [sys.executable, "-c", CHILD, kind, str(ds), str(model), str(args.batch_size)]

@@ -10,10 +10,7 @@ import json
 import subprocess
 import sys
 
-import numpy as np
-
-from seeing_sound.dataset import DatasetWriter
-from seeing_sound.testing.data import pattern_image
+from seeing_sound.testing.data import write_noise_dataset
 
 CHILD = r"""
 import json, resource, sys
@@ -54,24 +51,8 @@ print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss 
 """
 
 
-def _dataset(root, n: int):
-    rng = np.random.default_rng(0)
-    (root / "images").mkdir(parents=True)
-    with DatasetWriter(root / "ds", root / "images", shard_size=n) as writer:
-        for i in range(n):
-            pattern_image(i % 4, rng, 64).save(root / "images" / f"{i}.png")
-            writer.add(
-                pair_id=f"p{i}",
-                image_id=f"{i}.png",
-                image_path=f"{i}.png",
-                audio=(0.1 * rng.standard_normal(1600)).astype(np.float32),
-                components=[{"concept": "noise"}],
-            )
-    return root / "ds"
-
-
 def _peak(tmp_path, n: int, kind: str) -> float:
-    ds = _dataset(tmp_path / f"{kind}{n}", n)
+    ds = write_noise_dataset(tmp_path / f"{kind}{n}", n, audio_samples=1600)
     done = subprocess.run([sys.executable, "-c", CHILD, str(ds), kind], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])

@@ -84,6 +84,21 @@ class _FeatureStage(Stage):
     def _metadata(self) -> dict[str, str]:
         return {k: str(v) for k, v in sorted(self.fingerprint().items())}
 
+    def _batches(self, rows, read):
+        """``(rows, values)`` of up to ``batch_size`` items ``read(row)`` could read (it counts the rest)."""
+        kept: list[int] = []
+        values: list[np.ndarray] = []
+        for row in rows:
+            value = read(row)
+            if value is not None:
+                kept.append(row)
+                values.append(value)
+            if len(values) == self.config.batch_size:
+                yield kept, values
+                kept, values = [], []
+        if values:
+            yield kept, values
+
 
 @dataclass
 class AstFeatureStage(_FeatureStage):
@@ -132,17 +147,7 @@ class AstFeatureStage(_FeatureStage):
                     _count(errors, "embedding_not_finite", int((~ok).sum()))
                 out.append(rows=np.asarray(rows, np.int64)[ok], embeds=got[ok].astype(np.float16))
 
-            rows: list[int] = []
-            waves: list[np.ndarray] = []
-            for row in task.items:
-                wave = self._read(ds, row, errors)
-                if wave is not None:
-                    rows.append(row)
-                    waves.append(wave)
-                if len(waves) == self.config.batch_size:
-                    flush(rows, waves)
-                    rows, waves = [], []
-            if waves:
+            for rows, waves in self._batches(task.items, lambda row: self._read(ds, row, errors)):
                 flush(rows, waves)
         return ShardStats(shard=task.index, items_in=len(task.items), items_out=out.rows, errors=errors)
 
@@ -210,16 +215,6 @@ class VaeFeatureStage(_FeatureStage):
                     _count(errors, "latent_not_finite", int((~ok).sum()))
                 out.append(rows=np.asarray(rows, np.int64)[ok], mean=mean[ok], std=std[ok])
 
-            rows: list[int] = []
-            pixels: list[np.ndarray] = []
-            for row in task.items:
-                arr = self._load_image(ds, row, errors)
-                if arr is not None:
-                    rows.append(row)
-                    pixels.append(arr)
-                if len(pixels) == self.config.batch_size:
-                    flush(rows, pixels)
-                    rows, pixels = [], []
-            if pixels:
+            for rows, pixels in self._batches(task.items, lambda row: self._load_image(ds, row, errors)):
                 flush(rows, pixels)
         return ShardStats(shard=task.index, items_in=len(task.items), items_out=out.rows, errors=errors)

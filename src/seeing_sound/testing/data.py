@@ -116,6 +116,31 @@ def write_sound_pattern_dataset(
     return labels
 
 
+def write_noise_dataset(root: str | Path, n: int, audio_samples: int = 16000, image_size: int = 64) -> Path:
+    """``ROOT/ds``: ``n`` pairs in one shard (pattern images in ``ROOT/images``, noise audio at 16 kHz).
+
+    For measuring the feature stages by shard size: content does not matter, sizes do.
+    """
+    import numpy as np
+
+    from seeing_sound.dataset import DatasetWriter
+
+    root = Path(root)
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    with DatasetWriter(root / "ds", root / "images", shard_size=n) as writer:
+        for i in range(n):
+            pattern_image(i % 4, rng, image_size).save(root / "images" / f"{i}.png")
+            writer.add(
+                pair_id=f"p{i}",
+                image_id=f"{i}.png",
+                image_path=f"{i}.png",
+                audio=(0.1 * rng.standard_normal(audio_samples)).astype(np.float32),
+                components=[{"concept": "noise"}],
+            )
+    return root / "ds"
+
+
 def write_bad_images(folder: str | Path) -> dict[str, str]:
     """Write files that must be recorded as failures; returns {relative path: expected reason}."""
     import io
