@@ -45,196 +45,34 @@ condition as above (``ssr(T_lo)`` below the k-th canonical score and not above l
 bound on every left-out row's cosine); then the code below decides I, lb and the choice exactly as
 for the other engines. A query whose superset exceeds ``max(16 k, 4096)`` rows, or that does not
 settle, is searched again by the exact float32 path.
+
+This module is the batched search driver (:func:`candidate_sets`, :func:`match`); the result types
+(:class:`Matches`, :class:`Candidates` and the draw) live in :mod:`seeing_sound.retrieval.candidates`,
+the input checks, :class:`PreparedPool` and canonical rescoring in :mod:`seeing_sound.retrieval.prepared`;
+both are re-exported here.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 
-from seeing_sound.retrieval.scores import U32, cos_sim, row_norms, top_mean, unit_query
+from seeing_sound.retrieval.candidates import Candidates, Matches
+from seeing_sound.retrieval.prepared import PreparedPool, _as_matrix, _canonical, _check_norms, check_k
+from seeing_sound.retrieval.scores import U32, top_mean, unit_query
 from seeing_sound.retrieval.scores import ssr as ssr_fn
 from seeing_sound.retrieval.search import cpu_engine, propose, resolve_engine
-from seeing_sound.seeding import choice_positions
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BUDGET = 2 * 1024**3  # bytes of scratch memory, on top of the pool itself
-_NORM_SLACK = 1e-3  # pool rows this close to unit norm are searched in place, without a copy
-_CACHE_CHUNK = 8 * 1024**2  # bytes of float64 temporaries per rescoring step
 _RESCORE_GROUP = 64  # screened queries rescored together (sorted by superset size: little padding)
 
 
 def superset_cap(k: int) -> int:
     """Largest bf16 superset rescored for one query; beyond it the query takes the exact float32 path."""
     return max(16 * int(k), 4096)
-
-
-@dataclass(frozen=True)
-class Matches:
-    """One retrieval per query. Arrays of length Q; ``index`` is a row of the pool passed in."""
-
-    index: np.ndarray  # int64: chosen pool row
-    cosine: np.ndarray  # float64: CosSim of the chosen row (before SSR)
-    score: np.ndarray  # float64: its score after SSR (== cosine with ssr=False)
-    threshold: np.ndarray  # float64: lb = mean(topk(t))
-    n_candidates: np.ndarray  # int64: |I| (or the number of maximal scores when I is empty)
-
-    def __len__(self) -> int:
-        return int(self.index.shape[0])
-
-    def to_dict(self) -> dict[str, np.ndarray]:
-        return {k: getattr(self, k) for k in ("index", "cosine", "score", "threshold", "n_candidates")}
-
-
-@dataclass(frozen=True)
-class Candidates:
-    """The candidate set I of each (unique) query, pool rows ascending, with their scores."""
-
-    rows: list[np.ndarray]  # int64 (|I|,) per query
-    cosine: list[np.ndarray]  # float64 (|I|,)
-    score: list[np.ndarray]  # float64 (|I|,)
-    threshold: np.ndarray  # float64 (Q,)
-
-    def draw(self, which: np.ndarray, seeds: np.ndarray) -> Matches:
-        """``choice(I)`` for each occurrence: ``which`` int (M,) picks a query, ``seeds`` uint64 (M,)."""
-        n = np.array([self.rows[w].size for w in which], dtype=np.int64)
-        pos = choice_positions(seeds, n)
-        return Matches(
-            index=np.array([self.rows[w][p] for w, p in zip(which, pos, strict=True)], dtype=np.int64),
-            cosine=np.array([self.cosine[w][p] for w, p in zip(which, pos, strict=True)], dtype=np.float64),
-            score=np.array([self.score[w][p] for w, p in zip(which, pos, strict=True)], dtype=np.float64),
-            threshold=self.threshold[which].astype(np.float64),
-            n_candidates=n,
-        )
-
-
-def check_k(k, name: str = "k") -> None:
-    """``ValueError`` naming ``name`` unless ``k`` is an integer >= 1 (bools refused)."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {k!r}")
-
-
-def _as_matrix(x, name: str, dim: int | None = None) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (rows, dim), got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"{name} must hold floats (float16/32/64), got dtype {arr.dtype}")
-    if arr.shape[0] == 0 and name == "pool":
-        raise ValueError("pool must have at least one row, got 0")
-    if dim is not None and arr.shape[1] != dim:
-        raise ValueError(f"{name} has dimension {arr.shape[1]} but queries have {dim}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def _check_norms(norms: np.ndarray, name: str) -> None:
-    bad = np.flatnonzero(~np.isfinite(norms))
-    if bad.size:
-        raise ValueError(f"{name} row {int(bad[0])} contains NaN or inf ({bad.size} such rows)")
-    zero = np.flatnonzero(norms == 0)
-    if zero.size:
-        raise ValueError(
-            f"{name} row {int(zero[0])} is a zero vector; cosine similarity is undefined ({zero.size} such rows)"
-        )
-
-
-def _keep_rows(exclude, n: int) -> np.ndarray | None:
-    if exclude is None:
-        return None
-    ex = np.asarray(exclude)
-    if ex.dtype == bool:
-        if ex.shape != (n,):
-            raise ValueError(f"exclude as a mask must have shape ({n},), got {ex.shape}")
-        mask = ex
-    else:
-        if not np.issubdtype(ex.dtype, np.integer):
-            raise ValueError(f"exclude must be a bool mask or integer row indices, got dtype {ex.dtype}")
-        if ex.size and (ex.min() < 0 or ex.max() >= n):
-            raise ValueError(f"exclude holds row indices outside [0, {n}): {int(ex.min())}..{int(ex.max())}")
-        mask = np.zeros(n, dtype=bool)
-        mask[ex.reshape(-1)] = True
-    if mask.all():
-        raise ValueError("exclude removes every pool row; nothing is left to retrieve")
-    return np.flatnonzero(~mask) if mask.any() else None
-
-
-class PreparedPool:
-    """A pool prepared once for many searches: float32 rows, canonical norms, a unit-norm search view.
-
-    ``pool`` float (N, D) embeddings (any norm; zero rows are refused); ``exclude`` a bool
-    mask (N,) or row indices to leave out. Pass it to :func:`candidate_sets` in place of the
-    array to skip re-checking and re-normalising a large pool for every batch of queries.
-    """
-
-    def __init__(self, pool: np.ndarray, exclude=None, dim: int | None = None):
-        p = _as_matrix(pool, "pool", dim)
-        norms = row_norms(p)
-        self.kept = _keep_rows(exclude, p.shape[0])
-        if self.kept is not None:
-            p, norms = np.ascontiguousarray(p[self.kept]), norms[self.kept]
-        _check_norms(norms, "pool")
-        self.rows, self.norms = p, norms
-        dev = float(np.max(np.abs(norms - 1.0)))
-        if dev <= _NORM_SLACK:
-            self.search, self.slack, self.max_norm = p, dev, float(norms.max())
-        else:  # unnormalised input: search a unit-norm copy
-            self.search = np.empty_like(p)
-            for s in range(0, p.shape[0], 65536):
-                self.search[s : s + 65536] = p[s : s + 65536] / norms[s : s + 65536, None]
-            self.slack, self.max_norm = 0.0, 1.0 + 1e-6
-        self._device_copies: dict = {}
-
-    def screen_pool(self, device: str = "cpu"):
-        """The bf16 copy of the search view on ``device`` (made once, kept with the pool)."""
-        key = ("bf16", device)
-        if key not in self._device_copies:
-            from seeing_sound.retrieval.screen import ScreenPool
-
-            self._device_copies[key] = ScreenPool(self.search, device)
-        return self._device_copies[key]
-
-    def torch_rows(self, device: str = "cpu"):
-        """The float32 search view as a torch tensor on ``device`` (no copy on the CPU)."""
-        key = ("fp32", device)
-        if key not in self._device_copies:
-            import torch
-
-            self._device_copies[key] = torch.from_numpy(self.search).to(device)
-        return self._device_copies[key]
-
-    def __len__(self) -> int:
-        return self.rows.shape[0]
-
-    def original(self, rows: np.ndarray) -> np.ndarray:
-        return rows if self.kept is None else self.kept[rows]
-
-
-def _canonical(qu: np.ndarray, pool: PreparedPool, idx: np.ndarray | None, budget: int) -> np.ndarray:
-    """Canonical cosines of ``qu`` float64 (b, D) against pool rows ``idx`` int (b, m), or all rows.
-
-    Chunked so that at most ``budget`` bytes of float64 temporaries exist at once; each
-    entry depends only on its two vectors, so the chunking never changes a bit.
-    """
-    b, d = qu.shape
-    m = len(pool) if idx is None else idx.shape[1]
-    out = np.empty((b, m), dtype=np.float64)
-    work = min(budget, _CACHE_CHUNK)  # small chunks stay in cache: 5x faster than one big temporary
-    cols = max(1, min(m, work // max(1, 24 * d)))
-    rows = max(1, work // max(1, 24 * d * cols))
-    for r in range(0, b, rows):
-        q3 = qu[r : r + rows, None, :]
-        for c in range(0, m, cols):
-            if idx is None:
-                out[r : r + rows, c : c + cols] = cos_sim(
-                    q3, pool.rows[None, c : c + cols], pool.norms[None, c : c + cols]
-                )
-            else:
-                sel = idx[r : r + rows, c : c + cols]
-                out[r : r + rows, c : c + cols] = cos_sim(q3, pool.rows[sel], pool.norms[sel])
-    return out
 
 
 def candidate_sets(
