@@ -29,148 +29,21 @@ builder            real repository                    what it exercises
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-#: Sentences the tiny BPE tokenizers are trained on: the paper's prompts and typical answers.
-CORPUS = (
-    "As a numbered list, provide one to up to three sound(s) associated with prominent objects",
-    "visible and present in the image. Provide the objects followed by their associated sound.",
-    "Provide a short and concise description of the following image.",
-    "1. Dog - barking loudly 2. Birds - chirping 3. Water: splashing. A cat, a cup of coffee, a rocket.",
-    "The image shows a tabby cat looking up; steam rises from a cup. USER: ASSISTANT: user assistant system",
+from seeing_sound.testing.vlm_files import (
+    CLIP_MEAN,
+    CLIP_STD,
+    HIDDEN,
+    TILE,
+    place_chat_template,
+    save_twin_model,
+    train_bpe,
+    vocab_size,
+    write_json,
+    write_tokenizer,
 )
-HIDDEN = 32
-TILE = 28  # vision input side: 2 x 2 patches of 14 pixels
-
-
-def _json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2) + "\n")
-
-
-def _train_bpe(specials: Sequence[str], vocab_size: int = 400, metaspace: bool = False):
-    """A small BPE (byte-level like GPT-2/Qwen, or Metaspace like Llama's) with ``specials`` first."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE(unk_token=specials[0] if metaspace else None, byte_fallback=metaspace))
-    if metaspace:
-        tok.pre_tokenizer = pre_tokenizers.Metaspace()
-        tok.decoder = decoders.Metaspace()
-        alphabet: list[str] = []
-    else:
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = decoders.ByteLevel()
-        alphabet = pre_tokenizers.ByteLevel.alphabet()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=list(specials), initial_alphabet=alphabet, show_progress=False
-    )
-    tok.train_from_iterator(CORPUS, trainer)
-    return tok
-
-
-def _write_tokenizer(
-    out: Path,
-    tok,
-    *,
-    tokenizer_class: str,
-    special: dict[str, str | None],
-    extra_special: Sequence[str] = (),
-    chat_template: str | None = None,
-    bpe_files: bool = False,
-    **config: Any,
-) -> dict[str, int]:
-    """Write ``tokenizer.json``, ``tokenizer_config.json`` and ``special_tokens_map.json`` as the hub
-    repos have them (``tokenizer_class`` names the real class); returns token -> id of the specials."""
-    tok.save(str(out / "tokenizer.json"))
-    if bpe_files:  # the BPE repos (Qwen, SmolVLM) also ship the slow tokenizer's files
-        tok.model.save(str(out))
-    ids = {t: tok.token_to_id(t) for t in [*(v for v in special.values() if v), *extra_special]}
-    decoder = {
-        str(i): {
-            "content": t,
-            "lstrip": False,
-            "normalized": False,
-            "rstrip": False,
-            "single_word": False,
-            "special": True,
-        }
-        for t, i in sorted(ids.items(), key=lambda kv: kv[1])
-    }
-    tok_config: dict[str, Any] = {
-        "add_bos_token": tokenizer_class == "LlamaTokenizer",
-        "add_eos_token": False,
-        "added_tokens_decoder": decoder,
-        "additional_special_tokens": list(extra_special),
-        "clean_up_tokenization_spaces": False,
-        **special,
-        "model_max_length": 4096,
-        "padding_side": "left" if tokenizer_class == "Qwen2Tokenizer" else "right",
-        "tokenizer_class": tokenizer_class,
-        **config,
-    }
-    if chat_template is not None:
-        tok_config["chat_template"] = chat_template
-    _json(out / "tokenizer_config.json", tok_config)
-    _json(
-        out / "special_tokens_map.json",
-        {**{k: v for k, v in special.items() if v}, "additional_special_tokens": list(extra_special)},
-    )
-    return ids
-
-
-def _save_model(
-    out: Path, model_type: str, hub_config: dict, special_ids: Iterable[int] = (), weight_std: float = 0.2
-) -> None:
-    """Build the random model from the hub-shaped config, save it in shards, then put the hub's
-    ``config.json`` back (``save_pretrained`` writes the current transformers layout).
-
-    Matrices are drawn with std ``weight_std`` (wider than init's 0.02, so answers vary with the
-    image); the output-embedding rows of ``special_ids`` are zeroed: a random model would otherwise
-    often answer with special tokens only, which decode to "" and make every comparison vacuous.
-    """
-    import torch
-    from transformers import AutoConfig, AutoModelForImageTextToText
-
-    for stale in out.glob("model*.safetensors*"):  # a rebuild in place must not leave old shards behind
-        stale.unlink()
-    _json(out / "config.json", hub_config)
-    config = AutoConfig.from_pretrained(out)
-    if config.model_type != model_type:
-        raise ValueError(f"twin config for {model_type} loaded as {config.model_type}")
-    torch.manual_seed(0)
-    model = AutoModelForImageTextToText.from_config(config).eval()
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() >= 2:
-                param.normal_(0.0, weight_std)
-        model.get_output_embeddings().weight[sorted(special_ids)] = 0.0
-    model.save_pretrained(out, max_shard_size="100KB")
-    _json(out / "config.json", hub_config)
-    bos, eos = hub_config.get("bos_token_id"), hub_config.get("eos_token_id")
-    text = hub_config.get("text_config", {})
-    gen = {
-        "bos_token_id": bos if bos is not None else text.get("bos_token_id"),
-        "eos_token_id": eos if eos is not None else text.get("eos_token_id"),
-        "pad_token_id": hub_config.get("pad_token_id", text.get("pad_token_id")),
-        "transformers_version": hub_config.get("transformers_version", "4.45.0"),
-    }
-    _json(out / "generation_config.json", {k: v for k, v in gen.items() if v is not None})
-
-
-def _place_chat_template(out: Path, template: str, where: str) -> None:
-    """``where``: "file" -> chat_template.json (the hub layout of these repos); "tokenizer" -> only in
-    tokenizer_config.json; "none" -> nowhere."""
-    if where not in ("file", "tokenizer", "none"):
-        raise ValueError(f"chat_template must be 'file', 'tokenizer' or 'none', got {where!r}")
-    if where == "file":
-        _json(out / "chat_template.json", {"chat_template": template})
-    elif where == "tokenizer":
-        path = out / "tokenizer_config.json"
-        cfg = json.loads(path.read_text())
-        cfg["chat_template"] = template
-        _json(path, cfg)
-
 
 # --- LLaVA-1.5 and LLaVA-NeXT (llava-hf) ----------------------------------------------------------------------------
 
@@ -193,14 +66,12 @@ LLAVA_NEXT_MISTRAL_CHAT_TEMPLATE = (
     "{{ ' ' + message['content'][0]['text'] + '<\\s> '}}{% else %}"
     "{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}"
 )
-_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 
 def _llama_tokenizer(out: Path, template: str | None) -> dict[str, int]:
     """Llama/Mistral sentencepiece-style tokenizer with ``<image>`` (id 32000 in the real repos) and ``<pad>``."""
-    tok = _train_bpe(["<unk>", "<s>", "</s>", "<image>", "<pad>"], metaspace=True)
-    return _write_tokenizer(
+    tok = train_bpe(["<unk>", "<s>", "</s>", "<image>", "<pad>"], metaspace=True)
+    return write_tokenizer(
         out, tok, tokenizer_class="LlamaTokenizer", chat_template=template, legacy=False,
         special={"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"},
         extra_special=["<image>"],
@@ -216,16 +87,16 @@ def _clip_vision_config() -> dict:
 
 
 def _llava_processor_files(out: Path, processor_class: str, image_processor: dict) -> None:
-    _json(
+    write_json(
         out / "preprocessor_config.json",
         {
             "crop_size": {"height": TILE, "width": TILE}, "do_center_crop": True, "do_convert_rgb": True,
-            "do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": _CLIP_MEAN,
-            "image_std": _CLIP_STD, "processor_class": processor_class, "resample": 3,
+            "do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": CLIP_MEAN,
+            "image_std": CLIP_STD, "processor_class": processor_class, "resample": 3,
             "rescale_factor": 0.00392156862745098, "size": {"shortest_edge": TILE}, **image_processor,
         },
     )  # fmt: skip
-    _json(
+    write_json(
         out / "processor_config.json",
         {
             "image_token": "<image>", "num_additional_image_tokens": 1, "patch_size": 14,
@@ -239,7 +110,7 @@ def build_llava15(out: str | Path, *, chat_template: str = "file") -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ids = _llama_tokenizer(out, None)
-    vocab = len(json.loads((out / "tokenizer.json").read_text())["model"]["vocab"])
+    vocab = vocab_size(out)
     config = {
         "architectures": ["LlavaForConditionalGeneration"], "ignore_index": -100, "image_token_index": ids["<image>"],
         "model_type": "llava", "pad_token_id": ids["<pad>"], "projector_hidden_act": "gelu",
@@ -253,10 +124,10 @@ def build_llava15(out: str | Path, *, chat_template: str = "file") -> Path:
         "vision_config": _clip_vision_config(), "vision_feature_layer": -2, "vision_feature_select_strategy": "default",
         "vocab_size": vocab,
     }  # fmt: skip
-    _save_model(out, "llava", config, ids.values())
+    save_twin_model(out, "llava", config, ids.values())
     _llava_processor_files(out, "LlavaProcessor", {"image_processor_type": "CLIPImageProcessor"})
     (out / "added_tokens.json").write_text(json.dumps({"<image>": ids["<image>"], "<pad>": ids["<pad>"]}) + "\n")
-    _place_chat_template(out, LLAVA15_CHAT_TEMPLATE, chat_template)
+    place_chat_template(out, LLAVA15_CHAT_TEMPLATE, chat_template)
     return out
 
 
@@ -265,7 +136,7 @@ def build_llava_next(out: str | Path, *, chat_template: str = "file") -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ids = _llama_tokenizer(out, None)
-    vocab = len(json.loads((out / "tokenizer.json").read_text())["model"]["vocab"])
+    vocab = vocab_size(out)
     pinpoints = [[TILE, 2 * TILE], [2 * TILE, TILE], [2 * TILE, 2 * TILE], [3 * TILE, TILE], [TILE, 3 * TILE]]
     config = {
         "architectures": ["LlavaNextForConditionalGeneration"], "ignore_index": -100, "image_grid_pinpoints": pinpoints,
@@ -281,14 +152,14 @@ def build_llava_next(out: str | Path, *, chat_template: str = "file") -> Path:
         "use_image_newline_parameter": True, "vision_config": _clip_vision_config(), "vision_feature_layer": -2,
         "vision_feature_select_strategy": "default", "vocab_size": vocab,
     }  # fmt: skip
-    _save_model(out, "llava_next", config, ids.values())
+    save_twin_model(out, "llava_next", config, ids.values())
     _llava_processor_files(
         out,
         "LlavaNextProcessor",
         {"image_processor_type": "LlavaNextImageProcessor", "image_grid_pinpoints": pinpoints, "do_pad": True},
     )
     (out / "added_tokens.json").write_text(json.dumps({"<image>": ids["<image>"], "<pad>": ids["<pad>"]}) + "\n")
-    _place_chat_template(out, LLAVA_NEXT_MISTRAL_CHAT_TEMPLATE, chat_template)
+    place_chat_template(out, LLAVA_NEXT_MISTRAL_CHAT_TEMPLATE, chat_template)
     return out
 
 
@@ -311,8 +182,8 @@ def build_smolvlm(out: str | Path, *, chat_template: str = "file") -> Path:
     grid = [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<fake_token_around_image>", "<image>",
                 "<end_of_utterance>", "<global-img>", *grid]  # fmt: skip
-    tok = _train_bpe(specials, vocab_size=500)
-    ids = _write_tokenizer(
+    tok = train_bpe(specials, vocab_size=500)
+    ids = write_tokenizer(
         out, tok, tokenizer_class="GPT2Tokenizer", bpe_files=True,
         special={"bos_token": "<|im_start|>", "eos_token": "<end_of_utterance>", "unk_token": "<|endoftext|>",
                  "pad_token": "<|im_end|>"},
@@ -340,8 +211,8 @@ def build_smolvlm(out: str | Path, *, chat_template: str = "file") -> Path:
         },
         "vocab_size": vocab,
     }  # fmt: skip
-    _save_model(out, "idefics3", config, [tok.token_to_id(t) for t in specials])
-    _json(
+    save_twin_model(out, "idefics3", config, [tok.token_to_id(t) for t in specials])
+    write_json(
         out / "preprocessor_config.json",
         {
             "do_convert_rgb": True, "do_image_splitting": True, "do_normalize": True, "do_pad": True,
@@ -351,9 +222,9 @@ def build_smolvlm(out: str | Path, *, chat_template: str = "file") -> Path:
             "rescale_factor": 0.00392156862745098, "size": {"longest_edge": 2 * TILE},
         },
     )  # fmt: skip
-    _json(out / "processor_config.json", {"image_seq_len": image_seq_len, "processor_class": "Idefics3Processor"})
+    write_json(out / "processor_config.json", {"image_seq_len": image_seq_len, "processor_class": "Idefics3Processor"})
     (out / "added_tokens.json").write_text(json.dumps({t: ids[t] for t in ["<end_of_utterance>", "<image>"]}) + "\n")
-    _place_chat_template(out, SMOLVLM_CHAT_TEMPLATE, chat_template)
+    place_chat_template(out, SMOLVLM_CHAT_TEMPLATE, chat_template)
     return out
 
 
@@ -379,9 +250,9 @@ _QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_s
 
 
 def _qwen_tokenizer(out: Path, template: str) -> dict[str, int]:
-    tok = _train_bpe(_QWEN_SPECIALS)
+    tok = train_bpe(_QWEN_SPECIALS)
     # Qwen2-VL's tokenizer_config.json carries the chat template too (chat_template.json came later).
-    return _write_tokenizer(
+    return write_tokenizer(
         out, tok, tokenizer_class="Qwen2Tokenizer", bpe_files=True, chat_template=template, errors="replace",
         special={"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "unk_token": None},
         extra_special=_QWEN_SPECIALS[1:],
@@ -390,11 +261,11 @@ def _qwen_tokenizer(out: Path, template: str) -> dict[str, int]:
 
 
 def _qwen_preprocessor(out: Path, processor_class: str) -> None:
-    _json(
+    write_json(
         out / "preprocessor_config.json",
         {
             "min_pixels": TILE * TILE, "max_pixels": 4 * TILE * TILE, "patch_size": 14, "temporal_patch_size": 2,
-            "merge_size": 2, "image_mean": _CLIP_MEAN, "image_std": _CLIP_STD,
+            "merge_size": 2, "image_mean": CLIP_MEAN, "image_std": CLIP_STD,
             "image_processor_type": "Qwen2VLImageProcessor", "processor_class": processor_class,
         },
     )  # fmt: skip
@@ -421,7 +292,7 @@ def build_qwen2_vl(out: str | Path, *, chat_template: str = "file") -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ids = _qwen_tokenizer(out, QWEN2_VL_CHAT_TEMPLATE)
-    vocab = len(json.loads((out / "tokenizer.json").read_text())["model"]["vocab"])
+    vocab = vocab_size(out)
     config = {
         "architectures": ["Qwen2VLForConditionalGeneration"], "model_type": "qwen2_vl",
         **_qwen_text_keys(ids, vocab), "transformers_version": "4.41.2",
@@ -430,9 +301,9 @@ def build_qwen2_vl(out: str | Path, *, chat_template: str = "file") -> Path:
             "patch_size": 14, "spatial_merge_size": 2, "spatial_patch_size": 14, "temporal_patch_size": 2,
         },
     }  # fmt: skip
-    _save_model(out, "qwen2_vl", config, ids.values())
+    save_twin_model(out, "qwen2_vl", config, ids.values())
     _qwen_preprocessor(out, "Qwen2VLProcessor")
-    _place_chat_template(out, QWEN2_VL_CHAT_TEMPLATE, chat_template)
+    place_chat_template(out, QWEN2_VL_CHAT_TEMPLATE, chat_template)
     return out
 
 
@@ -441,7 +312,7 @@ def build_qwen2_5_vl(out: str | Path, *, chat_template: str = "file") -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ids = _qwen_tokenizer(out, QWEN2_VL_CHAT_TEMPLATE)
-    vocab = len(json.loads((out / "tokenizer.json").read_text())["model"]["vocab"])
+    vocab = vocab_size(out)
     config = {
         "architectures": ["Qwen2_5_VLForConditionalGeneration"], "model_type": "qwen2_5_vl",
         **_qwen_text_keys(ids, vocab), "transformers_version": "4.41.2",
@@ -452,9 +323,9 @@ def build_qwen2_5_vl(out: str | Path, *, chat_template: str = "file") -> Path:
             "temporal_patch_size": 2,
         },
     }  # fmt: skip
-    _save_model(out, "qwen2_5_vl", config, ids.values())
+    save_twin_model(out, "qwen2_5_vl", config, ids.values())
     _qwen_preprocessor(out, "Qwen2_5_VLProcessor")
-    _place_chat_template(out, QWEN2_VL_CHAT_TEMPLATE, chat_template)
+    place_chat_template(out, QWEN2_VL_CHAT_TEMPLATE, chat_template)
     return out
 
 
