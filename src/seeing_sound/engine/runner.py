@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import threading
 import time
 import uuid
@@ -21,7 +20,7 @@ from pathlib import Path
 from seeing_sound.engine.config import EngineConfig
 from seeing_sound.engine.lock import output_lock
 from seeing_sound.engine.retries import Attempts, raise_failed
-from seeing_sound.engine.shards import move_into_place, shard_name, write_json_atomic
+from seeing_sound.engine.shards import move_into_place, shard_name, write_json_atomic, write_json_shared
 from seeing_sound.engine.stage import ShardStats, ShardTask, Stage
 from seeing_sound.engine.workers import mp_context, tear_down, worker_init
 from seeing_sound.errors import SeeingSoundError, StageMismatchError
@@ -164,14 +163,6 @@ def run_shard_job(stage: Stage, task: ShardTask, root: str, token: str) -> Shard
 
 
 _PREPARED_GUARD = threading.Lock()
-
-
-def write_json_shared(path: Path, obj) -> None:
-    """Write ``obj`` as JSON where several hosts may write the same bytes at once (temp per host and PID)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.shared")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def missing_shards(stage: Stage, root: str | Path, tasks: Sequence[ShardTask] | None = None) -> list[int]:

@@ -6,6 +6,7 @@ import contextlib
 import glob
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,3 +76,11 @@ def move_into_place(src: Path, dst: Path) -> None:
     if src.is_dir() and dst.exists():
         shutil.rmtree(dst)
     os.replace(src, dst)
+
+
+def write_json_shared(path: Path, obj) -> None:
+    """Write ``obj`` as JSON where several hosts may write the same bytes at once (temp per host and PID)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.shared")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
