@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import resource
+import subprocess
+import sys
 import time
 
 
@@ -34,6 +36,16 @@ def best_of_cpu(fn, repeat: int = 3) -> tuple[float, float]:
         if best is None or run[1] < best[1]:
             best = run
     return best
+
+
+def run_child(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    """``subprocess.run(cmd)`` with its output captured (text); on failure the child's stderr is
+    written to ours before ``CalledProcessError`` is raised, so a broken run says why."""
+    done = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if done.returncode:
+        sys.stderr.write(done.stderr)
+        done.check_returncode()
+    return done
 
 
 def peak_rss_mb() -> float:

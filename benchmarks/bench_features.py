@@ -7,7 +7,7 @@ full-size shapes where memory is decided: the AST has 1 layer of width 192 but A
 1024-frame window (1214 tokens, 0.47 MB per pair in fp16); the VAE (16-32 channels) downsamples
 by 8 like SD's and sees 512² images (3 MB of float32 pixels per pair).
 
-Usage: python benchmarks/bench_features.py [--sizes 100 300 1000] [--batch-size 16]
+Usage: python benchmarks/bench_features.py [--small] [--sizes 100 300 1000] [--batch-size 16]
        [--src OTHER/src]  (run another checkout's package, e.g. ``git archive`` of an old revision)
 """
 
@@ -17,14 +17,13 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import table
+from _util import run_child, table
 
 CHILD = r"""
 import json, resource, sys
@@ -62,10 +61,12 @@ def main() -> None:
     from seeing_sound.testing.data import write_noise_dataset
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
+    ap.add_argument("--small", action="store_true", help="shards of 16 and 48 pairs (a quick check)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=None, help="pairs per shard (default 100 300 1000)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--src", help="PYTHONPATH for the child processes (another checkout's src/)")
     args = ap.parse_args()
+    args.sizes = args.sizes or ([16, 48] if args.small else [100, 300, 1000])
     tmp = Path(tempfile.mkdtemp(prefix="bench_features_"))
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     if args.src:
@@ -79,7 +80,7 @@ def main() -> None:
             for kind, model in (("ast", ast), ("vae", pixart)):
                 t0 = time.perf_counter()
                 cmd = [sys.executable, "-c", CHILD, kind, str(ds), str(model), str(args.batch_size)]
-                done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+                done = run_child(cmd, env=env)
                 wall = time.perf_counter() - t0
                 out = json.loads(done.stdout.strip().splitlines()[-1])
                 base.setdefault(kind, out["peak_mb"])

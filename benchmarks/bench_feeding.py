@@ -23,7 +23,7 @@ Each row sets the CPU rate beside the GPU rate of the model the stage feeds, est
 model's FLOPs at an A100's 312 TFLOP/s bf16 dense and an assumed 40 % utilization, and gives the
 cores one A100 needs: GPU items/s / CPU items/s/core. CPU time is the process's user+system time,
 so a stage that uses several threads is charged for all of them. Rates are this machine's;
-``--seconds`` bounds each stage. Usage: python benchmarks/bench_feeding.py [--seconds 3]
+``--seconds`` bounds each stage. Usage: python benchmarks/bench_feeding.py [--small] [--seconds 3]
 """
 
 from __future__ import annotations
@@ -77,8 +77,10 @@ def clap_flops() -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=3.0, help="CPU seconds per stage")
+    ap.add_argument("--small", action="store_true", help="0.2 CPU seconds per stage (a quick check)")
+    ap.add_argument("--seconds", type=float, default=None, help="CPU seconds per stage (default 3)")
     args = ap.parse_args()
+    args.seconds = args.seconds or (0.2 if args.small else 3.0)
 
     import soxr
     import torch

@@ -11,7 +11,7 @@ and client CPU ms per request, split into the part that is the image's JPEG + ba
 per request. Two image inputs: ``pil`` (a decoded image, re-encoded per request: the in-run
 baseline) and ``jpeg`` (a JPEG source within max side, sent as its own bytes).
 
-Usage: python benchmarks/bench_openai_backend.py [--image-side 336] [--latencies 0 0.2] [--images pil jpeg]
+Usage: python benchmarks/bench_openai_backend.py [--small] [--image-side 336] [--latencies 0 0.2] [--images pil jpeg]
 """
 
 from __future__ import annotations
@@ -70,12 +70,16 @@ def wait_for(port: int, timeout: float = 10.0) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--latencies", type=float, nargs="+", default=[0.0, 0.2])
-    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
+    ap.add_argument("--small", action="store_true", help="concurrency 1 and 4, 32 requests, latency 0 and 50 ms")
+    ap.add_argument("--latencies", type=float, nargs="+", default=None, help="seconds (default 0 0.2)")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=None, help="default 1 2 4 8 16 32 64")
     ap.add_argument("--image-side", type=int, default=336, help="LLaVA-1.5 sees 336 px")
-    ap.add_argument("--requests", type=int, default=192, help="requests per zero-latency setting")
+    ap.add_argument("--requests", type=int, default=None, help="requests per zero-latency setting (default 192)")
     ap.add_argument("--images", nargs="+", default=["pil", "jpeg"], choices=["pil", "jpeg"])
     args = ap.parse_args()
+    args.latencies = args.latencies or ([0.0, 0.05] if args.small else [0.0, 0.2])
+    args.concurrency = args.concurrency or ([1, 4] if args.small else [1, 2, 4, 8, 16, 32, 64])
+    args.requests = args.requests or (32 if args.small else 192)
 
     import io
 

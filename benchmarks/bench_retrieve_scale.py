@@ -13,6 +13,7 @@ size is the in-run baseline the per-row cost is compared with.
 
     python benchmarks/bench_retrieve_scale.py                          # 100K and 1M rows
     python benchmarks/bench_retrieve_scale.py --rows 20000 --pool-size 20000 --unique 500   # quick
+    python benchmarks/bench_retrieve_scale.py --small   # 2K and 10K rows, pool 20K, 200 unique: seconds
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ import argparse
 import json
 import pickle
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import cpu_seconds, peak_rss_mb, table
+from _util import cpu_seconds, peak_rss_mb, run_child, table
 
 
 def synthetic_pool(root: Path, n: int):
@@ -118,25 +118,32 @@ def one(work: Path, rows: int, unique: int, pool_size: int, dim: int, engine: st
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000], help="concept rows per run")
-    ap.add_argument("--unique", type=int, default=10_000, help="distinct concept strings")
-    ap.add_argument("--pool-size", type=int, default=500_000)
+    ap.add_argument("--small", action="store_true", help="2K and 10K rows, pool 20K, 200 unique (a quick check)")
+    ap.add_argument("--rows", type=int, nargs="+", default=None, help="concept rows per run (default 100K 1M)")
+    ap.add_argument("--unique", type=int, default=None, help="distinct concept strings (default 10K)")
+    ap.add_argument("--pool-size", type=int, default=None, help="default 500K")
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--engine", default="auto", help="retrieve --search-engine (auto, faiss, numpy, bf16, torch)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--one", nargs=2, metavar=("WORK", "ROWS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.rows = args.rows or ([2000, 10_000] if args.small else [100_000, 1_000_000])
+    args.unique = args.unique or (200 if args.small else 10_000)
+    args.pool_size = args.pool_size or (20_000 if args.small else 500_000)
     if args.one:
         r = one(Path(args.one[0]), int(args.one[1]), args.unique, args.pool_size, args.dim, args.engine)
         print(json.dumps(r))
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench_retrieve_scale_"))
-    results = []
-    for n in args.rows:
-        cmd = [sys.executable, __file__, "--one", str(tmp / f"n{n}"), str(n), "--unique", str(args.unique),
-               "--pool-size", str(args.pool_size), "--dim", str(args.dim), "--engine", args.engine]  # fmt: skip
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    try:
+        results = []
+        for n in args.rows:
+            cmd = [sys.executable, __file__, "--one", str(tmp / f"n{n}"), str(n), "--unique", str(args.unique),
+                   "--pool-size", str(args.pool_size), "--dim", str(args.dim), "--engine", args.engine]  # fmt: skip
+            out = run_child(cmd).stdout
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gigabytes of synthetic inputs and outputs
     base = None
     rows = []
     for r in results:
@@ -155,7 +162,6 @@ def main() -> None:
     print(table(rows, title))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-    shutil.rmtree(tmp, ignore_errors=True)  # gigabytes of synthetic inputs and outputs
 
 
 if __name__ == "__main__":

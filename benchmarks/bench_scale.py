@@ -8,8 +8,9 @@ and the pickled bytes of one shard submit (stage + task) with the time all submi
 to pickle (the dispatch overhead of a process pool or Ray). Synthetic inputs: tiny PNGs, a
 sidecar JSONL with a caption and three concepts per image, a pool of short labelled clips.
 
-Usage: python benchmarks/bench_scale.py [--sizes 2000 10000] [--pool-files 2000] [--full]
-(--full adds 100,000 images). Output: a Markdown table (and --json FILE).
+Usage: python benchmarks/bench_scale.py [--small] [--sizes 2000 10000] [--pool-files 2000] [--full]
+(--full adds 100,000 images; --small: 100 and 300 images, a pool of 200 files). Output: a Markdown
+table (and --json FILE).
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ import json
 import pickle
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import cpu_seconds, table
+from _util import cpu_seconds, run_child, table
 
 
 def tiny_png() -> bytes:
@@ -146,23 +146,28 @@ def one(work: Path, pool: Path, n: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 10000])
-    ap.add_argument("--pool-files", type=int, default=2000)
+    ap.add_argument("--small", action="store_true", help="100 and 300 images, a pool of 200 files (a quick check)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=None, help="images per run (default 2000 10000)")
+    ap.add_argument("--pool-files", type=int, default=None, help="default 2000")
     ap.add_argument("--full", action="store_true", help="add 100,000 images")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--one", nargs=3, metavar=("WORK", "POOL", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.sizes = args.sizes or ([100, 300] if args.small else [2000, 10000])
+    args.pool_files = args.pool_files or (200 if args.small else 2000)
     if args.one:
         print(json.dumps(one(Path(args.one[0]), Path(args.one[1]), int(args.one[2]))))
         return
     sizes = [*args.sizes, 100_000] if args.full else args.sizes
     tmp = Path(tempfile.mkdtemp(prefix="bench_scale_"))
-    pool = make_pool(tmp / "pool_src", args.pool_files)
-    results = []
-    for n in sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", str(tmp / f"n{n}"), str(pool), str(n)],
-                             check=True, capture_output=True, text=True).stdout  # fmt: skip
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    try:
+        pool = make_pool(tmp / "pool_src", args.pool_files)
+        results = []
+        for n in sizes:
+            out = run_child([sys.executable, __file__, "--one", str(tmp / f"n{n}"), str(pool), str(n)]).stdout
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gigabytes of synthetic inputs and outputs
     rows = []
     for r in results:
         for name, s in r["stages"].items():
@@ -176,7 +181,6 @@ def main() -> None:
     print(table(rows, f"sonify end to end, pool of {args.pool_files} chunks (text encoder, sidecar concepts)"))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-    shutil.rmtree(tmp, ignore_errors=True)  # gigabytes of synthetic inputs and outputs
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Peak memory of `sonify` at 1K vs 10K synthetic images (text encoder, --concepts file).
 
 Each size runs the real CLI in a fresh subprocess and reports its peak RSS (ru_maxrss of the
-child) and wall time. Usage: python benchmarks/bench_sonify_memory.py [--sizes 1000 10000]
+child) and wall time. Usage: python benchmarks/bench_sonify_memory.py [--small] [--sizes 1000 10000]
 """
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ import argparse
 import json
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import table
+from _util import run_child, table
 from seeing_sound.pool import build_pool
 from seeing_sound.testing.sounds import CATALOG, write_sound_library
 
@@ -41,8 +40,10 @@ def make_images_and_concepts(root: Path, n: int) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--small", action="store_true", help="50 and 200 images (a quick check)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=None, help="images per run (default 1000 10000)")
     args = ap.parse_args()
+    args.sizes = args.sizes or ([50, 200] if args.small else [1000, 10000])
     tmp = Path(tempfile.mkdtemp(prefix="bench_sonify_"))
     rows = []
     try:
@@ -72,7 +73,7 @@ def main() -> None:
             ]
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             t0 = time.perf_counter()
-            subprocess.run(cmd, check=True, capture_output=True)
+            run_child(cmd)
             wall = time.perf_counter() - t0
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             rows.append(

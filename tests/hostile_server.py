@@ -11,20 +11,26 @@ from seeing_sound.concepts.backends import clear_backend_cache
 
 
 class Server:
-    """A tiny HTTP server on 127.0.0.1 whose ``handle(handler)`` writes the whole answer itself."""
+    """A tiny HTTP server on 127.0.0.1 whose ``handle(handler)`` writes the whole answer itself.
 
-    def __init__(self, handle):
+    ``protocol``: the version the status line names ("HTTP/1.0": the client must treat every
+    answer as closing its connection). ``targets`` records each request line's target, query included.
+    """
+
+    def __init__(self, handle, protocol="HTTP/1.1"):
         self.requests: list[tuple[str, dict]] = []  # (method, headers)
+        self.targets: list[str] = []  # "/v1/chat/completions?key=..."
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+            protocol_version = protocol
 
             def _any(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 if n:
                     self.rfile.read(n)
                 outer.requests.append((self.command, dict(self.headers)))
+                outer.targets.append(self.path)
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     handle(self)
 

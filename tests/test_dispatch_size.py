@@ -12,7 +12,7 @@ import pytest
 from seeing_sound.concepts import VLMSpec
 from seeing_sound.concepts.config import ConceptsConfig
 from seeing_sound.concepts.stage import ConceptsStage, plan_concepts
-from seeing_sound.engine.runner import run_shard_job
+from seeing_sound.engine.jobs import run_shard_job
 from seeing_sound.pool.config import PoolBuildConfig
 from seeing_sound.pool.sources import SourceFile
 from seeing_sound.pool.stage import PoolBuildStage, plan_build

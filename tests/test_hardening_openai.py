@@ -19,6 +19,7 @@ from hostile_server import send as _send
 from seeing_sound.concepts import CONCEPT_PROMPT, VLMRequest, VLMSpec, run_concepts
 from seeing_sound.concepts.backends import redact
 from seeing_sound.concepts.backends.openai import OpenAIBackend
+from seeing_sound.errors import SeeingSoundError
 from seeing_sound.testing.servers import completion
 
 KEY = "sk-hardening-secret-9f8e7d"
@@ -78,21 +79,92 @@ def test_url_credentials_are_redacted_from_details(monkeypatch):
     assert redact("x https://u:p@h/v1 sk-123456 y", ["sk-123456"]) == "x https://***@h/v1 *** y"
 
 
-def test_timeout_is_a_wall_clock_deadline_not_per_read(key):
+# How a dripped answer's end is told: by its length on a kept connection, or by the connection's close
+# (http.client hands a closing connection's socket to the response: the watchdog must still cut it).
+DRIPS = {
+    "keep-alive": ("HTTP/1.1", {"Content-Length": "100000"}),
+    "connection-close": ("HTTP/1.1", {"Content-Length": "100000", "Connection": "close"}),
+    "http-1.0": ("HTTP/1.0", {}),  # no length either: the answer ends when the server closes
+}
+
+
+@pytest.mark.parametrize("style", DRIPS)
+def test_timeout_is_a_wall_clock_deadline_not_per_read(key, style):
+    protocol, headers = DRIPS[style]
+
     def drip(h):
         h.send_response(200)
-        h.send_header("Content-Length", "100000")
+        for name, value in headers.items():
+            h.send_header(name, value)
         h.end_headers()
-        for _ in range(200):  # 8 bytes/s: every read succeeds, the answer never ends
+        for _ in range(60):  # 32 bytes/s for at most 15 s: every read succeeds, the answer never ends
             h.wfile.write(b" " * 8)
             h.wfile.flush()
-            time.sleep(1)
+            time.sleep(0.25)
+        h.close_connection = True
 
-    with Server(drip) as srv:
+    timeout = 1.0
+    with Server(drip, protocol) as srv:
         t0 = time.monotonic()
-        [[gen]] = _backend(srv.url, timeout_s=1.5).generate([_request()], "concepts")
+        [[gen]] = _backend(srv.url, timeout_s=timeout).generate([_request()], "concepts")
         elapsed = time.monotonic() - t0
-    assert gen.error == "timeout" and elapsed < 4.0
+    assert gen.error == "timeout" and elapsed < 4 * timeout + 2, (gen, elapsed)
+
+
+SECRET = "q-secret-5a4b3c2d1e"  # a key in the base URL's query (proxies, some hosted APIs)
+
+
+def test_base_url_query_is_kept_after_the_request_path(key):
+    with Server(lambda h: _send(h, 200, completion("Dog: barking"))) as srv:
+        [[gen]] = _backend(f"{srv.url}?key={SECRET}&v=2").generate([_request()], "concepts")
+        [[slash]] = _backend(f"{srv.url}/?key={SECRET}").generate([_request()], "concepts")
+    assert gen.error is None and gen.text == "Dog: barking" and slash.error is None
+    assert srv.targets == [f"/v1/chat/completions?key={SECRET}&v=2", f"/v1/chat/completions?key={SECRET}"]
+
+
+def test_base_url_query_values_are_redacted_from_errors_and_logs(key, caplog):
+    caplog.set_level(logging.DEBUG)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dead = OpenAIBackend(
+        VLMSpec("openai", "m", base_url=f"http://u:pw-77@127.0.0.1:{port}/v1?key={SECRET}", api_key_env=KEY_ENV,
+                max_retries=1),
+        sleep=lambda s: None,
+    )  # fmt: skip
+    [[gen]] = dead.generate([_request()], "concepts")
+    assert gen.error == "connection-error" and f"127.0.0.1:{port}/v1/chat/completions?key=***" in gen.detail
+    assert "***@127.0.0.1" in gen.detail and "pw-77" not in gen.detail
+
+    def echo_target(h):  # a proxy naming the route it could not serve
+        _send(h, 400, json.dumps({"error": {"message": f"no route for {h.path}"}}).encode())
+
+    with Server(echo_target) as srv:
+        [[echoed]] = _backend(f"{srv.url}?key={SECRET}").generate([_request()], "concepts")
+    denied = Server(lambda h: _send(h, 401, b'{"error": {"message": "invalid key"}}'))
+    with denied as srv, pytest.raises(SeeingSoundError) as fatal:
+        _backend(f"{srv.url}?key={SECRET}").generate([_request()], "concepts")
+    with pytest.raises(ValueError) as bad:
+        _backend(f"https://?key={SECRET}")
+    assert echoed.error == "http-400" and "no route for" in echoed.detail
+    assert "key=***" in str(fatal.value) and "key=***" in str(bad.value)
+    shown = [gen.detail, echoed.detail, str(fatal.value), str(bad.value), caplog.text]
+    assert not [text for text in shown if SECRET in text]
+
+
+def test_cli_error_line_never_shows_a_base_url_query_key(key, tmp_path):
+    (tmp_path / "imgs").mkdir()
+    Image.new("RGB", (16, 16)).save(tmp_path / "imgs" / "a.png")
+    with Server(lambda h: _send(h, 401, json.dumps({"error": {"message": f"bad key in {h.path}"}}).encode())) as srv:
+        cmd = [
+            sys.executable, "-m", "seeing_sound.cli", "--log-level", "DEBUG", "concepts", str(tmp_path / "imgs"),
+            "--out", str(tmp_path / "out"), "--vlm", "openai:m", "--base-url", f"{srv.url}?key={SECRET}",
+            "--api-key-env", KEY_ENV, "--no-filter", "--no-captions", "--retries", "0",
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert srv.targets == [f"/v1/chat/completions?key={SECRET}"]
+    assert proc.returncode == 1 and "HTTP 401" in proc.stderr, proc.stderr[-2000:]
+    assert SECRET not in proc.stderr + proc.stdout and "key=***" in proc.stderr
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "until-close"])

@@ -21,6 +21,8 @@ from seeing_sound.audio import controls
 from seeing_sound.audio.mix import loudness_of
 from seeing_sound.audio.mixture import Mixture, normalized_mixture
 from seeing_sound.config import Config, ConfigError, option, resolve
+from seeing_sound.engine import atomic_write, command_run
+from seeing_sound.engine.run import check_owned
 
 log = logging.getLogger(__name__)
 
@@ -208,12 +210,38 @@ def _retrieve(ap, text: str, q_index: int, seed: int, encoder: str | None, devic
 
 
 def _write(path: Path, x: np.ndarray, sr: int, recipe: dict) -> Path:
+    """The WAV and its recipe sidecar, each written atomically (a reader never sees half a prompt)."""
     import soundfile as sf
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), x, sr, subtype="FLOAT")
-    path.with_suffix(".json").write_text(json.dumps(recipe, indent=2, sort_keys=True, default=_plain) + "\n")
+    with atomic_write(path) as fh:
+        sf.write(fh, x, sr, subtype="FLOAT", format="WAV")
+    with atomic_write(path.with_suffix(".json"), "w") as fh:
+        fh.write(json.dumps(recipe, indent=2, sort_keys=True, default=_plain) + "\n")
     return path
+
+
+def _is_recipe(path: Path) -> bool:
+    """A recipe sidecar (or sweep listing) that compose wrote: JSON with its keys."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and (data.get("mode") in MODES or {"headroom", "steps"} <= set(data))
+
+
+def _is_prompt(path: Path) -> bool:
+    """A prompt WAV that compose wrote: its recipe sidecar is there and is ours."""
+    return _is_recipe(path.with_suffix(".json"))
+
+
+def _check_outputs(out: Path, mode: str) -> None:
+    """Never replace a file compose did not write: the WAV at ``out`` and its ``.json`` (a folder's
+    ``sweep.json`` for interpolate) must be absent or compose's own."""
+    if mode == "interpolate":
+        check_owned(out / "sweep.json", _is_recipe)
+        return
+    check_owned(out.with_suffix(".json"), _is_recipe)
+    check_owned(out, _is_prompt)
 
 
 def _plain(v: Any) -> Any:
@@ -281,6 +309,14 @@ def compose(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     cfg = resolve(ComposeConfig, config, options)
+    out = Path(out)
+    # one file (written atomically) for mix/concat/reverb; interpolate's folder is held like any output folder
+    with command_run("compose", out, inputs={"inputs": list(inputs), "pool": pool}, lock=mode == "interpolate"):
+        _check_outputs(out, mode)
+        return _compose(mode, inputs, out, cfg, lufs, pool, chunks, random, query, encoder, device)
+
+
+def _compose(mode, inputs, out: Path, cfg: ComposeConfig, lufs, pool, chunks, random, query, encoder, device):
     sources: list[Source] = []
     sr = cfg.sample_rate
     if pool is not None:
@@ -301,7 +337,6 @@ def compose(
     audio = [s.audio for s in sources]
     names = [s.name for s in sources]
     loud = [s.loudness(sr) for s in sources]
-    out = Path(out)
     if mode == "interpolate":
         return _interpolate(cfg, sources, out, lufs, sr)
     headroom = cfg.headroom or "peak"
@@ -370,9 +405,9 @@ def _interpolate(cfg: ComposeConfig, sources: list[Source], out: Path, lufs, sr:
                 "mixture_gain_db": step.mixture.mixture_gain_db,
             }
         )
-    (out / "sweep.json").write_text(
-        json.dumps({"headroom": headroom, "fixed_lufs": fixed, "steps": listing}, indent=2, default=_plain) + "\n"
-    )
+    with atomic_write(out / "sweep.json", "w") as fh:
+        fh.write(json.dumps({"headroom": headroom, "fixed_lufs": fixed, "steps": listing}, indent=2, default=_plain))
+        fh.write("\n")
     return written
 
 

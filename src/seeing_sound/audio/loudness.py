@@ -133,3 +133,12 @@ def is_silent(lufs: np.ndarray | float) -> np.ndarray:
     """True where loudness is -inf or under the -70 LUFS absolute gate (nothing to normalize)."""
     lufs = np.asarray(lufs, dtype=np.float64)
     return ~(lufs >= ABSOLUTE_GATE_LUFS)
+
+
+def loudness_of(x: np.ndarray, sr: int) -> float:
+    """Integrated loudness (LUFS) of a mono signal; signals under 0.4 s are measured zero-padded to 0.4 s."""
+    x = np.asarray(x, dtype=np.float32)
+    block = round(BLOCK_SECONDS * sr)
+    if x.size < block:
+        x = np.pad(x, (0, block - x.size))
+    return float(integrated_loudness(x, sr))

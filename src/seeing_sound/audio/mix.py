@@ -12,13 +12,21 @@ original and a control's prompt is made exactly like a training mixture.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from seeing_sound.audio.controls import Space
-    from seeing_sound.pool.store import AudioPool
+# loudness_of lives in loudness.py (space.py needs it too); re-exported, importable from here as before.
+from seeing_sound.audio.loudness import loudness_of as loudness_of
+from seeing_sound.audio.space import Space
+
+
+class PcmSource(Protocol):
+    """Where mixing reads chunks from (an :class:`~seeing_sound.pool.AudioPool` is one): the stored int16
+    rows of ``ids`` and their float32 factors (``row * factor`` is the chunk)."""
+
+    def pcm_rows(self, ids) -> tuple[list[np.ndarray], np.ndarray]: ...
+
 
 #: default target range (LUFS). The paper only says "very small variance"; -23 LUFS is the
 #: EBU R128 programme level, and +/-2 LU varies the sources' balance a little (the loudness
@@ -48,17 +56,6 @@ def target_lufs(seeds: np.ndarray, lufs_range: tuple[float, float] = DEFAULT_LUF
     seeds = np.asarray(seeds, dtype=np.uint64).reshape(-1)
     u = (splitmix64(seeds ^ np.uint64(_LUFS_STREAM)) >> np.uint64(11)).astype(np.float64) * 2.0**-53
     return lo + (hi - lo) * u
-
-
-def loudness_of(x: np.ndarray, sr: int) -> float:
-    """Integrated loudness (LUFS) of a mono signal; signals under 0.4 s are measured zero-padded to 0.4 s."""
-    from seeing_sound.audio.loudness import BLOCK_SECONDS, integrated_loudness
-
-    x = np.asarray(x, dtype=np.float32)
-    block = round(BLOCK_SECONDS * sr)
-    if x.size < block:
-        x = np.pad(x, (0, block - x.size))
-    return float(integrated_loudness(x, sr))
 
 
 def gains_db(target: np.ndarray, loudness: np.ndarray) -> np.ndarray:
@@ -132,7 +129,7 @@ def render_tracks(
         coef: (K,) float32 linear factors (``10**(gain/20)`` times the row's int16 scale).
         offsets: K start samples (default all 0).
         length: output samples (default ``max(offsets[k] + T_k)``); longer rows are cut.
-        space: an :class:`~seeing_sound.audio.controls.Space` applied to the sum (needs ``sample_rate``).
+        space: an :class:`~seeing_sound.audio.space.Space` applied to the sum (needs ``sample_rate``).
     Returns:
         (length,) float32. One float32 multiply-add pass per row in a fixed order; with zero offsets
         and equal lengths the first row is multiplied straight into the output (no ``0 + x`` pass, which
@@ -169,7 +166,7 @@ def render_tracks(
 
 
 def mix_from_pool(
-    pool: AudioPool, ids, loudness: np.ndarray, targets: np.ndarray
+    pool: PcmSource, ids, loudness: np.ndarray, targets: np.ndarray
 ) -> tuple[np.ndarray, float, np.ndarray]:
     """:func:`mix_recipe` reading the chunks from an ``AudioPool`` without materializing them.
 

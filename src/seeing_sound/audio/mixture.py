@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from seeing_sound.audio.mix import gains_db, headroom_gain_db, loudness_of, render_tracks
-
-if TYPE_CHECKING:
-    from seeing_sound.audio.controls import Space
-    from seeing_sound.pool.store import AudioPool
+from seeing_sound.audio.mix import PcmSource, gains_db, headroom_gain_db, loudness_of, render_tracks
+from seeing_sound.audio.space import Space
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,8 +121,6 @@ class Mixture:
     def from_dict(cls, d: dict) -> Mixture:
         space = None
         if d.get("space"):
-            from seeing_sound.audio.controls import Space
-
             space = Space.from_dict(d["space"])
         return cls(
             tracks=tuple(MixTrack.from_dict(t) for t in d["tracks"]),
@@ -153,7 +148,7 @@ class Mixture:
             mixture_gain_db=float(row.get("mixture_gain_db") or 0.0),
         )
 
-    def render_from_pool(self, pool: AudioPool) -> np.ndarray:
+    def render_from_pool(self, pool: PcmSource) -> np.ndarray:
         """Render a recipe whose sources are pool chunk ids (what ``rebuild`` does, same bits)."""
         rows, factors = pool.pcm_rows([int(t.source) for t in self.tracks])
         return self.render(rows, factors)

@@ -26,7 +26,7 @@ from seeing_sound.bench.sources import (
 )
 from seeing_sound.bench.stage import BenchPrepareStage, error_row
 from seeing_sound.config import resolve
-from seeing_sound.engine import EngineConfig, output_lock, run_stage
+from seeing_sound.engine import EngineConfig, Outcome, atomic_write, command_run
 from seeing_sound.engine.shards import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -148,12 +148,13 @@ def prepare_benchmark(
     groups = tuple(tuple(items[i : i + shard_items]) for i in range(0, len(items), shard_items))
     stage = BenchPrepareStage(config=cfg, shard_items=groups)
     log.info("bench prepare %s: %d videos in %d shards -> %s", name, len(items), len(groups), root)
-    eng = engine_config or EngineConfig()
-    with output_lock(root, eng.slice):
-        report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress, engine_config=eng)
-        if eng.slice is not None:  # the summary files list every shard's items: the finishing run writes them
-            log.info("bench prepare: slice %s done (%d shards run, %d already done); run once without the slice "
-                     "to finish %s", eng.shard_slice, report.ran, report.skipped, root)  # fmt: skip
+    with command_run(
+        "bench prepare", root, inputs={"src": src, "csv": csv}, engine_config=engine_config, workers=workers,
+        overwrite=overwrite, progress=progress,
+    ) as run:  # fmt: skip
+        report = run.stage(stage)
+        if not run.finishing:  # the summary files list every shard's items: the finishing run writes them
+            run.slice_done(f"{root} (benchmark.json, {layout.METADATA})", report)
             return BenchReport(
                 root=root,
                 name=label_name or name,
@@ -166,8 +167,9 @@ def prepare_benchmark(
             )
         meta, errs = _collect(root, len(groups), missing)
         _publish(root, meta, len(groups))
-        pq.write_table(meta, root / layout.METADATA)
-        pq.write_table(errs, root / layout.ERRORS)
+        for table, rel in ((meta, layout.METADATA), (errs, layout.ERRORS)):
+            with atomic_write(root / rel) as fh:
+                pq.write_table(table, fh)
         statuses = [str(s) for s in errs.column("status").to_pylist()]
         durations = [float(d or 0.0) for d in meta.column("duration_s").to_pylist()]
         counts: dict[str, Any] = {
@@ -213,15 +215,19 @@ def prepare_benchmark(
                 "created_with": f"seeing-sound {__version__}",
             },
         )
-    return BenchReport(
-        root=root,
-        name=bench_name,
-        counts=counts,
-        errors=counts["errors"],
-        shards_run=report.ran,
-        shards_skipped=report.skipped,
-        seconds=report.seconds,
-    )
+        prepared = BenchReport(
+            root=root,
+            name=bench_name,
+            counts=counts,
+            errors=counts["errors"],
+            shards_run=report.ran,
+            shards_skipped=report.skipped,
+            seconds=report.seconds,
+        )
+        outcome = Outcome(counts["in"], counts["out"], counts["failed"], counts["skipped"], counts["errors"])
+        hint = "no video could be prepared: check that src= holds videos PyAV decodes"
+        run.finish(outcome, noun="video", hint=hint, report=prepared)
+    return prepared
 
 
 def _collect(root: Path, shards: int, missing: list[BenchItem]) -> tuple[pa.Table, pa.Table]:

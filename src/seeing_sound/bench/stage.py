@@ -14,7 +14,7 @@ from seeing_sound.bench.config import BenchConfig
 from seeing_sound.bench.sources import BenchItem
 from seeing_sound.bench.video import BadVideo, decode_video
 from seeing_sound.dataset.audio_files import encode, quantize_pcm16
-from seeing_sound.engine import ShardStats, ShardTask, Stage
+from seeing_sound.engine import ShardStats, ShardTask, Stage, reraise_environment
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class BenchPrepareStage(Stage):
                 errors.append(error_row(item, "failed", exc.reason, exc.detail))
                 continue
             except (OSError, MemoryError) as exc:  # unreadable mid-way: record, keep going
+                reraise_environment(exc)  # a full or read-only output is the run's, not the item's
                 errors.append(error_row(item, "failed", "io_error", str(exc)))
                 continue
             audio_rel, image_rel = layout.audio_rel(item.item_id), layout.image_rel(item.item_id)

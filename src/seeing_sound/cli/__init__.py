@@ -2,8 +2,10 @@
 
 Each command group lives in its own module with a ``register(subparsers)`` function; a
 command's handler receives the parsed ``argparse.Namespace`` and returns an exit code.
-Exit codes: 0 success, 1 failure (one clear line; ``--debug`` shows the traceback),
-2 usage error (argparse, or a bad setting: a ``ConfigError``, printed with the flag it came from).
+Exit codes: 0 success, 1 failure (one clear line; ``--debug`` shows the traceback): a full or
+read-only output, a run that wrote nothing usable or failed more than ``--max-failed`` of its
+items; 2 usage error (argparse, a bad setting: a ``ConfigError``, printed with the flag it came
+from, or an input path that does not exist or overlaps ``--out``).
 """
 
 from __future__ import annotations
@@ -120,17 +122,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _install_sigint()
     from seeing_sound.cli.options import UsageError, cli_wording, flag_for
     from seeing_sound.config import ConfigError
+    from seeing_sound.engine.outcome import InputError
+    from seeing_sound.engine.run import failures_raise
 
     try:
-        return int(args.handler(args) or 0)
+        with failures_raise():  # a command that wrote nothing usable exits 1
+            return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    except (ConfigError, UsageError) as exc:  # a bad setting: usage error, named by its flag
+    except (ConfigError, UsageError, InputError) as exc:  # a bad setting or input path: usage error, by its flag
         if args.debug:
             raise
         flag = flag_for(args, exc.field) if isinstance(exc, ConfigError) else None
-        message = exc.with_name(flag) if isinstance(exc, ConfigError) and flag else str(exc)
+        message = exc.with_name(flag) if isinstance(exc, ConfigError) and flag else cli_wording(str(exc), args)
         print(f"seeing-sound: error: {message}", file=sys.stderr)
         return 2
     except Exception as exc:  # one clear line for users, the traceback behind --debug

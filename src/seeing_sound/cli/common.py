@@ -15,6 +15,7 @@ ENGINE_OPTIONS = (
     "shard_slice",
     "shard_retries",
     "slice_wait_s",
+    "max_failed",
 )
 
 
@@ -41,7 +42,8 @@ def add_engine_args(p: argparse.ArgumentParser, *, multi_stage: bool = False) ->
         include=include,
         flags={"slice_wait_s": "--slice-wait"},
         metavars={"shard_slice": "I/N", "ray_address": "auto|HOST:PORT", "num_cpus_per_worker": "C",
-                  "num_gpus_per_worker": "G", "shard_retries": "N", "slice_wait_s": "SECONDS"},
+                  "num_gpus_per_worker": "G", "shard_retries": "N", "slice_wait_s": "SECONDS",
+                  "max_failed": "FRACTION"},
     )  # fmt: skip
 
 

@@ -13,14 +13,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seeing_sound.concepts.backends import clear_backend_cache, get_backend
-from seeing_sound.concepts.backends.sidecar import file_sha256
+from seeing_sound.concepts.backends.endpoint import display_url
 from seeing_sound.concepts.config import DEFAULT_SHARD_SIZE, ConceptsConfig
 from seeing_sound.concepts.images import IMAGE_SUFFIXES, discover_images
 from seeing_sound.concepts.stage import CONCEPTS_SCHEMA, IMAGES_SCHEMA, ConceptsStage, plan_concepts
 from seeing_sound.config import resolve
-from seeing_sound.engine import EngineConfig, run_stage
+from seeing_sound.engine import EngineConfig, Outcome, Run, command_run
 from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.errors import SeeingSoundError
+from seeing_sound.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,14 @@ def run_concepts(
     """
     cfg = resolve(ConceptsConfig, config, options)
     _check_backends(cfg)
+    with command_run(
+        "concepts", out_dir, inputs={"images": list(image_roots)}, engine_config=engine_config, workers=workers,
+        overwrite=overwrite, progress=progress, executor=executor,
+    ) as run:  # fmt: skip
+        return _run(run, cfg, image_roots)
+
+
+def _run(run: Run, cfg: ConceptsConfig, image_roots: Sequence[str | Path]) -> ConceptsReport:
     roots, refs = discover_images(image_roots)
     ids = [s.model_id for s in cfg.vlms]
     log.info("concepts: %d images under %d root(s); back ends: %s", len(refs), len(roots), ", ".join(ids))
@@ -132,16 +141,13 @@ def run_concepts(
     )
     tasks = plan_concepts([(r.image_id, r.root_index, r.path) for r in refs], cfg.shard_size)
     try:
-        stage_report = run_stage(
-            stage, out_dir, workers=workers, executor=executor, overwrite=overwrite, progress=progress, tasks=tasks,
-            engine_config=engine_config,
-        )  # fmt: skip
+        stage_report = run.stage(stage, tasks=tasks)
     finally:
         # The back ends this process built (sidecar checks, in-process shards: a 7B VLM) are freed
         # for what runs next, e.g. sonify's CLAP and mixing; worker processes free theirs on exit.
         clear_backend_cache()
     report = ConceptsReport(
-        out_dir=str(out_dir), shards_ran=stage_report.ran, shards_skipped=stage_report.skipped,
+        out_dir=str(run.out), shards_ran=stage_report.ran, shards_skipped=stage_report.skipped,
         complete=stage_report.complete,
     )  # fmt: skip
     report.seconds = stage_report.seconds
@@ -154,13 +160,33 @@ def run_concepts(
         _add(report.concepts_per_image, s.extra.get("concepts_per_image", {}), key=int)
         _add(report.concepts_per_model, s.extra.get("concepts_per_model", {}))
         _add(report.model_failures, s.extra.get("model_failures", {}))
-    if report.complete and (engine_config is None or engine_config.slice is None):
-        _write_card(Path(out_dir), cfg, report)
-    else:  # the card sums every shard: a slice leaves it to the finishing run
-        log.info("concepts: slice %s done; run once without the slice to finish %s",
-                 engine_config.shard_slice if engine_config else None, out_dir)  # fmt: skip
-    log.info("%s", report.summary().splitlines()[0])
+    if not (report.complete and run.finishing):  # the card sums every shard: a slice leaves it to the finishing run
+        run.slice_done(f"{run.out} (concepts.json)", stage_report)
+        return report
+    _write_card(run.out, cfg, report)
+    log.debug("%s", report.summary().splitlines()[0])
+    outcome = Outcome(
+        report.images_in, report.images_with_concepts, report.images_failed, report.images_filtered,
+        {**report.failed, **report.model_failures},
+    )  # fmt: skip
+    run.finish(outcome, noun="image", hint=_what_to_check(cfg), report=report)
     return report
+
+
+def _what_to_check(cfg: ConceptsConfig) -> str:
+    """Where a run in which every image failed most likely went wrong, per kind of back end."""
+    hints = []
+    for spec in cfg.vlms:
+        if spec.kind == "openai":
+            hints.append(
+                f"check the server (base_url={display_url(spec.base_url or '$OPENAI_BASE_URL')}), its API key "
+                f"(api_key_env={spec.api_key_env}) and the model name ({spec.model})"
+            )
+        elif spec.kind == "transformers":
+            hints.append(f"check that {spec.model_id} loads and runs on device={spec.device}")
+        else:
+            hints.append(f"check that the sidecar {spec.model} is keyed by these images' file names")
+    return "; ".join(dict.fromkeys(hints))
 
 
 CARD = "concepts.json"

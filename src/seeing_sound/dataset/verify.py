@@ -8,7 +8,6 @@ on disk are the ones the metadata describes: each mixture's int16 samples hash t
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,7 @@ from seeing_sound.dataset import layout
 from seeing_sound.dataset.audio_files import pcm_sha256, read_pcm16
 from seeing_sound.dataset.paths import UnsafePathError, safe_join
 from seeing_sound.dataset.reader import PairsDataset
+from seeing_sound.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +66,6 @@ class VerifyReport:
                     lines.append(f"  ... {len(items) - 20} more (see --json)")
         lines.append("OK" if self.ok else "FAILED")
         return "\n".join(lines)
-
-
-def _file_sha256(path: Path, bufsize: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(bufsize):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verify_dataset(
@@ -143,7 +135,7 @@ def _check_image(ds: PairsDataset, row: dict, report: VerifyReport) -> None:
         report.image_missing.append(rel)
         return
     try:
-        digest = _file_sha256(path)
+        digest = file_sha256(path)
     except OSError:
         report.image_missing.append(rel)
         return

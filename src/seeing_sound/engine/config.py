@@ -1,4 +1,4 @@
-"""How and where a stage's shards run: engine, Ray resources, shard slice, retries (one field each).
+"""How and where a stage's shards run: engine, Ray resources, shard slice, retries, the failure gate.
 
 These settings never change what a shard holds (the same stage code runs on every engine and
 writes the same bytes), so none of them is part of a stage's fingerprint.
@@ -43,6 +43,14 @@ class EngineConfig(Config):
     shard_retries: int = option(2, "retries of a failed shard (exception or worker crash) before it is reported", min=0)
     slice_wait_s: float = option(
         6 * 3600.0, "multi-stage commands (sonify): how long a slice waits for the other slices between stages", min=0
+    )
+    max_failed: float | None = option(
+        None,
+        "fail the run (exit 1) when more than this fraction of its items failed (0: any failure; a run that "
+        "wrote nothing usable always fails)",
+        min=0.0,
+        max=1.0,
+        default_text="off: partial runs succeed",
     )
     barrier: bool = option(
         False, "after its own shards, a slice waits until every shard of the stage is done (set by sonify)"

@@ -2,7 +2,7 @@
 
 Imported only when ``EngineConfig(engine="ray")`` is chosen. The stage code is the same as on
 the local engine; each shard is one Ray task (or one actor call) that runs
-:func:`~seeing_sound.engine.runner.run_shard_job`, publishes its files on the shared output
+:func:`~seeing_sound.engine.jobs.run_shard_job`, publishes its files on the shared output
 folder by rename and writes its done-marker there, exactly as locally. A stage that loads a
 model (:attr:`Stage.needs_setup`) runs on actors, each reserving ``num_cpus_per_worker`` /
 ``num_gpus_per_worker`` and calling ``setup()`` once; the others run as plain tasks with the
@@ -22,8 +22,8 @@ import math
 from collections.abc import Callable
 
 from seeing_sound.engine.config import EngineConfig
+from seeing_sound.engine.jobs import run_shard_job
 from seeing_sound.engine.retries import Attempts
-from seeing_sound.engine.runner import run_shard_job
 from seeing_sound.engine.stage import ShardStats, ShardTask, Stage
 from seeing_sound.errors import SeeingSoundError
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from seeing_sound.engine.outcome import is_environment_error
 from seeing_sound.engine.shards import shard_name
 from seeing_sound.engine.stage import ShardTask
 from seeing_sound.errors import SeeingSoundError
@@ -20,7 +21,13 @@ class Attempts:
         self.failures: dict[int, BaseException] = {}
 
     def failed(self, task: ShardTask, exc: BaseException) -> bool:
-        """Record a failed attempt; True if the shard should run again."""
+        """Record a failed attempt; True if the shard should run again.
+
+        An environment error (full or read-only output) is raised at once: no retry can fix it, and
+        the other shards would only fail the same way.
+        """
+        if is_environment_error(exc):
+            raise exc
         n = self.counts[task.index] = self.counts.get(task.index, 0) + 1
         # A SeeingSoundError (a missing model, a missing package) fails the same way every time:
         # retrying it would only load a 7B model three times before the same one-line error.

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -18,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seeing_sound.engine.config import EngineConfig
+from seeing_sound.engine.jobs import done_marker, release_stage, run_shard_job, scratch_dir, state_dir
 from seeing_sound.engine.lock import output_lock
+from seeing_sound.engine.outcome import Outcome, environment_stop, is_environment_error
 from seeing_sound.engine.retries import Attempts, raise_failed
-from seeing_sound.engine.shards import move_into_place, shard_name, write_json_atomic, write_json_shared
+from seeing_sound.engine.shards import shard_name, write_json_atomic, write_json_shared
 from seeing_sound.engine.stage import ShardStats, ShardTask, Stage
 from seeing_sound.engine.workers import mp_context, tear_down, worker_init
 from seeing_sound.errors import SeeingSoundError, StageMismatchError
@@ -54,20 +55,19 @@ class StageReport:
         return sum(s.items_out for s in self.shards)
 
     @property
+    def outcome(self) -> Outcome:
+        """The items' outcome: those not out are failed (by ``errors``) or skipped (filtered, empty)."""
+        failed = min(sum(self.errors.values()), max(self.items_in - self.items_out, 0))
+        skipped = max(self.items_in - self.items_out - failed, 0)
+        return Outcome(self.items_in, self.items_out, failed, skipped, self.errors)
+
+    @property
     def errors(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for s in self.shards:
             for k, v in s.errors.items():
                 out[k] = out.get(k, 0) + v
         return dict(sorted(out.items()))
-
-
-def state_dir(root: Path, stage: Stage) -> Path:
-    return Path(root) / "_stages" / stage.name
-
-
-def done_marker(root: Path, stage: Stage, index: int) -> Path:
-    return state_dir(root, stage) / f"{shard_name(index)}.done.json"
 
 
 def _plan_digest(stage: Stage, tasks: Sequence[ShardTask]) -> dict:
@@ -113,56 +113,6 @@ def _check_plan(root: Path, stage: Stage, tasks: Sequence[ShardTask], overwrite:
                     elif target.exists():
                         target.unlink()
     write_json_atomic(path, digest)
-
-
-def run_shard(stage: Stage, task: ShardTask, root: str) -> ShardStats:
-    """Process one shard and publish its files atomically, then write its done-marker.
-
-    Top-level and argument-only so any executor (process pool, Ray) can call it. The stage is
-    set up (:meth:`Stage.setup`) on first use in this object. If the process dies half-way, no
-    done-marker exists and the next run redoes the shard.
-    """
-    stage.ensure_setup()
-    root_p = Path(root)
-    scratch = scratch_dir(root_p, stage, task.index)
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    t0 = time.perf_counter()
-    stats = stage.process(task, scratch)
-    for rel in stage.outputs(task.index):
-        move_into_place(scratch / rel, root_p / rel)
-    stats.seconds = round(time.perf_counter() - t0, 3)
-    write_json_atomic(done_marker(root_p, stage, task.index), stats.to_dict())
-    shutil.rmtree(scratch, ignore_errors=True)
-    return stats
-
-
-def scratch_dir(root: Path, stage: Stage, index: int) -> Path:
-    return state_dir(root, stage) / "tmp" / shard_name(index)
-
-
-#: stages set up in this process, by run token: a worker sets a stage up once per run, not per shard
-_PREPARED: dict[str, Stage] = {}
-
-
-def run_shard_job(stage: Stage, task: ShardTask, root: str, token: str) -> ShardStats:
-    """:func:`run_shard` with the stage set up once per process and run (``token``).
-
-    What executors and Ray tasks call: each submit carries the (small) stage and one task; the
-    first shard of a run in a process keeps its set-up stage, later ones reuse it.
-    """
-    with _PREPARED_GUARD:
-        ready = _PREPARED.get(token)
-        if ready is None:
-            for old in [k for k in _PREPARED if k.split(":", 1)[0] == token.split(":", 1)[0]]:
-                del _PREPARED[old]  # an earlier run of the same stage: free its models
-            while len(_PREPARED) >= 2:
-                del _PREPARED[next(iter(_PREPARED))]
-            ready = _PREPARED[token] = stage
-    return run_shard(ready, task, root)
-
-
-_PREPARED_GUARD = threading.Lock()
 
 
 def missing_shards(stage: Stage, root: str | Path, tasks: Sequence[ShardTask] | None = None) -> list[int]:
@@ -288,10 +238,14 @@ def _run_stage(
                             break
         else:
             _run_on_executor(stage, pending, root, executor, workers, _done, attempts, token)
+    except Exception as exc:  # a full or read-only output stops the run: no done-marker, no retry, one line
+        if is_environment_error(exc):
+            needed = _bytes_needed(root, stage, results, len(pending) - len(results) + report.skipped)
+            raise environment_stop(exc, root, what=f"writing '{stage.name}' shards", needed=needed) from exc
+        raise
     finally:
         bar.close()
-        with _PREPARED_GUARD:  # this process is done with the stage: free what its setup() loaded
-            _PREPARED.pop(token, None)
+        release_stage(token)  # this process is done with the stage: free what its setup() loaded
     if sliced is None:
         shutil.rmtree(state_dir(root, stage) / "tmp", ignore_errors=True)
     report.ran = len(pending) - len(attempts.failures)
@@ -304,6 +258,19 @@ def _run_stage(
     if sliced is not None and cfg.barrier:
         _wait_for_slices(stage, root, plan, cfg)
     return report
+
+
+def _bytes_needed(root: Path, stage: Stage, done: dict[int, ShardStats], left: int) -> int | None:
+    """The mean on-disk size of the finished shards' outputs times the shards left (None if none finished)."""
+    if not done or left <= 0:
+        return None
+    total = 0
+    for index in done:
+        for rel in stage.outputs(index):
+            p = root / rel
+            files = [p] if p.is_file() else (f for f in p.rglob("*") if f.is_file()) if p.is_dir() else []
+            total += sum(f.stat().st_size for f in files)
+    return total // len(done) * left
 
 
 def _wait_for_slices(stage: Stage, root: Path, plan: list[ShardTask], cfg: EngineConfig, poll_s: float = 2.0) -> None:

@@ -8,7 +8,6 @@ silently.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 from collections.abc import Callable, Sequence
@@ -17,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from seeing_sound.engine.outcome import reraise_environment
 from seeing_sound.engine.shards import atomic_write
+from seeing_sound.hashing import file_sha256 as sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,7 @@ def file_sha256(path: str | Path) -> str:
     st = p.stat()
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA:
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _SHA[key] = h.hexdigest()
+        _SHA[key] = sha256_of(p)
     return _SHA[key]
 
 
@@ -120,6 +117,7 @@ def extract(
             try:
                 batch.append((f, sha, prepare(f)))
             except Exception as exc:  # one bad file must not stop the others
+                reraise_environment(exc)  # a full or read-only output is the run's, not the item's
                 errors[f] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}".rstrip(": ")
                 bar.update(1)
                 continue

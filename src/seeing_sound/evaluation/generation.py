@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from seeing_sound.engine.outcome import reraise_environment
 from seeing_sound.engine.shards import atomic_write, write_json_atomic
 from seeing_sound.errors import SeeingSoundError, StageMismatchError
 
@@ -71,6 +72,7 @@ def generate_missing(
             if wave.size == 0 or not np.all(np.isfinite(wave)):
                 raise ValueError("empty or non-finite audio")
         except Exception as exc:  # a bad clip is reported, the others are generated
+            reraise_environment(exc)  # a full or read-only output is the run's, not the item's
             failed[item_id] = f"audio unreadable for generation: {type(exc).__name__}: {exc}"
             continue
         image = pipe(

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from seeing_sound.config import resolve
+from seeing_sound.engine import Run, command_run
 from seeing_sound.engine.shards import atomic_write, write_json_atomic
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.evaluation import metrics as M
@@ -247,14 +248,16 @@ def evaluate_folders(
         raise ValueError(f"reference (the ground-truth images) is needed for {', '.join(cfg.metrics)}")
     if cfg.needs_audio and audio is None:
         raise ValueError("audio is needed for ais (or leave ais out of metrics)")
-    bench = pair_folders(
-        images,
-        reference=reference if cfg.needs_reference else None,
-        audio=audio if cfg.needs_audio else None,
-        name=name,
-    )
-    enc = Encoders.load(cfg)
-    return score([bench], out=Path(out), cfg=cfg, enc=enc, progress=progress, label=bench.name)
+    inputs = {"images": images, "reference": reference, "audio": audio}
+    with command_run("evaluate", out, inputs=inputs, progress=progress) as run:
+        bench = pair_folders(
+            images,
+            reference=reference if cfg.needs_reference else None,
+            audio=audio if cfg.needs_audio else None,
+            name=name,
+        )
+        enc = Encoders.load(cfg)
+        return score([bench], out=run.out, cfg=cfg, enc=enc, progress=progress, label=bench.name)
 
 
 def evaluate_model(
@@ -271,12 +274,17 @@ def evaluate_model(
     Images go to ``out/generated/<benchmark name>/<item_id>.png``. ``options`` are :class:`EvaluateConfig`
     fields (``seed``, ``steps``, ``guidance`` shape the images). Returns the summary.
     """
-    from seeing_sound.evaluation.generation import generate_missing, generation_settings, load_generator
-
     cfg = resolve(EvaluateConfig, config, options)
     if not benchmarks:
         raise ValueError("benchmarks must name at least one benchmark folder")
-    out = Path(out)
+    with command_run("evaluate", out, inputs={"benchmarks": list(benchmarks)}) as run:
+        return _evaluate_model(run, model, benchmarks, cfg, progress)
+
+
+def _evaluate_model(run: Run, model: str | Path, benchmarks: Sequence[str | Path], cfg: EvaluateConfig, progress: bool):
+    from seeing_sound.evaluation.generation import generate_missing, generation_settings, load_generator
+
+    out = run.out
     enc = Encoders.load(cfg)
     pipe = load_generator(model, cfg.device)
     settings = generation_settings(model, cfg)

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from seeing_sound.config import resolve
-from seeing_sound.engine import EngineConfig, StageReport, output_lock, run_stage
+from seeing_sound.engine import EngineConfig, Run, StageReport, command_run
 from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.features.config import FeaturesConfig
 from seeing_sound.features.stage import AstFeatureStage, VaeFeatureStage
@@ -51,16 +51,15 @@ def compute_features(
     from seeing_sound.dataset import PairsDataset
 
     cfg = resolve(FeaturesConfig, config, options)
-    eng = engine_config or EngineConfig()
     ds = PairsDataset.open(dataset)  # fails early, with a clear message, on a non-dataset
-    root = Path(dataset)
-    with output_lock(root, eng.slice):  # held across both stages, so the cards describe this run's shards
-        return _compute(root, cfg, eng, len(ds), workers=workers, overwrite=overwrite, progress=progress)
+    with command_run(
+        "features", dataset, engine_config=engine_config, workers=workers, overwrite=overwrite, progress=progress
+    ) as run:  # held across both stages, so the cards describe this run's shards
+        return _compute(run, cfg, len(ds))
 
 
-def _compute(
-    root: Path, cfg: FeaturesConfig, eng: EngineConfig, pairs: int, *, workers: int, overwrite: bool, progress: bool
-) -> dict[str, StageReport]:
+def _compute(run: Run, cfg: FeaturesConfig, pairs: int) -> dict[str, StageReport]:
+    root = run.out
     reports: dict[str, StageReport] = {}
     stages: list[tuple[str, AstFeatureStage | VaeFeatureStage]] = []
     if cfg.ast is not None:
@@ -68,11 +67,10 @@ def _compute(
     if cfg.vae is not None:
         stages.append(("vae", VaeFeatureStage(str(root), _model_ref(cfg.vae), vae_key(cfg.vae, cfg.resolution), cfg)))
     for kind, stage in stages:
-        report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress, engine_config=eng)
+        report = run.stage(stage)
         reports[kind] = report
-        if eng.slice is not None or not report.complete:  # the card describes every shard: the finishing run's
-            log.info("%s features: slice %s done (%d shards run, %d already done); run once without the slice "
-                     "to finish %s", kind.upper(), eng.shard_slice, report.ran, report.skipped, stage.key)  # fmt: skip
+        if not (run.finishing and report.complete):  # the card describes every shard: the finishing run's
+            run.slice_done(f"{stage.key} (features.json)", report)
             continue
         _write_card(root, kind, stage, report, pairs)
         log.info(
@@ -84,6 +82,9 @@ def _compute(
             report.items_in - report.items_out,
             report.errors or "none",
         )
+    for kind, report in reports.items():
+        if run.finishing and report.complete:
+            run.finish(report.outcome, noun="pair", hint=f"check that the {kind.upper()} model loads", report=reports)
     return reports
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from seeing_sound.builders import load_vae, resolve_device
-from seeing_sound.engine import ShardStats, ShardTask, Stage, shard_name
+from seeing_sound.engine import ShardStats, ShardTask, Stage, reraise_environment, shard_name
 from seeing_sound.features.config import FeaturesConfig
 from seeing_sound.features.store import ShardWriter
 
@@ -116,6 +116,7 @@ class AstFeatureStage(_FeatureStage):
         try:
             wave = ds.audio(row)
         except Exception as exc:  # a corrupt file must not stop a million-item run
+            reraise_environment(exc)  # a full or read-only output is the run's, not the item's
             _count(errors, f"audio_unreadable: {type(exc).__name__}")
             return None
         reason = "audio_empty" if wave.size == 0 else ("audio_not_finite" if not np.all(np.isfinite(wave)) else None)
@@ -184,6 +185,7 @@ class VaeFeatureStage(_FeatureStage):
                 im = center_crop_resize(im, self.config.resolution)
             return np.asarray(im, dtype=np.float32) / 127.5 - 1.0
         except Exception as exc:  # bad file or a path that escapes the images root
+            reraise_environment(exc)  # a full or read-only output is the run's, not the item's
             key = f"image_unreadable: {type(exc).__name__}"
             errors[key] = errors.get(key, 0) + 1
             return None

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seeing_sound.config import Config, option, resolve
+from seeing_sound.engine import command_run
 
 log = logging.getLogger(__name__)
 
@@ -114,52 +115,53 @@ def export_hf(dataset: str | Path, out: str | Path, config: ExportConfig | None 
         raise SeeingSoundError(f"out {out} is not empty: export into a new folder")
     if out.resolve() == ds.root.resolve():
         raise SeeingSoundError(f"out {out} is the dataset itself")
-    media = not cfg.metadata_only
-    schema = export_schema(media)
-    sr = int(ds.card["sample_rate"])
-    features = hf_features(schema, sr, media)
-    schema = schema.with_metadata({"huggingface": json.dumps({"info": {"features": features}})})
-    meta = ds.metadata
-    n = meta.num_rows
-    n_shards = max(1, -(-n // cfg.rows_per_shard))
-    report = ExportReport(out)
-    (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
-    for k in range(n_shards):
-        lo, hi = k * cfg.rows_per_shard, min(n, (k + 1) * cfg.rows_per_shard)
-        rows = meta.slice(lo, hi - lo).to_pylist()
-        for j, row in enumerate(rows):
-            i = lo + j
-            if media:
+    with command_run("export hf", out, inputs={"dataset": dataset}, lock=False):  # out must be new: no lock file in it
+        media = not cfg.metadata_only
+        schema = export_schema(media)
+        sr = int(ds.card["sample_rate"])
+        features = hf_features(schema, sr, media)
+        schema = schema.with_metadata({"huggingface": json.dumps({"info": {"features": features}})})
+        meta = ds.metadata
+        n = meta.num_rows
+        n_shards = max(1, -(-n // cfg.rows_per_shard))
+        report = ExportReport(out)
+        (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
+        for k in range(n_shards):
+            lo, hi = k * cfg.rows_per_shard, min(n, (k + 1) * cfg.rows_per_shard)
+            rows = meta.slice(lo, hi - lo).to_pylist()
+            for j, row in enumerate(rows):
+                i = lo + j
+                if media:
+                    try:
+                        row["image"] = _media(ds.image_path(i))
+                    except UnsafePathError:
+                        row["image"] = None
+                    if row["image"] is None:
+                        report.missing_images.append(row["pair_id"])
+                    try:
+                        row["audio"] = _media(ds.audio_path(i))
+                    except UnsafePathError:
+                        row["audio"] = None
+                    if row["audio"] is None:
+                        report.missing_audio.append(row["pair_id"])
                 try:
-                    row["image"] = _media(ds.image_path(i))
-                except UnsafePathError:
-                    row["image"] = None
-                if row["image"] is None:
-                    report.missing_images.append(row["pair_id"])
-                try:
-                    row["audio"] = _media(ds.audio_path(i))
-                except UnsafePathError:
-                    row["audio"] = None
-                if row["audio"] is None:
-                    report.missing_audio.append(row["pair_id"])
-            try:
-                row["recipe"] = json.dumps(Mixture.from_pair(row, sr).to_dict(), sort_keys=True)
-            except (KeyError, TypeError, ValueError):  # a partial recipe (imported pairs): no mixture record
-                row["recipe"] = None
-        name = f"{DATA_DIR}/{cfg.split}-{k:05d}-of-{n_shards:05d}.parquet"
-        with atomic_write(out / name) as fh:
-            pq.write_table(pa.Table.from_pylist(rows, schema=schema), fh)
-        report.shards.append(name)
-        report.rows += len(rows)
-    if cfg.metadata_only:  # the dataset's own layout, so `rebuild` reads the export directly
-        shutil.copy2(ds.root / "dataset.json", out / "dataset.json")
-        shutil.copytree(ds.root / "metadata", out / "metadata")
-    (out / "README.md").write_text(dataset_card(ds, cfg, report, features))
-    if report.missing_images or report.missing_audio:
-        log.warning(
-            "export: %d pairs without an image, %d without audio (null cells)",
-            len(report.missing_images),
-            len(report.missing_audio),
-        )
-    log.info("exported %d pairs in %d shards to %s", report.rows, len(report.shards), out)
-    return report
+                    row["recipe"] = json.dumps(Mixture.from_pair(row, sr).to_dict(), sort_keys=True)
+                except (KeyError, TypeError, ValueError):  # a partial recipe (imported pairs): no mixture record
+                    row["recipe"] = None
+            name = f"{DATA_DIR}/{cfg.split}-{k:05d}-of-{n_shards:05d}.parquet"
+            with atomic_write(out / name) as fh:
+                pq.write_table(pa.Table.from_pylist(rows, schema=schema), fh)
+            report.shards.append(name)
+            report.rows += len(rows)
+        if cfg.metadata_only:  # the dataset's own layout, so `rebuild` reads the export directly
+            shutil.copy2(ds.root / "dataset.json", out / "dataset.json")
+            shutil.copytree(ds.root / "metadata", out / "metadata")
+        (out / "README.md").write_text(dataset_card(ds, cfg, report, features))
+        if report.missing_images or report.missing_audio:
+            log.warning(
+                "export: %d pairs without an image, %d without audio (null cells)",
+                len(report.missing_images),
+                len(report.missing_audio),
+            )
+        log.info("exported %d pairs in %d shards to %s", report.rows, len(report.shards), out)
+        return report

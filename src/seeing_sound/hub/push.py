@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from seeing_sound.config import Config, ConfigError, option, resolve
+from seeing_sound.engine import command_run
 
 log = logging.getLogger(__name__)
 
@@ -65,22 +66,23 @@ def stage_model(run: str | Path, out: str | Path, repo: str = "ORG/NAME") -> Pat
     from seeing_sound.hub.cards import model_card
     from seeing_sound.model.generate import LOUDNESS_FILE, training_loudness
 
-    run = Path(run)
-    pipe = run / "pipeline" if (run / "pipeline" / "model_index.json").is_file() else run
-    out = Path(out)
-    shutil.copytree(pipe, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*", "__pycache__"))
-    level = training_loudness(run)
-    (out / LOUDNESS_FILE).write_text(
-        json.dumps({"target_lufs": level["target_lufs"], "lufs_range": level.get("lufs_range")}, indent=2) + "\n"
-    )
-    train_cfg = run / "train_config.json"
-    info = {
-        "target_lufs": level["target_lufs"],
-        "train_config": json.loads(train_cfg.read_text()) if train_cfg.is_file() else None,
-    }
-    if not (out / "README.md").exists():
-        (out / "README.md").write_text(model_card(info, repo))
-    return out
+    with command_run("push", out, inputs={"run": run}, lock=False):  # a staging folder, uploaded whole
+        run = Path(run)
+        pipe = run / "pipeline" if (run / "pipeline" / "model_index.json").is_file() else run
+        out = Path(out)
+        shutil.copytree(pipe, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+        level = training_loudness(run)
+        (out / LOUDNESS_FILE).write_text(
+            json.dumps({"target_lufs": level["target_lufs"], "lufs_range": level.get("lufs_range")}, indent=2) + "\n"
+        )
+        train_cfg = run / "train_config.json"
+        info = {
+            "target_lufs": level["target_lufs"],
+            "train_config": json.loads(train_cfg.read_text()) if train_cfg.is_file() else None,
+        }
+        if not (out / "README.md").exists():
+            (out / "README.md").write_text(model_card(info, repo))
+        return out
 
 
 def _upload(api, *, repo: str, folder: Path, repo_type: str, cfg: PushConfig):

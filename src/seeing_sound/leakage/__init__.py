@@ -9,7 +9,8 @@ fingerprints, :mod:`seeing_sound.leakage.fingerprint`), and writes exclusion lis
 
 from seeing_sound.leakage.config import LeakageConfig
 from seeing_sound.leakage.fingerprint import Fingerprint, FingerprintIndex, Match, match
-from seeing_sound.leakage.run import LeakageReport, check_leakage
+from seeing_sound.leakage.report import LeakageReport
+from seeing_sound.leakage.run import check_leakage
 
 __all__ = [
     "Fingerprint",

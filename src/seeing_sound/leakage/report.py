@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,9 +15,6 @@ from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.leakage import fingerprint as fp
 from seeing_sound.leakage.config import LeakageConfig
 from seeing_sound.studies.common import markdown_table, pyplot, save_figure, write_csv, write_text
-
-if TYPE_CHECKING:
-    from seeing_sound.leakage.run import LeakageReport
 
 IMAGE_SCHEMA = pa.schema(
     [
@@ -61,6 +59,47 @@ FILES = {
     "exclude_chunks": "exclude_chunks.txt",
     "exclude_pairs": "exclude_pairs.txt",
 }
+
+
+@dataclass
+class LeakageReport:
+    """What ``leakage`` found: per-benchmark counts, the pair tables and the exclusion lists."""
+
+    out: Path
+    benchmarks: list[dict[str, Any]]
+    image_pairs: list[dict[str, Any]]
+    audio_pairs: list[dict[str, Any]]
+    exclude_images: list[str]
+    exclude_chunks: list[int]
+    exclude_pairs: list[str]
+    train: dict[str, Any]
+    errors: dict[str, int] = field(default_factory=dict)
+    complete: bool = True  # False after a shard slice: the finishing run matches and writes the outputs
+
+    def summary(self) -> str:
+        if not self.complete:
+            return (
+                f"slice done: features of {self.train['images']} training images and {self.train['audio']} clips "
+                f"and of {len(self.benchmarks)} benchmark(s), this slice's shards -> {self.out / '_features'} "
+                "(run once without --shard-slice to match and write the report)"
+            )
+        lines = [
+            f"train       {self.train['root']} ({self.train['kind']}; {self.train['images']} images, "
+            f"{self.train['audio']} audio clips from {self.train['audio_source'] or 'none'})"
+        ]
+        for b in self.benchmarks:
+            lines.append(
+                f"{b['name']:<11.11} {b['items']} items: {b['images_flagged']} frames with a near-duplicate image "
+                f"({b['image_pairs']} pairs), {b['audio_flagged']} tracks with near-duplicate audio "
+                f"({b['audio_pairs']} pairs); {b['items_flagged']} items in all"
+            )
+        lines.append(
+            f"exclude     {len(self.exclude_images)} images, {len(self.exclude_chunks)} chunks, "
+            f"{len(self.exclude_pairs)} pairs -> {self.out}"
+        )
+        if self.errors:
+            lines.append("unreadable  " + ", ".join(f"{k}: {v}" for k, v in sorted(self.errors.items())))
+        return "\n".join(lines)
 
 
 def _sort_key(r: dict[str, Any]) -> tuple:

@@ -22,10 +22,12 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from seeing_sound.config import resolve
-from seeing_sound.engine import EngineConfig, output_lock, run_stage
+from seeing_sound.engine import EngineConfig, Run, command_run
+from seeing_sound.engine.run import check_inputs
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.leakage.config import LeakageConfig
 from seeing_sound.leakage.pairs import audio_pairs, image_pairs
+from seeing_sound.leakage.report import LeakageReport, write_outputs
 from seeing_sound.leakage.stage import LeakageFeatureStage, load_features
 
 log = logging.getLogger(__name__)
@@ -56,47 +58,6 @@ class BenchSide:
     side: str  # stage side name
     images: list[Item]
     audio: list[Item]
-
-
-@dataclass
-class LeakageReport:
-    """What ``leakage`` found: per-benchmark counts, the pair tables and the exclusion lists."""
-
-    out: Path
-    benchmarks: list[dict[str, Any]]
-    image_pairs: list[dict[str, Any]]
-    audio_pairs: list[dict[str, Any]]
-    exclude_images: list[str]
-    exclude_chunks: list[int]
-    exclude_pairs: list[str]
-    train: dict[str, Any]
-    errors: dict[str, int] = field(default_factory=dict)
-    complete: bool = True  # False after a shard slice: the finishing run matches and writes the outputs
-
-    def summary(self) -> str:
-        if not self.complete:
-            return (
-                f"slice done: features of {self.train['images']} training images and {self.train['audio']} clips "
-                f"and of {len(self.benchmarks)} benchmark(s), this slice's shards -> {self.out / '_features'} "
-                "(run once without --shard-slice to match and write the report)"
-            )
-        lines = [
-            f"train       {self.train['root']} ({self.train['kind']}; {self.train['images']} images, "
-            f"{self.train['audio']} audio clips from {self.train['audio_source'] or 'none'})"
-        ]
-        for b in self.benchmarks:
-            lines.append(
-                f"{b['name']:<11.11} {b['items']} items: {b['images_flagged']} frames with a near-duplicate image "
-                f"({b['image_pairs']} pairs), {b['audio_flagged']} tracks with near-duplicate audio "
-                f"({b['audio_pairs']} pairs); {b['items_flagged']} items in all"
-            )
-        lines.append(
-            f"exclude     {len(self.exclude_images)} images, {len(self.exclude_chunks)} chunks, "
-            f"{len(self.exclude_pairs)} pairs -> {self.out}"
-        )
-        if self.errors:
-            lines.append("unreadable  " + ", ".join(f"{k}: {v}" for k, v in sorted(self.errors.items())))
-        return "\n".join(lines)
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -228,116 +189,120 @@ def check_leakage(
     of every feature stage and writes nothing else (its report is not ``complete``): a last run
     without the slice matches and writes the outputs.
     """
-    from seeing_sound.leakage import report as rep
-
     cfg = resolve(LeakageConfig, config, options)
     if not benchmarks:
         raise ValueError("benchmarks must name at least one BENCH folder")
+    inputs = {"train": train, "benchmarks": list(benchmarks), "pool": pool}
+    check_inputs(inputs)
     train_root = Path(train)
-    side = _train_side(train_root, cfg, pool)
-    benches = [_bench_side(Path(b)) for b in benchmarks]
-    names = [b.side for b in benches]
-    if len(set(names)) != len(names):
-        raise SeeingSoundError(f"two benchmarks share a name: {', '.join(b.name for b in benches)}")
-    root = Path(out)
+    with command_run(
+        "leakage", out, inputs=inputs,
+        engine_config=engine_config, workers=workers, overwrite=overwrite, progress=progress,
+    ) as run:  # fmt: skip  # one check at a time per folder (held across every stage)
+        side = _train_side(train_root, cfg, pool)
+        benches = [_bench_side(Path(b)) for b in benchmarks]
+        names = [b.side for b in benches]
+        if len(set(names)) != len(names):
+            raise SeeingSoundError(f"two benchmarks share a name: {', '.join(b.name for b in benches)}")
+        return _check(run, cfg, train_root, side, benches)
+
+
+def _check(run: Run, cfg: LeakageConfig, train_root: Path, side: TrainSide, benches: list[BenchSide]) -> LeakageReport:
+    root, eng = run.out, run.engine
     root.mkdir(parents=True, exist_ok=True)
     errors: dict[str, int] = {}
-    eng = engine_config or EngineConfig()
     lent: dict[str, Any] = {}  # CLIP loaded in this process by one image stage, lent to the next
 
     def features(s: str, kind: str, items: list[Item], pool_root: str | None = None) -> dict[str, np.ndarray]:
         stage = LeakageFeatureStage(cfg, s, kind, _groups(items, cfg.shard_items), pool_root)
         if kind == "images" and "clip" in lent:
             stage.provide(clip=lent["clip"], pool=None)
-        report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress, engine_config=eng)
+        report = run.stage(stage)
         if kind == "images" and vars(stage).get("clip") is not None:  # set up here (local, one worker)
             lent["clip"] = stage.clip
         for k, v in report.errors.items():
             errors[f"{s}:{k}"] = errors.get(f"{s}:{k}", 0) + v
         return {} if eng.slice is not None else load_features(root, stage)
 
-    with output_lock(root, eng.slice):  # one check at a time per folder (held across every stage)
-        if eng.slice is not None:  # every feature stage's shards of this slice; matching needs all of them
-            for s, kind, items, pool_root in _feature_stages(side, benches, cfg):
-                features(s, kind, items, pool_root)
-            log.info("leakage: slice %s done; run once without the slice to match and write %s", eng.shard_slice, root)
-            return LeakageReport(
-                out=root,
-                benchmarks=[{"name": b.name, "items": len(b.images)} for b in benches],
-                image_pairs=[],
-                audio_pairs=[],
-                exclude_images=[],
-                exclude_chunks=[],
-                exclude_pairs=[],
-                train={"root": str(train_root.resolve()), "images": len(side.images), "audio": len(side.audio)},
-                errors=dict(sorted(errors.items())),
-                complete=False,
-            )
-        train_images = features("train", "images", side.images) if cfg.images and side.images else None
-        train_audio = features("train", "audio", side.audio, side.pool_root) if cfg.audio and side.audio else None
-        image_rows: list[dict[str, Any]] = []
-        audio_rows: list[dict[str, Any]] = []
-        per_bench: list[dict[str, Any]] = []
-        for b in benches:
-            log.info("leakage: %s (%d items) vs %s", b.name, len(b.images), train_root)
-            irows = (
-                image_pairs(features(b.side, "images", b.images), train_images, cfg) if train_images is not None else []
-            )
-            arows = audio_pairs(features(b.side, "audio", b.audio), train_audio, cfg) if train_audio is not None else []
-            for r in irows:
-                r["benchmark"] = b.name
-                r["bench_image"] = dict(b.images).get(r["bench_item"], "")
-                r["train_image_path"] = dict(side.images).get(r["train_image"], "")
-            for r in arows:
-                r["benchmark"] = b.name
-                r["bench_audio"] = {k: p for k, p, _ in b.audio}.get(r["bench_item"], "")
-                cid = int(r["train_audio"]) if side.audio_source in ("chunks", "pool") else None
-                r["chunk_id"] = cid
-                src = side.chunk_info.get(cid, ("", 0.0)) if cid is not None else ("", 0.0)
-                r["chunk_source"], r["chunk_offset_s"] = (src[0] or None, src[1] if cid is not None else None)
-            image_rows += irows
-            audio_rows += arows
-            img_hit = {r["bench_item"] for r in irows if r["flagged"]}
-            aud_hit = {r["bench_item"] for r in arows if r["flagged"]}
-            per_bench.append(
-                {
-                    "name": b.name,
-                    "root": str(b.root),
-                    "items": len(b.images),
-                    "images_flagged": len(img_hit),
-                    "image_pairs": sum(r["flagged"] for r in irows),
-                    "audio_flagged": len(aud_hit),
-                    "audio_pairs": sum(r["flagged"] for r in arows),
-                    "items_flagged": len(img_hit | aud_hit),
-                }
-            )
-        ex_images = sorted({r["train_image"] for r in image_rows if r["flagged"]})
-        ex_chunks = sorted({int(r["chunk_id"]) for r in audio_rows if r["flagged"] and r["chunk_id"] is not None})
-        ex_pairs: set[str] = set()
-        for key in ex_images:
-            ex_pairs.update(side.pairs_by_image.get(key, []))
-        for cid in ex_chunks:
-            ex_pairs.update(side.pairs_by_chunk.get(cid, []))
-        if side.audio_source == "mixtures":
-            ex_pairs.update(r["train_audio"] for r in audio_rows if r["flagged"])
-        train_info = {
-            "root": str(train_root.resolve()),
-            "kind": side.kind,
-            "images": len(side.images),
-            "audio": len(side.audio),
-            "audio_source": side.audio_source,
-            "pool": side.pool_root,
-        }
-        report = LeakageReport(
+    if not run.finishing:  # every feature stage's shards of this slice; matching needs all of them
+        for s, kind, items, pool_root in _feature_stages(side, benches, cfg):
+            features(s, kind, items, pool_root)
+        run.slice_done(f"{root} (matching and the report)")
+        return LeakageReport(
             out=root,
-            benchmarks=per_bench,
-            image_pairs=image_rows,
-            audio_pairs=audio_rows,
-            exclude_images=ex_images,
-            exclude_chunks=ex_chunks,
-            exclude_pairs=sorted(ex_pairs) if side.kind == "dataset" else [],
-            train=train_info,
+            benchmarks=[{"name": b.name, "items": len(b.images)} for b in benches],
+            image_pairs=[],
+            audio_pairs=[],
+            exclude_images=[],
+            exclude_chunks=[],
+            exclude_pairs=[],
+            train={"root": str(train_root.resolve()), "images": len(side.images), "audio": len(side.audio)},
             errors=dict(sorted(errors.items())),
+            complete=False,
         )
-        rep.write_outputs(report, cfg)
+    train_images = features("train", "images", side.images) if cfg.images and side.images else None
+    train_audio = features("train", "audio", side.audio, side.pool_root) if cfg.audio and side.audio else None
+    image_rows: list[dict[str, Any]] = []
+    audio_rows: list[dict[str, Any]] = []
+    per_bench: list[dict[str, Any]] = []
+    for b in benches:
+        log.info("leakage: %s (%d items) vs %s", b.name, len(b.images), train_root)
+        irows = image_pairs(features(b.side, "images", b.images), train_images, cfg) if train_images is not None else []
+        arows = audio_pairs(features(b.side, "audio", b.audio), train_audio, cfg) if train_audio is not None else []
+        for r in irows:
+            r["benchmark"] = b.name
+            r["bench_image"] = dict(b.images).get(r["bench_item"], "")
+            r["train_image_path"] = dict(side.images).get(r["train_image"], "")
+        for r in arows:
+            r["benchmark"] = b.name
+            r["bench_audio"] = {k: p for k, p, _ in b.audio}.get(r["bench_item"], "")
+            cid = int(r["train_audio"]) if side.audio_source in ("chunks", "pool") else None
+            r["chunk_id"] = cid
+            src = side.chunk_info.get(cid, ("", 0.0)) if cid is not None else ("", 0.0)
+            r["chunk_source"], r["chunk_offset_s"] = (src[0] or None, src[1] if cid is not None else None)
+        image_rows += irows
+        audio_rows += arows
+        img_hit = {r["bench_item"] for r in irows if r["flagged"]}
+        aud_hit = {r["bench_item"] for r in arows if r["flagged"]}
+        per_bench.append(
+            {
+                "name": b.name,
+                "root": str(b.root),
+                "items": len(b.images),
+                "images_flagged": len(img_hit),
+                "image_pairs": sum(r["flagged"] for r in irows),
+                "audio_flagged": len(aud_hit),
+                "audio_pairs": sum(r["flagged"] for r in arows),
+                "items_flagged": len(img_hit | aud_hit),
+            }
+        )
+    ex_images = sorted({r["train_image"] for r in image_rows if r["flagged"]})
+    ex_chunks = sorted({int(r["chunk_id"]) for r in audio_rows if r["flagged"] and r["chunk_id"] is not None})
+    ex_pairs: set[str] = set()
+    for key in ex_images:
+        ex_pairs.update(side.pairs_by_image.get(key, []))
+    for cid in ex_chunks:
+        ex_pairs.update(side.pairs_by_chunk.get(cid, []))
+    if side.audio_source == "mixtures":
+        ex_pairs.update(r["train_audio"] for r in audio_rows if r["flagged"])
+    train_info = {
+        "root": str(train_root.resolve()),
+        "kind": side.kind,
+        "images": len(side.images),
+        "audio": len(side.audio),
+        "audio_source": side.audio_source,
+        "pool": side.pool_root,
+    }
+    report = LeakageReport(
+        out=root,
+        benchmarks=per_bench,
+        image_pairs=image_rows,
+        audio_pairs=audio_rows,
+        exclude_images=ex_images,
+        exclude_chunks=ex_chunks,
+        exclude_pairs=sorted(ex_pairs) if side.kind == "dataset" else [],
+        train=train_info,
+        errors=dict(sorted(errors.items())),
+    )
+    write_outputs(report, cfg)
     return report

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from seeing_sound.engine import ShardStats, ShardTask, Stage, shard_name
+from seeing_sound.engine import ShardStats, ShardTask, Stage, reraise_environment, shard_name
 from seeing_sound.leakage import fingerprint as fp
 from seeing_sound.leakage.config import LeakageConfig
 
@@ -133,6 +133,7 @@ class LeakageFeatureStage(Stage):
             except FileNotFoundError:
                 reason[i] = "image_missing"
             except Exception as exc:  # PIL raises many kinds; the item is recorded, the run goes on
+                reraise_environment(exc)  # a full or read-only output is the run's, not the item's
                 reason[i] = f"image_unreadable: {type(exc).__name__}"
         out = {"keys": np.array([k for k, _ in items], dtype=str), "ok": ok, "reason": np.array(reason, dtype=str)}
         out["phash"] = bits
@@ -163,6 +164,7 @@ class LeakageFeatureStage(Stage):
                 reason[i] = f"audio_{exc.reason}"
                 continue
             except (OSError, IndexError, ValueError) as exc:
+                reraise_environment(exc)  # a full or read-only output is the run's, not the item's
                 reason[i] = f"audio_unreadable: {type(exc).__name__}"
                 continue
             got = fp.fingerprint(audio, rate)

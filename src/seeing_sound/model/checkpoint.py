@@ -24,7 +24,6 @@ with one line: :class:`UnsafeCheckpointError`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 import torch
 
 from seeing_sound.errors import SeeingSoundError
+from seeing_sound.hashing import file_sha256
 
 FORMAT = "seeing-sound-checkpoint"
 FORMAT_VERSION = 1
@@ -45,14 +45,6 @@ UNSAFE_PATTERNS = ("*.pkl", "*.pickle", "*.bin", "*.pth", "*.ckpt")
 
 class UnsafeCheckpointError(SeeingSoundError):
     """A checkpoint that could run code when loaded, or whose files were changed after saving."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _ema_tensors(ema) -> dict[str, torch.Tensor]:
@@ -91,7 +83,7 @@ def save_training_state(path: str | Path, *, model, optimizer, lr_scheduler, ste
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "step": int(step),
-        "files": {name: _sha256(path / name) for name in files},
+        "files": {name: file_sha256(path / name) for name in files},
     }
     (path / STATE_JSON).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
     return path
@@ -121,7 +113,7 @@ def read_state(path: str | Path) -> dict:
         if Path(name).name != name:
             raise UnsafeCheckpointError(f"{state_file} names a file outside the checkpoint: {name!r}")
         file = path / name
-        if not file.is_file() or _sha256(file) != digest:
+        if not file.is_file() or file_sha256(file) != digest:
             raise UnsafeCheckpointError(f"{file} is missing or was changed after the checkpoint was written")
     return state
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from seeing_sound.engine import command_run
+from seeing_sound.engine.outcome import reraise_environment
+from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.errors import ModelNotFoundError, SeeingSoundError
 
 log = logging.getLogger(__name__)
@@ -146,70 +149,74 @@ def generate_files(
 
     if not audio:
         raise ValueError("audio must name at least one file")
-    pipe = load_pipeline(model, device, scheduler)
-    if pipe.audio_encoder is None:
-        raise SeeingSoundError(f"the pipeline in {model} has no AST audio encoder; re-save it with one")
-    pipe.set_progress_bar_config(disable=not progress)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    report: dict = {
-        "model": str(model),
-        "seed": seed,
-        "steps": steps,
-        "guidance_scale": guidance_scale,
-        "outputs": {},
-        "skipped": {},
-    }
-    if normalize:
-        level = (
-            training_loudness(model) if target_lufs is None else {"target_lufs": float(target_lufs), "source": "given"}
-        )
-        report["loudness"] = {**level, "files": {}}
-        log.info("inputs normalized to %.1f LUFS (%s)", level["target_lufs"], level["source"])
-    else:
-        report["loudness"] = None
-    sheet, labels, used = [], [], set()
-    for file in audio:
-        try:
-            wave, sr = read_mono(file)
-            if wave.size == 0 or not np.all(np.isfinite(wave)):
-                raise ValueError("empty or non-finite audio")
-            if normalize:
-                wave, applied = normalize_input(wave, sr, report["loudness"]["target_lufs"])
-                report["loudness"]["files"][str(file)] = applied
-        except Exception as exc:  # one bad file must not lose the others
-            report["skipped"][str(file)] = f"{type(exc).__name__}: {exc}"
-            log.warning("skipping %s: %s", file, exc)
-            continue
-        stem = Path(file).stem
-        while stem in used:  # same file name in two folders
-            stem += "_"
-        used.add(stem)
-        generators = [torch.Generator().manual_seed(seed + k) for k in range(num_images)]
-        images = pipe(
-            audio=wave,
-            sampling_rate=sr,
-            num_inference_steps=steps,
-            guidance_scale=guidance_scale,
-            num_images_per_prompt=num_images,
-            generator=generators,
-            height=height,
-            width=width,
-        ).images
-        names = []
-        for k, image in enumerate(images):
-            name = f"{stem}-seed{seed + k}.png"
-            image.save(out / name)
-            names.append(name)
-            sheet.append(image)
-            labels.append(name)
-        report["outputs"][str(file)] = names
-    if sheet:
-        image_grid(sheet, cols=max(num_images, min(len(sheet), 4)), labels=labels).save(out / "contact-sheet.png")
-    (out / "generate.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    if not sheet:
-        raise SeeingSoundError(
-            f"no audio file could be read ({len(report['skipped'])} skipped); see {out / 'generate.json'}"
-        )
-    log.info("wrote %d images for %d files to %s", len(sheet), len(report["outputs"]), out)
-    return report
+    with command_run("generate", out, inputs={"audio": list(audio)}, progress=progress) as run:
+        pipe = load_pipeline(model, device, scheduler)
+        if pipe.audio_encoder is None:
+            raise SeeingSoundError(f"the pipeline in {model} has no AST audio encoder; re-save it with one")
+        pipe.set_progress_bar_config(disable=not progress)
+        out = run.out
+        out.mkdir(parents=True, exist_ok=True)
+        report: dict = {
+            "model": str(model),
+            "seed": seed,
+            "steps": steps,
+            "guidance_scale": guidance_scale,
+            "outputs": {},
+            "skipped": {},
+        }
+        if normalize:
+            level = (
+                training_loudness(model)
+                if target_lufs is None
+                else {"target_lufs": float(target_lufs), "source": "given"}
+            )
+            report["loudness"] = {**level, "files": {}}
+            log.info("inputs normalized to %.1f LUFS (%s)", level["target_lufs"], level["source"])
+        else:
+            report["loudness"] = None
+        sheet, labels, used = [], [], set()
+        for file in audio:
+            try:
+                wave, sr = read_mono(file)
+                if wave.size == 0 or not np.all(np.isfinite(wave)):
+                    raise ValueError("empty or non-finite audio")
+                if normalize:
+                    wave, applied = normalize_input(wave, sr, report["loudness"]["target_lufs"])
+                    report["loudness"]["files"][str(file)] = applied
+            except Exception as exc:  # one bad file must not lose the others
+                reraise_environment(exc)  # a full or read-only output is the run's, not the item's
+                report["skipped"][str(file)] = f"{type(exc).__name__}: {exc}"
+                log.warning("skipping %s: %s", file, exc)
+                continue
+            stem = Path(file).stem
+            while stem in used:  # same file name in two folders
+                stem += "_"
+            used.add(stem)
+            generators = [torch.Generator().manual_seed(seed + k) for k in range(num_images)]
+            images = pipe(
+                audio=wave,
+                sampling_rate=sr,
+                num_inference_steps=steps,
+                guidance_scale=guidance_scale,
+                num_images_per_prompt=num_images,
+                generator=generators,
+                height=height,
+                width=width,
+            ).images
+            names = []
+            for k, image in enumerate(images):
+                name = f"{stem}-seed{seed + k}.png"
+                image.save(out / name)
+                names.append(name)
+                sheet.append(image)
+                labels.append(name)
+            report["outputs"][str(file)] = names
+        if sheet:
+            image_grid(sheet, cols=max(num_images, min(len(sheet), 4)), labels=labels).save(out / "contact-sheet.png")
+        write_json_atomic(out / "generate.json", report)
+        if not sheet:
+            raise SeeingSoundError(
+                f"no audio file could be read ({len(report['skipped'])} skipped); see {out / 'generate.json'}"
+            )
+        log.info("wrote %d images for %d files to %s", len(sheet), len(report["outputs"]), out)
+        return report

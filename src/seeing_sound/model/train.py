@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from typing import Any
 
 import torch
 
+from seeing_sound.engine import command_run
+from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.model.checkpoint import load_training_state, save_training_state
 from seeing_sound.model.diffusion import DiffusionSchedule, diffusion_loss, q_sample
@@ -121,7 +124,7 @@ class TrainRecipe:
         self.accelerator = accelerator = _make_accelerator(cfg, out)
         if accelerator.is_main_process:
             record = run_record(cfg, records, exclusions)
-            (out / "train_config.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+            write_json_atomic(out / "train_config.json", record)
 
         # AST tokens: read from features/ast-* (default), or computed here from the mixtures (ast_online).
         self.online_ast: OnlineAst | None = None
@@ -308,13 +311,24 @@ class TrainRecipe:
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    """Run (or resume) a training run; returns the losses of the steps this call did."""
-    recipe = TrainRecipe(cfg)
-    try:
-        recipe.setup()
-        return recipe.train()
-    finally:
-        recipe.cleanup()
+    """Run (or resume) a training run; returns the losses of the steps this call did.
+
+    The run holds ``cfg.out`` (a second ``train`` into it stops at once; under ``accelerate launch``
+    the main process holds it for all), refuses an ``out`` that is or holds a dataset, and stops with
+    one line when the disk fills while a checkpoint is saved.
+    """
+    with command_run("train", cfg.out, inputs={"dataset": list(cfg.dataset)}, lock=_launch_rank() == 0):
+        recipe = TrainRecipe(cfg)
+        try:
+            recipe.setup()
+            return recipe.train()
+        finally:
+            recipe.cleanup()
+
+
+def _launch_rank() -> int:
+    """This process's rank under ``accelerate launch``/``torchrun`` (0 when run directly)."""
+    return int(os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or 0)
 
 
 #: PixArt-XL/2 (611M parameters), one 512² sampling step with guidance on this project's 2-core CPU

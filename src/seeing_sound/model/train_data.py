@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
+from seeing_sound.dataset import PairsDataset
 from seeing_sound.features.store import FeatureSet
-
-if TYPE_CHECKING:
-    from seeing_sound.dataset import PairsDataset
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 from seeing_sound.config import resolve
 from seeing_sound.dataset import layout
 from seeing_sound.dataset.writer import write_card
-from seeing_sound.engine import EngineConfig, output_lock, run_stage
+from seeing_sound.engine import EngineConfig, Outcome, atomic_write, command_run
+from seeing_sound.engine.run import check_inputs
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.pairs.config import PairsImportConfig
 from seeing_sound.pairs.sources import list_pairs
@@ -79,6 +80,7 @@ def import_pairs(
     shards, and a last run without the slice writes ``import/errors.parquet`` and the dataset card.
     """
     cfg = resolve(PairsImportConfig, config, options)
+    check_inputs({"src": src})
     src_root = Path(src).resolve()
     root = Path(out)
     if root.resolve() == src_root or src_root in root.resolve().parents:
@@ -89,12 +91,12 @@ def import_pairs(
     groups = tuple(tuple(items[i : i + size]) for i in range(0, len(items), size))
     stage = PairsImportStage(cfg, str(src_root), groups)
     log.info("pairs import: %d inputs in %d shards -> %s", len(items), len(groups), root)
-    eng = engine_config or EngineConfig()
-    with output_lock(root, eng.slice):
-        report = run_stage(stage, root, workers=workers, overwrite=overwrite, progress=progress, engine_config=eng)
-        if eng.slice is not None:  # the card and the error list cover every shard: the finishing run writes them
-            log.info("pairs import: slice %s done (%d shards run, %d already done); run once without the slice "
-                     "to finish %s", eng.shard_slice, report.ran, report.skipped, root)  # fmt: skip
+    with command_run(
+        "pairs import", root, engine_config=engine_config, workers=workers, overwrite=overwrite, progress=progress
+    ) as run:
+        report = run.stage(stage)
+        if not run.finishing:  # the card and the error list cover every shard: the finishing run writes them
+            run.slice_done(f"{root} (its card and {ERRORS})", report)
             return ImportReport(
                 root=root,
                 counts={"in": report.items_in, "out": report.items_out},
@@ -107,9 +109,8 @@ def import_pairs(
         errs = [pq.read_table(root / errors_rel(i), schema=ERRORS_SCHEMA) for i in range(len(groups))]
         errs.append(pa.Table.from_pylist(listing.skipped, schema=ERRORS_SCHEMA))
         err = pa.concat_tables(errs).sort_by("pair_id")
-        target = root / ERRORS
-        target.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(err, target)
+        with atomic_write(root / ERRORS) as fh:
+            pq.write_table(err, fh)
         shards = [{"index": s.shard, "pairs": s.items_out} for s in report.shards]
         out_pairs = sum(s["pairs"] for s in shards)
         seconds = 0.0
@@ -144,11 +145,15 @@ def import_pairs(
             params=cfg.to_dict(),
             counts=counts,
         )
-    return ImportReport(
-        root=root,
-        counts=counts,
-        errors=counts["errors"],
-        shards_run=report.ran,
-        shards_skipped=report.skipped,
-        seconds=report.seconds,
-    )
+        imported = ImportReport(
+            root=root,
+            counts=counts,
+            errors=counts["errors"],
+            shards_run=report.ran,
+            shards_skipped=report.skipped,
+            seconds=report.seconds,
+        )
+        outcome = Outcome(counts["in"], counts["out"], counts["failed"], counts["skipped"], counts["errors"])
+        hint = "check that images and audio files share their stems, or are videos"
+        run.finish(outcome, noun="input", hint=hint, report=imported)
+    return imported

@@ -8,7 +8,6 @@ A shard writes, like ``sonify``'s mix stage, ``metadata/shard-NNNNNN.parquet`` a
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,8 @@ import pyarrow.parquet as pq
 
 from seeing_sound.dataset import layout
 from seeing_sound.dataset.writer import write_pairs_shard
-from seeing_sound.engine import ShardStats, ShardTask, Stage, shard_name
+from seeing_sound.engine import ShardStats, ShardTask, Stage, reraise_environment, shard_name
+from seeing_sound.hashing import file_sha256
 from seeing_sound.pairs.config import PairsImportConfig
 from seeing_sound.pairs.sources import ImportItem, error_row
 
@@ -41,14 +41,6 @@ def images_rel(index: int) -> str:
 
 def errors_rel(index: int) -> str:
     return f"import/errors/{shard_name(index)}.parquet"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_audio(path: Path, rate: int) -> np.ndarray:
@@ -119,6 +111,7 @@ class PairsImportStage(Stage):
                 errors.append(error_row(item.pair_id, source, "failed", f"audio_{exc.reason}", exc.detail))
                 continue
             except Exception as exc:  # PIL / OS errors: the item is recorded, the shard goes on
+                reraise_environment(exc)  # a full or read-only output is the run's, not the item's
                 reason = "image_unreadable" if item.kind == "pair" else "io_error"
                 errors.append(error_row(item.pair_id, source, "failed", reason, f"{type(exc).__name__}: {exc}"))
                 continue
@@ -128,7 +121,7 @@ class PairsImportStage(Stage):
                     "pair_id": item.pair_id,
                     "image_id": item.pair_id,
                     "image_path": rel,
-                    "image_sha256": _sha256(image_dir / name),
+                    "image_sha256": file_sha256(image_dir / name),
                     "scene": item.label or None,
                     "seed": None,
                     "mixture_gain_db": 0.0,

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seeing_sound.config import resolve
-from seeing_sound.engine import EngineConfig, output_lock, run_stage
+from seeing_sound.engine import EngineConfig, Run, command_run
+from seeing_sound.engine.run import check_inputs
 from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.pool import layout
@@ -63,37 +64,28 @@ def build_pool(
     cfg = resolve(PoolBuildConfig, config, options)
     shard_files = cfg.shard_files
     root = Path(out)
+    check_inputs({"sources": list(sources)})
     files = find_sources(list(sources), exclude=[root])  # an --out inside a source is not a source
     if descriptions is not None:
         files = attach_descriptions(files, load_descriptions(descriptions))
     if not files:
         raise FileNotFoundError(f"no files found under {', '.join(map(str, sources))}")
     tasks = plan_build(files, shard_files)
-    eng = engine_config or EngineConfig()
-    with output_lock(root, eng.slice):  # one run per pool: the summary below must describe this run's shards
-        return _build(root, cfg, tasks, len(files), workers=workers, overwrite=overwrite, progress=progress, eng=eng)
+    with command_run(
+        "pool build", root, engine_config=engine_config, workers=workers, overwrite=overwrite, progress=progress
+    ) as run:  # one run per pool: the summary below must describe this run's shards
+        return _build(run, cfg, tasks, len(files))
 
 
-def _build(
-    root: Path,
-    cfg: PoolBuildConfig,
-    tasks: list,
-    n_files: int,
-    *,
-    workers: int,
-    overwrite: bool,
-    progress: bool,
-    eng: EngineConfig,
-) -> PoolBuildReport:
+def _build(run: Run, cfg: PoolBuildConfig, tasks: list, n_files: int) -> PoolBuildReport:
+    root = run.out
     root.mkdir(parents=True, exist_ok=True)
     log.info("pool build: %d files in %d shards -> %s", n_files, len(tasks), root)
-    stage = PoolBuildStage(config=cfg)
-    if overwrite and (root / "embeddings").exists():  # vectors of the old chunks would map to new ids
+    if run.overwrite and (root / "embeddings").exists():  # vectors of the old chunks would map to new ids
         shutil.rmtree(root / "embeddings")
-    report = run_stage(
-        stage, root, workers=workers, overwrite=overwrite, progress=progress, tasks=tasks, engine_config=eng
-    )
-    if eng.slice is not None:  # pool.json is the finishing run's: it describes every shard
+    report = run.stage(PoolBuildStage(config=cfg), tasks=tasks)
+    if not run.finishing:  # pool.json is the finishing run's: it describes every shard
+        run.slice_done("the pool (pool.json)", report)
         return _slice_report(root, report)
     shards = [{"index": s.shard, "files": s.items_in, "chunks": s.extra["chunks"]} for s in report.shards]
     real_seconds = sum(s.extra["real_seconds"] for s in report.shards)
@@ -121,7 +113,7 @@ def _build(
             "counts": counts,
         },
     )
-    return PoolBuildReport(
+    built = PoolBuildReport(
         root=root,
         files=counts["files"],
         files_ok=counts["files_ok"],
@@ -133,6 +125,10 @@ def _build(
         shards_skipped=report.skipped,
         seconds=report.seconds,
     )
+    run.finish(
+        report.outcome, noun="file", hint="check that the sources are audio files this machine decodes", report=built
+    )
+    return built
 
 
 def _slice_report(root: Path, report) -> PoolBuildReport:
@@ -214,10 +210,12 @@ def embed_pool(
     )
     n_shards = -(-n // cfg.shard_chunks)
     log.info("pool embed: %d chunks in %d shards with %s -> %s", n, n_shards, enc.info.model, info_path.parent)
-    eng = engine_config or EngineConfig()
-    with output_lock(ap.root, eng.slice):  # one run per pool: info.json must describe this run's shards
-        report = run_stage(stage, ap.root, workers=workers, overwrite=overwrite, progress=progress, engine_config=eng)
-        if eng.slice is not None:  # info.json is the finishing run's
+    with command_run(
+        "pool embed", ap.root, engine_config=engine_config, workers=workers, overwrite=overwrite, progress=progress
+    ) as run:  # one run per pool: info.json must describe this run's shards
+        report = run.stage(stage)
+        if not run.finishing:  # info.json is the finishing run's
+            run.slice_done(f"{info_path.parent} (info.json)", report)
             return EmbedReport(
                 root=info_path.parent, key=key, info={}, chunks=report.items_in, embedded=report.items_out,
                 skipped=report.errors, shards_run=report.ran, shards_skipped=report.skipped,

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from seeing_sound.audio.chunking import Chunker
 from seeing_sound.audio.io import BadAudio, file_checksum, stream_mono
 from seeing_sound.audio.loudness import BLOCK_SECONDS, integrated_loudness, is_silent
-from seeing_sound.engine import ShardStats, ShardTask, Stage
+from seeing_sound.engine import ShardStats, ShardTask, Stage, reraise_environment
 from seeing_sound.pool import layout
 from seeing_sound.pool.config import PoolBuildConfig
 from seeing_sound.pool.sources import SourceFile
@@ -145,6 +145,7 @@ class PoolBuildStage(Stage):
                     del rows[n_rows:]
                     errors.append({"source": src.source, "reason": exc.reason, "detail": exc.detail})
                 except (OSError, MemoryError) as exc:  # unreadable mid-way: record, keep going
+                    reraise_environment(exc)  # a full or read-only output is the run's, not the item's
                     sink.rollback(mark)
                     del rows[n_rows:]
                     errors.append({"source": src.source, "reason": "io_error", "detail": str(exc)[:200]})

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from seeing_sound.dataset import PairsDataset
 from seeing_sound.dataset import layout as ds_layout
-from seeing_sound.engine import atomic_write, shard_name
+from seeing_sound.engine import atomic_write, command_run, shard_name
 from seeing_sound.report.html import COMPONENTS_REL, SPECTROGRAMS_REL, PairRenderer, e, kv, missing
 from seeing_sound.report.script import SEARCH_JS
 from seeing_sound.report.style import CSS
@@ -184,67 +184,69 @@ def write_report(
 
     _check_limit("max_pairs", max_pairs)
     _check_limit("max_audio_per_page", max_audio_per_page)
-    ds = PairsDataset.open(dataset)
-    audio_pool = AudioPool.open(pool)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    r = PairRenderer(ds, audio_pool, out, out / PAGES_REL)
-    stats = SummaryStats(len(audio_pool))
-    limit = len(ds) if max_pairs is None else min(max_pairs, len(ds))
-    plan, left = [], limit  # (shard index, rows to show); shards past max_pairs get no page
-    for s in ds.card["shards"]:
-        if left <= 0:
-            break
-        plan.append((int(s["index"]), min(int(s["pairs"]), left)))
-        left -= plan[-1][1]
-    names = [shard_name(i) for i, _ in plan]
-    vocab: dict[str, int] = {}
-    uses: Counter[int] = Counter()
-    # 1. one page per shard, one shard in memory at a time; the index's entries stream to its file
-    with atomic_write(out / INDEX_JS_REL) as js:
-        js.write(b'window.SEEING_SOUND_INDEX={"pairs":[')
-        first = True
-        for k, ((shard_index, n), name) in enumerate(zip(plan, names, strict=True)):
-            table = pq.read_table(ds.root / ds_layout.metadata_rel(shard_index)).slice(0, n)
-            stats.add(table)
-            cards = []
-            for j, row in enumerate(table.to_pylist()):
-                rich = max_audio_per_page is None or j < max_audio_per_page
-                cards.append(r.pair(f"{name}-{j:06d}", row, rich))
-                comps = row.get("components") or []
-                cids = sorted(
-                    {vocab.setdefault(str(c["concept"]), len(vocab)) for c in comps if c.get("concept") is not None}
+    # index.html and report/ are the report's own names: the dataset may sit inside out_dir (the demo's layout)
+    with command_run("report", out_dir, inputs={"dataset": dataset, "pool": pool}, nested_ok=True):
+        ds = PairsDataset.open(dataset)
+        audio_pool = AudioPool.open(pool)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        r = PairRenderer(ds, audio_pool, out, out / PAGES_REL)
+        stats = SummaryStats(len(audio_pool))
+        limit = len(ds) if max_pairs is None else min(max_pairs, len(ds))
+        plan, left = [], limit  # (shard index, rows to show); shards past max_pairs get no page
+        for s in ds.card["shards"]:
+            if left <= 0:
+                break
+            plan.append((int(s["index"]), min(int(s["pairs"]), left)))
+            left -= plan[-1][1]
+        names = [shard_name(i) for i, _ in plan]
+        vocab: dict[str, int] = {}
+        uses: Counter[int] = Counter()
+        # 1. one page per shard, one shard in memory at a time; the index's entries stream to its file
+        with atomic_write(out / INDEX_JS_REL) as js:
+            js.write(b'window.SEEING_SOUND_INDEX={"pairs":[')
+            first = True
+            for k, ((shard_index, n), name) in enumerate(zip(plan, names, strict=True)):
+                table = pq.read_table(ds.root / ds_layout.metadata_rel(shard_index)).slice(0, n)
+                stats.add(table)
+                cards = []
+                for j, row in enumerate(table.to_pylist()):
+                    rich = max_audio_per_page is None or j < max_audio_per_page
+                    cards.append(r.pair(f"{name}-{j:06d}", row, rich))
+                    comps = row.get("components") or []
+                    cids = sorted(
+                        {vocab.setdefault(str(c["concept"]), len(vocab)) for c in comps if c.get("concept") is not None}
+                    )
+                    uses.update(cids)
+                    entry = [k, j, str(row.get("pair_id") or row.get("image_id") or ""), cids]
+                    js.write((b"" if first else b",") + _js_json(entry).encode())
+                    first = False
+                body = (
+                    f"<header><h1>{e(title)}</h1>{_nav(k, names)}"
+                    f'<p class="muted">{table.num_rows} pairs of metadata shard {e(name)}.</p></header>'
+                    f'<main><section id="pairs">{chr(10).join(cards) if cards else missing("No pairs.")}</section>'
+                    f"{_nav(k, names)}</main>"
                 )
-                uses.update(cids)
-                entry = [k, j, str(row.get("pair_id") or row.get("image_id") or ""), cids]
-                js.write((b"" if first else b",") + _js_json(entry).encode())
-                first = False
-            body = (
-                f"<header><h1>{e(title)}</h1>{_nav(k, names)}"
-                f'<p class="muted">{table.num_rows} pairs of metadata shard {e(name)}.</p></header>'
-                f'<main><section id="pairs">{chr(10).join(cards) if cards else missing("No pairs.")}</section>'
-                f"{_nav(k, names)}</main>"
-            )
-            with atomic_write(out / PAGES_REL / f"{name}.html") as fh:
-                fh.write(_html_page(f"{title} - {name}", body))
-        concepts = sorted(vocab, key=vocab.__getitem__)
-        js.write(f'],"pages":{_js_json(names)},"concepts":{_js_json(concepts)}}};\n'.encode())
-    with atomic_write(out / SEARCH_JS_REL) as fh:
-        fh.write(SEARCH_JS.encode())
-    _remove_stale(out / PAGES_REL, "shard-*.html", {f"{n}.html" for n in names})
-    _remove_stale(out / COMPONENTS_REL, "shard-*.wav", r.written)
-    _remove_stale(out / SPECTROGRAMS_REL, "shard-*.png", r.written)
+                with atomic_write(out / PAGES_REL / f"{name}.html") as fh:
+                    fh.write(_html_page(f"{title} - {name}", body))
+            concepts = sorted(vocab, key=vocab.__getitem__)
+            js.write(f'],"pages":{_js_json(names)},"concepts":{_js_json(concepts)}}};\n'.encode())
+        with atomic_write(out / SEARCH_JS_REL) as fh:
+            fh.write(SEARCH_JS.encode())
+        _remove_stale(out / PAGES_REL, "shard-*.html", {f"{n}.html" for n in names})
+        _remove_stale(out / COMPONENTS_REL, "shard-*.wav", r.written)
+        _remove_stale(out / SPECTROGRAMS_REL, "shard-*.png", r.written)
 
-    # 2. the index page: summary plots, search, the pages, dropped images, run summary, settings
-    dropped = _dropped_section(r, out)
-    index = out / "index.html"
-    with atomic_write(index) as fh:  # bytes: UTF-8 whatever the locale says
-        top = [concepts[c] for c, _ in uses.most_common(TOP_CONCEPTS)]
-        body = _index_body(r, title, shown=limit, plan=plan, names=names, stats=stats, top=top, dropped=dropped,
-                           summary=summary)  # fmt: skip
-        fh.write(_html_page(title, body, (INDEX_JS_REL, SEARCH_JS_REL)))
-    log.info("report: %d pairs on %d pages, %d files rendered -> %s", limit, len(names), len(r.written), index)
-    return index
+        # 2. the index page: summary plots, search, the pages, dropped images, run summary, settings
+        dropped = _dropped_section(r, out)
+        index = out / "index.html"
+        with atomic_write(index) as fh:  # bytes: UTF-8 whatever the locale says
+            top = [concepts[c] for c, _ in uses.most_common(TOP_CONCEPTS)]
+            body = _index_body(r, title, shown=limit, plan=plan, names=names, stats=stats, top=top, dropped=dropped,
+                               summary=summary)  # fmt: skip
+            fh.write(_html_page(title, body, (INDEX_JS_REL, SEARCH_JS_REL)))
+        log.info("report: %d pairs on %d pages, %d files rendered -> %s", limit, len(names), len(r.written), index)
+        return index
 
 
 def _index_body(r: PairRenderer, title: str, *, shown: int, plan, names, stats: SummaryStats, top: list[str],

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from seeing_sound.config import resolve
-from seeing_sound.engine import EngineConfig, atomic_write, output_lock, run_stage
+from seeing_sound.engine import EngineConfig, Outcome, Run, atomic_write, command_run
 from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.retrieval.config import RetrieveConfig
 from seeing_sound.retrieval.exclude import IdList, read_id_list
@@ -110,32 +110,21 @@ def retrieve(
     exclude = read_id_list(cfg.exclude_chunks, "exclude_chunks", "chunk")  # before any work: a missing file fails
     if exclude is not None:  # workers read the list again, from wherever they run
         cfg = cfg.replace(exclude_chunks=exclude.path)
-    eng = engine_config or EngineConfig()
-    out = Path(out)
-    with output_lock(out, eng.slice):
-        return _retrieve(
-            pool, concepts, out, cfg, eng, exclude, workers=workers, overwrite=overwrite, progress=progress
-        )
+    with command_run(
+        "retrieve", out, inputs={"pool": pool}, engine_config=engine_config, workers=workers, overwrite=overwrite,
+        progress=progress,
+    ) as run:  # fmt: skip
+        return _retrieve(run, pool, concepts, cfg, exclude)
 
 
-def _retrieve(
-    pool,
-    concepts,
-    out: Path,
-    cfg: RetrieveConfig,
-    eng: EngineConfig,
-    exclude: IdList | None,
-    *,
-    workers: int,
-    overwrite: bool,
-    progress: bool,
-) -> RetrieveReport:
+def _retrieve(run: Run, pool, concepts, cfg: RetrieveConfig, exclude: IdList | None) -> RetrieveReport:
     from seeing_sound.encoders import load_encoder
     from seeing_sound.pool import AudioPool
     from seeing_sound.pool.layout import embeddings_root
     from seeing_sound.retrieval.index import load_embeddings
     from seeing_sound.retrieval.stats import usage_stats
 
+    out, eng = run.out, run.engine
     ap = AudioPool.open(pool)
     table, skipped = normalize_concepts(read_concept_file(concepts))
     enc = load_encoder(cfg.encoder, cfg.model, device=cfg.device, fp16=cfg.fp16, batch_size=cfg.batch_size)
@@ -162,15 +151,14 @@ def _retrieve(
         len(shards),
     )
     tasks = plan_retrieve([s.num_rows for s in shards])
-    report = run_stage(
-        stage, out, workers=workers, overwrite=overwrite, progress=progress, tasks=tasks, engine_config=eng
-    )
+    report = run.stage(stage, tasks=tasks)
     reasons: dict[str, int] = {}
     for r in skipped.column("reason").to_pylist():
         reasons[r] = reasons.get(r, 0) + 1
     rows_in = table.num_rows + skipped.num_rows
     unique = len(set(table.column("concept").to_pylist()))
-    if eng.slice is not None:  # the summary files are the finishing run's
+    if not run.finishing:  # the summary files are the finishing run's
+        run.slice_done(f"{out / 'retrieval'} (info.json, skipped.parquet)", report)
         return RetrieveReport(out, rows_in, report.items_out, reasons, unique, report.ran, report.skipped,
                               report.seconds, complete=False)  # fmt: skip
     with atomic_write(out / "retrieval" / "skipped.parquet") as fh:
@@ -199,7 +187,7 @@ def _retrieve(
             **({} if exclude is None else {"exclude_chunks": exclude.card() | {"matched": excluded}}),
         },
     )
-    return RetrieveReport(
+    retrieved = RetrieveReport(
         out=out,
         rows_in=rows_in,
         retrieved=report.items_out,
@@ -210,6 +198,10 @@ def _retrieve(
         seconds=report.seconds,
         stats=usage if cfg.stats else None,
     )
+    failed = sum(reasons.values())
+    outcome = Outcome(rows_in, report.items_out, failed, rows_in - report.items_out - failed, reasons)
+    run.finish(outcome, noun="concept", report=retrieved)
+    return retrieved
 
 
 def _index_facts(report, index, ap, enc, cfg: RetrieveConfig, exclude) -> tuple[int, float | None, int]:

@@ -12,7 +12,7 @@ from seeing_sound.audio.mix import render_scaled
 from seeing_sound.dataset import PairsDataset
 from seeing_sound.dataset.audio_files import encode, pcm_sha256, quantize_pcm16, read_pcm16
 from seeing_sound.dataset.paths import UnsafePathError, safe_join
-from seeing_sound.engine import atomic_write
+from seeing_sound.engine import atomic_write, command_run
 from seeing_sound.errors import SeeingSoundError
 
 log = logging.getLogger(__name__)
@@ -70,50 +70,56 @@ def rebuild(
             f"out {out} is the dataset's own folder: rebuilt audio would replace its stored files; "
             "write elsewhere, or pass force=True to replace files whose samples differ"
         )
-    audio_pool = AudioPool.open(pool)
-    sources = audio_pool.manifest.column("source").to_pylist()
-    fmt = ds.card.get("audio_format", "flac")
-    report = RebuildReport(pairs=len(ds))
-    out_root = Path(out).resolve() if out is not None else None
-    rows = ds.metadata.to_pylist()
-    # A path that is another pair's folder ("audio", ".") is no file to write: it would block the others.
-    folders = {str(p) for r in rows if isinstance(r["audio_path"], str) for p in PurePosixPath(r["audio_path"]).parents}
-    for row in tqdm(rows, desc="rebuild", unit="pair", disable=not progress):
-        pid = row["pair_id"]
-        try:
-            target = safe_join(out, row["audio_path"]) if out is not None else None
-        except UnsafePathError:
-            report.errors.setdefault("unsafe_path", []).append(pid)
-            continue
-        if target is not None and (target == out_root or target.is_dir() or row["audio_path"] in folders):
-            report.errors.setdefault("bad_audio_path", []).append(pid)  # "." or a folder: not a file to write
-            continue
-        comps = row["components"] or []
-        ids = [c["chunk_id"] for c in comps]
-        if not comps or any(i is None or not 0 <= i < len(audio_pool) for i in ids):
-            report.errors.setdefault("chunk_not_in_pool", []).append(pid)
-            continue
-        if any(
-            c["chunk_source"] is not None and sources[i] != c["chunk_source"] for c, i in zip(comps, ids, strict=True)
-        ):
-            report.errors.setdefault("pool_differs", []).append(pid)
-            continue
-        mix = render_scaled(
-            *audio_pool.pcm_rows(ids), np.array([c["gain_db"] for c in comps]), row["mixture_gain_db"] or 0.0
-        )
-        pcm = quantize_pcm16(mix)
-        digest = pcm_sha256(pcm)
-        if digest == row["mixture_sha256"]:
-            report.matched += 1
-        else:
-            report.mismatched.append(pid)
-        if target is not None:
-            reason = _write(target, pcm, digest, audio_pool.sample_rate, fmt, force, report)
-            if reason is not None:
-                report.errors.setdefault(reason, []).append(pid)
-    if report.mismatched or report.errors:
-        log.warning("rebuild: %d mismatched, %d errors", len(report.mismatched), sum(map(len, report.errors.values())))
-    return report
+    with command_run("rebuild", out if out is not None else dataset, inputs={"pool": pool}, lock=out is not None):
+        audio_pool = AudioPool.open(pool)
+        sources = audio_pool.manifest.column("source").to_pylist()
+        fmt = ds.card.get("audio_format", "flac")
+        report = RebuildReport(pairs=len(ds))
+        out_root = Path(out).resolve() if out is not None else None
+        rows = ds.metadata.to_pylist()
+        # A path that is another pair's folder ("audio", ".") is no file to write: it would block the others.
+        folders = {
+            str(p) for r in rows if isinstance(r["audio_path"], str) for p in PurePosixPath(r["audio_path"]).parents
+        }
+        for row in tqdm(rows, desc="rebuild", unit="pair", disable=not progress):
+            pid = row["pair_id"]
+            try:
+                target = safe_join(out, row["audio_path"]) if out is not None else None
+            except UnsafePathError:
+                report.errors.setdefault("unsafe_path", []).append(pid)
+                continue
+            if target is not None and (target == out_root or target.is_dir() or row["audio_path"] in folders):
+                report.errors.setdefault("bad_audio_path", []).append(pid)  # "." or a folder: not a file to write
+                continue
+            comps = row["components"] or []
+            ids = [c["chunk_id"] for c in comps]
+            if not comps or any(i is None or not 0 <= i < len(audio_pool) for i in ids):
+                report.errors.setdefault("chunk_not_in_pool", []).append(pid)
+                continue
+            if any(
+                c["chunk_source"] is not None and sources[i] != c["chunk_source"]
+                for c, i in zip(comps, ids, strict=True)
+            ):
+                report.errors.setdefault("pool_differs", []).append(pid)
+                continue
+            mix = render_scaled(
+                *audio_pool.pcm_rows(ids), np.array([c["gain_db"] for c in comps]), row["mixture_gain_db"] or 0.0
+            )
+            pcm = quantize_pcm16(mix)
+            digest = pcm_sha256(pcm)
+            if digest == row["mixture_sha256"]:
+                report.matched += 1
+            else:
+                report.mismatched.append(pid)
+            if target is not None:
+                reason = _write(target, pcm, digest, audio_pool.sample_rate, fmt, force, report)
+                if reason is not None:
+                    report.errors.setdefault(reason, []).append(pid)
+        if report.mismatched or report.errors:
+            log.warning(
+                "rebuild: %d mismatched, %d errors", len(report.mismatched), sum(map(len, report.errors.values()))
+            )
+        return report
 
 
 def _write(target: Path, pcm: np.ndarray, digest: str, rate: int, fmt: str, force: bool, report) -> str | None:

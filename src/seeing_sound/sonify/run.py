@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from seeing_sound.concepts.config import ConceptsConfig
 from seeing_sound.config import ConfigError, field_names, resolve
-from seeing_sound.engine import EngineConfig, atomic_write, output_lock, run_stage
+from seeing_sound.engine import EngineConfig, Outcome, Run, atomic_write, command_run
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.pool.config import EmbedConfig
 from seeing_sound.retrieval.config import RetrieveConfig
@@ -148,33 +148,25 @@ def sonify(
         encoder=cfg.encoder, model=cfg.model, topk=cfg.topk, ssr=cfg.ssr, seed=cfg.seed, device=cfg.device,
         exclude_chunks=None if exclusions.chunks is None else exclusions.chunks.path,
     )  # fmt: skip
-    out = Path(out)
-    eng = engine_config or EngineConfig()
-    if eng.slice is not None:
-        eng = eng.replace(barrier=True)  # each stage needs all of the one before
-    with output_lock(out, eng.slice):  # one run per dataset folder, across all four stages
-        return _run_stages(
-            images, pool, out, cfg, embed_cfg, retrieve_cfg, concepts, exclusions, workers=workers,
-            overwrite=overwrite, progress=progress, eng=eng,
-        )  # fmt: skip
+    with command_run(
+        "sonify", out, inputs={"images": images, "concepts": concepts, "pool": pool}, engine_config=engine_config,
+        workers=workers, overwrite=overwrite, progress=progress, barrier=True,  # each stage needs all of the one before
+    ) as run:  # fmt: skip
+        return _run_stages(run, images, pool, cfg, embed_cfg, retrieve_cfg, concepts, exclusions)
 
 
 def _run_stages(
+    run: Run,
     images: str | Path | None,
     pool: str | Path,
-    out: Path,
     cfg: SonifyConfig,
     embed_cfg: EmbedConfig,
     retrieve_cfg: RetrieveConfig,
     concepts: str | Path | None,
     exclusions: Exclusions,
-    *,
-    workers: int,
-    overwrite: bool,
-    progress: bool,
-    eng: EngineConfig,
 ) -> SonifyReport:
-    """Concepts, embed, retrieve and mix on ``out`` (held by the caller's output lock)."""
+    """Concepts, embed, retrieve and mix on ``run.out`` (one run, its lock held across all four stages)."""
+    out, eng, workers, overwrite, progress = run.out, run.engine, run.workers, run.overwrite, run.progress
     from seeing_sound.concepts import run_concepts
     from seeing_sound.dataset.writer import write_card
     from seeing_sound.pool import AudioPool
@@ -255,12 +247,10 @@ def _run_stages(
         exclusions=exclusions.fingerprint(),
     )
     tasks = plan_mix([len(set(t.column("pair_id").to_pylist())) for t in shards])
-    mixed = run_stage(
-        stage, out, workers=workers, overwrite=overwrite, progress=progress, tasks=tasks,
-        engine_config=eng.replace(barrier=False),
-    )  # fmt: skip
+    mixed = run.stage(stage, tasks=tasks, engine_config=eng.replace(barrier=False))
     report.seconds["mix"] = round(time.perf_counter() - t0, 2)
-    if eng.slice is not None:  # the card describes every shard: the finishing run writes it
+    if not run.finishing:  # the card describes every shard: the finishing run writes it
+        run.slice_done("the dataset (its card)", mixed)
         report.pairs = mixed.items_out
         report.complete = False
         return report
@@ -292,6 +282,11 @@ def _run_stages(
     )
     if not report.pairs and not report.images_in:
         raise SeeingSoundError("no images to sonify")
+    failed = sum(report.failed.values())
+    outcome = Outcome(report.images_in, report.pairs, failed, report.images_in - report.pairs - failed, report.failed)
+    run.finish(
+        outcome, noun="image", hint="check that the images are under images= and the pool has audio", report=report
+    )
     return report
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from seeing_sound.audio.io import AUDIO_EXTENSIONS, BadAudio, stream_mono
 from seeing_sound.builders import DEFAULT_AST
+from seeing_sound.engine import command_run
 from seeing_sound.studies.common import find_files, markdown_table, pyplot, save_figure, write_csv, write_text
 
 log = logging.getLogger(__name__)
@@ -127,49 +128,52 @@ def loudness_study(
 
     if not deltas:
         raise ValueError("deltas must hold at least one gain shift")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    enc = encoder or load_ast(ast, device=str(resolve_device(device)))
-    names, waves, skipped = load_examples(audio, enc.sampling_rate, max_seconds, max_examples)
-    if len(waves) < 2:
-        raise ValueError(f"the loudness study needs at least 2 usable audio examples under {audio}, found {len(waves)}")
-    log.info("loudness study: %d examples x %d gain shifts", len(waves), len(deltas))
-    refs = summarize_tokens(enc.encode(waves, batch_size=batch_size), pooling)
-    truth = np.arange(len(waves))
-    rows, per_example = [], []
-    for delta in deltas:
-        shifted = summarize_tokens(
-            enc.encode([apply_gain(w, delta, clip) for w in waves], batch_size=batch_size), pooling
-        )
-        pred = knn_predict(shifted, refs, k)
-        cos_own = np.sum(shifted * refs, axis=1)
-        sims = shifted @ refs.T
-        rank = 1 + np.sum(sims > cos_own[:, None], axis=1)  # 1 = its own original is the nearest
-        rows.append(
-            {
-                "delta_db": float(delta),
-                "accuracy": float(np.mean(pred == truth)),
-                "mean_cosine_to_original": float(np.mean(cos_own)),
-                "mean_rank_of_original": float(np.mean(rank)),
-                "examples": len(waves),
-            }
-        )
-        per_example += [
-            {
-                "delta_db": float(delta),
-                "example": names[i],
-                "predicted": names[int(pred[i])],
-                "correct": bool(pred[i] == i),
-                "cosine_to_original": float(cos_own[i]),
-            }
-            for i in range(len(waves))
-        ]
-    write_csv(out / "loudness.csv", rows, list(rows[0]))
-    write_csv(out / "loudness_examples.csv", per_example, list(per_example[0]))
-    report = LoudnessReport(out, names, rows, skipped)
-    _plot(report, k, pooling, enc.name_or_path)
-    write_text(out / "loudness.md", _summary(report, k, pooling, enc.name_or_path, clip))
-    return report
+    with command_run("study loudness", out, inputs={"audio": audio}):
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        enc = encoder or load_ast(ast, device=str(resolve_device(device)))
+        names, waves, skipped = load_examples(audio, enc.sampling_rate, max_seconds, max_examples)
+        if len(waves) < 2:
+            raise ValueError(
+                f"the loudness study needs at least 2 usable audio examples under {audio}, found {len(waves)}"
+            )
+        log.info("loudness study: %d examples x %d gain shifts", len(waves), len(deltas))
+        refs = summarize_tokens(enc.encode(waves, batch_size=batch_size), pooling)
+        truth = np.arange(len(waves))
+        rows, per_example = [], []
+        for delta in deltas:
+            shifted = summarize_tokens(
+                enc.encode([apply_gain(w, delta, clip) for w in waves], batch_size=batch_size), pooling
+            )
+            pred = knn_predict(shifted, refs, k)
+            cos_own = np.sum(shifted * refs, axis=1)
+            sims = shifted @ refs.T
+            rank = 1 + np.sum(sims > cos_own[:, None], axis=1)  # 1 = its own original is the nearest
+            rows.append(
+                {
+                    "delta_db": float(delta),
+                    "accuracy": float(np.mean(pred == truth)),
+                    "mean_cosine_to_original": float(np.mean(cos_own)),
+                    "mean_rank_of_original": float(np.mean(rank)),
+                    "examples": len(waves),
+                }
+            )
+            per_example += [
+                {
+                    "delta_db": float(delta),
+                    "example": names[i],
+                    "predicted": names[int(pred[i])],
+                    "correct": bool(pred[i] == i),
+                    "cosine_to_original": float(cos_own[i]),
+                }
+                for i in range(len(waves))
+            ]
+        write_csv(out / "loudness.csv", rows, list(rows[0]))
+        write_csv(out / "loudness_examples.csv", per_example, list(per_example[0]))
+        report = LoudnessReport(out, names, rows, skipped)
+        _plot(report, k, pooling, enc.name_or_path)
+        write_text(out / "loudness.md", _summary(report, k, pooling, enc.name_or_path, clip))
+        return report
 
 
 def _plot(report: LoudnessReport, k: int, pooling: str, model: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from seeing_sound.engine import command_run
 from seeing_sound.studies.common import (
     IMAGE_EXTENSIONS,
     find_files,
@@ -147,39 +148,40 @@ def memorization_study(
     """Nearest training image of every generated image; write memorization.csv/.png/.md."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    thr = DEFAULT_THRESHOLDS[method] if threshold is None else float(threshold)
-    gen_paths = find_files(generated, IMAGE_EXTENSIONS)
-    train_paths = training_images(training)
-    if not gen_paths:
-        raise ValueError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {generated}")
-    if not train_paths:
-        raise ValueError(f"no training images under {training}")
-    log.info("memorization: %d generated vs %d training images (%s)", len(gen_paths), len(train_paths), method)
-    if method == "clip":
-        embed = ClipImageEmbedder(model, device=device, batch_size=batch_size)
-        g, t = embed(gen_paths), embed(train_paths)
-        what = f"CLIP image cosine (`{model}`)"
-    else:
-        g, t = phash_bits(gen_paths), phash_bits(train_paths)
-        what = f"perceptual hash (imagehash.phash, 1 - Hamming/{HASH_BITS})"
-    idx, sim = nearest(g, t, method)
-    rows: list[dict[str, Any]] = [
-        {
-            "generated": str(gen_paths[i]),
-            "nearest_training": str(train_paths[int(idx[i])]),
-            "similarity": float(sim[i]),
-            "above_threshold": bool(sim[i] >= thr),
-        }
-        for i in range(len(gen_paths))
-    ]
-    rows.sort(key=lambda r: (-r["similarity"], r["generated"]))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "memorization.csv", rows, ["generated", "nearest_training", "similarity", "above_threshold"])
-    report = MemorizationReport(out, method, thr, rows, len(train_paths))
-    _grid(report, grid)
-    write_text(out / "memorization.md", _summary(report, what))
-    return report
+    with command_run("study memorization", out, inputs={"generated": generated, "training": training}):
+        thr = DEFAULT_THRESHOLDS[method] if threshold is None else float(threshold)
+        gen_paths = find_files(generated, IMAGE_EXTENSIONS)
+        train_paths = training_images(training)
+        if not gen_paths:
+            raise ValueError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {generated}")
+        if not train_paths:
+            raise ValueError(f"no training images under {training}")
+        log.info("memorization: %d generated vs %d training images (%s)", len(gen_paths), len(train_paths), method)
+        if method == "clip":
+            embed = ClipImageEmbedder(model, device=device, batch_size=batch_size)
+            g, t = embed(gen_paths), embed(train_paths)
+            what = f"CLIP image cosine (`{model}`)"
+        else:
+            g, t = phash_bits(gen_paths), phash_bits(train_paths)
+            what = f"perceptual hash (imagehash.phash, 1 - Hamming/{HASH_BITS})"
+        idx, sim = nearest(g, t, method)
+        rows: list[dict[str, Any]] = [
+            {
+                "generated": str(gen_paths[i]),
+                "nearest_training": str(train_paths[int(idx[i])]),
+                "similarity": float(sim[i]),
+                "above_threshold": bool(sim[i] >= thr),
+            }
+            for i in range(len(gen_paths))
+        ]
+        rows.sort(key=lambda r: (-r["similarity"], r["generated"]))
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_csv(out / "memorization.csv", rows, ["generated", "nearest_training", "similarity", "above_threshold"])
+        report = MemorizationReport(out, method, thr, rows, len(train_paths))
+        _grid(report, grid)
+        write_text(out / "memorization.md", _summary(report, what))
+        return report
 
 
 def _thumb(path: str, side: int = 256) -> np.ndarray:

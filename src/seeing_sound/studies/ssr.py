@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from seeing_sound.engine import command_run
 from seeing_sound.retrieval.stats import usage_stats
 from seeing_sound.seeding import concept_seeds
 from seeing_sound.studies.common import markdown_table, pyplot, save_figure, write_csv, write_text
@@ -108,23 +109,24 @@ def ssr_study(
     """Run :func:`compare_ssr` over a pool's stored embeddings; write ssr.csv, ssr_summary.csv, ssr.png, ssr.md."""
     from seeing_sound.retrieval import open_index
 
-    names = read_concepts(concepts)
-    if encoder_obj is None:
-        from seeing_sound.encoders import load_encoder
+    with command_run("study ssr", out, inputs={"pool": pool}):
+        names = read_concepts(concepts)
+        if encoder_obj is None:
+            from seeing_sound.encoders import load_encoder
 
-        encoder_obj = load_encoder(encoder, model, device=device)
-    index = open_index(pool, encoder_obj.info)
-    queries = encoder_obj.embed_text(names)
-    log.info("ssr study: %d concepts over %d chunks, k=%d", len(names), len(index), topk)
-    per, summary = compare_ssr(index, queries, names, topk, draws=draws, seed=seed)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "ssr.csv", per, list(per[0]))
-    write_csv(out / "ssr_summary.csv", summary, list(summary[0]))
-    report = SsrReport(out, per, summary)
-    _plot(report, encoder_obj.info.model)
-    write_text(out / "ssr.md", _summary(report, encoder_obj.info.model, seed))
-    return report
+            encoder_obj = load_encoder(encoder, model, device=device)
+        index = open_index(pool, encoder_obj.info)
+        queries = encoder_obj.embed_text(names)
+        log.info("ssr study: %d concepts over %d chunks, k=%d", len(names), len(index), topk)
+        per, summary = compare_ssr(index, queries, names, topk, draws=draws, seed=seed)
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_csv(out / "ssr.csv", per, list(per[0]))
+        write_csv(out / "ssr_summary.csv", summary, list(summary[0]))
+        report = SsrReport(out, per, summary)
+        _plot(report, encoder_obj.info.model)
+        write_text(out / "ssr.md", _summary(report, encoder_obj.info.model, seed))
+        return report
 
 
 def _plot(report: SsrReport, model: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seeing_sound.testing.models import TINY_AST_HIDDEN
+from seeing_sound.testing.twin_sizes import TINY_AST_HIDDEN
 
 
 def write_synthetic_features(

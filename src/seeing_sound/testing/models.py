@@ -16,11 +16,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-#: Tiny AST: 1 s of audio (100 frames) -> 2 + 12 x 9 = 110 tokens of width 32.
-TINY_AST_MAX_FRAMES = 100
-TINY_AST_HIDDEN = 32
-#: AudioSet's label count, the head of ``MIT/ast-finetuned-audioset-10-10-0.4593``.
-AUDIOSET_NUM_LABELS = 527
+from seeing_sound.testing.data import pattern_image
+
+# The twin sizes live in twin_sizes (data.py needs them too); importable from here as before.
+from seeing_sound.testing.twin_sizes import AUDIOSET_NUM_LABELS, TINY_AST_HIDDEN, TINY_AST_MAX_FRAMES
 
 
 def build_tiny_ast(
@@ -124,8 +123,6 @@ def build_tiny_pixart(
     """
     import torch
     from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, PixArtTransformer2DModel
-
-    from seeing_sound.testing.data import pattern_image
 
     out = Path(out)
     torch.manual_seed(seed)

@@ -13,9 +13,10 @@ Hardening, because the server is whatever ``--base-url`` names:
 * redirects are never followed: a 3xx is an error row (``http-302``, naming the target host), so
   the key is never sent to another host and a POST never turns into a prompt-less GET;
 * ``timeout_s`` is a wall-clock deadline per attempt (connect, headers and body together): a
-  server that drips bytes cannot keep a request alive;
+  server that drips bytes cannot keep a request alive, on a kept connection or a closing one;
 * at most ``max_response_bytes`` of an answer are read (``response-too-large`` beyond that);
-* the API key and URL credentials are redacted (``***``) from every recorded or logged message;
+* the API key, URL credentials and the base URL's query values (``?key=***``) are redacted from
+  every recorded or logged message; the query itself is sent (``/v1/chat/completions?key=...``);
 * an interrupt (Ctrl-C) aborts every request in flight at once instead of waiting for it.
 """
 
@@ -37,7 +38,8 @@ import urllib.parse
 import uuid
 from collections.abc import Sequence
 
-from seeing_sound.concepts.backends import Generation, VLMRequest, VLMSpec, redact, redact_url
+from seeing_sound.concepts.backends import Generation, VLMRequest, VLMSpec, redact
+from seeing_sound.concepts.backends.endpoint import Endpoint
 from seeing_sound.concepts.image_payload import encode_image_data_url, image_jpeg_base64
 from seeing_sound.errors import SeeingSoundError
 
@@ -109,22 +111,13 @@ class OpenAIBackend:
     def __init__(self, spec: VLMSpec, sleep=None):
         self.spec = spec
         base = spec.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        if not base.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {redact_url(base)!r}")
-        parts = urllib.parse.urlsplit(base.rstrip("/") + "/chat/completions")
-        if not parts.hostname:
-            raise ValueError(f"base_url has no host: {redact_url(base)!r}")
-        self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port
-        self._path = parts.path + (f"?{parts.query}" if parts.query else "")
-        self._userinfo = (
-            (urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password or ""))
-            if parts.username or parts.password
-            else None
-        )
-        self.url = redact_url(urllib.parse.urlunsplit(parts))  # for messages: never holds credentials
+        self._endpoint = Endpoint.parse(base, "/chat/completions")
+        self._scheme, self._host, self._port = self._endpoint.scheme, self._endpoint.host, self._endpoint.port
+        self._userinfo = self._endpoint.userinfo
+        self.url = self._endpoint.url  # for messages: never holds credentials nor query values
         self._cancel = threading.Event()
         self._sleep = sleep if sleep is not None else self._interruptible_sleep
-        self._live: set[http.client.HTTPConnection] = set()
+        self._live: set[_Watch] = set()  # the attempts in flight (cancel() aborts them)
         self._live_lock = threading.Lock()
         self._local = threading.local()  # .conn: this thread's keep-alive connection
         self._open: set[http.client.HTTPConnection] = set()  # every thread's, closed after generate()
@@ -133,7 +126,7 @@ class OpenAIBackend:
 
     # -- secrets ---------------------------------------------------------------------------------
     def _secrets(self) -> list[str]:
-        out = [os.environ.get(self.spec.api_key_env) or ""]
+        out = [os.environ.get(self.spec.api_key_env) or "", *self._endpoint.query_secrets]
         if self._userinfo is not None:
             out += [self._userinfo[1], urllib.parse.quote(self._userinfo[1], safe="")]
             out.append(base64.b64encode(f"{self._userinfo[0]}:{self._userinfo[1]}".encode()).decode())
@@ -174,8 +167,8 @@ class OpenAIBackend:
         self._cancel.set()
         with self._live_lock:
             live = list(self._live)
-        for conn in live:
-            _abort(conn)
+        for watch in live:
+            watch.abort()
 
     def _interruptible_sleep(self, seconds: float) -> None:
         if self._cancel.wait(seconds):
@@ -265,40 +258,35 @@ class OpenAIBackend:
     def _post(self, body: bytes) -> str:
         """One attempt: POST, read at most ``max_response_bytes``, all within ``timeout_s`` of wall time.
 
-        A watchdog shuts the socket down at the deadline (or on :meth:`cancel`), which wakes any
-        blocked connect/recv; socket timeouts alone are per read and a dripping server resets them.
+        A watchdog shuts the attempt's sockets down at the deadline (or on :meth:`cancel`), which
+        wakes any blocked recv; socket timeouts alone are per read and a dripping server resets them.
         The thread's keep-alive connection is reused; one the server has closed meanwhile (the
         request fails before any answer) is replaced by a new one once, within the same deadline.
         """
         timeout = self.spec.timeout_s
         conn, reused = self._thread_conn(timeout)
         expired = threading.Event()
+        watch = _Watch()
 
         def _expire() -> None:
             expired.set()
-            _abort(conn)
+            watch.abort()
 
         watchdog = threading.Timer(timeout, _expire)
         watchdog.daemon = True
         with self._live_lock:
-            self._live.add(conn)
+            self._live.add(watch)
         watchdog.start()
         reusable = False
         try:
             try:
-                text, reusable = self._exchange(conn, body)
+                text, reusable = self._exchange(conn, body, watch)
             except _StaleConnection:
                 if not reused or expired.is_set() or self._cancel.is_set():
                     raise
-                with self._live_lock:  # the stale connection out, a fresh one in (same watchdog deadline)
-                    self._live.discard(conn)
-                self._drop(conn)
+                self._drop(conn)  # the stale connection out, a fresh one in (same watchdog deadline)
                 conn, _ = self._thread_conn(timeout)
-                with self._live_lock:
-                    self._live.add(conn)
-                if expired.is_set():
-                    raise TimeoutError() from None
-                text, reusable = self._exchange(conn, body)
+                text, reusable = self._exchange(conn, body, watch)
             if not expired.is_set():
                 return text
             raise _RequestFailed("timeout", f"no answer within {timeout:g}s")
@@ -315,21 +303,25 @@ class OpenAIBackend:
             raise
         finally:
             watchdog.cancel()
+            watch.done()  # from now on a late watchdog leaves the (maybe kept) socket alone
             with self._live_lock:
-                self._live.discard(conn)
+                self._live.discard(watch)
             if not reusable or expired.is_set() or self._cancel.is_set():
                 self._drop(conn)
 
-    def _exchange(self, conn: http.client.HTTPConnection, body: bytes) -> tuple[str, bool]:
+    def _exchange(self, conn: http.client.HTTPConnection, body: bytes, watch: _Watch) -> tuple[str, bool]:
         """Send ``body`` on ``conn``; the answer's text and whether ``conn`` may carry another request."""
         if conn.sock is None:
             conn.connect()
             with contextlib.suppress(OSError, AttributeError):  # headers and body go out at once, not Nagle-held
                 conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
-        if self._cancel.is_set():  # after connect: a cancel() from now on finds conn.sock and shuts it
+        # The socket itself, not conn: a closing answer (HTTP/1.0, "Connection: close") is read from
+        # it after http.client has set conn.sock to None. Shut at once if the deadline already passed.
+        watch.add(conn.sock)
+        if self._cancel.is_set():  # after watch.add: a cancel() from now on shuts the socket
             raise _Cancelled()
         try:
-            conn.request("POST", self._path, body=body, headers=self._headers())
+            conn.request("POST", self._endpoint.target, body=body, headers=self._headers())
             resp = conn.getresponse()
         except _STALE as exc:  # no status line yet: safe to send again (a failure after it is not)
             raise _StaleConnection(_oneline(exc)) from exc
@@ -374,12 +366,40 @@ class OpenAIBackend:
             raise _RequestFailed("bad-response", f"malformed response: {str(exc)[:120]}") from None
 
 
-def _abort(conn: http.client.HTTPConnection) -> None:
-    """Wake a thread blocked on ``conn``'s socket (shutdown does; close from another thread may not)."""
-    sock = conn.sock
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+class _Watch:
+    """The sockets of one attempt in flight; :meth:`abort` (deadline or cancel) shuts them down."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+        self._state = "open"  # "aborted": a socket added later is shut at once; "done": abort does nothing
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._state == "open":
+                self._socks.append(sock)
+                return
+            aborted = self._state == "aborted"
+        if aborted:
+            _shutdown(sock)
+
+    def abort(self) -> None:
+        with self._lock:
+            if self._state == "done":
+                return
+            self._state, socks = "aborted", list(self._socks)
+        for sock in socks:
+            _shutdown(sock)
+
+    def done(self) -> None:
+        with self._lock:
+            self._state, self._socks = "done", []
+
+
+def _shutdown(sock: socket.socket) -> None:
+    """Wake a thread blocked on ``sock`` (shutdown does; close from another thread may not)."""
+    with contextlib.suppress(OSError):  # plain TCP under TLS too: SSLSocket.shutdown drops the reader's SSL object
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _oneline(exc: BaseException) -> str:

@@ -12,7 +12,6 @@ fine: their concepts are numbered in file order).
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -26,14 +25,6 @@ log = logging.getLogger(__name__)
 
 KEY_COLUMNS = ("image_id", "path", "file", "filename", "image")
 CONCEPT_COLUMNS = ("concepts", "concept", "sound")
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_sidecar_rows(path: str | Path) -> list[dict]:
