@@ -8,9 +8,9 @@ from transformers import ASTFeatureExtractor
 
 from seeing_sound.encoders.ast import ast_fbank, load_ast
 from seeing_sound.features import compute_features, find_feature_set
-from seeing_sound.model.train import train
-from seeing_sound.model.train_config import TrainConfig
-from seeing_sound.model.train_data import OnlineAst
+from seeing_sound.model.training.config import TrainConfig
+from seeing_sound.model.training.data import OnlineAst
+from seeing_sound.model.training.recipe import train
 from seeing_sound.testing.data import sound_of_type, write_sound_pattern_dataset
 from seeing_sound.testing.models import build_tiny_ast, build_tiny_pixart
 

@@ -13,7 +13,7 @@ from seeing_sound.concepts.config import ConceptsConfig
 from seeing_sound.config import ConfigError
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.features.config import FeaturesConfig
-from seeing_sound.model.train_config import TrainConfig
+from seeing_sound.model.training.config import TrainConfig
 from seeing_sound.pool.config import EmbedConfig, PoolBuildConfig
 from seeing_sound.pool.stage import PoolConfig
 from seeing_sound.retrieval.config import RetrieveConfig
@@ -243,7 +243,7 @@ def test_cli_config_error_from_a_cross_field_check(tmp_path, capsys):
 
 
 def test_train_recipe_leaves_its_config_unchanged(tmp_path):
-    from seeing_sound.model.train import TrainRecipe, train
+    from seeing_sound.model.training.recipe import TrainRecipe, train
     from seeing_sound.testing.data import write_synthetic_features
     from seeing_sound.testing.models import build_tiny_pixart
 

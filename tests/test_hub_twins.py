@@ -169,7 +169,7 @@ def features(twins, tmp_path_factory):
 
 
 def _cfg(twins, features, out, **kw):
-    from seeing_sound.model.train_config import TrainConfig
+    from seeing_sound.model.training.config import TrainConfig
 
     base = dict(
         dataset=str(features), out=str(out), pretrained=str(twins[0]), batch_size=4, lr=1e-3,
@@ -180,7 +180,7 @@ def _cfg(twins, features, out, **kw):
 
 def test_hub_twin_trains_resumes_and_generates(twins, features, tmp_path):
     from seeing_sound.model.generate import load_pipeline
-    from seeing_sound.model.train import train
+    from seeing_sound.model.training.recipe import train
     from seeing_sound.testing.data import sound_of_type
 
     full = train(_cfg(twins, features, tmp_path / "full", max_steps=4))

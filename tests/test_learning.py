@@ -38,9 +38,9 @@ import torch
 
 from seeing_sound.features import compute_features, find_feature_set
 from seeing_sound.model.pipeline import AudioPixArtPipeline
-from seeing_sound.model.train import train
-from seeing_sound.model.train_config import TrainConfig
-from seeing_sound.model.train_data import PairFeatures
+from seeing_sound.model.training.config import TrainConfig
+from seeing_sound.model.training.data import PairFeatures
+from seeing_sound.model.training.recipe import train
 from seeing_sound.testing.data import SOUND_TYPES, sound_of_type, write_sound_pattern_dataset
 from seeing_sound.testing.models import build_tiny_ast, build_tiny_pixart
 

@@ -122,8 +122,8 @@ def test_bad_arguments(src, tmp_path):
 def test_features_and_train_accept_the_imported_dataset(src, tmp_path):
     pytest.importorskip("torch")
     from seeing_sound.features import compute_features
-    from seeing_sound.model.train import train
-    from seeing_sound.model.train_config import TrainConfig
+    from seeing_sound.model.training.config import TrainConfig
+    from seeing_sound.model.training.recipe import train
     from seeing_sound.pairs import import_pairs
     from seeing_sound.testing.models import build_tiny_ast, build_tiny_pixart
 

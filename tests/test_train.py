@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from seeing_sound.errors import SeeingSoundError
-from seeing_sound.model.train import train
-from seeing_sound.model.train_config import TrainConfig
-from seeing_sound.model.train_data import BatchPlan
+from seeing_sound.model.training.config import TrainConfig
+from seeing_sound.model.training.data import BatchPlan
+from seeing_sound.model.training.recipe import train
 from seeing_sound.testing.data import write_synthetic_features
 from seeing_sound.testing.models import build_tiny_pixart
 
@@ -124,7 +124,7 @@ def test_pretrain_projector_infonce_lowers_its_loss(tmp_path):
     from seeing_sound.features import compute_features, find_feature_set
     from seeing_sound.model.audio_pixart import AudioPixArt
     from seeing_sound.model.pretrain import pretrain_projector
-    from seeing_sound.model.train_data import PairFeatures
+    from seeing_sound.model.training.data import PairFeatures
     from seeing_sound.testing.data import write_sound_pattern_dataset
     from seeing_sound.testing.models import build_tiny_ast, build_tiny_text_encoder
 
@@ -181,7 +181,7 @@ def test_train_log_says_cpu_grids_once_and_rates_with_three_digits(setup, tmp_pa
     import logging
     import re
 
-    with caplog.at_level(logging.INFO, logger="seeing_sound.model.train"):
+    with caplog.at_level(logging.INFO, logger="seeing_sound.model.training.recipe"):
         train(_cfg(setup, tmp_path / "run", max_steps=2, log_every=1, sample_every=1, num_validation=1))
     grid_notes = [r.getMessage() for r in caplog.records if "no GPU" in r.getMessage()]
     assert len(grid_notes) == 1 and "sample_every=0" in grid_notes[0]

@@ -10,8 +10,8 @@ from safetensors.numpy import load_file
 from seeing_sound.cli import main
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.features import compute_features
-from seeing_sound.model.train import TrainRecipe, train
-from seeing_sound.model.train_config import TrainConfig
+from seeing_sound.model.training.config import TrainConfig
+from seeing_sound.model.training.recipe import TrainRecipe, train
 from seeing_sound.testing.data import pattern_image, sound_of_type, write_sound_pattern_dataset
 from seeing_sound.testing.signals import write_audio
 
@@ -105,8 +105,8 @@ def test_an_epoch_draws_every_row_of_both_in_a_seeded_order(two, tiny_pixart_dir
 
 
 def test_rows_do_not_depend_on_the_order_features_load(two):
-    from seeing_sound.model.train_data import PairFeatures
-    from seeing_sound.model.train_sets import ConcatRows, open_train_sets
+    from seeing_sound.model.training.data import PairFeatures
+    from seeing_sound.model.training.sets import ConcatRows, open_train_sets
 
     sets = open_train_sets([str(two / "A"), str(two / "B")], None, None, online=False)
     data = ConcatRows([PairFeatures(s.ast, s.vae) for s in sets])
@@ -177,7 +177,7 @@ def test_vae_latent_shapes_must_agree():
     from pathlib import Path
 
     from seeing_sound.features.store import FeatureSet
-    from seeing_sound.model.train_sets import TrainSet, check_compatible
+    from seeing_sound.model.training.sets import TrainSet, check_compatible
 
     def vae(shape):
         return FeatureSet(Path("f/vae-x-16"), {"kind": "vae", "latent_shape": shape})
@@ -232,7 +232,7 @@ def test_resume_refuses_an_exclusion_list_that_leaves_out_other_pairs(two, tiny_
 
 
 def test_exclusion_ids_are_matched_per_dataset(two, tmp_path):
-    from seeing_sound.model.train_exclude import read_exclusions
+    from seeing_sound.model.training.exclude import read_exclusions
 
     twin = tmp_path / "B2"
     shutil.copytree(two / "B", twin, ignore=shutil.ignore_patterns("features"))

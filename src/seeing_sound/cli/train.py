@@ -4,13 +4,13 @@ Several datasets (e.g. imported real pairs and sonified ones) train together, th
 in one seeded batch order; their features must match (same AST and VAE folders and shapes).
 
 Multi-GPU / multi-node: ``accelerate launch [--multi_gpu --num_processes N ...] $(which seeing-sound) train ...``.
-Every option and default comes from :class:`~seeing_sound.model.train_config.TrainConfig`.
+Every option and default comes from :class:`~seeing_sound.model.training.config.TrainConfig`.
 """
 
 from __future__ import annotations
 
 from seeing_sound.cli.options import add_config_options, config_from_args, record_hints
-from seeing_sound.model.train_config import TrainConfig
+from seeing_sound.model.training.config import TrainConfig
 
 FLAGS = {"pretrain_projector_steps": "--pretrain-projector"}
 
@@ -53,7 +53,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from seeing_sound.model.train import train
+    from seeing_sound.model.training.recipe import train
 
     cfg = config_from_args(
         args, TrainConfig, dataset=tuple(args.dataset), out=args.out, resume=args.resume, progress=args.progress

@@ -1,8 +1,8 @@
 """The audio-to-image model: :class:`AudioProjector`, :class:`AudioPixArt` and the diffusers-style
-:class:`AudioPixArtPipeline` (inference only; training lives in ``seeing_sound.model.train``).
+:class:`AudioPixArtPipeline` (inference only; training lives in ``seeing_sound.model.training``).
 
 The three are exported here but imported on first access: importing ``seeing_sound.model`` (which
-``seeing_sound.model.train_config`` and the CLI do just to read defaults) must not pay for torch and
+``seeing_sound.model.training.config`` and the CLI do just to read defaults) must not pay for torch and
 diffusers. ``from seeing_sound.model import AudioPixArtPipeline`` works as usual.
 """
 

@@ -178,8 +178,8 @@ def _part_texts(datasets: Sequence[str | Path], parts) -> list[list[str]]:
 def pretrain_projector(model, cfg, data, device, lr: float = 1e-4, audio_of=None) -> list[float]:
     """Train ``model.projector`` alone for ``cfg.pretrain_projector_steps`` steps; returns the losses.
 
-    ``cfg``: a :class:`~seeing_sound.model.train_config.TrainConfig` (one dataset or several);
-    ``data``: the training items, a :class:`~seeing_sound.model.train_sets.ConcatRows` over
+    ``cfg``: a :class:`~seeing_sound.model.training.config.TrainConfig` (one dataset or several);
+    ``data``: the training items, a :class:`~seeing_sound.model.training.sets.ConcatRows` over
     ``cfg.dataset`` or one dataset's :class:`PairFeatures`. Each dataset's text targets are
     cached in its own ``features/`` folder, exactly as when it is trained on alone.
     ``audio_of(positions)`` gives the AST tokens of positions of ``data`` (default: ``data[i]["audio"]``).
@@ -187,7 +187,7 @@ def pretrain_projector(model, cfg, data, device, lr: float = 1e-4, audio_of=None
     if audio_of is None:
         audio_of = lambda idx: torch.stack([data[i]["audio"] for i in idx])  # noqa: E731
     from seeing_sound.features.store import model_slug
-    from seeing_sound.model.train_data import BatchPlan
+    from seeing_sound.model.training.data import BatchPlan
 
     datasets = [cfg.dataset] if isinstance(cfg.dataset, str | Path) else list(cfg.dataset)
     per_part = _part_texts(datasets, getattr(data, "parts", [data]))

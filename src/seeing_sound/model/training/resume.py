@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 
 from seeing_sound.errors import SeeingSoundError
-from seeing_sound.model.train_config import RESUME_KEYS, TrainConfig
-from seeing_sound.model.train_sets import check_resume_datasets
+from seeing_sound.model.training.config import RESUME_KEYS, TrainConfig
+from seeing_sound.model.training.sets import check_resume_datasets
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ A torchtune-style recipe: ``TrainRecipe(cfg)`` with ``setup()``, ``train()``,
 optimizer step ``s`` (timesteps, noise, latent sample, CFG dropout) comes from a generator seeded
 with ``(seed, s, micro-batch, process)`` and the batch order is a pure function of the step
 (:class:`BatchPlan`), so resuming from a checkpoint reproduces the uninterrupted run's next
-losses exactly. Several datasets train as one (:mod:`seeing_sound.model.train_sets`: their rows
+losses exactly. Several datasets train as one (:mod:`seeing_sound.model.training.sets`: their rows
 one after the other, the plan over all of them). Checkpoints (:mod:`seeing_sound.model.checkpoint`)
 are safetensors plus a state file read with ``weights_only=True``: resuming never unpickles
 anything. The recipe never changes its config: what it resolves (the feature folders) lives in its
@@ -33,10 +33,10 @@ from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.model.checkpoint import load_training_state, save_training_state
 from seeing_sound.model.diffusion import DiffusionSchedule, diffusion_loss, q_sample
-from seeing_sound.model.train_config import TrainConfig
-from seeing_sound.model.train_data import BatchPlan, BatchSampler, OnlineAst
-from seeing_sound.model.train_resume import check_resume_settings, checkpoints, resolve_resume, run_record
-from seeing_sound.model.train_sets import build_data, dataset_records, load_sets
+from seeing_sound.model.training.config import TrainConfig
+from seeing_sound.model.training.data import BatchPlan, BatchSampler, OnlineAst
+from seeing_sound.model.training.resume import check_resume_settings, checkpoints, resolve_resume, run_record
+from seeing_sound.model.training.sets import build_data, dataset_records, load_sets
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class TrainRecipe:
         from diffusers.training_utils import EMAModel
 
         from seeing_sound.model.audio_pixart import AudioPixArt
-        from seeing_sound.model.train_samples import TrainSampler
+        from seeing_sound.model.training.samples import TrainSampler
 
         out = self.out
         out.mkdir(parents=True, exist_ok=True)

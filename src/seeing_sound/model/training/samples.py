@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from seeing_sound.errors import SeeingSoundError
-from seeing_sound.model.train_config import TrainConfig
+from seeing_sound.model.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 

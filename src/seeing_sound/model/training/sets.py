@@ -25,8 +25,8 @@ import torch
 
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.features.store import FeatureSet, find_feature_set
-from seeing_sound.model.train_data import PairAudio, PairFeatures, collate, collate_audio
-from seeing_sound.model.train_exclude import read_exclusions
+from seeing_sound.model.training.data import PairAudio, PairFeatures, collate, collate_audio
+from seeing_sound.model.training.exclude import read_exclusions
 from seeing_sound.retrieval.exclude import ids_sha256
 
 log = logging.getLogger(__name__)
