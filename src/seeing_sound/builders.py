@@ -12,6 +12,7 @@ from seeing_sound.errors import ModelNotFoundError
 
 DEFAULT_CLAP = "laion/clap-htsat-unfused"  # retrieval, --encoder clap
 DEFAULT_TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"  # retrieval, --encoder text (offline)
+RETRIEVAL_ENCODERS = ("clap", "text")  # what embeds the pool and the queries (seeing_sound.encoders builds them)
 CLAP_AUDIO_PREP = ("torch", "soxr", "processor")  # where CLAP's audio input is prepared (encoders.clap)
 DEFAULT_VLM = "llava-hf/llava-1.5-7b-hf"  # sounding concepts, the paper's VLM
 DEFAULT_AST = "MIT/ast-finetuned-audioset-10-10-0.4593"  # audio tokens for the generator

@@ -101,6 +101,13 @@ class Config:
             raise TypeError(f"{type(self).__name__} has no option {', '.join(map(repr, unknown))}")
         return dataclasses.replace(self, **options) if options else self
 
+    def project(self, cls: type[C], **overrides) -> C:
+        """The ``cls`` config holding this one's values for every field the two share (same name),
+        then ``overrides``: how a command that runs several stages derives each stage's own config
+        from its settings, without listing the shared fields by hand."""
+        shared = set(field_names(cls)) & set(field_names(type(self)))
+        return cls(**({name: getattr(self, name) for name in sorted(shared)} | overrides))
+
     def fingerprint(self) -> dict:
         """Fields that change a stage's output (``fingerprint=False`` ones left out), for resume checks."""
         out = {}

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from seeing_sound.audio.loudness import BLOCK_SECONDS
 from seeing_sound.builders import CLAP_AUDIO_PREP as AUDIO_PREP
+from seeing_sound.builders import RETRIEVAL_ENCODERS as ENCODERS
 from seeing_sound.config import Config, ConfigError, option
 
 EMBED_DTYPES = ("float32", "float16")
-ENCODERS = ("clap", "text")
 AUDIO_PREP_HELP = (
     "clap: where audio input is prepared: torch (resampled and featurized on the model's device, "
     "embeddings within ~4e-4 of the processor's), soxr (CPU resampling, exact), processor "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from seeing_sound.builders import RETRIEVAL_ENCODERS as ENCODERS
 from seeing_sound.config import Config, option
 from seeing_sound.retrieval.search import ENGINES
 
@@ -12,7 +13,6 @@ from seeing_sound.retrieval.search import ENGINES
 # while leaving room for SSR to spread usage over tens of near-equal matches; it costs
 # no more search time than k = 10. See docs/retrieval.md, "Choosing topk".
 DEFAULT_TOPK = 100
-ENCODERS = ("clap", "text")
 INDEX_KINDS = ("exact", "ivf", "hnsw")
 
 

@@ -143,11 +143,9 @@ def sonify(
         raise ValueError("give images (a folder) or concepts (a file or concepts run)")
     if cfg.copy_images and images is None:
         raise ConfigError("copy_images", True, "needs the images folder (images)")
-    embed_cfg = EmbedConfig(encoder=cfg.encoder, model=cfg.model, device=cfg.device, audio_prep=cfg.audio_prep)
-    retrieve_cfg = RetrieveConfig(
-        encoder=cfg.encoder, model=cfg.model, topk=cfg.topk, ssr=cfg.ssr, seed=cfg.seed, device=cfg.device,
-        exclude_chunks=None if exclusions.chunks is None else exclusions.chunks.path,
-    )  # fmt: skip
+    embed_cfg = cfg.project(EmbedConfig)  # encoder, model, device, audio_prep
+    exclude_chunks = None if exclusions.chunks is None else exclusions.chunks.path
+    retrieve_cfg = cfg.project(RetrieveConfig, exclude_chunks=exclude_chunks)  # encoder, model, topk, ssr, seed, device
     with command_run(
         "sonify", out, inputs={"images": images, "concepts": concepts, "pool": pool}, engine_config=engine_config,
         workers=workers, overwrite=overwrite, progress=progress, barrier=True,  # each stage needs all of the one before
@@ -266,18 +264,8 @@ def _run_stages(
         pool={"root": str(audio_pool.root.resolve()), "chunks": len(audio_pool)},
         retrieval=json.loads(retrieval_info.read_text()) if retrieval_info.exists() else {},
         concepts=_concepts_card(concept_rows, image_rows, None if concepts is None else concept_source),
-        params={
-            "seed": cfg.seed,
-            "topk": cfg.topk,
-            "ssr": cfg.ssr,
-            "lufs_range": list(cfg.lufs_range),
-            "encoder": cfg.encoder,
-            "model": cfg.model,
-            "audio_format": cfg.audio_format,
-            "pairs_per_shard": cfg.pairs_per_shard,
-            "copy_images": cfg.copy_images,
-            **exclusions.card(),
-        },
+        # every setting that shapes the pairs (the config's fingerprint; the concepts stage has its own card)
+        params={**{k: v for k, v in cfg.fingerprint().items() if k != "concepts_config"}, **exclusions.card()},
         counts=report.to_dict() | {"seconds": None},  # timings vary run to run; the card must not
     )
     if not report.pairs and not report.images_in:
