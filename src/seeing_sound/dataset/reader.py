@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -16,8 +18,21 @@ from seeing_sound.dataset.paths import safe_join
 from seeing_sound.errors import SeeingSoundError
 
 
+def load_rgb(path: Path):
+    """The image at ``path`` as an 8-bit RGB PIL image."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
 class PairsDataset:
-    """A sonified image dataset on disk (layout: docs/sonify.md, "The pairs dataset")."""
+    """A sonified image dataset on disk (layout: docs/sonify.md, "The pairs dataset").
+
+    A map-style dataset: ``len(ds)`` pairs, ``ds[i]`` a dict of the decoded image and mixture with
+    the pair's ids, concepts and recipe (see :meth:`__getitem__`); :meth:`to_datasets` gives a
+    ``datasets.Dataset`` view without an export.
+    """
 
     def __init__(self, root: Path, card: dict, images_root: str | Path | None = None):
         self.root = Path(root)
@@ -83,3 +98,64 @@ class PairsDataset:
     def image_path(self, i: int) -> Path:
         """Image of pair ``i``, resolved inside the images root (``..``/absolute refused)."""
         return safe_join(self.images_root, self.metadata.column("image_path")[i].as_py())
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.card["sample_rate"])
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        """Pair ``i`` as a dict, the map-style dataset protocol (``len(ds)``, ``ds[i]``, negative ``i``).
+
+        Keys: ``image`` (PIL RGB), ``audio`` (float32 (n,) at ``sampling_rate``), ``sampling_rate``,
+        ``pair_id``, ``image_id``, ``concepts`` (the components' concept texts, in order) and ``recipe``
+        (the components: chunk ids, scores, target LUFS, gains). For a ``torch.utils.data.DataLoader``
+        pass ``collate_fn=PairsDataset.collate`` (images stay a list: their sizes differ).
+        """
+        n = len(self)
+        if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+            raise TypeError(f"pair index must be an integer, got {type(i).__name__}")
+        if not -n <= i < n:
+            raise IndexError(f"pair index {i} out of range for a dataset of {n} pairs")
+        i = int(i) % n
+        row = self.row(i)
+        comps = row.get("components") or []
+        return {
+            "image": load_rgb(self.image_path(i)),
+            "audio": self.audio(i),
+            "sampling_rate": self.sample_rate,
+            "pair_id": row["pair_id"],
+            "image_id": row["image_id"],
+            "concepts": [c.get("concept") for c in comps],
+            "recipe": comps,
+        }
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for i in range(len(self)):
+            yield self[i]
+
+    @staticmethod
+    def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """Batch ``ds[i]`` dicts: audio stacked (n, T) when all clips have one length, else a list;
+        images, ids, concepts and recipes as lists (numbers stay numbers)."""
+        batch: dict[str, Any] = {key: [it[key] for it in items] for key in items[0]} if items else {}
+        if items and len({len(a) for a in batch["audio"]}) == 1:
+            batch["audio"] = np.stack(batch["audio"])
+        return batch
+
+    def to_datasets(self):
+        """A ``datasets.Dataset`` view of the pairs, with nothing written: the metadata table in memory,
+        images (PIL) and audio (float32, ``sampling_rate``) decoded when a row is read (``set_transform``)."""
+        import datasets
+        from datasets.table import InMemoryTable
+
+        table = self.metadata
+        ids = pa.array(range(len(self)), pa.int64())
+        view = datasets.Dataset(InMemoryTable(table.append_column("_row", ids)))
+
+        def decode(batch: dict[str, list]) -> dict[str, list]:
+            rows = [self[int(i)] for i in batch["_row"]]
+            return {key: [r[key] for r in rows] for key in ("image", "audio", "sampling_rate", "pair_id",
+                                                            "image_id", "concepts", "recipe")}  # fmt: skip
+
+        view.set_transform(decode)
+        return view
