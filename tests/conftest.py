@@ -154,3 +154,19 @@ def library_pool(tmp_path_factory) -> Path:
     sounds = write_sound_library(root / "sounds", variants=1, seconds=3)
     build_pool([sounds], root / "pool", descriptions=sounds / "descriptions.csv", progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(library_pool, tmp_path_factory) -> Path:
+    """The bundled demo photos sonified with their sidecar concepts over :func:`library_pool` (text
+    encoder, topk 3, seed 5, 3 pairs a shard): a small real pairs dataset. Returns its folder; read-only."""
+    from seeing_sound.concepts import VLMSpec
+    from seeing_sound.demo import copy_demo_images, demo_sidecar
+    from seeing_sound.sonify import sonify
+
+    root = tmp_path_factory.mktemp("shared-demo-dataset")
+    copy_demo_images(root / "images")
+    vlm = VLMSpec("sidecar", str(demo_sidecar()), name="demo")
+    sonify(root / "images", library_pool / "pool", root / "ds", vlms=[vlm], encoder="text", topk=3, seed=5,
+           progress=False, pairs_per_shard=3)  # fmt: skip
+    return root / "ds"

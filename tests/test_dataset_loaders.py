@@ -5,23 +5,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seeing_sound.concepts import VLMSpec
 from seeing_sound.dataset import PairsDataset
-from seeing_sound.demo import copy_demo_images, demo_sidecar
-from seeing_sound.pool import build_pool
-from seeing_sound.sonify import sonify
-from seeing_sound.testing.sounds import write_sound_library
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("loaders")
-    sounds = write_sound_library(root / "sounds", variants=1, seconds=3)
-    build_pool([sounds], root / "pool", descriptions=sounds / "descriptions.csv", progress=False)
-    copy_demo_images(root / "images")
-    sonify(root / "images", root / "pool", root / "ds", vlms=[VLMSpec("sidecar", str(demo_sidecar()), name="demo")],
-           encoder="text", topk=3, seed=5, progress=False, pairs_per_shard=3)  # fmt: skip
-    return PairsDataset.open(root / "ds")
+def dataset(demo_dataset):
+    return PairsDataset.open(demo_dataset)
 
 
 def test_map_style_items_are_the_stored_pairs(dataset):
