@@ -262,3 +262,40 @@ def test_cuda_screen_equals_printed_algorithm():
                 naive_match(queries, pool, k, seeds=seeds),
             )
     assert rng is not None
+
+
+@pytest.mark.parametrize("bf16_s,faiss_s,expected", [(10.0, 1.0, "cpu"), (1.0, 10.0, "bf16")])
+def test_auto_calibrates_on_avx512_bf16_without_amx(monkeypatch, caplog, bf16_s, faiss_s, expected):
+    """Without AMX, ``auto`` times the bf16 screen and the float32 engine on one batch and keeps the faster,
+    once per pool and k; either way every result equals the exact path's."""
+    import logging
+
+    from seeing_sound.retrieval import algorithm, kernel
+
+    monkeypatch.setattr(algorithm, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(kernel, "bf16_fast", lambda device="cpu": True)
+    monkeypatch.setattr(screen, "bf16_fast", lambda device="cpu": True)
+    ticks = iter([0.0, bf16_s, bf16_s, bf16_s + faiss_s])  # start/end of the bf16 run, then of the cpu one
+
+    class Clock:
+        @staticmethod
+        def perf_counter():
+            return next(ticks)
+
+    monkeypatch.setattr(algorithm, "time", Clock)
+    rng = np.random.default_rng(3)
+    P = PreparedPool(_unit(rng.standard_normal((AUTO_BF16_MIN_ROWS, 16))))
+    q = _unit(rng.standard_normal((300, 16)))
+    caplog.set_level(logging.INFO, logger="seeing_sound.retrieval.algorithm")
+    stats: dict = {}
+    got = candidate_sets(q, P, 10, engine="auto", stats=stats)
+    want = cpu_engine() if expected == "cpu" else "bf16"
+    assert stats["engine"] == want and P.engine_choice == {("auto", 4): want}
+    assert caplog.text.count("calibration batch") == 1 and f"auto -> {want}" in caplog.text
+    again: dict = {}
+    candidate_sets(q[:100], P, 12, engine="auto", stats=again)  # same k bucket: decided, no clock read
+    assert again["engine"] == want and caplog.text.count("calibration batch") == 1
+    exact = candidate_sets(q, P, 10, engine=cpu_engine())
+    for a, b in zip(got.rows, exact.rows, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got.threshold, exact.threshold)

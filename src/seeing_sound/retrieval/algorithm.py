@@ -55,10 +55,12 @@ both are re-exported here.
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 
 from seeing_sound.retrieval.candidates import Candidates, Matches
+from seeing_sound.retrieval.kernel import cpu_has_amx
 from seeing_sound.retrieval.prepared import PreparedPool, _as_matrix, _canonical, _check_norms, check_k
 from seeing_sound.retrieval.scores import U32, top_mean, unit_query
 from seeing_sound.retrieval.scores import ssr as ssr_fn
@@ -119,7 +121,9 @@ def candidate_sets(
     if P.rows.shape[1] != q.shape[1]:
         raise ValueError(f"pool has dimension {P.rows.shape[1]} but queries have {q.shape[1]}")
     n, d, k = len(P), q.shape[1], int(min(k, len(P)))
-    engine = resolve_engine(engine, dev, rows=n)
+    requested, engine = engine, resolve_engine(engine, dev, rows=n)
+    if requested == "auto" and engine == "bf16" and proposer is None and dev == "cpu" and not cpu_has_amx():
+        engine = _calibrated(P, qu_sample=unit_query(q), k=k, ssr=ssr, budget=memory_budget)
     qu = unit_query(q)
     q32 = qu.astype(np.float32)
     max_q = float(np.sqrt(np.sum(q32.astype(np.float64) ** 2, axis=1)).max())
@@ -191,6 +195,37 @@ def candidate_sets(
             log.debug("%d queries not settled with k'=%d; widening", pending.size, kp)
         kp = min(n, kp * 4)
     return Candidates(rows_out, cos_out, sc_out, thr)
+
+
+#: queries of the calibration batch ``auto`` times both CPU engines on (results are equal either way)
+CALIBRATION_QUERIES = 256
+
+
+def _calibrated(P: PreparedPool, *, qu_sample: np.ndarray, k: int, ssr: bool, budget: int) -> str:
+    """``auto`` on a CPU with AVX512-BF16 but no AMX: the bf16 screen's bookkeeping can cost more than
+    its faster matmul saves, so time the screen and the float32 engine on one batch of these queries
+    and keep the faster for this pool and k (both are exact: the choice never changes a result).
+    Decided once per (pool, k bucket) and logged once."""
+    key = ("auto", int(k).bit_length())
+    choice = P.engine_choice.get(key)
+    if choice is not None:
+        return choice
+    sample = qu_sample[:CALIBRATION_QUERIES]
+    if sample.shape[0] < min(CALIBRATION_QUERIES, 64):  # too few queries to time: the screen, as before
+        return "bf16"
+    timings = {}
+    for name in ("bf16", cpu_engine()):
+        t0 = time.perf_counter()
+        candidate_sets(sample, P, k, ssr=ssr, engine=name, memory_budget=budget)
+        timings[name] = time.perf_counter() - t0
+    choice = min(timings, key=lambda e: timings[e])
+    other = next(e for e in timings if e != choice)
+    log.info(
+        "retrieval engine auto -> %s: %.2fx %s on a %d-query calibration batch (k=%d, %d rows; AVX512-BF16, no AMX)",
+        choice, timings[other] / max(timings[choice], 1e-9), other, sample.shape[0], k, len(P),
+    )  # fmt: skip
+    P.engine_choice[key] = choice
+    return choice
 
 
 def _screen_and_rescore(qu, P: PreparedPool, k: int, dev: str, transform, finish, budget: int):

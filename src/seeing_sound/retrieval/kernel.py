@@ -106,6 +106,19 @@ def bf16_fast(device: str = "cpu") -> bool:
     return False
 
 
+@functools.cache
+def cpu_has_amx() -> bool:
+    """The CPU has AMX tiles (bf16 matmuls several times faster than AVX512-BF16 ones)."""
+    if have_torch():
+        fn = getattr(_torch().cpu, "_is_amx_tile_supported", None)
+        with contextlib.suppress(Exception):
+            if fn is not None:
+                return bool(fn())
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+        return "amx_bf16" in f.read(1 << 16)
+    return False
+
+
 _KERNEL_OK: dict[tuple, bool] = {}
 
 

@@ -91,6 +91,7 @@ class PreparedPool:
                 self.search[s : s + 65536] = p[s : s + 65536] / norms[s : s + 65536, None]
             self.slack, self.max_norm = 0.0, 1.0 + 1e-6
         self._device_copies: dict = {}
+        self.engine_choice: dict = {}  # what ``auto`` decided by calibration, per k bucket (see algorithm.py)
 
     def screen_pool(self, device: str = "cpu"):
         """The bf16 copy of the search view on ``device`` (made once, kept with the pool)."""
