@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/python -m pip install --quiet -e ".[all,app,hub,ray,dev,docs]"
+	$(BIN)/python -m pip install --quiet -e ".[all,app,hub,ray,track,dev,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)

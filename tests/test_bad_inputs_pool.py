@@ -1,11 +1,13 @@
 """Bad-input corpus for ``pool build``: one case per row, each named in the test id.
 
 Every case builds a pool of one good file plus the case's input(s) and checks the outcome of
-each case file (``ok`` = ingested, else its error reason) and that no file is lost:
+each case file (``ok`` = ingested, ``truncated`` = ingested and flagged ``truncated`` in the
+manifest, else its error reason) and that no file is lost:
 files seen == files ingested + files recorded as errors.
 """
 
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +36,8 @@ def corrupt_flac(src):
 
 
 def unsupported(src):
-    (src / "notes.txt").write_text("not audio")
-    return {"src/notes.txt": "unsupported_format"}
+    (src / "tune.mid").write_bytes(b"MThd\0\0\0\x06\0\0\0\x01\0\x60")  # not text (text beside sounds is skipped)
+    return {"src/tune.mid": "unsupported_format"}
 
 
 def zero_frames(src):
@@ -50,18 +52,81 @@ def nan_audio(src):
     return {"src/x.wav": "non_finite"}
 
 
+def _pcm_wav(rate: int, data: bytes, declared: int | None = None) -> bytes:
+    """A 16-bit mono PCM WAV whose header says ``rate`` and ``declared`` data bytes (default: the truth)."""
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, 2 * rate, 2, 16)
+    size = len(data) if declared is None else declared
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", size) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _pcm16(seconds: float, rate: int) -> bytes:
+    return (noise(seconds, rate) * 32767).astype("<i2").tobytes()
+
+
+def _cut(src, name: str, x, rate: int, **kw) -> None:
+    write_audio(src / ("full" + Path(name).suffix), x, rate, **kw)
+    (src / name).write_bytes(_truncated((src / ("full" + Path(name).suffix)).read_bytes()))
+    (src / ("full" + Path(name).suffix)).unlink()
+
+
+def _flac_total(data: bytes, total: int) -> bytes:
+    """A FLAC whose STREAMINFO declares ``total`` samples (36 bits at bytes 18..25 of the file)."""
+    assert data[:4] == b"fLaC"
+    v = int.from_bytes(data[18:26], "big")
+    v = (v & ~((1 << 36) - 1)) | (total & ((1 << 36) - 1))
+    return data[:18] + v.to_bytes(8, "big") + data[26:]
+
+
 def truncated_wav(src):
-    write_audio(src / "full.wav", noise(3, SR), SR)
-    (src / "x.wav").write_bytes(_truncated((src / "full.wav").read_bytes()))
-    (src / "full.wav").unlink()
-    return {"src/x.wav": "ok"}
+    _cut(src, "x.wav", noise(3, SR), SR)
+    return {"src/x.wav": "truncated"}  # was: ok, unflagged (libsndfile reads the shorter body quietly)
+
+
+def truncated_aiff(src):
+    _cut(src, "x.aiff", noise(3, SR), SR)
+    return {"src/x.aiff": "truncated"}
 
 
 def truncated_flac(src):
-    sf.write(src / "full.flac", noise(5, 44100, seed=3), 44100, format="FLAC")
-    (src / "x.flac").write_bytes(_truncated((src / "full.flac").read_bytes()))
+    _cut(src, "x.flac", noise(5, 44100, seed=3), 44100, format="FLAC")
+    return {"src/x.flac": "truncated"}  # what decodes is kept (was: decode_error, the whole file lost)
+
+
+def truncated_mp3(src):
+    if "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile has no MP3")
+    _cut(src, "x.mp3", noise(3, SR), SR)
+    return {"src/x.mp3": "truncated"}  # its Xing header declares 3 s; one third decodes
+
+
+def wav_claims_more_data(src):
+    (src / "x.wav").write_bytes(_pcm_wav(SR, _pcm16(2, SR), declared=10 * 2 * 2 * SR))
+    return {"src/x.wav": "truncated"}  # header: 20 s of data; file: 2 s (was: ok, unflagged)
+
+
+def wav_1hz(src):
+    (src / "x.wav").write_bytes(_pcm_wav(1, _pcm16(1, 8192)))  # 16 KiB "at 1 Hz": 2.3 h at 16 kHz
+    return {"src/x.wav": "implausible_header"}  # was: 1.4 GB of memory and 251 MB of pool
+
+
+def flac_claims_huge_length(src):
+    sf.write(src / "full.flac", noise(1, SR), SR, format="FLAC")
+    (src / "x.flac").write_bytes(_flac_total((src / "full.flac").read_bytes(), (1 << 36) - 1))
     (src / "full.flac").unlink()
-    return {"src/x.flac": "ok"}  # what decodes is kept (was: decode_error, the whole file lost)
+    return {"src/x.flac": "implausible_header"}  # 2^36 frames declared in a few KiB
+
+
+def flac_claims_more_frames(src):
+    sf.write(src / "full.flac", noise(3, SR), SR, format="FLAC")
+    (src / "x.flac").write_bytes(_flac_total((src / "full.flac").read_bytes(), 4 * SR))
+    (src / "full.flac").unlink()
+    return {"src/x.flac": "truncated"}  # declares 4 s, holds 3 s
+
+
+def flac_silence_bomb(src):
+    sf.write(src / "x.flac", np.zeros(5 * 60 * 1000, np.float32), 1000, format="FLAC")  # 5 min in < 1 KiB
+    return {"src/x.flac": "implausible_header"}  # under 100 bit/s (was: 60 chunks from 900 bytes)
 
 
 def symlink_loop(src):
@@ -81,7 +146,14 @@ CASES = [
     ("zero-frames", zero_frames),
     ("nan-audio", nan_audio),
     ("truncated-wav", truncated_wav),
+    ("truncated-aiff", truncated_aiff),
     ("truncated-flac", truncated_flac),
+    ("truncated-mp3", truncated_mp3),
+    ("wav-claims-more-data", wav_claims_more_data),
+    ("wav-1hz", wav_1hz),
+    ("flac-claims-huge-length", flac_claims_huge_length),
+    ("flac-claims-more-frames", flac_claims_more_frames),
+    ("flac-silence-bomb", flac_silence_bomb),
     ("symlink-loop", symlink_loop),
     ("dangling-symlink", dangling_symlink),
 ]
@@ -97,7 +169,8 @@ def test_bad_input(tmp_path, make):
     pool = AudioPool.open(tmp_path / "pool")
     errors = {r["source"]: r["reason"] for r in pool.errors.to_pylist()}
     ingested = set(pool.manifest.column("source").to_pylist())
-    got = {s: ("ok" if s in ingested else errors.get(s, "lost")) for s in expected}
+    flagged = {r["source"] for r in pool.manifest.to_pylist() if r["truncated"]}
+    got = {s: ("truncated" if s in flagged else "ok" if s in ingested else errors.get(s, "lost")) for s in expected}
     assert got == expected
     assert report.files == len(expected) == report.files_ok + sum(report.errors.values())
     assert len(ingested) + len(errors) == report.files

@@ -221,3 +221,21 @@ def test_cli_info_and_no_items(tmp_path, capsys):
     assert main(["bench", "info", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
     assert "items       1 of 2 (0 skipped, 1 failed)" in out and "empty_file: 1" in out
+
+
+def test_cli_info_on_a_hand_made_benchmark_in_the_documented_layout(tmp_path, capsys):
+    """A benchmark.json without ``kind`` (made by hand, or by another tool) prints its info, never a KeyError."""
+    from seeing_sound.testing.eval_models import write_synthetic_benchmark
+
+    bench = write_synthetic_benchmark(tmp_path / "hand", n=3, name="hand-made")
+    assert main(["bench", "info", str(bench)]) == 0
+    out = capsys.readouterr().out
+    assert "hand-made (unknown)" in out and "items       3" in out and "labels      3" in out
+    (bench / "benchmark.json").write_text(json.dumps({"name": "bare"}))  # nothing but a name: counted from the rows
+    assert main(["bench", "info", str(bench)]) == 0
+    out = capsys.readouterr().out
+    assert "bare (unknown)" in out and "items       3" in out
+    (bench / "benchmark.json").write_text("[1, 2]")
+    assert main(["bench", "info", str(bench)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "benchmark.json" in err and "JSON object" in err

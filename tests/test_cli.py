@@ -67,3 +67,35 @@ def test_library_parameters_are_printed_as_the_commands_flags(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1
     assert "pass a local copy as --model PATH" in err[0] and "model=PATH" not in err[0]
+
+
+def _all_parsers(parser, path=("seeing-sound",)):
+    import argparse
+
+    yield " ".join(path), parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _all_parsers(child, (*path, name))
+
+
+def test_every_help_states_defaults_once_and_right():
+    """No "(default: None)", no second default after a help that states its own, no --no-X "(default: True)"."""
+    import re
+
+    from seeing_sound.cli import build_parser
+
+    wrong = []
+    for command, parser in _all_parsers(build_parser()):
+        # one entry per option: its lines up to the next line that starts a new option
+        for entry in re.split(r"\n(?=  \S)", parser.format_help()):
+            text = " ".join(entry.split())
+            if (
+                re.search(r"\(default:? None\)", text)
+                or len(re.findall(r"\bdefault\b", text, re.IGNORECASE)) > 1
+                or (text.startswith("--no-") and re.search(r"default:? True", text))
+            ):
+                wrong.append(f"{command}: {text}")
+    assert not wrong, "\n".join(wrong)
+    required = [a for _, p in _all_parsers(build_parser()) for a in p._actions if a.required and a.option_strings]
+    assert required  # the check above covered required options (--out, --model, ...)

@@ -164,3 +164,18 @@ def test_generate_then_score_is_resumable(tiny_run, twins, tmp_path):
     assert again["generation"]["per_benchmark"]["vggsound"] == {"generated_now": 1, "reused": 3}
     assert again["benchmarks"]["vggsound"]["iis"] == pytest.approx(iis)
     assert main([*argv, "--steps", "3"]) == 1  # other settings than the images already there
+
+
+def test_max_pixels_skips_an_oversized_image_with_its_reason(twins, tmp_path):
+    """``evaluate --max-pixels`` reaches every image decoder: an image over it is a skipped file, not a crash."""
+    from PIL import Image
+
+    dirs = write_eval_folders(tmp_path / "data", n=4, size=40)
+    Image.new("RGB", (80, 80), "white").save(dirs["generated"] / "item_02.png")  # 6400 px; the others 1600
+    out = tmp_path / "e"
+    argv = ["--quiet", "evaluate", "--images", str(dirs["generated"]), "--reference", str(dirs["reference"])]
+    argv += ["--metrics", "iis", "--out", str(out), "--max-pixels", "2000", *_models(twins, inception=False)]
+    assert main(argv) == 0
+    r = json.loads((out / "summary.json").read_text())["benchmarks"]["generated"]
+    assert r["n"] == 3
+    assert any("item_02.png" in s["file"] and "max_pixels=2000" in s["reason"] for s in r["skipped"]), r["skipped"]

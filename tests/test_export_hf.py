@@ -93,3 +93,95 @@ def test_metadata_only_export_rebuilds(sonified, tmp_path):
     assert "rebuild" in (out / "README.md").read_text()
     report = rebuild(out, sonified / "pool", tmp_path / "audio", progress=False)
     assert report.matched == len(PairsDataset.open(sonified / "ds")) and not report.mismatched
+
+
+# --- tampered data is never published ----------------------------------------------------------------
+
+
+def _copy(sonified, tmp_path):
+    """A private copy of the dataset and its images (the card pointed at the copied images)."""
+    import shutil
+
+    ds = tmp_path / "ds"
+    shutil.copytree(sonified / "ds", ds)
+    card = json.loads((ds / "dataset.json").read_text())
+    shutil.copytree(PairsDataset.open(sonified / "ds").images_root, tmp_path / "images")
+    (ds / "dataset.json").write_text(json.dumps({**card, "images_root": str(tmp_path / "images")}))
+    return ds
+
+
+def silenced_mixture(ds):
+    """A mixture replaced by silence of the same length and format after sonify."""
+    d = PairsDataset.open(ds)
+    path = d.audio_path(1)
+    sf.write(path, np.zeros_like(d.audio(1)), d.card["sample_rate"], format=sf.info(str(path)).format)
+    return "mismatched", d.metadata.column("audio_path")[1].as_py(), d.metadata.column("pair_id")[1].as_py()
+
+
+def garbage_mixture(ds):
+    d = PairsDataset.open(ds)
+    d.audio_path(2).write_bytes(b"not audio at all")
+    return "unreadable", d.metadata.column("audio_path")[2].as_py(), d.metadata.column("pair_id")[2].as_py()
+
+
+def changed_image(ds):
+    d = PairsDataset.open(ds)
+    i = next(i for i, h in enumerate(d.metadata.column("image_sha256").to_pylist()) if h)
+    with open(d.image_path(i), "ab") as fh:
+        fh.write(b"\0")
+    return "image_mismatched", d.metadata.column("image_path")[i].as_py(), d.metadata.column("pair_id")[i].as_py()
+
+
+TAMPER_CASES = [
+    ("untouched", None),
+    ("silenced-mixture", silenced_mixture),
+    ("garbage-mixture", garbage_mixture),
+    ("changed-image", changed_image),
+]
+
+
+@pytest.mark.parametrize("damage", [c[1] for c in TAMPER_CASES], ids=[c[0] for c in TAMPER_CASES])
+def test_export_refuses_files_that_differ_from_the_metadata(sonified, tmp_path, capsys, damage):
+    """Before: the export copied the files as they were, a silenced mixture published under its mixture_sha256."""
+    ds = _copy(sonified, tmp_path)
+    out = tmp_path / "hf"
+    if damage is None:  # an untouched dataset still exports
+        assert main(["--quiet", "export", "hf", str(ds), "--out", str(out)]) == 0
+        assert any((out / "data").iterdir())
+        return
+    kind, rel, pair_id = damage(ds)
+    assert main(["--quiet", "export", "hf", str(ds), "--out", str(out)]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and f"{kind} {rel}" in err[0] and pair_id in err[0] and "verify" in err[0]
+    assert not out.exists() or not any(out.rglob("*"))  # nothing written, no data file
+    # recipes alone publish no file, so they export as before
+    assert main(["--quiet", "export", "hf", str(ds), "--out", str(tmp_path / "recipes"), "--metadata-only"]) == 0
+
+
+def test_export_names_the_first_few_and_counts_the_rest(sonified, tmp_path):
+    from seeing_sound.errors import SeeingSoundError
+    from seeing_sound.hub.export import export_hf
+
+    ds = _copy(sonified, tmp_path)
+    d = PairsDataset.open(ds)
+    for i in range(len(d)):
+        d.audio_path(i).write_bytes(b"x")
+    with pytest.raises(SeeingSoundError) as err:
+        export_hf(ds, tmp_path / "hf")
+    text = str(err.value)
+    assert text.count("unreadable audio/") == 5 and f"and {len(d) - 5} more" in text and "\n" not in text
+    assert not (tmp_path / "hf").exists()
+
+
+def test_push_refuses_a_tampered_dataset_before_any_upload(sonified, tmp_path, monkeypatch):
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    calls = []
+    for name in ("create_repo", "upload_large_folder", "upload_folder", "create_commit"):
+        if hasattr(huggingface_hub.HfApi, name):
+            monkeypatch.setattr(huggingface_hub.HfApi, name, lambda *a, _n=name, **k: calls.append(_n))
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "x" * 34)
+    ds = _copy(sonified, tmp_path)
+    silenced_mixture(ds)
+    staging = tmp_path / "staging"
+    assert main(["--quiet", "push", str(ds), "--repo", "me/pairs", "--staging", str(staging)]) == 1
+    assert calls == [] and not any(staging.rglob("*.parquet"))

@@ -256,3 +256,19 @@ def test_missing_embeddings_and_entry_point(pool_dir, tmp_path):
     )
     assert proc.returncode == 1 and "could not be loaded" in proc.stderr and "--model PATH" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_retrieve_reads_the_bundled_demo_sidecar_as_concepts(pool_dir, tmp_path):
+    """demo_data/concepts.jsonl holds one row per image (path, model, caption, concepts): exploded, not refused."""
+    from seeing_sound.demo import demo_sidecar
+
+    out = tmp_path / "o"
+    argv = ["--quiet", "retrieve", "--pool", str(pool_dir), "--concepts", str(demo_sidecar()), "--out", str(out)]
+    assert main([*argv, "--encoder", "text", "--topk", "2", "--device", "cpu"]) == 0
+    results = read_results(out).to_pylist()
+    coffee = sorted((r["concept_index"], r["concept"]) for r in results if r["image_id"] == "coffee.png")
+    raw = next(json.loads(line) for line in demo_sidecar().read_text().splitlines() if "coffee.png" in line)
+    assert [c for _, c in coffee] == raw["concepts"] and [i for i, _ in coffee] == [0, 1]
+    assert len({r["image_id"] for r in results}) == 9  # every image but the moon (a refusal, set aside)
+    skipped = pq.read_table(out / "retrieval" / "skipped.parquet").to_pylist()
+    assert [(r["image_id"], r["reason"]) for r in skipped] == [("moon.png", "no_concepts: refusal")]

@@ -271,6 +271,11 @@ def test_environment_errors_are_recognised_through_wrappers():
     assert is_environment_error(eio) and not is_environment_error(eio, reading=True)  # a bad source sector
     assert not is_environment_error(OSError(errno.ENOENT, "No such file"))
     assert not is_environment_error(ValueError("no space left on device"))  # only OS and runtime errors
+    safetensors = type("SafetensorError", (Exception,), {})
+    assert is_environment_error(
+        safetensors("Error while serializing: I/O error: No space left on device (os error 28)")
+    )
+    assert not is_environment_error(safetensors("invalid header (os error 2)"))  # ENOENT is no environment error
 
 
 def test_a_full_disk_never_writes_a_done_marker(tmp_path):

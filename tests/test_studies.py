@@ -246,3 +246,26 @@ def test_ssr_study_cli(tmp_path, sounds_pool):
     assert float(summary["ssr"]["mean_candidates"]) >= float(summary["plain"]["mean_candidates"])
     check_png(out / "ssr.png")
     assert "SSR widened" in (out / "ssr.md").read_text()
+
+
+def test_memorization_counts_only_the_images_a_generate_run_lists(tmp_path):
+    """``generate`` writes contact-sheet.png beside its images: with a generate.json, only its outputs count."""
+    pytest.importorskip("imagehash")
+    import json
+
+    from PIL import Image
+
+    from seeing_sound.studies.memorization import memorization_study
+
+    gen, train = _images(tmp_path)
+    Image.new("RGB", (64, 64), "white").save(gen / "contact-sheet.png")
+    listed = ["copy_of_0.png", "novel0.png"]
+    report = {"outputs": {"a.wav": [listed[0]], "b.wav": [listed[1]]}, "skipped": {}}
+    (gen / "generate.json").write_text(json.dumps(report))
+    result = memorization_study(gen, train, tmp_path / "m", method="phash")
+    assert sorted(Path(r["generated"]).name for r in result.rows) == sorted(listed)
+    from seeing_sound.studies.memorization import generated_images
+
+    assert [p.name for p in generated_images(gen)] == sorted(listed)
+    (gen / "generate.json").unlink()  # any other folder: every image in it
+    assert "contact-sheet.png" in {p.name for p in generated_images(gen)}

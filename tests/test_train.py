@@ -189,3 +189,131 @@ def test_train_log_says_cpu_grids_once_and_rates_with_three_digits(setup, tmp_pa
     rates = [m.group(1) for m in rates if m]
     assert len(rates) == 2 and all(len(re.sub(r"[^0-9]", "", r).lstrip("0")) <= 3 for r in rates)
     assert all(float(r) > 0 for r in rates)
+
+
+# --- resume tells the truth: settings applied or refused, one log row per step, full disks --------
+
+
+def _log_rows(out) -> list[dict]:
+    lines = (out / "log.jsonl").read_text().splitlines()
+    rows = []
+    for n, line in enumerate(lines, 1):
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"{out / 'log.jsonl'} line {n} is not JSON: {line!r}")
+    return rows
+
+
+def test_resume_applies_a_new_lr_and_records_when_it_changed(setup, tmp_path):
+    import torch
+
+    out = tmp_path / "run"
+    train(_cfg(setup, out, max_steps=3))  # lr 1e-3
+    train(_cfg(setup, out, max_steps=6, resume="latest", lr=0.5, weight_decay=0.1, max_grad_norm=0.5))
+    state = torch.load(out / "checkpoints" / "step-00000006" / "training_state.pt", weights_only=True)
+    group = state["optimizer"]["param_groups"][0]
+    assert (group["lr"], group["weight_decay"]) == (0.5, 0.1), (
+        f"step-00000006/training_state.pt: expected the resumed optimizer to use lr 0.5 and weight_decay 0.1, "
+        f"it has {group['lr']} and {group['weight_decay']}"
+    )
+    lrs = [r["lr"] for r in _log_rows(out)]
+    assert lrs == [1e-3] * 3 + [0.5] * 3, f"log.jsonl: expected lr 1e-3 for steps 1-3 and 0.5 after, got {lrs}"
+    record = json.loads((out / "train_config.json").read_text())
+    assert record["lr"] == 0.5, f"train_config.json: expected lr 0.5, got {record['lr']}"
+    changes = sorted((c["setting"], c["was"], c["now"], c["step"]) for c in record.get("changes", []))
+    assert changes == [
+        ("lr", 1e-3, 0.5, 4),
+        ("max_grad_norm", 1.0, 0.5, 4),
+        ("max_steps", 3, 6, 4),
+        ("weight_decay", 0.03, 0.1, 4),
+    ], f"train_config.json: changes {changes}"
+
+
+def test_resume_after_a_kill_keeps_one_log_row_and_one_change_per_step(setup, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    train(_cfg(setup, out, max_steps=3))
+    train(_cfg(setup, out, max_steps=5, resume="latest", lr=0.5))
+    # killed after step 5's log row, before its checkpoint, and while writing step 6's row
+    shutil.rmtree(out / "checkpoints" / "step-00000005")
+    with (out / "log.jsonl").open("a") as fh:
+        fh.write('{"step": 6, "lo')
+    second = train(_cfg(setup, out, max_steps=6, resume="latest", lr=0.5))
+    assert sorted(second.losses) == [4, 5, 6], f"expected the run to resume from step 3, ran {sorted(second.losses)}"
+    steps = [r["step"] for r in _log_rows(out)]
+    assert steps == [1, 2, 3, 4, 5, 6], f"log.jsonl: expected steps 1-6 once each, got {steps}"
+    record = json.loads((out / "train_config.json").read_text())
+    lr_changes = [(c["was"], c["now"], c["step"]) for c in record["changes"] if c["setting"] == "lr"]
+    assert lr_changes == [(1e-3, 0.5, 4)], f"train_config.json: expected one lr change at step 4, got {lr_changes}"
+
+
+def test_resume_refuses_settings_it_cannot_apply_naming_them(setup, tmp_path):
+    import shutil
+
+    _root, pixart = setup
+    out = tmp_path / "run"
+    train(_cfg(setup, out, max_steps=3))
+    saved = (out / "train_config.json").read_bytes()
+    moved = shutil.copytree(pixart, tmp_path / "other-pixart")
+    for name, value in [
+        ("seed", 1),
+        ("pretrained", str(moved)),
+        ("ema_decay", 0.5),
+        ("pretrain_projector_steps", 5),
+        ("pretrain_batch_size", 8),
+    ]:
+        with pytest.raises(SeeingSoundError) as err:
+            train(_cfg(setup, out, max_steps=6, resume="latest", **{name: value}))
+        assert name in str(err.value), f"resume with another {name}: the refusal does not name it: {err.value}"
+        assert (out / "train_config.json").read_bytes() == saved, f"resume with another {name} rewrote train_config"
+
+
+@pytest.mark.parametrize("size", ["120k", "400k"], ids=["model-file-cannot-fit", "optimizer-state-cannot-fit"])
+def test_full_disk_while_saving_a_checkpoint_stops_with_one_line(setup, tmp_path, capsys, size):
+    """A tmpfs too small for the first checkpoint: exit 1, one line, nothing ``--resume`` would pick."""
+    import subprocess
+
+    from seeing_sound.cli import main
+    from seeing_sound.model.training.resume import checkpoints
+
+    root, pixart = setup
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {proc.stderr.decode(errors='replace').strip()}")
+    try:
+        out = disk / "run"
+        argv = ["--quiet", "train", str(root / "ds"), "--out", str(out), "--pretrained", str(pixart)]
+        argv += ["--batch-size", "4", "--lr", "1e-3", "--sample-every", "0", "--checkpoint-every", "1"]
+        argv += ["--max-steps", "2"]
+        assert main(argv) == 1, f"train into a {size} disk: expected exit status 1"
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, f"train into a {size} disk: expected one stderr line, got {err}"
+        assert "no space left on device" in err[0] and str(out) in err[0], f"train into a {size} disk: {err[0]}"
+        assert checkpoints(out) == [], f"train into a {size} disk left checkpoints {checkpoints(out)}"
+        leftovers = [p.name for p in (out / "checkpoints").iterdir()] if (out / "checkpoints").exists() else []
+        assert leftovers == [], f"train into a {size} disk left {leftovers} in checkpoints/"
+        # more space: --resume finds no checkpoint, starts over, and the log holds each step once
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        assert main([*argv, "--resume"]) == 0, f"train --resume after freeing space: {capsys.readouterr().err}"
+        steps = [r["step"] for r in _log_rows(out)]
+        assert steps == [1, 2], f"log.jsonl after the full disk and --resume: expected steps 1, 2, got {steps}"
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_resume_latest_skips_a_checkpoint_folder_without_its_state_json(setup, tmp_path, caplog):
+    import logging
+
+    out = tmp_path / "run"
+    train(_cfg(setup, out, max_steps=3))
+    unfinished = out / "checkpoints" / "step-00000005"  # written in place and killed: no state.json
+    unfinished.mkdir()
+    (unfinished / "model.safetensors").write_bytes(b"\0" * 100)
+    with caplog.at_level(logging.WARNING, logger="seeing_sound.model.training.resume"):
+        again = train(_cfg(setup, out, max_steps=6, resume="latest"))
+    assert sorted(again.losses) == [4, 5, 6], f"expected a resume from step-00000003, ran {sorted(again.losses)}"
+    assert any(str(unfinished) in r.getMessage() for r in caplog.records), "no warning names the skipped folder"

@@ -355,9 +355,7 @@ def _compose(mode, inputs, out: Path, cfg: ComposeConfig, lufs, pool, chunks, ra
         log.info(
             "space %s: RT60 asked %s, measured T20 %s T30 %s",
             space.kind,
-            extra["rt60"]["asked_s"],
-            extra["rt60"]["t20_s"],
-            extra["rt60"]["t30_s"],
+            *(None if extra["rt60"][k] is None else f"{extra['rt60'][k]:.4g}" for k in ("asked_s", "t20_s", "t30_s")),
         )
     signals, factors = zip(*(s.signal() for s in sources), strict=True)
     y = m.render(list(signals), np.array(factors, np.float32))

@@ -37,6 +37,35 @@ class AppConfig(Config):
     device: str = option("auto", "auto (CUDA if available), cpu or cuda[:N]", fingerprint=False)
     sample_rate: int = option(16000, "sample rate the prompts are composed at", min=8000)
     max_seconds: float = option(30.0, "longest source kept (seconds); longer uploads are cut", gt=0.0)
+    max_upload_mb: float = option(
+        50.0, "largest file accepted per upload (MB, 10^6 bytes); larger ones are refused", gt=0.0, fingerprint=False
+    )
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """``max_upload_mb`` in bytes, as handed to Gradio's ``launch(max_file_size=...)``."""
+        return max(1, round(self.max_upload_mb * 1_000_000))
+
+
+def read_upload(path: str | Path, sample_rate: int, max_samples: int) -> np.ndarray:
+    """The first ``max_samples`` of ``path`` as float32 mono at ``sample_rate``: decoding stops there."""
+    from seeing_sound.audio.io import BadAudio, stream_mono
+    from seeing_sound.errors import SeeingSoundError
+
+    blocks, got = [], 0
+    try:
+        stream = stream_mono(path, sample_rate)
+        try:
+            for block in stream:
+                blocks.append(block[: max_samples - got])
+                got += blocks[-1].size
+                if got >= max_samples:
+                    break
+        finally:
+            stream.close()  # closes the file now, not when the generator is collected
+    except BadAudio as exc:
+        raise SeeingSoundError(f"{Path(path).name}: {exc}") from None
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
 
 
 @dataclasses.dataclass
@@ -84,13 +113,14 @@ class AppSession:
         return self._pool
 
     def source(self, audio_file: str | None, pool_choice: str | None) -> tuple[str | int, np.ndarray] | None:
-        """An uploaded/recorded file (preferred) or a pool chunk, as float32 mono at the app's rate."""
-        from seeing_sound.compose import load_mono
+        """An uploaded/recorded file (preferred) or a pool chunk, as float32 mono at the app's rate.
 
+        A file is decoded only up to ``max_seconds`` (the rest is never read); one that cannot be used
+        raises :class:`~seeing_sound.errors.SeeingSoundError` naming the file and the reason.
+        """
         sr = self.config.sample_rate
         if audio_file:
-            x = load_mono(audio_file, sr)[: round(self.config.max_seconds * sr)]
-            return Path(audio_file).name, x
+            return Path(audio_file).name, read_upload(audio_file, sr, round(self.config.max_seconds * sr))
         if pool_choice and self.pool is not None:
             cid = int(str(pool_choice).split(":", 1)[0])
             x = self.pool.chunk(cid)

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from seeing_sound.app.core import ARRANGEMENTS, SPACES, AppConfig, AppSession
+from seeing_sound.errors import SeeingSoundError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,12 @@ def build_app(session: AppSession):
         with gr.Row():
             arrangement = gr.Radio(list(ARRANGEMENTS), value="superpose", label="Arrangement")
             space = gr.Dropdown(list(SPACES), value=next(iter(SPACES)), label="Acoustic space")
-            ir = gr.File(label="or a room impulse response (WAV/FLAC)", file_types=["audio"], type="filepath")
+            ir = gr.File(
+                label="or a room impulse response (WAV/FLAC)",
+                file_types=["audio"],
+                file_count="single",
+                type="filepath",
+            )
         with gr.Row():
             seed = gr.Number(value=0, precision=0, label="Seed")
             steps = gr.Slider(1, 50, value=20, step=1, label="Steps")
@@ -64,7 +70,10 @@ def build_app(session: AppSession):
         def run(a, pa, la, b, pb, lb, arr, sp, ir_file, sd, st, g, hist):
             sources, levels = [], []
             for f, p, lv in ((a, pa, la), (b, pb, lb)):
-                s = session.source(f, p)
+                try:
+                    s = session.source(f, p)
+                except SeeingSoundError as exc:  # an upload that is not usable audio: one line, not a traceback
+                    raise gr.Error(str(exc)) from None
                 if s is not None:
                     sources.append(s)
                     levels.append(float(lv))
@@ -81,7 +90,7 @@ def build_app(session: AppSession):
                     steps=int(st),
                     guidance_scale=float(g),
                 )
-            except ValueError as exc:
+            except (ValueError, SeeingSoundError) as exc:
                 raise gr.Error(str(exc)) from None
             caption = " + ".join(str(n) for n, _ in sources) + f" | {arr} | {res.recipe['space']} | seed {int(sd or 0)}"
             hist = [*hist, (res.image, caption)]
@@ -96,13 +105,28 @@ def build_app(session: AppSession):
     return demo
 
 
+def launch_options(cfg: AppConfig, *, block: bool = True) -> dict:
+    """The keyword arguments of ``Blocks.launch``: where to serve, and the upload bound.
+
+    ``max_file_size`` makes Gradio refuse a larger upload with HTTP 413 while it streams in (what was
+    written of it is deleted); every file input of the app takes one file.
+    """
+    return {
+        "server_name": cfg.host,
+        "server_port": cfg.port,
+        "share": False,
+        "quiet": True,  # no share-link hint (no link is ever made) nor Gradio's own URL line: we log the URL
+        "prevent_thread_lock": not block,
+        "show_error": True,
+        "max_file_size": cfg.max_upload_bytes,
+    }
+
+
 def launch(model: str | Path, config: AppConfig | None = None, pool: str | Path | None = None, *, block: bool = True):
     """Serve the app on ``config.host:config.port`` (127.0.0.1 by default). Returns the Blocks."""
     cfg = config or AppConfig()
     session = AppSession(model, cfg, pool)
     demo = build_app(session)
-    log.info("serving on http://%s:%d", cfg.host, cfg.port)
-    demo.queue().launch(
-        server_name=cfg.host, server_port=cfg.port, share=False, prevent_thread_lock=not block, show_error=True
-    )
+    log.info("serving on http://%s:%d (uploads up to %s bytes)", cfg.host, cfg.port, cfg.max_upload_bytes)
+    demo.queue().launch(**launch_options(cfg, block=block))
     return demo

@@ -73,3 +73,38 @@ def shard_errors_rel(index: int) -> str:
 
 def benchmark_json(root: str | Path) -> Path:
     return Path(root) / BENCHMARK_JSON
+
+
+def read_card(root: str | Path) -> dict:
+    """``BENCH/benchmark.json`` as a dict; :class:`~seeing_sound.errors.SeeingSoundError` (one line) when it
+    is missing, not JSON or not a JSON object.
+
+    Only ``bench prepare`` writes every field; a card made by hand (or by another tool) following the
+    documented layout may lack any of them (``kind``, ``counts``, ``protocol``...), so readers use
+    ``.get`` and say "unknown" where a field is absent.
+    """
+    import json
+
+    from seeing_sound.errors import SeeingSoundError
+
+    path = benchmark_json(root)
+    if not path.is_file():
+        raise SeeingSoundError(f"{root} is not a prepared benchmark: benchmark.json missing")
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SeeingSoundError(f"{path} is not valid JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(card, dict):
+        raise SeeingSoundError(f"{path} must hold a JSON object, not {type(card).__name__}")
+    return card
+
+
+def metadata_rows(root: str | Path) -> int | None:
+    """Rows of ``BENCH/metadata.parquet`` from its footer (None where there is no readable one)."""
+    import pyarrow.parquet as pq
+
+    path = Path(root) / METADATA
+    try:
+        return int(pq.read_metadata(path).num_rows) if path.is_file() else None
+    except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+        return None

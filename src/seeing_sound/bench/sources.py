@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from seeing_sound.dataset.paths import safe_name
 from seeing_sound.errors import SeeingSoundError
 
 #: file extensions taken as videos when walking a folder
@@ -47,10 +48,15 @@ class BenchItem:
 
 
 def safe_id(text: str) -> str:
-    """A file-name-safe item id: path separators become ``__``, other odd characters ``_``."""
+    """A file-name-safe item id: path separators become ``__``, other odd characters ``_``; an id longer than
+    :data:`~seeing_sound.dataset.paths.MAX_NAME_BYTES` keeps its start and a hash of the whole text.
+
+    Ids name ``audio/<id>.wav`` and ``images/<id>.png``, so the result always passes
+    :func:`~seeing_sound.dataset.paths.safe_name` as it is (which ``evaluate`` requires).
+    """
     text = text.replace("\\", "/").strip("/")
     text = "__".join(part for part in text.split("/") if part)
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip(".") or "item"
+    return safe_name(re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip(".") or "item", what="item id", sanitize=True)
 
 
 def unique_ids(items: Sequence[BenchItem]) -> list[BenchItem]:
@@ -60,7 +66,8 @@ def unique_ids(items: Sequence[BenchItem]) -> list[BenchItem]:
     for it in items:
         if counts[it.item_id] > 1:
             tag = hashlib.sha256(it.source.encode()).hexdigest()[:8]
-            it = BenchItem(f"{it.item_id}-{tag}", it.label, it.split, it.source, it.path)
+            item_id = safe_name(f"{it.item_id}-{tag}", what="item id", sanitize=True)  # still within the length limit
+            it = BenchItem(item_id, it.label, it.split, it.source, it.path)
         out.append(it)
     return sorted(out, key=lambda i: i.item_id)
 

@@ -118,24 +118,52 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from seeing_sound.bench.layout import benchmark_json
-    from seeing_sound.errors import SeeingSoundError
+    from seeing_sound.bench.layout import read_card
 
-    path = benchmark_json(args.bench)
-    if not path.exists():
-        raise SeeingSoundError(f"{args.bench} is not a prepared benchmark: benchmark.json missing")
-    card = json.loads(path.read_text())
+    card = read_card(args.bench)
     if args.json:
         print(json.dumps(card, indent=2, sort_keys=True))
         return 0
-    c = card["counts"]
-    print(f"name        {card['name']} ({card['kind']})")
-    print(f"items       {c['out']} of {c['in']} ({c['skipped']} skipped, {c['failed']} failed)")
-    print(f"labels      {c['labels']}")
-    print(f"audio       {c['audio_hours']:.3f} h at {card['protocol']['sample_rate']} Hz")
-    if card["protocol"].get("sample"):
-        s = card["protocol"]["sample"]
-        per_class = f"{s['per_class_min']}-{s['per_class_max']} a class"
-        print(f"sample      {s['total']} class-balanced, seed {s['seed']} ({per_class})")
-    print(f"errors      {', '.join(f'{k}: {v}' for k, v in c['errors'].items()) or 'none'}")
+    for line in info_lines(card, args.bench):
+        print(line)
     return 0
+
+
+def _num(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def info_lines(card: dict, root) -> list[str]:
+    """``bench info``'s lines for a benchmark card: every field ``bench prepare`` writes when it is there,
+    "unknown" where a card made by hand lacks it (the item count then comes from ``metadata.parquet``)."""
+    from pathlib import Path
+
+    from seeing_sound.bench.layout import metadata_rows
+
+    counts = card.get("counts") if isinstance(card.get("counts"), dict) else {}
+    protocol = card.get("protocol") if isinstance(card.get("protocol"), dict) else {}
+    name = card.get("name") or Path(root).resolve().name
+    lines = [f"name        {name} ({card.get('kind') or 'unknown'})"]
+    if all(_num(counts.get(k)) for k in ("out", "in", "skipped", "failed")):
+        items = f"{counts['out']} of {counts['in']} ({counts['skipped']} skipped, {counts['failed']} failed)"
+    else:
+        n = counts.get("out", counts.get("items"))
+        n = n if _num(n) else metadata_rows(root)
+        items = "unknown (no metadata.parquet)" if n is None else str(n)
+    lines.append(f"items       {items}")
+    lines.append(f"labels      {counts['labels'] if _num(counts.get('labels')) else 'unknown'}")
+    rate = protocol.get("sample_rate")
+    hours = f"{counts['audio_hours']:.3f} h" if _num(counts.get("audio_hours")) else "unknown length"
+    lines.append(f"audio       {hours} at {f'{rate} Hz' if _num(rate) else 'an unknown rate'}")
+    s = protocol.get("sample")
+    if isinstance(s, dict) and s:
+        per_class = f"{s.get('per_class_min', '?')}-{s.get('per_class_max', '?')} a class"
+        lines.append(f"sample      {s.get('total', '?')} class-balanced, seed {s.get('seed', '?')} ({per_class})")
+    elif isinstance(card.get("protocol"), str):
+        lines.append(f"protocol    {card['protocol']}")
+    errors = counts.get("errors")
+    if isinstance(errors, dict):
+        lines.append(f"errors      {', '.join(f'{k}: {v}' for k, v in errors.items()) or 'none'}")
+    else:
+        lines.append("errors      unknown")
+    return lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from seeing_sound.cli.options import add_config_options, config_from_args, record_hints
 
@@ -73,3 +74,16 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def plus_minus(mean: float, spread: float, digits: int = 4) -> str:
+    """``mean ± spread`` for people: the mean at ``digits`` significant digits and the spread rounded
+    to the same decimal (``0.001160 ± 0.000000``, never ``± 1.9e-16``). JSON outputs keep both whole."""
+    if not (mean and math.isfinite(mean) and math.isfinite(spread)):
+        return f"{mean:.{digits}g} ± {spread:.{digits}g}"
+    exponent = math.floor(math.log10(abs(mean)))
+    place = digits - 1 - exponent  # decimals of the mean's last significant digit
+    if place >= 0 and exponent >= -4:
+        return f"{mean:.{place}f} ± {spread:.{place}f}"
+    shown = f"{spread:.{place}f}" if place > 0 else f"{round(spread, place):.0f}"
+    return f"{mean:.{digits}g} ± {shown}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from seeing_sound.cli.common import plus_minus
 from seeing_sound.cli.options import UsageError, add_config_options, config_from_args
 from seeing_sound.evaluation.config import EvaluateConfig
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     for name, r in summary["benchmarks"].items():
         cells = [f"{k.upper()} {r[k]:.4g}" for k in ("fid", "iis", "ais") if r.get(k) is not None]
         if r.get("kid_mean") is not None:
-            cells.append(f"KID {r['kid_mean']:.4g} ± {r['kid_std']:.2g}")
+            cells.append(f"KID {plus_minus(r['kid_mean'], r['kid_std'])}")
         print(f"{name}: n={r['n']} {' '.join(cells)} ({r['protocol']}; {len(r['skipped'])} files left out)")
     if summary["protocol"] == "rank":
         print(summary["note"])

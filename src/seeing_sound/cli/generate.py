@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-
 from seeing_sound.cli.common import non_negative_float, positive_int
-from seeing_sound.cli.options import record_hints
+from seeing_sound.cli.options import DefaultsHelpFormatter, record_hints
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "generate",
         help="generate images from audio files with a trained model",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("audio", nargs="+", help="audio files (any length, any sample rate; mixed down to mono)")
     p.add_argument("--model", required=True, help="a training run folder (uses RUN/pipeline) or a pipeline folder")

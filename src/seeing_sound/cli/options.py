@@ -17,10 +17,36 @@ from typing import Any
 #: namespace attribute holding {field: flag} and {"param=value" hint: flag} for error messages
 FLAGS = "_config_flags"
 HINTS = "_config_hints"
+#: parser default holding {field: its option() checks}, which config files' values go through (cli/config_files.py)
+CHECKS = "_config_checks"
+#: option() metadata keys that are checks (see seeing_sound.config.check_value)
+CHECK_KEYS = ("min", "max", "gt", "lt", "choices", "finite", "integer")
 
 
 class UsageError(Exception):
     """A bad command line found after parsing (exit 2, one line)."""
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``(default X)`` after an option's help, where there is a default to show.
+
+    Not after a required option or a ``None`` default, not after an on/off flag (its help says
+    what the flag does: a ``--no-X`` flag's default is "not given", never its dest's True), and
+    not after a help that already states its default ("(default: the model's)").
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            action.required
+            or not action.option_strings
+            or action.default is None
+            or action.default is argparse.SUPPRESS
+            or isinstance(action, argparse._StoreConstAction)  # store_true / store_false
+            or re.search(r"\bdefault\b", text, re.IGNORECASE)
+        ):
+            return text
+        return f"{text} (default %(default)s)" if text else "default %(default)s"
 
 
 def comma_list(text: str) -> tuple[str, ...]:
@@ -74,6 +100,7 @@ def add_config_options(
     flags, helps, types, metavars = flags or {}, helps or {}, types or {}, metavars or {}
     added: dict[str, str] = {}
     hints: dict[str, str] = {}
+    checks: dict[str, dict[str, Any]] = {}
     for name in names:
         if name in exclude:
             continue
@@ -111,8 +138,12 @@ def add_config_options(
         kw["help"] = text.replace("%", "%%")
         target.add_argument(flag, **kw)
         added[name] = flag
+        checks[name] = {k: meta[k] for k in CHECK_KEYS if k in meta}
+        if isinstance(default, int) and not isinstance(default, bool):
+            checks[name].setdefault("integer", True)  # as Config.__post_init__: an int default means a count
     _record(target, FLAGS, added)
     _record(target, HINTS, hints)
+    _record(target, CHECKS, checks)
     return added
 
 

@@ -8,24 +8,33 @@ same folder name are refused rather than silently renamed. Files are read in pla
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
-import threading
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from seeing_sound.imaging import DEFAULT_MAX_PIXELS, DecodeError, decode, to_rgb
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_SIDE",
+    "IMAGE_SUFFIXES",
+    "SOURCE_BYTES",
+    "DecodeError",
+    "ImageRef",
+    "LoadedImage",
+    "decode_rgb",
+    "discover_images",
+    "load_image",
+    "to_rgb",
+]
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 DEFAULT_MAX_SIDE = 1024  # longest side the VLM sees; LLaVA-1.5 works at 336 px, most APIs cap near 2k
-DEFAULT_MAX_PIXELS = 178_956_970  # as Pillow's hard bomb threshold (2 x MAX_IMAGE_PIXELS); ours replaces Pillow's
 SOURCE_BYTES = "seeing_sound.source_bytes"  # PIL ``info`` key of a decoded JPEG: the file it came from
-_PILLOW_LIMIT = threading.Lock()  # Image.MAX_IMAGE_PIXELS is process-global
 
 
 @dataclass(frozen=True)
@@ -130,84 +139,19 @@ def load_image(
     return out
 
 
-class DecodeError(Exception):
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason = reason
-
-
 def decode_rgb(data: bytes, *, max_side: int, max_pixels: int):
     """Bytes -> (RGB PIL image no larger than max_side, oriented width, oriented height).
 
-    Raises DecodeError with reason not-an-image / decompression-bomb / truncated / corrupt.
+    Raises DecodeError with reason not-an-image / decompression-bomb / truncated / corrupt
+    (:func:`seeing_sound.imaging.decode`, the decoder every stage shares).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            # ``max_pixels`` is the one limit: Pillow's own (89 Mpx warning, 179 Mpx error) is off while
-            # the header is read, so --max-pixels can both lower and raise it.
-            with _PILLOW_LIMIT:
-                saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-                try:
-                    img: Image.Image = Image.open(io.BytesIO(data))
-                finally:
-                    Image.MAX_IMAGE_PIXELS = saved
-            w, h = img.size
-            # The header is read; refuse giant canvases before a single pixel is decoded.
-            if w * h > max_pixels:
-                raise DecodeError("decompression-bomb", f"{w}x{h} exceeds max_pixels={max_pixels}")
-            img.seek(0)  # animated GIF/WebP, multi-page TIFF: the first frame
-            if img.format == "JPEG":
-                img.draft("RGB", (max_side, max_side))  # decode large JPEGs at reduced scale
-            img.load()
-            img = ImageOps.exif_transpose(img)
-    except DecodeError:
-        raise
-    except UnidentifiedImageError as exc:
-        raise DecodeError("not-an-image", "not a readable image format") from exc
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DecodeError("decompression-bomb", str(exc)) from exc
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
-        text = str(exc)
-        reason = "truncated" if "truncat" in text.lower() or isinstance(exc, EOFError) else "corrupt"
-        raise DecodeError(reason, f"{type(exc).__name__}: {text}") from exc
-    width, height = _oriented_size(img, w, h)
-    rgb = to_rgb(img)
+    decoded = decode(data, max_pixels=max_pixels, draft=(max_side, max_side))  # large JPEGs at reduced scale
+    rgb = decoded.image
     if max(rgb.size) > max_side:
         rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     if data[:3] == b"\xff\xd8\xff":
         # a back end that sends JPEGs may send the file itself (image_payload.jpeg_as_is checks it still fits)
         rgb.info[SOURCE_BYTES] = data
-    return rgb, width, height
-
-
-def _oriented_size(img, w: int, h: int) -> tuple[int, int]:
-    # draft() may have shrunk the pixels; report the file's true size, swapped if EXIF rotated it.
-    if img.size == (w, h) or img.size == (h, w):
-        return img.size
-    return (h, w) if (img.size[0] < img.size[1]) != (w < h) else (w, h)
-
-
-def to_rgb(img):
-    """Any Pillow mode -> 8-bit RGB. Transparency is composited on white; 16-bit is scaled, not clipped."""
-    from PIL import Image
-
-    if img.mode == "RGB":
-        return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        if img.mode.startswith("I;16") or arr.max(initial=0) > 255:
-            arr = arr / 257.0  # 0..65535 -> 0..255
-        elif img.mode == "F" and arr.max(initial=0) <= 1.0:
-            arr = arr * 255.0
-        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L").convert("RGB")
-    if img.mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
-        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
-        canvas.paste(rgba, mask=rgba.getchannel("A"))
-        return canvas
-    return img.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+    return rgb, decoded.width, decoded.height

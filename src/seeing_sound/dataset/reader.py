@@ -16,14 +16,12 @@ from seeing_sound.dataset import layout
 from seeing_sound.dataset.audio_files import read_pcm16
 from seeing_sound.dataset.paths import safe_join
 from seeing_sound.errors import SeeingSoundError
+from seeing_sound.imaging import DEFAULT_MAX_PIXELS, decode
 
 
 def load_rgb(path: Path):
-    """The image at ``path`` as an 8-bit RGB PIL image."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    """The image at ``path`` as an 8-bit RGB PIL image (the one decoder: bit depth, EXIF, alpha on white)."""
+    return decode(path, max_pixels=DEFAULT_MAX_PIXELS).image
 
 
 class PairsDataset:

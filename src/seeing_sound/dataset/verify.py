@@ -22,6 +22,9 @@ from seeing_sound.hashing import file_sha256
 log = logging.getLogger(__name__)
 
 PROBLEMS = ("mismatched", "missing", "unreadable", "unsafe_path", "extra", "image_mismatched", "image_missing")
+#: findings that mean a stored file is not the one the metadata describes (``export hf`` refuses to publish
+#: them); a missing file is published as a null cell and an extra file is not published at all
+TAMPERED = ("mismatched", "unreadable", "unsafe_path", "image_mismatched")
 
 
 @dataclass

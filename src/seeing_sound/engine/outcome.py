@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ _ENVIRONMENT_TEXT = {
     "file write failed": errno.ENOSPC,  # torch's PyTorchStreamWriter on a full disk
     "unexpected pos": errno.ENOSPC,  # torch's inline_container.cc when a write came up short
 }
+
+
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
 class OutputEnvironmentError(SeeingSoundError):
@@ -89,6 +93,11 @@ def environment_errno(exc: BaseException | None, *, reading: bool = False) -> in
             for needle, code in _ENVIRONMENT_TEXT.items():
                 if needle in text:
                     return code
+        # Rust libraries (safetensors, tokenizers) format an io::Error as "... (os error 28)"
+        for match in _RUST_OS_ERROR.finditer(str(exc)):
+            code = int(match.group(1))
+            if code in ENVIRONMENT_ERRNOS and not (reading and code == errno.EIO):
+                return code
         # Ray hands a task's exception back as RayTaskError with the original in ``.cause``
         exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
     return None

@@ -222,7 +222,7 @@ def command_run(
             yield run
     except OutputEnvironmentError:
         raise
-    except (OSError, RuntimeError) as exc:
+    except Exception as exc:  # OSError, torch's RuntimeError, safetensors' "(os error 28)", ...
         if is_environment_error(exc):
             raise environment_stop(exc, out_p) from exc
         raise

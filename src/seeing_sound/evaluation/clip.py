@@ -3,7 +3,9 @@
 The default, ``openai/clip-vit-base-patch32``, is the space Wav2CLIP was distilled into, so AIS
 compares Wav2CLIP audio embeddings with these image embeddings (``get_image_features``: the
 projected pooled output). The processor is the PIL one (no torchvision): resize the short side
-with bicubic, centre crop, normalise, as the repository's ``preprocessor_config.json`` says.
+with bicubic, centre crop, normalise, as the repository's ``preprocessor_config.json`` says. Files
+are decoded by :mod:`seeing_sound.imaging` (16-bit scaled, alpha on white, EXIF orientation,
+``max_pixels`` checked from the header).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from seeing_sound.builders import DEFAULT_CLIP, resolve_device
 from seeing_sound.encoders.common import (
@@ -24,6 +25,7 @@ from seeing_sound.encoders.common import (
     pad_batch,
     weights_revision,
 )
+from seeing_sound.imaging import DECODER, DEFAULT_MAX_PIXELS, decode
 
 
 def _image_processor_class():
@@ -42,7 +44,14 @@ class ClipImageEncoder:
 
     name = "clip"
 
-    def __init__(self, model: str | None = None, *, device: str | None = "auto", batch_size: int = 32):
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        device: str | None = "auto",
+        batch_size: int = 32,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ):
         import torch
         from transformers import CLIPModel
 
@@ -51,6 +60,7 @@ class ClipImageEncoder:
         self.model_id = str(model or DEFAULT_CLIP)
         self.device = resolve_device(device)
         self.batch_size = int(batch_size)
+        self.max_pixels = int(max_pixels)
         cls = _image_processor_class()
         self.processor = load_or_raise(lambda: cls.from_pretrained(self.model_id), "CLIP", self.model_id, "clip")
         self.model = load_or_raise(lambda: CLIPModel.from_pretrained(self.model_id), "CLIP", self.model_id, "clip")
@@ -62,12 +72,12 @@ class ClipImageEncoder:
 
     @property
     def key(self) -> str:
-        return f"{embedding_key('clip', self.model_id)}-{str(self.info['revision']).split(':')[-1]}"
+        # the decoder's version is in the key: features cached before 16-bit images decoded right are not reused
+        return f"{embedding_key('clip', self.model_id)}-{str(self.info['revision']).split(':')[-1]}-{DECODER}"
 
     def prepare(self, path: str | Path) -> np.ndarray:
-        """One image file -> its float32 ``(3, S, S)`` pixel values."""
-        with Image.open(path) as im:
-            rgb = im.convert("RGB")
+        """One image file -> its float32 ``(3, S, S)`` pixel values (a bad or oversized file raises DecodeError)."""
+        rgb = decode(path, max_pixels=self.max_pixels).image
         return np.asarray(self.processor(images=rgb, return_tensors="np")["pixel_values"][0], dtype=np.float32)
 
     def embed(self, inputs: Sequence[np.ndarray]) -> np.ndarray:

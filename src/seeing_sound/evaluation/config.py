@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from seeing_sound.builders import DEFAULT_CLIP
 from seeing_sound.config import Config, ConfigError, option
+from seeing_sound.imaging import DEFAULT_MAX_PIXELS
 
 #: the metrics of Table 1 plus KID
 METRICS = ("fid", "kid", "iis", "ais")
@@ -34,6 +35,9 @@ class EvaluateConfig(Config):
         None,
         "pytorch-fid's FID Inception weights (FID, KID)",
         default_text="pt_inception-2015-12-05-6726825d.pth in the torch hub cache",
+    )
+    max_pixels: int = option(
+        DEFAULT_MAX_PIXELS, "skip larger images (decompression bombs), checked from the header before decoding", min=1
     )
     kid_subsets: int = option(100, "KID: random subsets averaged", min=1)
     kid_subset_size: int = option(1000, "KID: rows per subset (clipped to the smaller set)", min=2)

@@ -3,7 +3,8 @@
 A file's features depend only on its bytes and the model (the key holds the weights' revision and,
 for Inception, the resize policy), so reruns, other metrics and other benchmarks that share files
 reuse them. A file that cannot be read or encoded is reported with its reason, never dropped
-silently.
+silently. A cache entry is checked before it is used: one that does not load, or is not a
+non-empty vector of finite numbers, is recomputed and overwritten (one warning naming it).
 """
 
 from __future__ import annotations
@@ -35,12 +36,26 @@ def file_sha256(path: str | Path) -> str:
     return _SHA[key]
 
 
-class FeatureCache:
-    """One folder of ``<sha256>.npy`` float32 vectors for one model key."""
+def _entry_problem(vec: object, dim: int | None) -> str | None:
+    """Why a loaded cache entry is not a usable feature vector (of length ``dim`` where given), or None."""
+    if not isinstance(vec, np.ndarray):  # np.load reads an .npz archive too
+        return f"a {type(vec).__name__}, expected an array"
+    if vec.dtype.kind not in "fiu":
+        return f"dtype {vec.dtype}, expected floats"
+    if vec.ndim != 1 or vec.size == 0 or (dim and vec.shape[0] != dim):
+        return f"shape {vec.shape}, expected a vector of {dim or 'some'} numbers"
+    if not np.all(np.isfinite(vec)):
+        return "non-finite values"
+    return None
 
-    def __init__(self, root: str | Path, key: str):
+
+class FeatureCache:
+    """One folder of ``<sha256>.npy`` float32 vectors for one model key (of length ``dim``, where given)."""
+
+    def __init__(self, root: str | Path, key: str, dim: int | None = None):
         self.folder = Path(root) / key
         self.key = key
+        self.dim = dim
 
     def path(self, sha: str) -> Path:
         return self.folder / f"{sha}.npy"
@@ -49,11 +64,20 @@ class FeatureCache:
         p = self.path(sha)
         if not p.is_file():
             return None
+        problem: str | None
         try:
-            return np.load(p)
-        except Exception:  # a damaged cache entry is recomputed
-            log.warning("recomputing damaged cache entry %s", p)
-            return None
+            vec = np.load(p)  # allow_pickle=False: an entry never runs code
+        except Exception as exc:  # a damaged cache entry is recomputed
+            problem = f"unreadable: {type(exc).__name__}"
+        else:
+            problem = _entry_problem(vec, self.dim)
+            if problem is None:
+                return np.asarray(vec)
+            if hasattr(vec, "close"):  # an .npz archive holds its file open
+                vec.close()
+        # a cache entry is never trusted over the file it stands for: recomputed, then overwritten by put()
+        log.warning("recomputing damaged feature cache entry %s (%s)", p, problem)
+        return None
 
     def put(self, sha: str, vec: np.ndarray) -> None:
         buf = io.BytesIO()

@@ -3,8 +3,9 @@
 Uses the generation API of ``seeing-sound generate`` (:func:`seeing_sound.model.generate.load_pipeline`
 and the pipeline's ``__call__``) with its seed policy: every clip's image uses seed ``seed``, so an
 image here equals ``seeing-sound generate CLIP --seed S`` for the same settings. Images are written
-atomically as ``<item_id>.png``; a rerun generates only the missing ones, and refuses to mix images
-made with other settings (``settings.json``).
+atomically as ``<item_id>.png`` (an id that is not a safe file name,
+:func:`~seeing_sound.dataset.paths.safe_name`, is a failed item ``unsafe_id``); a rerun generates
+only the missing ones, and refuses to mix images made with other settings (``settings.json``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from seeing_sound.dataset.paths import UnsafePathError, safe_name
 from seeing_sound.engine.outcome import reraise_environment
 from seeing_sound.engine.shards import atomic_write, write_json_atomic
 from seeing_sound.errors import SeeingSoundError, StageMismatchError
@@ -60,7 +62,11 @@ def generate_missing(
     failed: dict[str, str] = {}
     todo = []
     for item_id, audio in jobs:
-        png = folder / f"{item_id}.png"
+        try:  # an id is data: it names a file only if it is a safe name (never a path)
+            png = folder / f"{safe_name(item_id, what='item id')}.png"
+        except UnsafePathError as exc:
+            failed[item_id] = f"unsafe_id: {exc}"
+            continue
         if png.is_file():
             done[item_id] = png
         else:

@@ -6,15 +6,18 @@ pool that ignores padding; max pool in the last block), so pytorch-fid's
 ``pt_inception-2015-12-05-6726825d.pth`` loads into it key by key with ``weights_only=True``
 (no torchvision needed). Only pool3 is computed; ``fc`` is kept so the checkpoint loads strictly.
 
-Resize policy (recorded in every output):
+Resize policy (recorded in every output), each the whole input pipeline of one tool:
 
 - ``clean`` (default, clean-fid's ``mode="clean"``): the uint8 RGB image is resized per channel as
   a float32 image with PIL's antialiased bicubic filter to 299 x 299, not re-quantised, clipped
-  to [0, 255].
+  to [0, 255]; the network sees ``(x - 128) / 128``, as clean-fid feeds its TF-FID Inception
+  (``cleanfid/inception_torchscript.py``: ``x1 = x - 128; x2 = x1 / 128``).
 - ``legacy`` (pytorch-fid): the image as a [0, 1] float tensor, bilinearly interpolated to
-  299 x 299 (``align_corners=False``, no antialiasing).
+  299 x 299 (``align_corners=False``, no antialiasing); the network sees ``2 * x - 1`` of it
+  (``2 * x / 255 - 1`` of the [0, 255] values), as pytorch-fid's ``InceptionV3(normalize_input=True)``.
 
-Either way the network sees ``2 * x / 255 - 1``.
+Files are decoded by :mod:`seeing_sound.imaging` (16-bit scaled, alpha on white, EXIF orientation,
+``max_pixels`` checked from the header).
 """
 
 from __future__ import annotations
@@ -32,8 +35,13 @@ from seeing_sound.builders import DEFAULT_INCEPTION, resolve_device
 from seeing_sound.encoders.common import fixed_batches, pad_batch
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.evaluation.wav2clip import _load_strict, file_revision, load_state_dict_file
+from seeing_sound.imaging import DECODER, DEFAULT_MAX_PIXELS, decode_array
 
 RESIZE_POLICIES = ("clean", "legacy")
+#: what the network is fed per policy, and the tag of that input in the feature cache key: features
+#: cached while ``clean`` fed ``2x/255 - 1`` (keys without ``n128``) are not reused
+NETWORK_INPUT = {"clean": "(x - 128) / 128", "legacy": "2 * x / 255 - 1"}
+_INPUT_TAG = {"clean": "n128-clean", "legacy": "legacy"}
 INPUT_SIZE = 299
 POOL3_DIM = 2048
 
@@ -205,10 +213,12 @@ def load_fid_inception(path: str | Path | None = None, device: str | None = "cpu
     return model, {"model": str(file), "revision": file_revision(file), "dim": POOL3_DIM}
 
 
-def load_rgb(path: str | Path) -> np.ndarray:
-    """An image file as ``(H, W, 3)`` uint8 RGB."""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+def load_rgb(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An image file as ``(H, W, 3)`` uint8 RGB (:func:`seeing_sound.imaging.decode_array`).
+
+    Raises :class:`~seeing_sound.imaging.DecodeError` for a file that is no image, over ``max_pixels``, or damaged.
+    """
+    return decode_array(path, max_pixels=max_pixels)
 
 
 def resize_for_inception(image: np.ndarray, policy: str = "clean") -> np.ndarray:
@@ -232,6 +242,16 @@ def resize_for_inception(image: np.ndarray, policy: str = "clean") -> np.ndarray
     return (x[0].numpy() * 255.0).astype(np.float32)
 
 
+def network_input(x: torch.Tensor, policy: str) -> torch.Tensor:
+    """Resized ``(B, 3, 299, 299)`` inputs in [0, 255] -> what the network sees under ``policy``
+    (:data:`NETWORK_INPUT`; the operations in the order each tool does them, in float32)."""
+    if policy == "clean":
+        return (x - 128) / 128
+    if policy == "legacy":
+        return x * (2.0 / 255.0) - 1.0
+    raise ValueError(f"resize must be one of {', '.join(RESIZE_POLICIES)}, got {policy!r}")
+
+
 class InceptionEncoder:
     """pool3 features of images, in fixed-shape batches (a row never depends on its batch-mates)."""
 
@@ -244,6 +264,7 @@ class InceptionEncoder:
         resize: str = "clean",
         device: str | None = "auto",
         batch_size: int = 32,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ):
         if resize not in RESIZE_POLICIES:
             raise ValueError(f"resize must be one of {', '.join(RESIZE_POLICIES)}, got {resize!r}")
@@ -252,15 +273,19 @@ class InceptionEncoder:
         self.device = resolve_device(device)
         self.model, self.info = load_fid_inception(path, str(self.device))
         self.info["resize"] = resize
+        self.info["input"] = NETWORK_INPUT[resize]
         self.resize, self.batch_size, self.dim = resize, int(batch_size), POOL3_DIM
+        self.max_pixels = int(max_pixels)
 
     @property
     def key(self) -> str:
-        return f"inception-{self.info['revision'].split(':')[-1]}-{self.resize}"
+        # the decoder's version and the network input are in the key: features cached before 16-bit images
+        # decoded right, or while clean fed 2x/255 - 1, are not reused
+        return f"inception-{self.info['revision'].split(':')[-1]}-{DECODER}-{_INPUT_TAG[self.resize]}"
 
     def prepare(self, path: str | Path) -> np.ndarray:
         """One image file -> its ``(3, 299, 299)`` network input in [0, 255]."""
-        return resize_for_inception(load_rgb(path), self.resize)
+        return resize_for_inception(load_rgb(path, max_pixels=self.max_pixels), self.resize)
 
     def embed(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
         """Prepared ``(3, 299, 299)`` inputs -> float32 ``(n, 2048)``."""
@@ -268,6 +293,6 @@ class InceptionEncoder:
         with torch.inference_mode():
             for s, e in fixed_batches(len(inputs), self.batch_size):
                 x = torch.from_numpy(np.stack(inputs[s:e]))
-                x = pad_batch(x, self.batch_size).to(self.device) * (2.0 / 255.0) - 1.0
+                x = network_input(pad_batch(x, self.batch_size).to(self.device), self.resize)
                 out[s:e] = self.model(x)[: e - s].float().cpu().numpy()
         return out

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seeing_sound.audio.io import AUDIO_EXTENSIONS
+from seeing_sound.dataset.paths import UnsafePathError, safe_join, safe_name
+from seeing_sound.errors import SeeingSoundError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 
@@ -100,7 +102,12 @@ def pair_folders(
 
 def read_benchmark(folder: str | Path) -> tuple[str, dict, list[dict]]:
     """A benchmark folder's name, its ``benchmark.json`` and the rows of its ``metadata.parquet``
-    (``item_id``, ``audio_path``, ``image_path`` relative to the folder, ...)."""
+    (``item_id``, ``audio_path``, ``image_path`` relative to the folder, ...).
+
+    The name is data: it becomes a folder only through :func:`benchmark_folder_name`, the rows'
+    ids and paths only through :func:`benchmark_rows`. A broken ``benchmark.json`` or
+    ``metadata.parquet`` stops the run with one line naming the file.
+    """
     import pyarrow.parquet as pq
 
     folder = Path(folder)
@@ -108,9 +115,64 @@ def read_benchmark(folder: str | Path) -> tuple[str, dict, list[dict]]:
     if not meta.is_file():
         raise FileNotFoundError(f"benchmark folder {folder} has no metadata.parquet (see docs/evaluation.md)")
     info_file = folder / "benchmark.json"
-    info = json.loads(info_file.read_text()) if info_file.is_file() else {}
-    table = pq.read_table(meta)
+    info: dict = {}
+    if info_file.is_file():
+        try:
+            info = json.loads(info_file.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SeeingSoundError(f"{info_file} is not valid JSON ({str(exc).splitlines()[0]})") from None
+        if not isinstance(info, dict):
+            raise SeeingSoundError(f"{info_file} must hold a JSON object, not {type(info).__name__}")
+        if info.get("name") is not None and not isinstance(info["name"], str):
+            raise SeeingSoundError(f"{info_file}: 'name' must be a string, got {info['name']!r}"[:300])
+    try:
+        table = pq.read_table(meta)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise SeeingSoundError(f"{meta} is not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     required = {"item_id", "audio_path", "image_path"}
     if not required <= set(table.column_names):
         raise ValueError(f"{meta} must have columns {sorted(required)}, has {table.column_names}")
     return str(info.get("name") or folder.name), info, table.to_pylist()
+
+
+def benchmark_folder_name(name: str) -> str:
+    """The folder a benchmark's generated images go to: its name if that is a safe file name, else the
+    name made safe (:func:`~seeing_sound.dataset.paths.safe_name` with ``sanitize``); callers refuse
+    two benchmarks that get one folder."""
+    return safe_name(name, what="benchmark name", sanitize=True)
+
+
+def benchmark_rows(folder: str | Path, rows: list[dict]) -> tuple[list[tuple[str, Path, Path]], list[dict]]:
+    """``(item_id, audio, image)`` of the metadata rows that are safe to use, and a skip for every other row.
+
+    An ``item_id`` becomes the file name ``<item_id>.png``: one that is not a safe name
+    (:func:`~seeing_sound.dataset.paths.safe_name`) is skipped as ``unsafe_id``, a repeated one as
+    ``duplicate_id``; ``audio_path`` and ``image_path`` must stay inside ``folder``
+    (:func:`~seeing_sound.dataset.paths.safe_join`), else ``unsafe_path``. Each skip reason starts
+    with that key and the row's number (0-based) in ``metadata.parquet``. The files are not checked here.
+    """
+    folder = Path(folder)
+    meta = folder / "metadata.parquet"
+    good: list[tuple[str, Path, Path]] = []
+    skipped: list[dict] = []
+    first: dict[str, int] = {}
+    for n, r in enumerate(rows):
+        raw = r["item_id"]
+        if isinstance(raw, int) and not isinstance(raw, bool):  # an integer id column
+            raw = str(raw)
+        try:
+            item_id = safe_name(raw, what="item id")
+        except UnsafePathError as exc:
+            skipped.append(skip(meta, f"unsafe_id: row {n}: {exc}"))
+            continue
+        if item_id in first:
+            skipped.append(skip(meta, f"duplicate_id: row {n}: item id {item_id!r} is also row {first[item_id]}'s"))
+            continue
+        first[item_id] = n
+        try:
+            audio, image = (safe_join(folder, r[k]) for k in ("audio_path", "image_path"))
+        except UnsafePathError as exc:
+            skipped.append(skip(meta, f"unsafe_path: row {n}: item {item_id}: {str(exc)[:300]}"))
+            continue
+        good.append((item_id, audio, image))
+    return good, skipped

@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from seeing_sound.imaging import DecodeError, decode
+
 #: Table 1's benchmark columns, in the paper's order
 PAPER_BENCHMARKS = ("Greatest Hits", "Landscapes + ITW", "VEGAS", "VGGSound")
 #: Table 1 of the paper, (FID, IIS, AIS) per benchmark column, raw-cosine AIS/IIS
@@ -111,8 +113,10 @@ def contact_sheet(path: Path, rows: Sequence[tuple[str, Path | None, Path]], cel
             if file is None:
                 im = Image.new("RGB", (cell, cell), "lightgray")
             else:
-                with Image.open(file) as f:
-                    im = f.convert("RGB")
+                try:
+                    im = decode(file).image  # the one decoder: 16-bit, EXIF and alpha as every stage sees them
+                except (OSError, DecodeError):
+                    im = Image.new("RGB", (cell, cell), "lightgray")
                 im.thumbnail((cell, cell))
             cells.append(im)
             labels.append(f"{role}: {label}")

@@ -23,7 +23,15 @@ from seeing_sound.errors import SeeingSoundError
 from seeing_sound.evaluation import metrics as M
 from seeing_sound.evaluation.config import EvaluateConfig
 from seeing_sound.evaluation.features import FeatureCache, extract
-from seeing_sound.evaluation.pairing import Benchmark, Item, pair_folders, read_benchmark, skip
+from seeing_sound.evaluation.pairing import (
+    Benchmark,
+    Item,
+    benchmark_folder_name,
+    benchmark_rows,
+    pair_folders,
+    read_benchmark,
+    skip,
+)
 from seeing_sound.evaluation.report import RANK_WARNING, contact_sheet, write_table
 
 log = logging.getLogger(__name__)
@@ -52,12 +60,15 @@ class Encoders:
             from seeing_sound.evaluation.inception import InceptionEncoder
 
             enc.inception = InceptionEncoder(
-                cfg.inception, resize=cfg.resize, device=cfg.device, batch_size=cfg.batch_size
-            )
+                cfg.inception, resize=cfg.resize, device=cfg.device, batch_size=cfg.batch_size,
+                max_pixels=cfg.max_pixels,
+            )  # fmt: skip
         if cfg.needs_clip:
             from seeing_sound.evaluation.clip import ClipImageEncoder
 
-            enc.clip = ClipImageEncoder(cfg.clip, device=cfg.device, batch_size=cfg.batch_size)
+            enc.clip = ClipImageEncoder(
+                cfg.clip, device=cfg.device, batch_size=cfg.batch_size, max_pixels=cfg.max_pixels
+            )
         if enc.wav2clip is not None and enc.clip is not None and enc.wav2clip.dim != enc.clip.dim:
             raise SeeingSoundError(
                 f"Wav2CLIP embeds into {enc.wav2clip.dim}-d but the CLIP model {cfg.clip} into {enc.clip.dim}-d: "
@@ -81,7 +92,7 @@ def _features(enc, files: list[Path], out: Path, cfg: EvaluateConfig, progress: 
     prepare = _wav2clip_input if enc.name == "wav2clip" else enc.prepare
     return extract(
         files,
-        cache=FeatureCache(out / "features", enc.key),
+        cache=FeatureCache(out / "features", enc.key, dim=getattr(enc, "dim", None)),
         prepare=prepare,
         embed=enc.embed,
         batch_size=cfg.batch_size,
@@ -215,7 +226,8 @@ def score(
         sheet += [
             (f"{prefix}{(it.audio or it.generated).name}", it.reference, it.generated) for it in items[: cfg.samples]
         ]
-        log.info("%s: n=%d fid=%s iis=%s ais=%s", bench.name, result["n"], result["fid"], result["iis"], result["ais"])
+        scores = " ".join(f"{k}={result[k]:.4g}" for k in ("fid", "iis", "ais") if result[k] is not None)
+        log.debug("%s: n=%d %s", bench.name, result["n"], scores)  # the command prints the summary
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "summary.json", summary)
     _write_per_sample(out / "per_sample.parquet", rows, cfg.protocol)
@@ -271,7 +283,11 @@ def evaluate_model(
 ) -> dict:
     """Generate one image per audio of each benchmark folder with ``model`` (resumable), then score them.
 
-    Images go to ``out/generated/<benchmark name>/<item_id>.png``. ``options`` are :class:`EvaluateConfig`
+    Images go to ``out/generated/<benchmark name>/<item_id>.png``; both are data (a downloaded
+    benchmark folder), so a name that is not a safe file name is made one (two benchmarks that get one
+    folder are refused) and a row whose id or paths are unsafe is a skipped item (``unsafe_id``,
+    ``duplicate_id``, ``unsafe_path``): nothing is written or read outside ``out`` and the benchmark
+    folder. ``options`` are :class:`EvaluateConfig`
     fields (``seed``, ``steps``, ``guidance`` shape the images). Returns the summary.
     """
     cfg = resolve(EvaluateConfig, config, options)
@@ -285,36 +301,46 @@ def _evaluate_model(run: Run, model: str | Path, benchmarks: Sequence[str | Path
     from seeing_sound.evaluation.generation import generate_missing, generation_settings, load_generator
 
     out = run.out
+    # every benchmark's name and rows first: a broken folder, or two names for one folder, stop the run
+    # before any model loads; names and ids become paths only through pairing's safe-name functions
+    read: list[tuple[Path, str, str, dict, list[dict]]] = []
+    folders: dict[str, str] = {}
+    for folder in map(Path, benchmarks):
+        name, info, rows = read_benchmark(folder)
+        dirname = benchmark_folder_name(name)
+        clash = folders.get(dirname.casefold())
+        if clash is not None:
+            raise SeeingSoundError(
+                f"benchmarks {clash!r} and {name!r} ({folder}) would share the folder generated/{dirname}; "
+                "give them distinct names in benchmark.json"
+            )
+        folders[dirname.casefold()] = name
+        read.append((folder, name, dirname, info, rows))
     enc = Encoders.load(cfg)
     pipe = load_generator(model, cfg.device)
     settings = generation_settings(model, cfg)
     scored: list[Benchmark] = []
     generated: dict[str, dict] = {}
-    for folder in map(Path, benchmarks):
-        name, info, rows = read_benchmark(folder)
-        if name in {b.name for b in scored}:
-            raise ValueError(f"two benchmarks are named {name!r}; give them distinct names in benchmark.json")
-        jobs, skipped = [], []
-        for r in rows:
-            audio = folder / str(r["audio_path"])
+    for folder, name, dirname, info, rows in read:
+        usable, skipped = benchmark_rows(folder, rows)
+        jobs = []
+        for item_id, audio, _ in usable:
             if not audio.is_file():
-                skipped.append(skip(audio, f"item {r['item_id']}: audio file missing"))
+                skipped.append(skip(audio, f"item {item_id}: audio file missing"))
             else:
-                jobs.append((str(r["item_id"]), audio))
-        done, failed, made = generate_missing(pipe, jobs, out / "generated" / name, settings, progress=progress)
+                jobs.append((item_id, audio))
+        done, failed, made = generate_missing(pipe, jobs, out / "generated" / dirname, settings, progress=progress)
         generated[name] = {"generated_now": made, "reused": len(done) - made}
         items = []
-        for r in rows:
-            item_id = str(r["item_id"])
+        for item_id, audio, ref in usable:
             if item_id in failed:
-                skipped.append(skip(folder / str(r["audio_path"]), failed[item_id]))
+                skipped.append(skip(audio, failed[item_id]))
             if item_id not in done:
                 continue
-            ref = folder / str(r["image_path"])
             if cfg.needs_reference and not ref.is_file():
                 skipped.append(skip(ref, f"item {item_id}: ground-truth image missing"))
                 continue
-            items.append(Item(item_id, done[item_id], ref, folder / str(r["audio_path"])))
+            items.append(Item(item_id, done[item_id], ref, audio))
         scored.append(Benchmark(name, items, skipped, {"folder": str(folder), "benchmark": info}))
     extra = {"generation": {**settings, "per_benchmark": generated}}
     return score(scored, out=out, cfg=cfg, enc=enc, progress=progress, label=Path(model).name, extra=extra)

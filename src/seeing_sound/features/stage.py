@@ -26,6 +26,7 @@ from seeing_sound.builders import load_vae, resolve_device
 from seeing_sound.engine import ShardStats, ShardTask, Stage, reraise_environment, shard_name
 from seeing_sound.features.config import FeaturesConfig
 from seeing_sound.features.store import ShardWriter
+from seeing_sound.imaging import DEFAULT_MAX_PIXELS, DecodeError, open_image, to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,10 @@ def _count(errors: dict[str, int], reason: str, n: int = 1) -> None:
 def center_crop_resize(image, resolution: int):
     """PIL image -> RGB ``resolution x resolution``: shorter side resized (bicubic), then center-cropped.
 
-    A JPEG not yet loaded is decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose shorter side
-    still reaches ``resolution``, then resized: the CPU then keeps up with a GPU's VAE.
+    Any mode (16-bit, alpha, palette, CMYK) becomes 8-bit RGB as every stage decodes it
+    (:func:`seeing_sound.imaging.to_rgb`), upright by its EXIF orientation. A JPEG not yet loaded
+    is decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose shorter side still reaches
+    ``resolution``, then resized: the CPU then keeps up with a GPU's VAE.
     """
     from PIL import Image, ImageOps
 
@@ -49,7 +52,7 @@ def center_crop_resize(image, resolution: int):
         s = resolution / min(w, h)
         if s < 1:
             image.draft("RGB", (math.ceil(w * s), math.ceil(h * s)))
-    image = ImageOps.exif_transpose(image).convert("RGB")
+    image = to_rgb(ImageOps.exif_transpose(image))
     w, h = image.size
     scale = resolution / min(w, h)
     nw, nh = max(resolution, round(w * scale)), max(resolution, round(h * scale))
@@ -174,16 +177,17 @@ class VaeFeatureStage(_FeatureStage):
         self.vae = load_vae(self.model).to(str(resolve_device(self.config.device))).eval()
 
     def _load_image(self, ds, row: int, errors: dict):
-        from PIL import Image
-
         try:
             path = ds.image_path(row)
             if not path.is_file():
                 errors["image_missing"] = errors.get("image_missing", 0) + 1
                 return None
-            with Image.open(path) as im:
+            with open_image(path, max_pixels=DEFAULT_MAX_PIXELS) as im:  # header checked before decoding
                 im = center_crop_resize(im, self.config.resolution)
             return np.asarray(im, dtype=np.float32) / 127.5 - 1.0
+        except DecodeError as exc:  # Pillow's exception by name as before; our own refusals by reason
+            _count(errors, f"image_unreadable: {type(exc.__cause__).__name__ if exc.__cause__ else exc.reason}")
+            return None
         except Exception as exc:  # bad file or a path that escapes the images root
             reraise_environment(exc)  # a full or read-only output is the run's, not the item's
             key = f"image_unreadable: {type(exc).__name__}"

@@ -169,6 +169,123 @@ class ShardWriter:
             self.abort()
 
 
+class BadShardError(SeeingSoundError):
+    """A feature shard (or its folder's card) that training cannot read as ``seeing-sound features`` wrote it."""
+
+
+#: the feature tensors of each kind's shards (besides ``rows``); the first one's shape is the reference
+_FEATURE_TENSORS = {"ast": ("embeds",), "vae": ("mean", "std")}
+#: bytes per element of each safetensors dtype code (the format's full list, 0.8)
+_ITEMSIZE = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E5M2": 1,
+    "F8_E4M3": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+}
+#: safetensors' own bound on the header (``MAX_HEADER_SIZE``): a larger length is never a real file
+MAX_HEADER_BYTES = 100_000_000
+
+
+def _dtype_name(code: str) -> str:
+    """``F16`` -> ``float16 (F16)``: the numpy name users know, and the code the file holds."""
+    names = {v: k.name for k, v in _DTYPES.items()} | {"BF16": "bfloat16"}
+    return f"{names[code]} ({code})" if code in names else repr(code)
+
+
+def _fix_hint(folder: Path) -> str:
+    """How to rewrite a feature folder: ``seeing-sound features DATASET --overwrite``."""
+    folder = Path(folder)
+    dataset = folder.parent.parent if folder.parent.name == "features" else "DATASET"
+    return f"recompute the features with `seeing-sound features {dataset} --overwrite`"
+
+
+def read_safetensors_header(path: str | Path) -> dict[str, dict]:
+    """The tensors of a safetensors file (name -> ``dtype``, ``shape``, ``data_offsets``), checked.
+
+    Reads the 8-byte header length and the JSON header only, the length bounded by the file's size
+    before anything is read, and checks what ``safetensors`` checks when it opens the file (known
+    dtypes, each tensor's bytes matching its shape, the tensors' data tiling the rest of the file
+    exactly), so a file that passes opens; one that does not raises :class:`BadShardError` naming
+    the file and what is wrong, not the library's message naming no file.
+    """
+    path = Path(path)
+    fix = _fix_hint(path.parent)
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size < 8:
+            raise BadShardError(
+                f"{path}: not a safetensors file ({size} bytes, shorter than its 8-byte header length); {fix}"
+            )
+        n = int.from_bytes(fh.read(8), "little")
+        if n > size - 8 or n > MAX_HEADER_BYTES:
+            raise BadShardError(
+                f"{path}: not a safetensors file (its header length says {n} bytes, the file has {size}); {fix}"
+            )
+        raw = fh.read(n)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadShardError(f"{path}: not a safetensors file (its header is not JSON: {exc}); {fix}") from None
+    if not isinstance(header, dict):
+        raise BadShardError(f"{path}: not a safetensors file (its header is not a JSON object); {fix}")
+    meta = header.pop("__metadata__", None)
+    if meta is not None and not (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())):
+        raise BadShardError(f"{path}: corrupt safetensors header (__metadata__ is not a map of strings); {fix}")
+    data = size - 8 - n
+    tensors: dict[str, dict] = {}
+    for name, entry in header.items():
+        ok = isinstance(entry, dict) and entry.get("dtype") in _ITEMSIZE
+        shape, offsets = (entry.get("shape"), entry.get("data_offsets")) if ok else (None, None)
+        ok = ok and isinstance(shape, list) and all(_natural(x) for x in shape)
+        ok = ok and isinstance(offsets, list) and len(offsets) == 2 and all(_natural(x) for x in offsets)
+        if not ok:
+            raise BadShardError(
+                f"{path}: corrupt safetensors header (tensor {name!r} is {json.dumps(entry)[:200]}, "
+                f"expected a known dtype, a shape and two data offsets); {fix}"
+            )
+        tensors[name] = {"dtype": entry["dtype"], "shape": shape, "data_offsets": offsets}
+    end = 0
+    for name, t in sorted(tensors.items(), key=lambda kv: kv[1]["data_offsets"]):
+        begin, stop = t["data_offsets"]
+        if stop > data:
+            raise BadShardError(
+                f"{path}: truncated or corrupt: tensor {name!r} ends at byte {8 + n + stop}, past the end of the "
+                f"file ({size} bytes); {fix}"
+            )
+        if begin != end or stop < begin:
+            raise BadShardError(
+                f"{path}: corrupt safetensors header (tensor {name!r} spans bytes {begin}..{stop} of the data, "
+                f"expected it to start at {end}); {fix}"
+            )
+        expect = _ITEMSIZE[t["dtype"]] * int(np.prod(t["shape"], dtype=object))
+        if stop - begin != expect:
+            raise BadShardError(
+                f"{path}: corrupt safetensors header (tensor {name!r} of shape {t['shape']} and dtype "
+                f"{t['dtype']} needs {expect} bytes, its offsets span {stop - begin} bytes); {fix}"
+            )
+        end = stop
+    if end != data:
+        raise BadShardError(
+            f"{path}: corrupt safetensors file ({data - end} bytes after the last tensor's data); {fix}"
+        )
+    return tensors
+
+
+def _natural(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
 @dataclass
 class FeatureSet:
     """Read access to one ``features/<kind>-<key>`` folder."""
@@ -183,12 +300,80 @@ class FeatureSet:
         card_path = path / "features.json"
         if not card_path.is_file():
             raise SeeingSoundError(f"{path} holds no features.json; run `seeing-sound features` first")
-        card = json.loads(card_path.read_text())
+        try:
+            card = json.loads(card_path.read_text())
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise SeeingSoundError(f"{card_path} is not JSON ({exc}); {_fix_hint(path)}") from None
+        if not isinstance(card, dict):
+            raise SeeingSoundError(
+                f"{card_path} holds {type(card).__name__}, expected a JSON object; {_fix_hint(path)}"
+            )
         return cls(path=path, card=card, shards=sorted(path.glob("shard-*.safetensors")))
 
     @property
     def kind(self) -> str:
         return self.card["kind"]
+
+    def check(self, kind: str) -> None:
+        """Raise :class:`BadShardError` (one line naming the file) unless every shard is one training can read.
+
+        Reads each shard's safetensors header only (:func:`read_safetensors_header`, bounded by the
+        file's size), never its data: ``kind`` matches the card; the tensors ``rows`` (int64) and
+        ``embeds`` (``ast``, float16 ``(n, tokens, dim)``) or ``mean``/``std`` (``vae``, float16
+        ``(n, *latent_shape)``) are there with those dtypes and shapes, ``tokens``/``dim``/
+        ``latent_shape`` being the card's (or, where the card has none, the first shard's).
+        """
+        card_path = self.path / "features.json"
+        if self.card.get("kind") != kind:
+            raise BadShardError(
+                f"{card_path} describes {self.card.get('kind')!r} features, expected {kind!r}; "
+                f"pass a {kind} feature folder or {_fix_hint(self.path)}"
+            )
+        names = _FEATURE_TENSORS[kind]
+        keys = ("tokens", "dim") if kind == "ast" else ("latent_shape",)
+        tail: tuple[int, ...] | None = None
+        if all(key in self.card for key in keys):
+            values = [self.card[key] for key in keys]
+            flat = [v for value in values for v in (value if isinstance(value, list) else [value])]
+            if not flat or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in flat):
+                raise BadShardError(
+                    f"{card_path}: {' and '.join(keys)} {values} are not positive whole numbers; {_fix_hint(self.path)}"
+                )
+            tail = tuple(flat)
+        source = f"{card_path}'s {'/'.join(keys)}"
+        for shard in self.shards:
+            tensors = read_safetensors_header(shard)
+            fix = _fix_hint(self.path)
+            for name in ("rows", *names):
+                if name not in tensors:
+                    held = ", ".join(sorted(tensors)) or "no tensors"
+                    raise BadShardError(
+                        f"{shard}: no {name!r} tensor (it holds {held}; a {kind} feature shard holds "
+                        f"{', '.join(('rows', *names))}); {fix}"
+                    )
+                want = "I64" if name == "rows" else "F16"
+                got = tensors[name]["dtype"]
+                if got != want:
+                    raise BadShardError(
+                        f"{shard}: {name!r} is {_dtype_name(got)}, expected {_dtype_name(want)} "
+                        f"as `seeing-sound features` writes it; {fix}"
+                    )
+            rows = tensors["rows"]["shape"]
+            if len(rows) != 1:
+                raise BadShardError(f"{shard}: 'rows' has shape {rows}, expected one axis [n]; {fix}")
+            n = rows[0]
+            if tail is None:  # no card values: the first shard sets what the others must match
+                tail, source = tuple(tensors[names[0]]["shape"][1:]), f"the first shard {shard.name}"
+            for name in names:
+                shape = tensors[name]["shape"]
+                if shape[:1] != [n]:
+                    raise BadShardError(
+                        f"{shard}: 'rows' holds {n} rows but {name!r} has shape {shape} (expected {n} first); {fix}"
+                    )
+                if tuple(shape[1:]) != tail:
+                    raise BadShardError(
+                        f"{shard}: {name!r} has shape {shape}, expected {[n, *tail]} (from {source}); {fix}"
+                    )
 
     def row_index(self) -> dict[int, tuple[int, int]]:
         """dataset row -> (position in ``shards``, position inside that shard)."""

@@ -5,6 +5,7 @@ declared in the Parquet schema's ``huggingface`` metadata, so ``datasets.load_da
 them), every metadata column of the dataset (the recipe's ``components`` included) and ``recipe``, the
 :class:`~seeing_sound.audio.mixture.Mixture` record as JSON. A dataset card ``README.md`` with YAML metadata
 describes prompts, models, parameters and counts from ``dataset.json`` (the paper's A.1 release).
+Nothing is published unchecked: every stored file must match its checksum in the metadata first.
 
 ``metadata_only`` leaves images and audio out: the recipes alone, plus the dataset's own ``dataset.json``
 and ``metadata/`` shards, so ``seeing-sound rebuild EXPORT --pool POOL --out DIR`` re-renders the audio.
@@ -18,13 +19,16 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seeing_sound.config import Config, option, resolve
 from seeing_sound.engine import command_run
+
+if TYPE_CHECKING:
+    from seeing_sound.dataset import PairsDataset
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +99,46 @@ def _media(path: Path) -> dict | None:
         return None
 
 
+def check_files(ds: PairsDataset, first: int = 5) -> None:
+    """Refuse a dataset whose stored files differ from its metadata (``seeing-sound verify``'s check).
+
+    Every mixture is re-hashed on its samples against ``mixture_sha256`` and every hashed image
+    against ``image_sha256`` (:func:`~seeing_sound.dataset.verify.verify_dataset`); a mismatch, an
+    unreadable file or a metadata path that leaves the dataset (:data:`~seeing_sound.dataset.verify.TAMPERED`)
+    raises one line naming the first ``first`` files and their pairs, and the count of the rest.
+    Missing files are not refused: they stay null cells.
+    """
+    from seeing_sound.dataset.verify import TAMPERED, verify_dataset
+    from seeing_sound.errors import SeeingSoundError
+
+    report = verify_dataset(ds.root, images_root=ds.images_root)
+    found = [(kind, rel) for kind in TAMPERED for rel in getattr(report, kind)]
+    if not found:
+        return
+    pairs: dict[tuple[bool, str], list[str]] = {}
+    for r in ds.metadata.select(["pair_id", "audio_path", "image_path"]).to_pylist():
+        pairs.setdefault((False, r["audio_path"]), []).append(str(r["pair_id"]))
+        pairs.setdefault((True, r["image_path"]), []).append(str(r["pair_id"]))
+    named = []
+    for kind, rel in found[:first]:
+        image = kind == "image_mismatched" or rel.startswith("image:")  # verify prefixes unsafe image paths
+        ids = pairs.get((image, rel.removeprefix("image:") if image else rel), [])
+        who = f" (pair {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''})" if ids else ""
+        text = f"{kind} {rel}{who}"
+        named.append(text if text.isprintable() else repr(text))  # a path from data stays on one line
+    more = f" and {len(found) - first} more" if len(found) > first else ""
+    raise SeeingSoundError(
+        f"{ds.root}: {len(found)} stored file(s) differ from the metadata, refusing to publish them: "
+        f"{', '.join(named)}{more}; see `seeing-sound verify {ds.root}` (nothing was exported)"
+    )
+
+
 def export_hf(dataset: str | Path, out: str | Path, config: ExportConfig | None = None, **options) -> ExportReport:
     """Write ``out/data/<split>-NNNNN-of-MMMMM.parquet`` and ``out/README.md``; returns what was written.
 
+    Every stored file is first checked against the metadata as ``seeing-sound verify`` does
+    (:func:`check_files`): a mixture or image whose bytes differ from its recorded sha256 refuses the
+    whole export before anything is written (``metadata_only`` publishes no files, so checks none).
     A pair whose image or audio file is missing keeps its row with a null cell and is listed in the
     report (and the card). ``out`` must be new or empty (an export is never merged into another).
     """
@@ -117,6 +158,8 @@ def export_hf(dataset: str | Path, out: str | Path, config: ExportConfig | None 
         raise SeeingSoundError(f"out {out} is the dataset itself")
     with command_run("export hf", out, inputs={"dataset": dataset}, lock=False):  # out must be new: no lock file in it
         media = not cfg.metadata_only
+        if media:  # every file is checked before anything is written: a tampered file is never published
+            check_files(ds)
         schema = export_schema(media)
         sr = int(ds.card["sample_rate"])
         features = hf_features(schema, sr, media)
@@ -163,5 +206,5 @@ def export_hf(dataset: str | Path, out: str | Path, config: ExportConfig | None 
                 len(report.missing_images),
                 len(report.missing_audio),
             )
-        log.info("exported %d pairs in %d shards to %s", report.rows, len(report.shards), out)
+        log.debug("exported %d pairs in %d shards to %s", report.rows, len(report.shards), out)
         return report

@@ -1,9 +1,11 @@
 """``seeing-sound push DATASET_OR_RUN --repo ORG/NAME``: release a pairs dataset or a trained model (A.1).
 
 A dataset is exported first (:func:`~seeing_sound.hub.export.export_hf`: Parquet + dataset card) and
-pushed as a dataset repo; a training run (or a pipeline folder) is staged as a diffusers-style folder that
-``AudioPixArtPipeline.from_pretrained`` loads (``model_index.json``, component folders), with its training
-loudness (``seeing_sound_loudness.json``) and a model card, and pushed as a model repo.
+pushed as a dataset repo; the export checks every stored file against the metadata first, so a dataset
+with a tampered mixture or image is refused before anything is staged or uploaded. A training run (or a
+pipeline folder) is staged as a diffusers-style folder that ``AudioPixArtPipeline.from_pretrained`` loads
+(``model_index.json``, component folders), with its training loudness (``seeing_sound_loudness.json``)
+and a model card, and pushed as a model repo.
 
 Upload: ``HfApi.upload_large_folder`` where huggingface_hub has it (0.24-1.x: resumable, multi-commit);
 huggingface_hub 2.x removed it because its ``upload_folder`` now streams, resumes and splits large folders

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,7 +129,7 @@ def _bench_side(root: Path) -> BenchSide:
     card = json.loads(card_file.read_text()) if card_file.is_file() else {}
     name = str(card.get("name") or root.resolve().name)
     rows = pq.read_table(meta, columns=["item_id", "audio_path", "image_path"]).to_pylist()
-    from seeing_sound.dataset.paths import UnsafePathError, safe_join
+    from seeing_sound.dataset.paths import UnsafePathError, safe_join, safe_name
 
     def path(rel: Any) -> str:
         try:
@@ -138,7 +137,7 @@ def _bench_side(root: Path) -> BenchSide:
         except UnsafePathError:
             return ""
 
-    tag = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    tag = safe_name(name, what="benchmark name", sanitize=True)  # the one gate for names read from data
     return BenchSide(
         name,
         root,

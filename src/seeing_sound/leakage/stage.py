@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from seeing_sound.engine import ShardStats, ShardTask, Stage, reraise_environment, shard_name
+from seeing_sound.imaging import DecodeError, decode
 from seeing_sound.leakage import fingerprint as fp
 from seeing_sound.leakage.config import LeakageConfig
 
@@ -50,9 +51,8 @@ def _phash(path: Path) -> np.ndarray:
         import imagehash
     except ImportError as exc:  # pragma: no cover - the studies extra
         raise ImportError("the leakage check needs imagehash: pip install 'seeing-sound[studies]'") from exc
-    from seeing_sound.studies.memorization import _rgb
-
-    bits = np.asarray(imagehash.phash(_rgb(path)).hash, dtype=bool).reshape(-1)
+    # decoded as every stage decodes: 16-bit scaled, alpha on white, EXIF orientation, size bounded
+    bits = np.asarray(imagehash.phash(decode(path).image).hash, dtype=bool).reshape(-1)
     return np.packbits(bits)
 
 
@@ -132,6 +132,8 @@ class LeakageFeatureStage(Stage):
                 raise
             except FileNotFoundError:
                 reason[i] = "image_missing"
+            except DecodeError as exc:  # Pillow's exception by name, as features names it; our refusals by reason
+                reason[i] = f"image_unreadable: {type(exc.__cause__).__name__ if exc.__cause__ else exc.reason}"
             except Exception as exc:  # PIL raises many kinds; the item is recorded, the run goes on
                 reraise_environment(exc)  # a full or read-only output is the run's, not the item's
                 reason[i] = f"image_unreadable: {type(exc).__name__}"

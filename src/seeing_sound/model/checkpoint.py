@@ -25,6 +25,8 @@ with one line: :class:`UnsafeCheckpointError`.
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,32 @@ def _ema_scalars(ema) -> dict[str, Any]:
     return {k: v for k, v in state.items() if k != "shadow_params"}
 
 
+def _os_error(exc: BaseException, path: Path) -> OSError | None:
+    """The ``OSError`` inside a library error that kept only its text.
+
+    ``safetensors`` (Rust) reports a full disk as ``SafetensorError: Error while serializing: I/O
+    error: No space left on device (os error 28)``, neither an ``OSError`` nor a ``RuntimeError``,
+    so the run's environment check would not see it; as ``OSError(ENOSPC, ..., path)`` it does.
+    """
+    if isinstance(exc, OSError):
+        return None
+    found = re.search(r"\(os error (\d+)\)", str(exc))
+    if found is None:
+        return None
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code), str(path))
+
+
+def _save_safetensors(save, obj, path: Path) -> None:
+    try:
+        save(obj, str(path))
+    except Exception as exc:
+        err = _os_error(exc, path)
+        if err is None:
+            raise
+        raise err from exc
+
+
 def save_training_state(path: str | Path, *, model, optimizer, lr_scheduler, step: int, ema=None) -> Path:
     """Write a checkpoint of ``model`` (unwrapped module), ``optimizer``, ``lr_scheduler``, ``ema`` at ``step``.
 
@@ -67,7 +95,7 @@ def save_training_state(path: str | Path, *, model, optimizer, lr_scheduler, ste
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(path / MODEL_FILE))  # handles tied/shared tensors
+    _save_safetensors(save_model, model, path / MODEL_FILE)  # handles tied/shared tensors
     files = [MODEL_FILE]
     training = {
         "optimizer": optimizer.state_dict(),
@@ -75,7 +103,7 @@ def save_training_state(path: str | Path, *, model, optimizer, lr_scheduler, ste
         "ema": _ema_scalars(ema) if ema is not None else None,
     }
     if ema is not None:
-        save_file(_ema_tensors(ema), str(path / EMA_FILE))
+        _save_safetensors(save_file, _ema_tensors(ema), path / EMA_FILE)
         files.append(EMA_FILE)
     torch.save(training, path / TRAINING_STATE)
     files.append(TRAINING_STATE)

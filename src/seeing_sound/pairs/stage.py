@@ -56,10 +56,11 @@ def _read_audio(path: Path, rate: int) -> np.ndarray:
 
 
 def _check_image(path: Path) -> None:
-    from PIL import Image
+    from seeing_sound.imaging import decode
 
-    with Image.open(path) as im:
-        im.verify()  # header and data: a truncated or non-image file fails here, not in features
+    # As features will decode it: a bomb, a truncated, non-image or unconvertible file fails here, not there.
+    # A JPEG decodes at 1/8 scale: every byte is still read, at a fraction of the cost.
+    decode(path, draft=(1, 1))
 
 
 @dataclass

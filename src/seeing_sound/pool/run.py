@@ -65,7 +65,7 @@ def build_pool(
     shard_files = cfg.shard_files
     root = Path(out)
     check_inputs({"sources": list(sources)})
-    files = find_sources(list(sources), exclude=[root])  # an --out inside a source is not a source
+    files = find_sources(list(sources), exclude=[root, *([descriptions] if descriptions else [])])  # not sources
     if descriptions is not None:
         files = attach_descriptions(files, load_descriptions(descriptions))
     if not files:

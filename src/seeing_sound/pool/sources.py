@@ -59,10 +59,11 @@ def _absolute(path: Path) -> str:
 def find_sources(roots: list[str | Path], exclude: Sequence[str | Path] = ()) -> list[SourceFile]:
     """Walk ``roots`` recursively (files are taken as given), sorted by source id.
 
-    Hidden files and folders (name starting with '.') are skipped, and so is every folder in
-    ``exclude`` (the build's own output root when it lies inside a source folder). Every other
-    file is returned, whatever its extension or state (a dangling or looping link included), so
-    the build can record unusable ones: files seen == files ingested + files recorded as errors.
+    Skipped: hidden files and folders (name starting with '.'), every folder and file in
+    ``exclude`` (the build's own output root when it lies inside a source folder, the descriptions
+    file). Every other file is returned, whatever its extension or state
+    (a dangling or looping link included), so the build can record unusable ones: files seen ==
+    files ingested + files recorded as errors.
     Two files that would get the same id are never merged: the second one comes back with
     ``error="duplicate_source"`` under an id of its own.
     """
@@ -88,6 +89,9 @@ def find_sources(roots: list[str | Path], exclude: Sequence[str | Path] = ()) ->
                     if not name.startswith("."):
                         files.append((PurePosixPath(*rel_dir.parts, name).as_posix(), Path(dirpath) / name))
         for rel, path in files:
+            absolute = _absolute(path)
+            if absolute in skip:
+                continue
             source = f"{label}/{rel}"
             if source in out:
                 first = out[source].path
@@ -95,11 +99,9 @@ def find_sources(roots: list[str | Path], exclude: Sequence[str | Path] = ()) ->
                 while f"{source}#{n}" in out:
                     n += 1
                 source = f"{source}#{n}"
-                out[source] = SourceFile(
-                    source, _absolute(path), error="duplicate_source", detail=f"same id as {first}"
-                )
+                out[source] = SourceFile(source, absolute, error="duplicate_source", detail=f"same id as {first}")
                 continue
-            out[source] = SourceFile(source=source, path=_absolute(path))
+            out[source] = SourceFile(source=source, path=absolute)
     return [out[k] for k in sorted(out)]
 
 

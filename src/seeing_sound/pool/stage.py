@@ -33,7 +33,7 @@ _MANIFEST_FIELDS: list[tuple[str, pa.DataType]] = [
     ("pcm_scale", pa.float32()),
     ("silent", pa.bool_()),
     ("short", pa.bool_()),
-    ("truncated", pa.bool_()),  # the source file broke off mid-stream: these chunks are what decoded
+    ("truncated", pa.bool_()),  # the source broke off mid-stream or ended before its header's length: what decoded
     ("description", pa.string()),
     ("labels", pa.list_(pa.string())),
 ]

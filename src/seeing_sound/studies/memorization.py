@@ -6,11 +6,15 @@ For every generated image, its nearest training image: by CLIP image-embedding c
 nearest training image is above a threshold estimates how much a model reproduces its training
 data; a grid of the closest pairs (generated on top, training below, as in Fig. 14) shows it.
 
-Training images come from a folder or from a pairs dataset (its images).
+Training images come from a folder or from a pairs dataset (its images). Generated images are
+the images of a folder, except in a folder written by ``seeing-sound generate`` (it holds a
+``generate.json``): there exactly the images that file lists under ``outputs`` (not its
+``contact-sheet.png``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from seeing_sound.engine import command_run
+from seeing_sound.errors import SeeingSoundError
 from seeing_sound.studies.common import (
     IMAGE_EXTENSIONS,
     find_files,
@@ -63,11 +68,48 @@ def training_images(source: str | Path) -> list[Path]:
     return find_files(root, IMAGE_EXTENSIONS)
 
 
-def _rgb(path: Path) -> Any:
-    from PIL import Image
+#: the report ``seeing-sound generate`` writes beside its images (``outputs``: {audio file: [image names]})
+GENERATE_REPORT = "generate.json"
 
-    with Image.open(path) as img:
-        return img.convert("RGB")
+
+def _generate_outputs(report: Path) -> set[str]:
+    """The image names a ``generate.json`` lists under ``outputs``."""
+    try:
+        outputs = json.loads(report.read_text(encoding="utf-8")).get("outputs")
+    except (ValueError, UnicodeDecodeError, AttributeError) as exc:
+        raise SeeingSoundError(f"{report} is not a generate report (JSON object with outputs): {exc}") from None
+    if not isinstance(outputs, dict) or not all(isinstance(v, list) for v in outputs.values()):
+        raise SeeingSoundError(f"{report}: 'outputs' must map each audio file to a list of image names")
+    return {str(name) for names in outputs.values() for name in names}
+
+
+def generated_images(source: str | Path) -> list[Path]:
+    """The generated images under ``source`` (a file, or a folder walked), sorted.
+
+    A folder holding a ``generate.json`` (written by ``seeing-sound generate``) contributes exactly the
+    images it lists under ``outputs``, so its ``contact-sheet.png`` is not counted as a generated
+    image; any other folder, every image in it. A file given alone is taken as it is.
+    """
+    found = find_files(source, IMAGE_EXTENSIONS)
+    if Path(source).is_file():
+        return found
+    outputs: dict[Path, set[str] | None] = {}  # folder -> the names its generate.json lists (None: no report)
+    for folder in sorted({p.parent for p in found}):
+        report = folder / GENERATE_REPORT
+        outputs[folder] = _generate_outputs(report) if report.is_file() else None
+    keep = []
+    for path in found:
+        names = outputs[path.parent]
+        if names is None or path.name in names:
+            keep.append(path)
+    return keep
+
+
+def _rgb(path: Path) -> Any:
+    """8-bit RGB as every stage decodes it (16-bit scaled, alpha on white, EXIF orientation, size bounded)."""
+    from seeing_sound.imaging import decode
+
+    return decode(path).image
 
 
 class ClipImageEmbedder:
@@ -150,7 +192,7 @@ def memorization_study(
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     with command_run("study memorization", out, inputs={"generated": generated, "training": training}):
         thr = DEFAULT_THRESHOLDS[method] if threshold is None else float(threshold)
-        gen_paths = find_files(generated, IMAGE_EXTENSIONS)
+        gen_paths = generated_images(generated)
         train_paths = training_images(training)
         if not gen_paths:
             raise ValueError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {generated}")

@@ -11,7 +11,11 @@ from seeing_sound.config import Config, ConfigError, option
 from seeing_sound.model.diffusion import LOSS_TYPES
 from seeing_sound.model.loading import DEFAULT_PIXART
 
-#: Settings that must not change when a run is resumed (they decide which batches and noise it sees).
+#: Settings that must not change when a run is resumed: they decide which batches and noise it sees,
+#: the model's shapes, or what only the run's start used (so a new value would be recorded but
+#: unused). ``resume`` refuses a change of one, naming it. Every other setting is applied from the
+#: resumed step on and recorded in ``train_config.json``'s ``changes`` (see ``resume.py``); the
+#: datasets and their excluded rows are compared by ``sets.check_resume_datasets``.
 RESUME_KEYS = (
     "batch_size",
     "grad_accum",
@@ -23,8 +27,16 @@ RESUME_KEYS = (
     "ast_online",
     "ast_model",
     "ast_pool",
+    "pretrained",  # the architecture, VAE and scheduler; the weights come from the checkpoint
+    "ema_decay",  # the checkpoint's EMA restores its own decay (and an EMA cannot start or stop mid-run)
+    "pretrain_projector_steps",  # runs only before step 1
+    "pretrain_batch_size",
 )
+#: Settings a resume does not compare: checked elsewhere (datasets, exclusions), or not settings of the run.
+RESUME_UNCOMPARED = ("dataset", "out", "resume", "progress", "exclude_pairs")
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+#: Experiment trackers ``report_to`` takes (accelerate's ``log_with``); both come with the ``track`` extra.
+REPORT_TO = ("none", "tensorboard", "wandb")
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,13 @@ class TrainConfig(Config):
     log_every: int = option(10, "log loss and samples/s every N steps", min=1)
     seed: int = option(0, "fixes init, batch order and every noise draw")
     resume: str | None = option(None, '"latest" or a checkpoint folder', default_text="start a new run")
-    tensorboard: bool = option(False, "also log to TensorBoard under OUT/logs")
+    report_to: str = option(
+        "none",
+        "also log loss, lr, grad norm, samples/s and the validation grids to a tracker: tensorboard "
+        "(OUT/logs/seeing-sound) or wandb (OUT/wandb; WANDB_MODE=offline needs no account); the track extra",
+        choices=REPORT_TO,
+        fingerprint=False,
+    )
     num_workers: int = option(0, "DataLoader worker processes", min=0)
     pretrain_projector_steps: int = option(
         0, "> 0: contrastive projector pre-training steps against the T5 text projection first (paper A.11)", min=0

@@ -16,6 +16,7 @@ own copy.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import logging
 import math
@@ -35,7 +36,14 @@ from seeing_sound.model.checkpoint import load_training_state, save_training_sta
 from seeing_sound.model.diffusion import DiffusionSchedule, diffusion_loss, q_sample
 from seeing_sound.model.training.config import TrainConfig
 from seeing_sound.model.training.data import BatchPlan, BatchSampler, OnlineAst
-from seeing_sound.model.training.resume import check_resume_settings, checkpoints, resolve_resume, run_record
+from seeing_sound.model.training.resume import (
+    check_resume_settings,
+    checkpoints,
+    resolve_resume,
+    resumed_changes,
+    run_record,
+    trim_log,
+)
 from seeing_sound.model.training.sets import build_data, dataset_records, load_sets
 
 log = logging.getLogger(__name__)
@@ -74,13 +82,9 @@ def _make_accelerator(cfg: TrainConfig, out: Path):
     precision = cfg.mixed_precision
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    log_with = None
-    if cfg.tensorboard:
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError as exc:
-            raise SeeingSoundError("tensorboard=True needs the tensorboard package: pip install tensorboard") from exc
-        log_with = "tensorboard"
+    log_with = None if cfg.report_to == "none" else cfg.report_to
+    if log_with is not None and importlib.util.find_spec(log_with) is None:
+        raise SeeingSoundError(f"report_to={log_with} needs the {log_with} package: pip install 'seeing-sound[track]'")
     return Accelerator(
         mixed_precision=precision,
         gradient_accumulation_steps=cfg.grad_accum,
@@ -119,12 +123,8 @@ class TrainRecipe:
         self.data, self.sets = data, sets
         records = dataset_records(sets)
         self.resume_from = resolve_resume(cfg, out)
-        if self.resume_from is not None:
-            check_resume_settings(cfg, out, records)
+        saved = check_resume_settings(cfg, out, records) if self.resume_from is not None else None
         self.accelerator = accelerator = _make_accelerator(cfg, out)
-        if accelerator.is_main_process:
-            record = run_record(cfg, records, exclusions)
-            write_json_atomic(out / "train_config.json", record)
 
         # AST tokens: read from features/ast-* (default), or computed here from the mixtures (ast_online).
         self.online_ast: OnlineAst | None = None
@@ -181,8 +181,16 @@ class TrainRecipe:
                 ema=self.ema,
             )
             log.info("resumed from %s at step %d", self.resume_from, self.counter.step)
-        if cfg.tensorboard:
-            accelerator.init_trackers("seeing-sound", config={k: v for k, v in cfg.to_dict().items() if v is not None})
+            changes = resumed_changes(cfg, saved, self.counter.step, self._apply_settings())
+        else:
+            changes = []
+        # Written once the checkpoint is loaded and the new settings applied, so it never records a
+        # resume that did not happen (a refused setting, an unreadable checkpoint).
+        record = run_record(cfg, records, exclusions, changes)
+        if accelerator.is_main_process:
+            write_json_atomic(out / "train_config.json", record)
+        if cfg.report_to != "none":
+            _start_trackers(accelerator, cfg, out, record, self.counter.step)
 
         # 3. Data in the order of the plan, continuing where the checkpoint left off.
         procs, rank = accelerator.num_processes, accelerator.process_index
@@ -198,6 +206,24 @@ class TrainRecipe:
             self.sampler = TrainSampler(cfg, out, data, vae_set, accelerator, audio_card, self.audio_of_items)
             if cfg.sample_every:
                 _warn_cpu_sampling(cfg, model, vae_set, accelerator.device)
+
+    def _apply_settings(self) -> dict[str, float]:
+        """Set the config's ``lr`` and ``weight_decay`` on the optimizer the checkpoint restored.
+
+        The optimizer and LR-scheduler states hold the values the run used so far; left alone, a
+        resume with another ``lr`` would record it and go on with the old one. The LR of the next
+        step is ``lr * warm-up factor`` (as :class:`~torch.optim.lr_scheduler.LambdaLR` computes it),
+        bit-identical to the restored one when nothing changed. Returns the restored values.
+        """
+        cfg, sched, groups = self.cfg, self.lr_sched, self.optimizer.param_groups
+        restored = {"lr": float(sched.base_lrs[0]), "weight_decay": float(groups[0]["weight_decay"])}
+        sched.base_lrs = [cfg.lr for _ in groups]
+        for group, factor in zip(groups, sched.lr_lambdas, strict=True):
+            group["initial_lr"] = cfg.lr
+            group["lr"] = cfg.lr * factor(sched.last_epoch)
+            group["weight_decay"] = cfg.weight_decay
+        sched._last_lr = [group["lr"] for group in groups]  # what get_last_lr() (log.jsonl's lr) reports
+        return restored
 
     def audio_batch(self, batch: dict) -> dict:
         """The batch with ``"audio"`` tokens: as read, or computed from its ``"wave"``s (ast_online)."""
@@ -219,12 +245,17 @@ class TrainRecipe:
         start = self.counter.step
         result = TrainResult(steps=start, out=self.out)
         main = accelerator.is_main_process
+        track = cfg.report_to != "none"
         bar = tqdm(total=cfg.max_steps, initial=start, desc="train", unit="step", disable=not (cfg.progress and main))
+        if main:  # rows of steps past the checkpoint (done before a kill) are done again now: one row a step
+            trim_log(self.out / "log.jsonl", start)
         log_file = (self.out / "log.jsonl").open("a") if main else None
         t_window, n_window = time.perf_counter(), 0
         try:
             for step in range(start + 1, cfg.max_steps + 1):
                 step_losses = []
+                log_step = step % cfg.log_every == 0 or step == cfg.max_steps
+                grad_norm = None
                 for micro in range(cfg.grad_accum):
                     batch = self.audio_batch(next(self.batches))
                     gen = _step_generator(cfg.seed, step, micro, rank)
@@ -232,7 +263,10 @@ class TrainRecipe:
                         loss = _micro_step(model, batch, gen, schedule, cfg, accelerator.device)
                         accelerator.backward(loss)
                         if accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                            accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                            grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                        elif accelerator.sync_gradients and track and log_step:
+                            # the norm for the tracker: an infinite bound scales every gradient by 1.0 (exact)
+                            grad_norm = accelerator.clip_grad_norm_(model.parameters(), math.inf)
                         self.optimizer.step()
                         if accelerator.sync_gradients:
                             self.lr_sched.step()
@@ -246,16 +280,19 @@ class TrainRecipe:
                 n_window += cfg.batch_size * cfg.grad_accum * procs
                 if self.ema is not None:
                     self.ema.step(accelerator.unwrap_model(model).parameters())
+                lr = self.lr_sched.get_last_lr()[0]
                 if log_file is not None:
-                    lr = self.lr_sched.get_last_lr()[0]
                     log_file.write(json.dumps({"step": step, "loss": mean_loss, "lr": lr}) + "\n")
                     log_file.flush()
-                if step % cfg.log_every == 0 or step == cfg.max_steps:
+                if log_step:
                     rate = n_window / max(time.perf_counter() - t_window, 1e-9)
                     result.samples_per_second = rate
                     log.info("step %d/%d loss %.4f %.3g samples/s", step, cfg.max_steps, mean_loss, rate)
-                    if cfg.tensorboard:
-                        accelerator.log({"loss": mean_loss, "samples_per_s": rate}, step=step)
+                    if track:
+                        values = {"loss": mean_loss, "lr": lr, "samples_per_second": rate}
+                        if grad_norm is not None:  # None: a back end that clips by itself (DeepSpeed)
+                            values["grad_norm"] = float(grad_norm)
+                        accelerator.log(values, step=step)
                     t_window, n_window = time.perf_counter(), 0
                 bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)  # before update(), which redraws
                 bar.update(1)
@@ -288,14 +325,18 @@ class TrainRecipe:
         if self.accelerator.is_main_process:
             partial = path.with_name(f".{path.name}.partial")
             shutil.rmtree(partial, ignore_errors=True)
-            save_training_state(
-                partial,
-                model=self.accelerator.unwrap_model(self.model),
-                optimizer=self.optimizer,
-                lr_scheduler=self.lr_sched,
-                ema=self.ema,
-                step=step,
-            )
+            try:
+                save_training_state(
+                    partial,
+                    model=self.accelerator.unwrap_model(self.model),
+                    optimizer=self.optimizer,
+                    lr_scheduler=self.lr_sched,
+                    ema=self.ema,
+                    step=step,
+                )
+            except BaseException:  # a full disk, a kill: the half checkpoint goes, its space with it
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
             shutil.rmtree(path, ignore_errors=True)
             partial.rename(path)
             if self.cfg.keep_checkpoints:
@@ -324,6 +365,62 @@ def train(cfg: TrainConfig) -> TrainResult:
             return recipe.train()
         finally:
             recipe.cleanup()
+
+
+#: The project every tracker files runs under: ``OUT/logs/seeing-sound`` (TensorBoard), the W&B project.
+TRACKER_PROJECT = "seeing-sound"
+
+
+def _start_trackers(accelerator, cfg: TrainConfig, out: Path, record: dict, step: int) -> None:
+    """Start ``cfg.report_to``'s tracker (main process) with the run's record as its hyperparameters.
+
+    TensorBoard writes ``OUT/logs/seeing-sound``; a resume from step N purges the events of steps
+    after N that a killed run wrote there (as ``log.jsonl`` drops its rows). W&B files the run under
+    project ``seeing-sound``, named after OUT, in ``OUT/wandb`` (``WANDB_DIR`` where set); each
+    invocation is one W&B run. W&B's own environment applies (``WANDB_MODE=offline``: no account,
+    no network). Under ``progress=False`` (``--quiet``) W&B prints nothing, unless ``WANDB_SILENT``
+    says otherwise.
+    """
+    kwargs: dict[str, Any] = {}
+    if cfg.report_to == "tensorboard":
+        if step:
+            kwargs["purge_step"] = step + 1
+    else:
+        kwargs["name"] = out.resolve().name
+        if not os.environ.get("WANDB_DIR"):
+            kwargs["dir"] = str(out)
+        if not cfg.progress and "WANDB_SILENT" not in os.environ:
+            import wandb
+
+            kwargs["settings"] = wandb.Settings(silent=True)
+    accelerator.init_trackers(TRACKER_PROJECT, config=tracker_config(record), init_kwargs={cfg.report_to: kwargs})
+
+
+def tracker_config(record: dict) -> dict[str, bool | int | float | str]:
+    """``train_config.json``'s record as flat scalars: the run's hyperparameters in a tracker.
+
+    Nested objects become dotted keys (``datasets.0.rows``, ``changes.0.setting``), a list of
+    scalars one comma-separated string, and unset values (``None``) are left out: TensorBoard's
+    hyperparameters take only bool, int, float and str.
+    """
+    flat: dict[str, bool | int | float | str] = {}
+
+    def walk(key: str, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{key}.{k}" if key else str(k), v)
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str)) for v in value):
+            flat[key] = ", ".join(map(str, value))
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(f"{key}.{i}", v)
+        else:
+            flat[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
+
+    walk("", record)
+    return flat
 
 
 def _launch_rank() -> int:

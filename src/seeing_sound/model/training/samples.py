@@ -30,7 +30,7 @@ class TrainSampler:
         """``audio_card``: the AST features' card (model, pool); ``audio_of(positions)``: their tokens."""
         from seeing_sound.model.loading import load_scheduler, load_vae
 
-        self.cfg, self.out, self.device = cfg, out, accelerator.device
+        self.cfg, self.out, self.device, self.accelerator = cfg, out, accelerator.device, accelerator
         self.vae = load_vae(vae_set.card["model"]).to(self.device).eval()
         self.scheduler = load_scheduler(cfg.pretrained)
         spread = getattr(data, "validation_positions", None)  # several datasets: rows of each in the grid
@@ -62,6 +62,8 @@ class TrainSampler:
         path = self.out / "samples" / f"step-{step:08d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         grid.save(path)
+        if self.cfg.report_to != "none":
+            log_grid(self.accelerator, self.cfg.report_to, grid, step)
         return path
 
     def save_pipeline(self, model, ema) -> Path:
@@ -82,6 +84,29 @@ class TrainSampler:
             write_training_loudness(path, self.cfg.dataset)
         log.info("saved pipeline to %s", path)
         return path
+
+
+#: What a validation grid shows, as the tracker's caption.
+GRID_CAPTION = "rows: validation audios; columns: ground truth (decoded latent) | sample"
+
+
+def log_grid(accelerator, report_to: str, grid, step: int) -> None:
+    """The validation grid (a PIL image) as the tracker's image ``samples`` at ``step``.
+
+    TensorBoard: ``add_image`` on the tracker's ``SummaryWriter`` (RGB, HWC); W&B: a ``wandb.Image``
+    logged at ``step`` (its file under the run's ``files/media/images``).
+    """
+    if report_to == "tensorboard":
+        import numpy as np
+
+        writer = accelerator.get_tracker("tensorboard", unwrap=True)
+        writer.add_image("samples", np.asarray(grid.convert("RGB")), step, dataformats="HWC")
+        writer.flush()
+    elif report_to == "wandb":
+        import wandb
+
+        run = accelerator.get_tracker("wandb", unwrap=True)
+        run.log({"samples": wandb.Image(grid, caption=GRID_CAPTION)}, step=step)
 
 
 def write_training_loudness(pipeline: Path, datasets) -> Path:

@@ -96,7 +96,11 @@ class ConcatRows(torch.utils.data.Dataset):
 
 
 def open_train_sets(datasets: Sequence[str], ast_features: str | None, vae_features: str | None, online: bool):
-    """The :class:`TrainSet` of each dataset (feature folders found, compatibility checked)."""
+    """The :class:`TrainSet` of each dataset (feature folders found, shards checked, compatibility checked).
+
+    Each shard's safetensors header is read and checked once here (:meth:`FeatureSet.check`), so a
+    tampered or mismatched shard stops the run before training with one line naming the file.
+    """
     sets = [
         TrainSet(
             path=str(d),
@@ -112,6 +116,10 @@ def open_train_sets(datasets: Sequence[str], ast_features: str | None, vae_featu
                 f"{kind}_features names one folder ({folders[0]}) for several datasets; "
                 "give a folder name under each DATASET/features"
             )
+        for s in sets:  # every shard's header once, here: dtype, shapes, offsets within the file
+            fs = getattr(s, kind)
+            if fs is not None:
+                fs.check(kind)
     check_compatible(sets, online)
     return sets
 
