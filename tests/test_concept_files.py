@@ -4,6 +4,7 @@
 import json
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from seeing_sound.cli import main
@@ -33,9 +34,7 @@ def test_a_row_per_image_with_a_concepts_list_is_exploded_in_list_order(tmp_path
     ]
     assert skipped.to_pylist() == [{"image_id": "b.png", "concept_index": 0, "reason": "empty_concept"}]
     # the same rows as a Parquet file (a list column) read the same
-    pa_rows = [{"path": r.get("path") or r.get("file") or r.get("image_id"), "concepts": r["concepts"]} for r in rows[:2]]
-    import pyarrow.parquet as pq
-
+    pa_rows = [{"path": r.get("path") or r.get("file"), "concepts": r["concepts"]} for r in rows[:2]]
     pq.write_table(pa.Table.from_pylist(pa_rows), tmp_path / "c.parquet")
     again, _ = normalize_concepts(read_concept_file(tmp_path / "c.parquet"))
     assert [r["concept"] for r in again.to_pylist()] == [g[2] for g in got[:4]]
@@ -68,7 +67,8 @@ def test_a_file_of_neither_form_names_the_columns_found_and_the_forms_expected(l
         normalize_concepts(read_concept_file(csv))
     out = tmp_path / "o"
     pool = library_pool / "pool"
-    rc = main(["--quiet", "retrieve", "--pool", str(pool), "--concepts", str(bad), "--out", str(out), "--encoder", "text"])
+    argv = ["--quiet", "retrieve", "--pool", str(pool), "--concepts", str(bad), "--out", str(out)]
+    rc = main([*argv, "--encoder", "text"])
     err_text = capsys.readouterr().err.strip()
     assert rc == 1 and len(err_text.splitlines()) == 1 and "found columns: path, model, caption" in err_text
 

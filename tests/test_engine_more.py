@@ -32,7 +32,7 @@ def files(root: Path, under: str = "") -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(base.rglob("*"))
-        if p.is_file() and "_stages" not in p.relative_to(root).parts
+        if p.is_file() and "_stages" not in p.relative_to(root).parts and p.name != "config.toml"  # names its --out
     }
 
 

@@ -179,3 +179,44 @@ def test_max_pixels_skips_an_oversized_image_with_its_reason(twins, tmp_path):
     r = json.loads((out / "summary.json").read_text())["benchmarks"]["generated"]
     assert r["n"] == 3
     assert any("item_02.png" in s["file"] and "max_pixels=2000" in s["reason"] for s in r["skipped"]), r["skipped"]
+
+
+def test_evaluate_model_and_generate_draw_the_same_images(tiny_run, twins, tmp_path):
+    """One generation function: the same clip and seed give byte-identical PNGs through `generate` and
+    `evaluate --model`, a quiet clip included (both normalize it to the training loudness)."""
+    import soundfile as sf
+
+    bench = write_synthetic_benchmark(tmp_path / "b", n=2, name="b", seed=4)
+    quiet = bench / "audio" / "b_001.wav"
+    wave, sr = sf.read(quiet, dtype="float32")
+    sf.write(quiet, wave * 0.05, sr, subtype="FLOAT")  # -26 dB
+    out = tmp_path / "EVAL"
+    argv = ["--quiet", "evaluate", "--model", str(tiny_run), "--benchmark", str(bench), "--out", str(out)]
+    argv += ["--steps", "2", "--seed", "3", "--metrics", "ais", *_models(twins, inception=False)]
+    assert main(argv) == 0
+    gen = tmp_path / "gen"
+    audio = [str(bench / "audio" / f"b_00{i}.wav") for i in range(2)]
+    assert main(["--quiet", "generate", *audio, "--model", str(tiny_run), "--out", str(gen), "--steps", "2",
+                 "--seed", "3"]) == 0  # fmt: skip
+    for i in range(2):
+        evaluated = (out / "generated" / "b" / f"b_00{i}.png").read_bytes()
+        assert evaluated == (gen / f"b_00{i}-seed3.png").read_bytes(), f"b_00{i}"
+    generation = json.loads((out / "summary.json").read_text())["generation"]
+    report = json.loads((gen / "generate.json").read_text())
+    assert generation["target_lufs"] == report["loudness"]["target_lufs"]
+    assert generation["loudness"]["source"] == report["loudness"]["source"]
+    assert (generation["height"], generation["width"]) == (report["size"]["height"], report["size"]["width"])
+
+
+def test_evaluate_model_refuses_images_made_without_normalization(tiny_run, twins, tmp_path, capsys):
+    """Images generated before evaluate normalized its inputs (settings.json without the level) are not mixed in."""
+    bench = write_synthetic_benchmark(tmp_path / "b", n=1, name="b", seed=5)
+    out = tmp_path / "EVAL"
+    folder = out / "generated" / "b"
+    folder.mkdir(parents=True)
+    old = {"model": str(tiny_run.resolve()), "seed": 0, "steps": 1, "guidance": 4.5}  # the settings as written before
+    (folder / "settings.json").write_text(json.dumps(old))
+    argv = ["--quiet", "evaluate", "--model", str(tiny_run), "--benchmark", str(bench), "--out", str(out)]
+    assert main([*argv, "--steps", "1", "--metrics", "ais", *_models(twins, inception=False)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "other settings" in err and "target_lufs" in err

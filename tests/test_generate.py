@@ -193,3 +193,65 @@ def test_generate_entry_point_subprocess(saved_pipeline, tmp_path):
         env=env,
     )
     assert bad.returncode == 1 and "--model" in bad.stderr
+
+
+# --- the training resolution is the default size ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_at_32px(tmp_path_factory, tiny_pixart_dir, tiny_ast_dir):
+    """A real (one-step) training run on 32 px VAE features: latents 16 x 16, where the tiny PixArt's
+    own sample_size gives 16 px."""
+    from seeing_sound.model.training.config import TrainConfig
+    from seeing_sound.model.training.recipe import train
+    from seeing_sound.testing.data import write_synthetic_features
+
+    root = tmp_path_factory.mktemp("run32")
+    ds = write_synthetic_features(root / "ds", num_pairs=8, latent_size=16, vae_model=str(tiny_pixart_dir))
+    (ast_card,) = (ds / "features").glob("ast-*/features.json")
+    ast_card.write_text(json.dumps({**json.loads(ast_card.read_text()), "model": str(tiny_ast_dir)}))
+    cfg = TrainConfig(dataset=str(ds), out=str(root / "run"), pretrained=str(tiny_pixart_dir), batch_size=4,
+                      max_steps=1, sample_every=0, progress=False)  # fmt: skip
+    train(cfg)
+    return root / "run"
+
+
+def test_generate_defaults_to_the_training_resolution(run_at_32px, tmp_path):
+    from PIL import Image
+
+    from seeing_sound.cli import main
+
+    files = _write_audio(tmp_path)[:1]
+    argv = ["--quiet", "generate", *files, "--model", str(run_at_32px), "--steps", "1"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    with Image.open(tmp_path / "a" / "low-seed0.png") as im:
+        assert im.size == (32, 32)  # the size it was trained at, not the transformer's 16 px default
+    size = json.loads((tmp_path / "a" / "generate.json").read_text())["size"]
+    assert (size["height"], size["width"]) == (32, 32) and "model_index.json" in size["source"]  # saved by train
+    index = run_at_32px / "pipeline" / "model_index.json"
+    index.write_text(json.dumps({k: v for k, v in json.loads(index.read_text()).items() if k != "resolution"}))
+    assert main([*argv, "--out", str(tmp_path / "c")]) == 0  # a pipeline saved before it recorded one: the run's cards
+    size = json.loads((tmp_path / "c" / "generate.json").read_text())["size"]
+    assert (size["height"], size["width"]) == (32, 32) and "features.json" in size["source"]
+    assert main([*argv, "--out", str(tmp_path / "b"), "--height", "16", "--width", "16"]) == 0
+    with Image.open(tmp_path / "b" / "low-seed0.png") as im:
+        assert im.size == (16, 16)  # the flags still override
+    assert json.loads((tmp_path / "b" / "generate.json").read_text())["size"]["source"] == "given"
+
+
+def test_a_pipeline_records_its_resolution(pipe, tmp_path):
+    """A pipeline saved with ``resolution`` (e.g. pushed without its run) generates at it by default."""
+    sized = AudioPixArtPipeline(
+        pipe.transformer, pipe.vae, pipe.scheduler, pipe.audio_encoder, pipe.feature_extractor, resolution=32
+    )
+    sized.save_pretrained(tmp_path / "sized")
+    loaded = AudioPixArtPipeline.from_pretrained(tmp_path / "sized")
+    loaded.set_progress_bar_config(disable=True)
+    assert list(loaded.config.resolution) == [32, 32]
+    img = loaded(audio=_tone(), num_inference_steps=1, output_type="np").images
+    assert img.shape == (1, 32, 32, 3)
+    from seeing_sound.model.generate import training_resolution
+
+    assert training_resolution(tmp_path / "sized", loaded.vae_scale_factor)["height"] == 32
+    with pytest.raises(ValueError, match="resolution"):
+        AudioPixArtPipeline(pipe.transformer, pipe.vae, pipe.scheduler, resolution=0)

@@ -58,11 +58,12 @@ def _sources(root: Path, n: int = 12, seconds: float = 9.0) -> Path:
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` except the run's bookkeeping (lock, timings in done-markers)."""
+    """Every file under ``root`` except the run's bookkeeping (lock, timings in done-markers) and its
+    config.toml (it records the run's own --out)."""
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and "_stages" not in p.parts
+        if p.is_file() and "_stages" not in p.parts and p.name != "config.toml"
     }
 
 

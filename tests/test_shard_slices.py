@@ -13,7 +13,7 @@ from seeing_sound.testing.signals import noise, write_audio
 from test_engine import SquareStage
 
 #: per-run records (which run computed how many shards), not outputs
-RUN_LOGS = {"concepts.json"}
+RUN_LOGS = {"concepts.json", "config.toml"}  # config.toml records the run's own --out
 
 
 def _files(root: Path) -> dict[str, bytes]:

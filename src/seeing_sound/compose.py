@@ -34,24 +34,37 @@ MODES = ("mix", "concat", "interpolate", "reverb")
 class ComposeConfig(Config):
     """Settings of ``seeing-sound compose``."""
 
-    sample_rate: int = option(16000, "sample rate of the prompts (pool sources: the pool's)", min=8000)
+    sample_rate: int = option(16000, "sample rate of the prompts; pool sources: the pool's (paper: A.7)", min=8000)
     headroom: str | None = option(
         None,
         "peak: scale a mixture down if it peaks over 0.99 (the dataset's rule); sweep: one gain for a whole "
-        "interpolation; none: every source exactly at its target (float WAV may exceed full scale)",
+        "interpolation; none: every source exactly at its target, float WAV may exceed full scale "
+        "(ours: the dataset's mixing rule)",
         choices=("peak", "sweep", "none"),
         default_text="peak; none for interpolate",
     )
-    gap_seconds: float = option(0.0, "concat: silence between sources", min=0.0)
-    sweep: tuple[float, float] = option((-40.0, -10.0), "interpolate: LUFS range of the last source")
-    steps: int = option(5, "interpolate: number of files", min=2)
-    room_size: float = option(0.8, "reverb (Freeverb): 0 (small) .. 1 (large hall)", min=0.0, max=1.0)
-    wet_level: float = option(0.35, "reverb (Freeverb): level of the reverberant signal", min=0.0, max=1.0)
-    ir: str | None = option(None, "reverb: convolve with this room impulse response (any rate and channels)")
-    rt60: float | None = option(
-        None, "reverb: convolve with a synthetic impulse response of this RT60 (seconds)", min=0.05, max=20.0
+    gap_seconds: float = option(0.0, "concat: silence between sources (ours: Fig. 6 gives no gap)", min=0.0)
+    sweep: tuple[float, float] = option(
+        (-40.0, -10.0), "interpolate: LUFS range of the last source (ours: Fig. 5 gives no levels)"
     )
-    seed: int = option(0, "seed of pool draws (--random, --query) and of the synthetic IR's noise")
+    steps: int = option(5, "interpolate: number of files (ours)", min=2)
+    room_size: float = option(
+        0.8,
+        "reverb (Freeverb): 0 (small) .. 1 (large hall) (ours: Fig. 7 used recorded spaces)",
+        min=0.0,
+        max=1.0,
+    )
+    wet_level: float = option(
+        0.35, "reverb (Freeverb): level of the reverberant signal (ours: Fig. 7 used recorded spaces)", min=0.0, max=1.0
+    )
+    ir: str | None = option(None, "reverb: convolve with this room impulse response, any rate and channels (ours)")
+    rt60: float | None = option(
+        None,
+        "reverb: convolve with a synthetic impulse response of this RT60 in seconds (ours)",
+        min=0.05,
+        max=20.0,
+    )
+    seed: int = option(0, "seed of pool draws (--random, --query) and of the synthetic IR's noise (ours)")
 
     def validate(self) -> None:
         lo, hi = self.sweep

@@ -32,13 +32,18 @@ ARRANGEMENTS = ("superpose", "concatenate")
 class AppConfig(Config):
     """Settings of ``seeing-sound app``."""
 
-    host: str = option("127.0.0.1", "address to serve on (127.0.0.1: this machine only)", fingerprint=False)
-    port: int = option(7860, "port", min=1, max=65535, fingerprint=False)
-    device: str = option("auto", "auto (CUDA if available), cpu or cuda[:N]", fingerprint=False)
-    sample_rate: int = option(16000, "sample rate the prompts are composed at", min=8000)
-    max_seconds: float = option(30.0, "longest source kept (seconds); longer uploads are cut", gt=0.0)
+    host: str = option("127.0.0.1", "address to serve on; 127.0.0.1: this machine only (ours)", fingerprint=False)
+    port: int = option(7860, "port (ours)", min=1, max=65535, fingerprint=False)
+    device: str = option("auto", "auto (CUDA if available), cpu or cuda[:N] (ours)", fingerprint=False)
+    sample_rate: int = option(16000, "sample rate the prompts are composed at (paper: A.7)", min=8000)
+    max_seconds: float = option(
+        30.0, "longest source kept in seconds; longer uploads are cut (ours: bounds the work per request)", gt=0.0
+    )
     max_upload_mb: float = option(
-        50.0, "largest file accepted per upload (MB, 10^6 bytes); larger ones are refused", gt=0.0, fingerprint=False
+        50.0,
+        "largest file accepted per upload in MB (10^6 bytes); larger ones are refused (ours)",
+        gt=0.0,
+        fingerprint=False,
     )
 
     @property

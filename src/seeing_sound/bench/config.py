@@ -13,5 +13,9 @@ BENCHMARKS = ("vggsound", "folder", "greatest-hits")
 class BenchConfig(Config):
     """How each video becomes an item (the paper's protocol, A.5: center frame, whole audio track)."""
 
-    sample_rate: int = option(16000, "audio sample rate in Hz (soxr HQ resampling, mono by channel mean)", min=1000)
-    shard_items: int = option(32, "videos per shard (the unit of resume)", min=1, fingerprint=False)
+    sample_rate: int = option(
+        16000,
+        "audio sample rate in Hz, soxr HQ resampling, mono by channel mean (ours: the pool's, paper A.7)",
+        min=1000,
+    )
+    shard_items: int = option(32, "videos per shard, the unit of resume (ours)", min=1, fingerprint=False)

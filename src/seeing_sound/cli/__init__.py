@@ -218,9 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, UsageError, InputError) as exc:  # a bad setting or input path: usage error, by its flag
         if args.debug:
             raise
-        flag = flag_for(args, exc.field) if isinstance(exc, ConfigError) else None
-        source = from_file(args, exc.field) if isinstance(exc, ConfigError) else None
-        flag = f"{source}: {exc.field}" if source is not None else flag  # a value from --config FILE: name the file
+        flag = None
+        if isinstance(exc, ConfigError):
+            source = from_file(args, exc.field)  # a value from --config FILE: name the file and its key
+            flag = f"{source}: {exc.field}" if source is not None else flag_for(args, exc.field)
         message = exc.with_name(flag) if isinstance(exc, ConfigError) and flag else cli_wording(str(exc), args)
         print(f"seeing-sound: error: {message}", file=sys.stderr)
         return 2

@@ -140,8 +140,8 @@ def info_lines(card: dict, root) -> list[str]:
 
     from seeing_sound.bench.layout import metadata_rows
 
-    counts = card.get("counts") if isinstance(card.get("counts"), dict) else {}
-    protocol = card.get("protocol") if isinstance(card.get("protocol"), dict) else {}
+    counts: dict = card["counts"] if isinstance(card.get("counts"), dict) else {}
+    protocol: dict = card["protocol"] if isinstance(card.get("protocol"), dict) else {}
     name = card.get("name") or Path(root).resolve().name
     lines = [f"name        {name} ({card.get('kind') or 'unknown'})"]
     if all(_num(counts.get(k)) for k in ("out", "in", "skipped", "failed")):

@@ -29,18 +29,18 @@ def register(sub) -> None:
 
 #: --vlm knobs: VLMSpec fields (their defaults live there), with the help the CLI shows
 VLM_KNOBS = {
-    "max_new_tokens": "longest answer (transformers, openai)",
-    "batch_size": "images per generate() call (transformers)",
-    "device": "transformers device: auto, cpu, cuda, cuda:1",
-    "dtype": "transformers dtype: auto (bf16 on CUDA), float32, bfloat16",
-    "trust_remote_code": "allow models that ship their own code",
-    "base_url": "openai: server URL (default $OPENAI_BASE_URL or OpenAI's)",
-    "api_key_env": "openai: environment variable with the API key",
-    "concurrency": "openai: requests in flight per worker",
-    "timeout_s": "openai: wall-clock seconds per request attempt (connect + whole answer)",
-    "max_retries": "openai: retries on 429/5xx/timeouts",
-    "max_response_bytes": "openai: longest answer read, in bytes; more is recorded as response-too-large",
-    "sidecar_key": "sidecar: key column (default: image_id, path, file, ...)",
+    "max_new_tokens": "longest answer (transformers, openai) (ours)",
+    "batch_size": "images per generate() call (transformers) (ours)",
+    "device": "transformers device: auto, cpu, cuda, cuda:1 (ours)",
+    "dtype": "transformers dtype: auto (bf16 on CUDA), float32, bfloat16 (ours)",
+    "trust_remote_code": "allow models that ship their own code (ours: off, code runs only on request)",
+    "base_url": "openai: server URL (default $OPENAI_BASE_URL or OpenAI's) (ours)",
+    "api_key_env": "openai: environment variable with the API key (ours)",
+    "concurrency": "openai: requests in flight per worker (ours)",
+    "timeout_s": "openai: wall-clock seconds per request attempt (connect + whole answer) (ours)",
+    "max_retries": "openai: retries on 429/5xx/timeouts (ours)",
+    "max_response_bytes": "openai: longest answer read, in bytes; more is recorded as response-too-large (ours)",
+    "sidecar_key": "sidecar: key column (default: image_id, path, file, ...) (ours)",
 }
 VLM_FLAGS = {"timeout_s": "--timeout", "max_retries": "--retries"}
 
@@ -65,7 +65,8 @@ def add_concept_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--vlm", action="append", metavar="KIND[:MODEL]", type=vlm_text,
         help=f"repeatable, run in order: transformers[:NAME_OR_PATH] (default {DEFAULT_TRANSFORMERS_MODEL}), "
-        "openai:MODEL (any OpenAI-compatible server), sidecar:FILE (.jsonl/.json/.csv/.tsv/.parquet)",
+        "openai:MODEL (any OpenAI-compatible server), sidecar:FILE (.jsonl/.json/.csv/.tsv/.parquet) "
+        "(ours: one VLM unless --vlm is given twice; the paper ran LLaVA and CogVLM, 3.2)",
     )  # fmt: skip
     add_config_options(g, ConceptsConfig, include=("caption_vlm",), metavars={"caption_vlm": "N"})
     record_hints(g, {"vlm='transformers:PATH'": "--vlm transformers:PATH"})  # how a back end names its model
@@ -75,7 +76,7 @@ def add_concept_options(p: argparse.ArgumentParser) -> None:
         q,
         ConceptsConfig,
         include=("concept_prompt", "caption_prompt", "max_concepts", "filter_words", "no_filter", "captions"),
-        helps={"captions": "skip captioning (needs --no-filter)"},
+        helps={"captions": "skip captioning (needs --no-filter) (ours)"},
     )
     i = p.add_argument_group("images")
     add_config_options(i, ConceptsConfig, include=("max_side", "max_pixels"))

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import logging
 import math
 import os
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -41,7 +41,8 @@ GLOBAL_DESTS = frozenset({"help", "version", "quiet", "log_level", "debug", "con
 NOT_WRITTEN = frozenset({"shard_slice"})
 #: option names that look like secrets but hold none: a column name; ``*_env`` options hold a variable's name
 NOT_SECRETS = frozenset({"sidecar_key"})
-_SECRET = re.compile(r"key|token|password|passwd|secret", re.IGNORECASE)
+#: words of an option name (split at "_") that mark a secret: ``hf_token``, ``api_key``, ``password``
+SECRET_WORDS = frozenset({"key", "token", "password", "passwd", "secret", "credentials"})
 _URL_CREDENTIALS = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://([^/\s]*@|[^\s]*\?)")
 #: where a command's config.toml goes when it is not ``--out``: the folder it writes into
 OUTPUT_DESTS = {("pool", "embed"): "pool", ("features",): "dataset"}
@@ -52,7 +53,7 @@ _INT_TYPES = (int, positive_int)
 _FLOAT_TYPES = (float, non_negative_float, positive_float)
 
 
-class ConfigFileError(Exception):
+class ConfigFileError(ValueError):
     """A config file that cannot be used: missing, not TOML, an unknown key or a bad value (exit 2)."""
 
 
@@ -151,11 +152,22 @@ def resolve_source(given: str) -> Path:
     raise ConfigFileError(f"--config: no such file or preset: {given} (presets: {', '.join(sorted(known))})")
 
 
+def toml_reader() -> Any:
+    """``tomllib`` (Python >= 3.11), else ``tomli`` (its backport, for 3.10)."""
+    for name in ("tomllib", "tomli"):
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError:
+            continue
+    raise ConfigFileError("config files need Python >= 3.11 or the tomli package: pip install tomli")
+
+
 def read_toml(path: Path) -> dict:
+    reader = toml_reader()
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
+            return reader.load(fh)
+    except reader.TOMLDecodeError as exc:
         raise ConfigFileError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigFileError(f"{path}: cannot be read: {exc.strerror or exc}") from None
@@ -332,10 +344,13 @@ def prescan(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[str |
     given = None
     tokens = list(argv[: argv.index("--")] if "--" in argv else argv)
     for i, token in enumerate(tokens):
-        if token == "--config" and i + 1 < len(tokens):
+        name, eq, value = token.partition("=")
+        if len(name) < 4 or not "--config".startswith(name):  # argparse takes an unambiguous "--conf" too
+            continue
+        if eq:
+            given = value
+        elif i + 1 < len(tokens):
             given = tokens[i + 1]
-        elif token.startswith("--config="):
-            given = token.split("=", 1)[1]
     command: list[str] = []
     node, i = parser, 0
     while i < len(tokens) and subcommands(node):
@@ -374,7 +389,9 @@ def config_path(command: Sequence[str], args: argparse.Namespace) -> Path | None
 
 
 def is_secret(dest: str) -> bool:
-    return bool(_SECRET.search(dest)) and not dest.endswith("_env") and dest not in NOT_SECRETS
+    """``api_key``, ``hf_token``: never written; ``api_key_env`` (a variable's name) and ``sidecar_key`` are none."""
+    words = set(dest.lower().split("_"))
+    return bool(words & SECRET_WORDS) and not dest.endswith("_env") and dest not in NOT_SECRETS
 
 
 def _toml_value(value: Any) -> Any:
@@ -465,10 +482,11 @@ def write_resolved(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     data: dict = {}
     old = None
     if target.exists():
+        reader = toml_reader()  # other commands' tables must be read to be kept
         try:
             old = target.read_bytes()
-            data = tomllib.loads(old.decode("utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            data = reader.loads(old.decode("utf-8"))
+        except (OSError, UnicodeDecodeError, reader.TOMLDecodeError):
             log.warning("%s is not a config file seeing-sound can read; replacing it", target)
             data = {}
     text = dumps(_merge(data, command, table), notes={table_name(command): notes})

@@ -17,7 +17,10 @@ def register(sub) -> None:
         p,
         FeaturesConfig,
         include=("ast", "vae"),
-        helps={"ast": "AST model id or folder", "vae": "VAE id or folder (a PixArt repo's vae/ subfolder is used)"},
+        helps={
+            "ast": "AST model id or folder (paper: AST, 4.3; the checkpoint is ours)",
+            "vae": "VAE id or folder (a PixArt repo's vae/ subfolder is used) (paper: LDM's VAE, 4.3)",
+        },
     )
     p.add_argument("--only", choices=["ast", "vae"], help="compute only one of the two feature sets")
     add_config_options(

@@ -15,14 +15,18 @@ def register(sub) -> None:
     p.add_argument("audio", nargs="+", help="audio files (any length, any sample rate; mixed down to mono)")
     p.add_argument("--model", required=True, help="a training run folder (uses RUN/pipeline) or a pipeline folder")
     record_hints(p, {"model=PATH": "--model PATH"})  # the library's parameter, as this command's flag
-    p.add_argument("--out", required=True, help="output folder for PNGs and contact-sheet.png")
+    p.add_argument("--out", required=True, help="output folder for PNGs, contact-sheet.png and generate.json")
     p.add_argument("--seed", type=int, default=0, help="seed of the first image; image k of a clip uses seed + k")
     p.add_argument("--num-images", type=positive_int, default=1, help="images per audio file")
     p.add_argument("--steps", type=positive_int, default=20, help="sampling steps")
     p.add_argument("--guidance-scale", type=non_negative_float, default=4.5, help="classifier-free guidance")
     p.add_argument("--scheduler", choices=["dpm-solver", "ddpm"], default="dpm-solver", help="sampler")
-    p.add_argument("--height", type=positive_int, help="image height in px (default: the model's)")
-    p.add_argument("--width", type=positive_int, help="image width in px (default: the model's)")
+    p.add_argument(
+        "--height", type=positive_int, help="image height in px (default: the training resolution, in generate.json)"
+    )
+    p.add_argument(
+        "--width", type=positive_int, help="image width in px (default: the training resolution, in generate.json)"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument(
         "--no-normalize",

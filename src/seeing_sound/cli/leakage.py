@@ -31,7 +31,7 @@ def register(sub) -> None:
         p,
         LeakageConfig,
         flags={"images": "--no-images", "audio": "--no-audio"},
-        helps={"images": "do not compare images", "audio": "do not compare audio"},
+        helps={"images": "do not compare images (ours)", "audio": "do not compare audio (ours)"},
     )
     p.add_argument("--json", action="store_true", help="print leakage.json")
     add_stage_args(p)

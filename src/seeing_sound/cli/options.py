@@ -147,7 +147,7 @@ def add_config_options(
     return added
 
 
-def _record(target, key: str, new: Mapping[str, str]) -> None:
+def _record(target, key: str, new: Mapping[str, Any]) -> None:
     target.set_defaults(**{key: {**(target.get_default(key) or {}), **new}})
 
 

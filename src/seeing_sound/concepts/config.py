@@ -24,18 +24,32 @@ class ConceptsConfig(Config):
     """Which VLMs answer, with which prompts, and how their answers are filtered and parsed."""
 
     vlms: tuple[VLMSpec, ...] = option(
-        default_factory=_default_vlms, help="back ends, run in order; all their concepts are kept"
+        default_factory=_default_vlms,
+        help="back ends, run in order; all their concepts are kept "
+        "(ours: one local LLaVA-1.5-7B; the paper used LLaVA and CogVLM)",
     )
-    caption_vlm: int = option(0, "which of vlms (0-based) writes the captions the filter reads", min=0)
-    concept_prompt: str = option(CONCEPT_PROMPT, "prompt for sounding concepts", default_text="the paper's, Fig. 2")
-    caption_prompt: str = option(CAPTION_PROMPT, "prompt for the caption the filter reads", default_text="the paper's")
-    max_concepts: int = option(MAX_CONCEPTS, "concepts kept per answer", min=1)
-    filter_words: tuple[str, ...] = option(FILTER_WORDS, "silent-image keywords (comma-separated)")
-    no_filter: bool = option(False, "keep every image (no silent-image filter)")
-    captions: bool = option(True, "caption every image (the filter needs captions)")
-    max_side: int = option(DEFAULT_MAX_SIDE, "downscale images so the longest side fits", min=1)
-    max_pixels: int = option(DEFAULT_MAX_PIXELS, "refuse larger images (decompression bombs)", min=1)
-    shard_size: int = option(DEFAULT_SHARD_SIZE, "images per output shard", min=1, fingerprint=False)
+    caption_vlm: int = option(
+        0, "which of vlms (0-based) writes the captions the filter reads (paper: A.2, LLaVA's)", min=0
+    )
+    concept_prompt: str = option(
+        CONCEPT_PROMPT, "prompt for sounding concepts (paper: Fig. 2)", default_text="Fig. 2's, verbatim"
+    )
+    caption_prompt: str = option(
+        CAPTION_PROMPT, "prompt for the caption the filter reads (paper: Fig. 2)", default_text="Fig. 2's, verbatim"
+    )
+    max_concepts: int = option(MAX_CONCEPTS, "concepts kept per answer (paper: Fig. 2, up to three)", min=1)
+    filter_words: tuple[str, ...] = option(FILTER_WORDS, "silent-image keywords, comma-separated (paper: A.2)")
+    no_filter: bool = option(False, "keep every image: no silent-image filter (paper: A.2 filters)")
+    captions: bool = option(True, "caption every image; the filter reads the captions (paper: A.2)")
+    max_side: int = option(
+        DEFAULT_MAX_SIDE,
+        "downscale images so the longest side fits (ours: LLaVA-1.5 sees 336 px; bounds memory)",
+        min=1,
+    )
+    max_pixels: int = option(
+        DEFAULT_MAX_PIXELS, "refuse larger images (ours: Pillow's decompression-bomb limit)", min=1
+    )
+    shard_size: int = option(DEFAULT_SHARD_SIZE, "images per output shard (ours)", min=1, fingerprint=False)
 
     def __post_init__(self):
         for name in ("vlms", "filter_words"):  # lists are welcome; frozen configs hold tuples

@@ -30,30 +30,34 @@ class EngineConfig(Config):
     """Where shards run. ``local``: this process or ``workers`` processes; ``ray``: Ray tasks/actors."""
 
     engine: str = option(
-        "local", "local: this machine (--workers processes); ray: Ray tasks or actors", choices=ENGINES
+        "local", "local: this machine (--workers processes); ray: Ray tasks or actors (ours)", choices=ENGINES
     )
     ray_address: str | None = option(
-        None, "ray: auto (the running cluster) or HOST:PORT", default_text="a local Ray started for this run"
+        None, "ray: auto (the running cluster) or HOST:PORT (ours)", default_text="a local Ray started for this run"
     )
-    num_cpus_per_worker: float = option(1.0, "ray: CPUs each worker (task or actor) reserves", gt=0)
-    num_gpus_per_worker: float = option(0.0, "ray: GPUs each worker reserves (0.5: two per GPU)", min=0)
+    num_cpus_per_worker: float = option(1.0, "ray: CPUs each worker (task or actor) reserves (ours)", gt=0)
+    num_gpus_per_worker: float = option(0.0, "ray: GPUs each worker reserves; 0.5: two per GPU (ours)", min=0)
     shard_slice: str | None = option(
-        None, "I/N: run only the shards with index % N == I (run N of these anywhere, then once without it)"
+        None, "I/N: run only the shards with index % N == I; run N of these anywhere, then once without it (ours)"
     )
-    shard_retries: int = option(2, "retries of a failed shard (exception or worker crash) before it is reported", min=0)
+    shard_retries: int = option(
+        2, "retries of a failed shard (exception or worker crash) before it is reported (ours)", min=0
+    )
     slice_wait_s: float = option(
-        6 * 3600.0, "multi-stage commands (sonify): how long a slice waits for the other slices between stages", min=0
+        6 * 3600.0,
+        "multi-stage commands (sonify): how long a slice waits for the other slices between stages (ours)",
+        min=0,
     )
     max_failed: float | None = option(
         None,
         "fail the run (exit 1) when more than this fraction of its items failed (0: any failure; a run that "
-        "wrote nothing usable always fails)",
+        "wrote nothing usable always fails) (ours)",
         min=0.0,
         max=1.0,
         default_text="off: partial runs succeed",
     )
     barrier: bool = option(
-        False, "after its own shards, a slice waits until every shard of the stage is done (set by sonify)"
+        False, "after its own shards, a slice waits until every shard of the stage is done; set by sonify (ours)"
     )
 
     def validate(self) -> None:

@@ -288,7 +288,10 @@ def evaluate_model(
     folder are refused) and a row whose id or paths are unsafe is a skipped item (``unsafe_id``,
     ``duplicate_id``, ``unsafe_path``): nothing is written or read outside ``out`` and the benchmark
     folder. ``options`` are :class:`EvaluateConfig`
-    fields (``seed``, ``steps``, ``guidance`` shape the images). Returns the summary.
+    fields (``seed``, ``steps``, ``guidance`` shape the images). Each clip is normalized to the
+    training loudness and generated at the training resolution, as ``seeing-sound generate`` does
+    (one function, so the images are the same); ``summary.json``'s ``generation`` records the level
+    (``target_lufs``, ``loudness``) and size. Returns the summary.
     """
     cfg = resolve(EvaluateConfig, config, options)
     if not benchmarks:
@@ -318,7 +321,7 @@ def _evaluate_model(run: Run, model: str | Path, benchmarks: Sequence[str | Path
         read.append((folder, name, dirname, info, rows))
     enc = Encoders.load(cfg)
     pipe = load_generator(model, cfg.device)
-    settings = generation_settings(model, cfg)
+    settings, record = generation_settings(model, cfg, pipe)
     scored: list[Benchmark] = []
     generated: dict[str, dict] = {}
     for folder, name, dirname, info, rows in read:
@@ -342,5 +345,5 @@ def _evaluate_model(run: Run, model: str | Path, benchmarks: Sequence[str | Path
                 continue
             items.append(Item(item_id, done[item_id], ref, audio))
         scored.append(Benchmark(name, items, skipped, {"folder": str(folder), "benchmark": info}))
-    extra = {"generation": {**settings, "per_benchmark": generated}}
+    extra = {"generation": {**settings, **record, "per_benchmark": generated}}
     return score(scored, out=out, cfg=cfg, enc=enc, progress=progress, label=Path(model).name, extra=extra)

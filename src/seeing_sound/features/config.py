@@ -12,16 +12,21 @@ from seeing_sound.config import Config, ConfigError, option
 class FeaturesConfig(Config):
     """The two feature sets training reads: AST audio tokens (paper 3.4) and VAE latents (A.10)."""
 
-    ast: str | None = option(DEFAULT_AST, "AST model id or folder (None: skip the AST features)")
-    vae: str | None = option(
-        DEFAULT_VAE, "VAE id or folder; a PixArt repo's vae/ subfolder is used (None: skip the VAE latents)"
+    ast: str | None = option(
+        DEFAULT_AST,
+        "AST model id or folder; None skips the AST features (paper: 3.4, AST; the AudioSet checkpoint is ours)",
     )
-    resolution: int = option(512, "square image size fed to the VAE (a multiple of 8)", min=8)
-    pool: int = option(1, "average AST patch tokens over N time steps (1 = full sequence, as in the paper)", min=1)
-    batch_size: int = option(16, "items per model call", min=1, fingerprint=False)
-    device: str = option("auto", "auto, cpu, cuda or cuda:N", fingerprint=False)
+    vae: str | None = option(
+        DEFAULT_VAE,
+        "VAE id or folder; a PixArt repo's vae/ subfolder is used; None skips the VAE latents "
+        "(paper: 4.3, LDM's VAE as PixArt-α ships it)",
+    )
+    resolution: int = option(512, "square image size fed to the VAE, a multiple of 8 (paper: 4.3, 512×512)", min=8)
+    pool: int = option(1, "average AST patch tokens over N time steps; 1 keeps the full sequence (paper: 3.4)", min=1)
+    batch_size: int = option(16, "items per model call (ours)", min=1, fingerprint=False)
+    device: str = option("auto", "auto, cpu, cuda or cuda:N (ours)", fingerprint=False)
     images_root: str | None = option(
-        None, "override the dataset card's images root", fingerprint=False, default_text="the card's"
+        None, "override the dataset card's images root (ours)", fingerprint=False, default_text="the card's"
     )
 
     def validate(self) -> None:

@@ -15,27 +15,42 @@ DEFAULT_CLIP = "openai/clip-vit-base-patch32"
 class LeakageConfig(Config):
     """What counts as a near duplicate, and what is compared (see docs/leakage.md for the thresholds)."""
 
-    images: bool = option(True, "compare training images with benchmark frames")
-    audio: bool = option(True, "compare training audio with benchmark audio")
+    images: bool = option(True, "compare training images with benchmark frames (ours: A.6 shows why it matters)")
+    audio: bool = option(True, "compare training audio with benchmark audio (ours: benchmark audio may be in the pool)")
     image_method: str = option(
-        "both", "image scores that may flag a pair (both: either rule flags, both are reported)", choices=IMAGE_METHODS
+        "both",
+        "image scores that may flag a pair; both: either rule flags, both are reported "
+        "(ours: each catches copies the other misses)",
+        choices=IMAGE_METHODS,
     )
-    clip: str = option(DEFAULT_CLIP, "CLIP hub id or folder (transformers CLIPModel)")
-    clip_threshold: float = option(0.95, "near duplicate at CLIP image cosine >= this", gt=0, max=1)
-    phash_distance: int = option(10, "near duplicate at perceptual-hash Hamming distance <= this (of 64 bits)", min=0)
+    clip: str = option(DEFAULT_CLIP, "CLIP hub id or folder, a transformers CLIPModel (ours: as evaluate's)")
+    clip_threshold: float = option(
+        0.95, "near duplicate at CLIP image cosine >= this (ours: see docs/leakage.md)", gt=0, max=1
+    )
+    phash_distance: int = option(
+        10, "near duplicate at perceptual-hash Hamming distance <= this, of 64 bits (ours: see docs/leakage.md)", min=0
+    )
     audio_source: str = option(
         "auto",
         "training audio: chunks (the pool chunks the dataset's recipes use), pool (every chunk of the pool), "
-        "mixtures (the dataset's stored audio); auto: chunks if the card names a pool, else mixtures",
+        "mixtures (the dataset's stored audio); auto: chunks if the card names a pool, else mixtures "
+        "(ours: the chunks are what training heard)",
         choices=AUDIO_SOURCES,
     )
-    min_votes: int = option(10, "near duplicate audio: at least this many offset-consistent landmark hashes", min=1)
-    min_concentration: float = option(
-        0.5, "... and at least this share of the agreeing hashes on the best offset", gt=0, max=1
+    min_votes: int = option(
+        10,
+        "near duplicate audio: at least this many offset-consistent landmark hashes (ours: see docs/leakage.md)",
+        min=1,
     )
-    device: str = option("auto", "CLIP device: auto, cpu, cuda or cuda:N", fingerprint=False)
-    batch_size: int = option(32, "CLIP batch size", min=1, fingerprint=False)
-    shard_items: int = option(1024, "files per feature shard (the unit of resume)", min=1, fingerprint=False)
+    min_concentration: float = option(
+        0.5,
+        "... and at least this share of the agreeing hashes on the best offset (ours: see docs/leakage.md)",
+        gt=0,
+        max=1,
+    )
+    device: str = option("auto", "CLIP device: auto, cpu, cuda or cuda:N (ours)", fingerprint=False)
+    batch_size: int = option(32, "CLIP batch size (ours)", min=1, fingerprint=False)
+    shard_items: int = option(1024, "files per feature shard, the unit of resume (ours)", min=1, fingerprint=False)
 
     def validate(self) -> None:
         from seeing_sound.config import ConfigError

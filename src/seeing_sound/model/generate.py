@@ -1,4 +1,12 @@
-"""Generate images for audio files with a saved :class:`AudioPixArtPipeline` (``seeing-sound generate``)."""
+"""Generate images for audio files with a saved :class:`AudioPixArtPipeline` (``seeing-sound generate``).
+
+:func:`generate_for_file` is the one generation function: ``seeing-sound generate``
+(:func:`generate_files`) and ``seeing-sound evaluate --model``
+(:func:`seeing_sound.evaluation.generation.generate_missing`) both call it, so the same clip, seed and
+settings give the same image through either. It reads the file as mono, normalizes it to the
+training loudness (:func:`generation_loudness`), and runs the pipeline at the training resolution
+(:func:`image_size`) unless told otherwise.
+"""
 
 from __future__ import annotations
 
@@ -84,8 +92,142 @@ def normalize_input(wave: np.ndarray, sr: int, target_lufs: float) -> tuple[np.n
     return y, {"input_lufs": round(lufs, 3), "target_lufs": target_lufs, "gain_db": round(gain, 3)}
 
 
+def generation_loudness(model: str | Path, normalize: bool = True, target_lufs: float | None = None) -> dict | None:
+    """The level inputs are normalized to: ``target_lufs`` (``source`` "given"), else the training
+    loudness (:func:`training_loudness`); None when ``normalize`` is off."""
+    if not normalize:
+        return None
+    if target_lufs is not None:
+        return {"target_lufs": float(target_lufs), "lufs_range": None, "source": "given"}
+    return training_loudness(model)
+
+
+def _vae_card_size(card: Path, vae_scale_factor: int) -> tuple[int, int] | None:
+    """Pixel ``(height, width)`` a VAE feature card records: its latent shape times the VAE's scale, or
+    its ``resolution`` (None where it records neither)."""
+    try:
+        d = json.loads(card.read_text())
+    except (OSError, ValueError):
+        return None
+    shape = d.get("latent_shape") if isinstance(d, dict) else None
+    if isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape):
+        return shape[1] * vae_scale_factor, shape[2] * vae_scale_factor
+    res = d.get("resolution") if isinstance(d, dict) else None
+    return (res, res) if isinstance(res, int) and res > 0 else None
+
+
+def training_resolution(model: str | Path, vae_scale_factor: int) -> dict | None:
+    """The image size the model was trained at: ``{"height", "width", "source"}``, or None if unrecorded.
+
+    Read from the pipeline's ``model_index.json`` (``resolution``, where the pipeline was saved with
+    one), else through ``RUN/train_config.json`` -> each dataset's VAE feature card
+    (``DATASET/features/<vae_features>/features.json``: ``latent_shape`` x the VAE's
+    ``vae_scale_factor``; every dataset of a run has the same latent shape).
+    """
+    pipe_dir = _pipeline_dir(model)
+    index = pipe_dir / "model_index.json"
+    if index.is_file():
+        res = json.loads(index.read_text()).get("resolution")
+        if isinstance(res, list) and len(res) == 2 and all(isinstance(v, int) and v > 0 for v in res):
+            return {"height": res[0], "width": res[1], "source": f"{index} (resolution)"}
+    for run in (Path(model), pipe_dir.parent):
+        cfg = run / "train_config.json"
+        if not cfg.is_file():
+            continue
+        record = json.loads(cfg.read_text())
+        for d in record.get("datasets") or []:
+            name = d.get("vae_features") if isinstance(d, dict) else None
+            if not name:
+                continue
+            for root in (d.get("root"), d.get("path")):
+                card = Path(str(root)) / "features" / str(name) / "features.json" if root else None
+                size = _vae_card_size(card, vae_scale_factor) if card is not None and card.is_file() else None
+                if size is not None:
+                    return {"height": size[0], "width": size[1], "source": str(card)}
+        break
+    return None
+
+
+def image_size(model: str | Path, pipe, height: int | None = None, width: int | None = None) -> dict:
+    """The size images are generated at: ``{"height", "width", "source"}``.
+
+    ``height``/``width`` where given, else the training resolution (:func:`training_resolution`), else
+    the transformer's own ``sample_size`` x the VAE's scale, with a warning that the training
+    resolution is not recorded.
+    """
+    trained = training_resolution(model, pipe.vae_scale_factor)
+    if trained is None:
+        px = int(pipe.transformer.sample_size * pipe.vae_scale_factor)
+        trained = {"height": px, "width": px, "source": "model default (transformer sample_size x VAE scale)"}
+        if height is None or width is None:
+            log.warning(
+                "%s records no training resolution (pipeline resolution or the run's VAE features); "
+                "generating at the transformer's default %d px: pass --height/--width if it was trained at another",
+                model,
+                px,
+            )
+    return {
+        "height": int(height or trained["height"]),
+        "width": int(width or trained["width"]),
+        "source": "given" if height and width else trained["source"],
+    }
+
+
+class UnusableAudio(SeeingSoundError):
+    """An input file that cannot be read or used as audio (the caller skips it, with this reason)."""
+
+
+def generate_for_file(
+    pipe,
+    file: str | Path,
+    *,
+    seed: int,
+    steps: int,
+    guidance_scale: float,
+    target_lufs: float | None,
+    num_images: int = 1,
+    height: int | None = None,
+    width: int | None = None,
+) -> tuple[list, dict | None]:
+    """Images of one audio file and the normalization applied to it (None when ``target_lufs`` is None).
+
+    The file is read as mono (any rate: the pipeline resamples), scaled to ``target_lufs``
+    (:func:`normalize_input`) and sampled with image ``k`` on seed ``seed + k``. A file that cannot be
+    read, is empty or holds NaN/inf raises :class:`UnusableAudio`; a full or read-only disk, and any
+    failure of the pipeline itself, propagate.
+    """
+    import torch
+
+    try:
+        wave, sr = read_mono(file)
+        if wave.size == 0 or not np.all(np.isfinite(wave)):
+            raise ValueError("empty or non-finite audio")
+        applied = None
+        if target_lufs is not None:
+            wave, applied = normalize_input(wave, sr, target_lufs)
+    except Exception as exc:
+        reraise_environment(exc)  # a full or read-only output is the run's, not the item's
+        raise UnusableAudio(f"{type(exc).__name__}: {exc}") from exc
+    generators = [torch.Generator().manual_seed(seed + k) for k in range(num_images)]
+    images = pipe(
+        audio=wave,
+        sampling_rate=sr,
+        num_inference_steps=steps,
+        guidance_scale=guidance_scale,
+        num_images_per_prompt=num_images,
+        generator=generators,
+        height=height,
+        width=width,
+    ).images
+    return list(images), applied
+
+
 def load_pipeline(model: str | Path, device: str = "auto", scheduler: str = "dpm-solver"):
-    """A pipeline from a run folder (``RUN/pipeline``) or a pipeline folder, on ``device``."""
+    """A pipeline from a run folder (``RUN/pipeline``) or a pipeline folder, on ``device``.
+
+    A pipeline saved without its ``resolution`` gets the run's (:func:`training_resolution`), so its
+    default image size is the training one wherever it is called.
+    """
     import torch
 
     from seeing_sound.model.loading import load_scheduler
@@ -106,6 +248,10 @@ def load_pipeline(model: str | Path, device: str = "auto", scheduler: str = "dpm
         ) from None
     if scheduler != "dpm-solver":
         pipe.scheduler = load_scheduler(str(path), kind=scheduler)
+    if pipe.config.get("resolution") is None:
+        trained = training_resolution(model, pipe.vae_scale_factor)
+        if trained is not None:
+            pipe.register_to_config(resolution=[trained["height"], trained["width"]])
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return pipe.to(device)
@@ -138,13 +284,14 @@ def generate_files(
 ) -> dict:
     """Write ``<stem>-seed<S>.png`` per image (image ``k`` of a clip uses seed ``seed + k``, so a file's
     images do not depend on which other files are in the batch), ``contact-sheet.png`` and
-    ``generate.json`` (outputs and skipped files with reasons). Returns that report.
+    ``generate.json`` (outputs, skipped files with reasons, loudness and size). Returns that report.
 
     ``normalize`` (default): each input is first scaled to the training loudness
     (:func:`training_loudness`, or ``target_lufs``), as the training mixtures were; ``generate.json``
-    records the level used and, per file, its measured loudness and the gain applied."""
-    import torch
-
+    records the level used and, per file, its measured loudness and the gain applied. ``height`` and
+    ``width`` default to the training resolution (:func:`image_size`, recorded as ``size``). Each file
+    goes through :func:`generate_for_file`, as ``evaluate --model`` does.
+    """
     from seeing_sound.model.samples import image_grid
 
     if not audio:
@@ -156,53 +303,44 @@ def generate_files(
         pipe.set_progress_bar_config(disable=not progress)
         out = run.out
         out.mkdir(parents=True, exist_ok=True)
+        size = image_size(model, pipe, height, width)
+        level = generation_loudness(model, normalize, target_lufs)
         report: dict = {
             "model": str(model),
             "seed": seed,
             "steps": steps,
             "guidance_scale": guidance_scale,
+            "size": size,
+            "loudness": None if level is None else {**level, "files": {}},
             "outputs": {},
             "skipped": {},
         }
-        if normalize:
-            level = (
-                training_loudness(model)
-                if target_lufs is None
-                else {"target_lufs": float(target_lufs), "source": "given"}
-            )
-            report["loudness"] = {**level, "files": {}}
+        if level is not None:
             log.info("inputs normalized to %.1f LUFS (%s)", level["target_lufs"], level["source"])
-        else:
-            report["loudness"] = None
         sheet, labels, used = [], [], set()
         for file in audio:
             try:
-                wave, sr = read_mono(file)
-                if wave.size == 0 or not np.all(np.isfinite(wave)):
-                    raise ValueError("empty or non-finite audio")
-                if normalize:
-                    wave, applied = normalize_input(wave, sr, report["loudness"]["target_lufs"])
-                    report["loudness"]["files"][str(file)] = applied
-            except Exception as exc:  # one bad file must not lose the others
-                reraise_environment(exc)  # a full or read-only output is the run's, not the item's
-                report["skipped"][str(file)] = f"{type(exc).__name__}: {exc}"
+                images, applied = generate_for_file(
+                    pipe,
+                    file,
+                    seed=seed,
+                    steps=steps,
+                    guidance_scale=guidance_scale,
+                    target_lufs=None if level is None else level["target_lufs"],
+                    num_images=num_images,
+                    height=size["height"],
+                    width=size["width"],
+                )
+            except UnusableAudio as exc:  # one bad file must not lose the others
+                report["skipped"][str(file)] = str(exc)
                 log.warning("skipping %s: %s", file, exc)
                 continue
+            if applied is not None:
+                report["loudness"]["files"][str(file)] = applied
             stem = Path(file).stem
             while stem in used:  # same file name in two folders
                 stem += "_"
             used.add(stem)
-            generators = [torch.Generator().manual_seed(seed + k) for k in range(num_images)]
-            images = pipe(
-                audio=wave,
-                sampling_rate=sr,
-                num_inference_steps=steps,
-                guidance_scale=guidance_scale,
-                num_images_per_prompt=num_images,
-                generator=generators,
-                height=height,
-                width=width,
-            ).images
             names = []
             for k, image in enumerate(images):
                 name = f"{stem}-seed{seed + k}.png"

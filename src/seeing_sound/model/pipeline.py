@@ -36,6 +36,14 @@ def _as_wave_list(audio) -> list[np.ndarray]:
     raise ValueError(f"audio must be a waveform array or a list of them, got {type(audio).__name__}")
 
 
+def _resolution(value) -> list[int]:
+    """``resolution`` as ``[height, width]`` (an int is square); ValueError naming it otherwise."""
+    pair = [value, value] if isinstance(value, int) else list(value) if isinstance(value, (list, tuple)) else []
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair):
+        raise ValueError(f"resolution must be a positive int or [height, width], got {value!r}")
+    return pair
+
+
 class AudioPixArtPipeline(DiffusionPipeline):
     """Generate images from sound with an :class:`AudioPixArt` transformer.
 
@@ -44,7 +52,9 @@ class AudioPixArtPipeline(DiffusionPipeline):
     ``feature_extractor`` (``ASTFeatureExtractor``). The AST parts are optional when you pass
     ``audio_embeds``. ``ast_pool`` is the time-pooling factor of the AST features the transformer was
     trained on (``seeing-sound features --ast-pool``); it is saved in ``model_index.json`` and applied
-    to the tokens of ``audio`` so that generation sees the same sequence as training.
+    to the tokens of ``audio`` so that generation sees the same sequence as training. ``resolution``
+    (an int, or ``[height, width]``) is the image size it was trained at, saved likewise: the default
+    ``height``/``width`` of a call (without it, the transformer's ``sample_size`` x the VAE's scale).
     """
 
     model_cpu_offload_seq = "audio_encoder->transformer->vae"
@@ -58,10 +68,12 @@ class AudioPixArtPipeline(DiffusionPipeline):
         audio_encoder=None,
         feature_extractor=None,
         ast_pool: int = 1,
+        resolution: int | Sequence[int] | None = None,
     ):
         super().__init__()
         if not isinstance(ast_pool, int) or ast_pool < 1:
             raise ValueError(f"ast_pool must be an int >= 1, got {ast_pool!r}")
+        size = None if resolution is None else _resolution(resolution)
         self.register_modules(
             transformer=transformer,
             vae=vae,
@@ -69,7 +81,7 @@ class AudioPixArtPipeline(DiffusionPipeline):
             audio_encoder=audio_encoder,
             feature_extractor=feature_extractor,
         )
-        self.register_to_config(ast_pool=ast_pool)
+        self.register_to_config(ast_pool=ast_pool, resolution=size)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
 
@@ -150,8 +162,10 @@ class AudioPixArtPipeline(DiffusionPipeline):
         ``guidance_scale`` > 1 enables classifier-free guidance against the learned null audio.
         ``output_type``: "pil", "np", "pt" or "latent".
         """
+        trained = self.config.get("resolution")
         sample_px = self.transformer.sample_size * self.vae_scale_factor
-        height, width = height or sample_px, width or sample_px
+        default_h, default_w = (int(trained[0]), int(trained[1])) if trained else (sample_px, sample_px)
+        height, width = height or default_h, width or default_w
         self.check_inputs(
             audio,
             audio_embeds,

@@ -13,6 +13,12 @@ AUDIO_FORMATS = ("flac", "wav")
 class PairsImportConfig(Config):
     """How each real (image, audio) pair or video becomes a pair of the dataset."""
 
-    sample_rate: int = option(16000, "audio sample rate in Hz (soxr HQ resampling, mono by channel mean)", min=1000)
-    audio_format: str = option("flac", "stored audio files", choices=AUDIO_FORMATS)
-    pairs_per_shard: int = option(1000, "pairs per dataset shard (the unit of resume)", min=1, fingerprint=False)
+    sample_rate: int = option(
+        16000,
+        "audio sample rate in Hz, soxr HQ resampling, mono by channel mean (ours: the pool's, paper A.7)",
+        min=1000,
+    )
+    audio_format: str = option(
+        "flac", "stored audio files (ours: lossless, half the size of WAV)", choices=AUDIO_FORMATS
+    )
+    pairs_per_shard: int = option(1000, "pairs per dataset shard, the unit of resume (ours)", min=1, fingerprint=False)

@@ -13,7 +13,8 @@ EMBED_DTYPES = ("float32", "float16")
 AUDIO_PREP_HELP = (
     "clap: where audio input is prepared: torch (resampled and featurized on the model's device, "
     "embeddings within ~4e-4 of the processor's), soxr (CPU resampling, exact), processor "
-    "(transformers' ClapFeatureExtractor on the CPU, how pools were embedded before this option)"
+    "(transformers' ClapFeatureExtractor on the CPU, how pools were embedded before this option) "
+    "(ours: torch keeps a GPU fed)"
 )
 
 
@@ -21,12 +22,14 @@ AUDIO_PREP_HELP = (
 class PoolBuildConfig(Config):
     """Standardization settings (paper A.7 defaults)."""
 
-    sample_rate: int = option(16000, "target sample rate in Hz (soxr HQ resampling)", min=1000)
-    chunk_seconds: float = option(5.0, "chunk length in seconds (the last one is zero-padded)", min=BLOCK_SECONDS)
-    min_tail_seconds: float = option(
-        0.0, "drop a last chunk with less real audio than this (0: keep every tail, as the paper)", min=0
+    sample_rate: int = option(16000, "target sample rate in Hz, soxr HQ resampling (paper: A.7)", min=1000)
+    chunk_seconds: float = option(
+        5.0, "chunk length in seconds; the last one is zero-padded (paper: A.7)", min=BLOCK_SECONDS
     )
-    shard_files: int = option(64, "source files per shard", min=1, fingerprint=False)
+    min_tail_seconds: float = option(
+        0.0, "drop a last chunk with less real audio than this; 0 keeps every tail (paper: A.7)", min=0
+    )
+    shard_files: int = option(64, "source files per shard (ours)", min=1, fingerprint=False)
 
     def validate(self) -> None:
         if self.min_tail_seconds > self.chunk_seconds:
@@ -48,17 +51,23 @@ class EmbedConfig(Config):
     """Which encoder embeds the pool, and how."""
 
     encoder: str = option(
-        "clap", "clap embeds the audio; text embeds each chunk's description and labels", choices=ENCODERS
+        "clap",
+        "clap embeds the audio; text embeds each chunk's description and labels (paper: 3.3, CLAP)",
+        choices=ENCODERS,
     )
     model: str | None = option(
         None,
-        "hub id or local path of the encoder",
+        "hub id or local path of the encoder (ours: the paper cites LAION-CLAP, no checkpoint)",
         default_text="laion/clap-htsat-unfused for clap, sentence-transformers/all-MiniLM-L6-v2 for text",
     )
-    dtype: str = option("float32", "stored precision (float16 halves the disk size)", choices=EMBED_DTYPES)
-    fp16: bool = option(False, "run the encoder in half precision (GPU)")
+    dtype: str = option(
+        "float32", "stored precision; float16 halves the disk size (ours: exact scores)", choices=EMBED_DTYPES
+    )
+    fp16: bool = option(False, "run the encoder in half precision, GPU (ours: off, exact fp32)")
     # in the encoder identity the stage records (clap only), so not in the config fingerprint
     audio_prep: str = option("torch", AUDIO_PREP_HELP, choices=AUDIO_PREP, fingerprint=False)
-    device: str = option("auto", "auto (CUDA if available), cpu or cuda[:N]", fingerprint=False)
-    batch_size: int | None = option(None, "encoder batch size", min=1, fingerprint=False, default_text="the encoder's")
-    shard_chunks: int = option(4096, "chunks per shard", min=1, fingerprint=False)
+    device: str = option("auto", "auto (CUDA if available), cpu or cuda[:N] (ours)", fingerprint=False)
+    batch_size: int | None = option(
+        None, "encoder batch size (ours)", min=1, fingerprint=False, default_text="the encoder's"
+    )
+    shard_chunks: int = option(4096, "chunks per shard (ours)", min=1, fingerprint=False)

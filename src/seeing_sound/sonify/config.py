@@ -18,29 +18,37 @@ AUDIO_FORMATS = ("flac", "wav")
 class SonifyConfig(Config):
     """Everything ``sonify`` decides besides its inputs; ``concepts_config`` configures the VLM stage."""
 
-    encoder: str = option("clap", "query and pool encoder", choices=ENCODERS)
-    model: str | None = option(None, "encoder model id or local path", default_text="per encoder")
-    topk: int = option(DEFAULT_TOPK, "Algorithm 1's k (the paper does not give it)", min=1)
-    ssr: bool = option(True, "signed square root of the scores (off: the ablation)")
-    seed: int = option(0, "seed of every random choice (retrieval and loudness targets)")
-    lufs_range: tuple[float, float] = option(DEFAULT_LUFS_RANGE, "target loudness range per component, LUFS")
-    audio_format: str = option("flac", "mixture files", choices=AUDIO_FORMATS)
-    pairs_per_shard: int = option(1000, "pairs per dataset shard", min=1)
-    copy_images: bool = option(False, "also write WebDataset tar shards (image + audio + json)")
+    encoder: str = option("clap", "query and pool encoder (paper: 3.3, CLAP)", choices=ENCODERS)
+    model: str | None = option(
+        None,
+        "encoder model id or local path (ours: the paper cites LAION-CLAP, no checkpoint)",
+        default_text="per encoder",
+    )
+    topk: int = option(DEFAULT_TOPK, "Algorithm 1's k (ours: the paper gives no k, see docs/retrieval.md)", min=1)
+    ssr: bool = option(True, "signed square root of the scores; off: the ablation (paper: Alg. 1)")
+    seed: int = option(0, "seed of every random choice: retrieval and loudness targets (ours)")
+    lufs_range: tuple[float, float] = option(
+        DEFAULT_LUFS_RANGE,
+        "target loudness range per component, LUFS (ours: EBU R128's -23 LUFS ± 2 LU; the paper gives no bounds)",
+    )
+    audio_format: str = option("flac", "mixture files (ours: lossless, half the size of WAV)", choices=AUDIO_FORMATS)
+    pairs_per_shard: int = option(1000, "pairs per dataset shard (ours)", min=1)
+    copy_images: bool = option(False, "also write WebDataset tar shards: image + audio + json (ours)")
     exclude_images: str | None = option(
         None,
         "file of image ids to leave out, one a line (leakage's exclude_images.txt): dropped before "
-        "retrieval and counted as filtered 'excluded'",
+        "retrieval and counted as filtered 'excluded' (ours: leakage lists are opt-in)",
         fingerprint=False,
         default_text="none",
     )
     exclude_chunks: str | None = option(
         None,
-        "file of pool chunk ids never to retrieve, one a line (leakage's exclude_chunks.txt)",
+        "file of pool chunk ids never to retrieve, one a line (leakage's exclude_chunks.txt) "
+        "(ours: leakage lists are opt-in)",
         fingerprint=False,
         default_text="none",
     )
-    device: str = option("auto", "encoder device: auto, cpu, cuda or cuda:N", fingerprint=False)
+    device: str = option("auto", "encoder device: auto, cpu, cuda or cuda:N (ours)", fingerprint=False)
     # recorded with the pool's embeddings (their identity), so not part of the dataset's settings
     audio_prep: str = option("torch", AUDIO_PREP_HELP, choices=AUDIO_PREP, fingerprint=False)
     concepts_config: ConceptsConfig = field(

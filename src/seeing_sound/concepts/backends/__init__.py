@@ -21,7 +21,12 @@ DEFAULT_TRANSFORMERS_MODEL = DEFAULT_VLM
 
 @dataclass(frozen=True)
 class VLMSpec:
-    """One ``--vlm``: which back end, which model, and the knobs that back end uses."""
+    """One ``--vlm``: which back end, which model, and the knobs that back end uses.
+
+    Every knob's default is ours: the paper names its VLMs (LLaVA and CogVLM, Section 3.2) but no
+    generation, precision or serving setting. ``max_new_tokens`` 256 leaves room for the up to three
+    "object: sound" items the Fig. 2 prompt asks for; the rest are mechanics (docs/paper-fidelity.md).
+    """
 
     kind: str  # "transformers" | "openai" | "sidecar"
     model: str  # HF name or local folder | served model name | sidecar file path

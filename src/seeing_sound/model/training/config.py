@@ -48,64 +48,91 @@ class TrainConfig(Config):
     )
     out: str = option(help="run folder: checkpoints/, samples/, pipeline/, log.jsonl")
     pretrained: str = option(
-        DEFAULT_PIXART, "PixArt-α checkpoint (hub id or folder) all weights but the projector come from"
+        DEFAULT_PIXART,
+        "PixArt-α checkpoint (hub id or folder) all weights but the projector come from (paper: 4.3, 512×512)",
     )
-    ast_features: str | None = option(None, "folder under each DATASET/features", default_text="the only ast-* one")
-    vae_features: str | None = option(None, "folder under each DATASET/features", default_text="the only vae-* one")
+    ast_features: str | None = option(
+        None, "folder under each DATASET/features (ours)", default_text="the only ast-* one"
+    )
+    vae_features: str | None = option(
+        None, "folder under each DATASET/features (ours)", default_text="the only vae-* one"
+    )
     ast_online: bool = option(
         False,
         "compute AST tokens in the training process from the dataset's mixtures (frozen AST, bf16 on a GPU) "
-        "instead of reading features/ast-*: no 1.86 MB per pair on disk, ~4% more compute per sample",
+        "instead of reading features/ast-*: no 1.86 MB per pair on disk, ~4% more compute per sample "
+        "(paper: 4.3 precomputes them)",
     )
-    ast_model: str = option(DEFAULT_AST, "AST model id or folder of --ast-online")
-    ast_pool: int = option(1, "with ast_online: average AST patch tokens over N time steps (as features' pool)", min=1)
-    max_steps: int = option(1000, "optimizer steps to train up to (a resumed run continues to this)", min=1)
-    batch_size: int = option(8, "examples per device per micro-batch", min=1)
-    grad_accum: int = option(1, "micro-batches per optimizer step", min=1)
-    lr: float = option(3.16e-5, "AdamW learning rate (paper, Section 4.3)", gt=0)
-    weight_decay: float = option(3e-2, "AdamW weight decay (paper, Section 4.3)", min=0)
-    warmup_steps: int = option(0, "linear LR warm-up steps (PixArt-α used 1000)", min=0)
-    max_grad_norm: float = option(1.0, "gradient clipping; 0 turns it off", min=0)
+    ast_model: str = option(
+        DEFAULT_AST, "AST model id or folder of --ast-online (paper: 3.4, AST; the AudioSet checkpoint is ours)"
+    )
+    ast_pool: int = option(
+        1, "with ast_online: average AST patch tokens over N time steps, as features' pool (paper: 3.4)", min=1
+    )
+    max_steps: int = option(
+        1000, "optimizer steps to train up to; a resumed run continues to this (ours: a first run; paper: ~0.5M)", min=1
+    )
+    batch_size: int = option(8, "examples per device per micro-batch (ours: fits one GPU; paper: 640 in total)", min=1)
+    grad_accum: int = option(1, "micro-batches per optimizer step (ours: see --batch-size)", min=1)
+    lr: float = option(3.16e-5, "AdamW learning rate (paper: 4.3)", gt=0)
+    weight_decay: float = option(3e-2, "AdamW weight decay (paper: 4.3, as PixArt-α)", min=0)
+    warmup_steps: int = option(0, "linear LR warm-up steps (ours: short runs; PixArt-α: 1000)", min=0)
+    max_grad_norm: float = option(
+        1.0, "gradient clipping; 0 turns it off (ours: with AdamW eps 1e-8; PixArt-α: 0.01 with eps 1e-10)", min=0
+    )
     uncond_prob: float = option(
-        0.1, "probability to replace the audio by the null embedding (CFG dropout)", min=0, lt=1
+        0.1, "probability to replace the audio by the null embedding for CFG (PixArt-α: caption dropout)", min=0, lt=1
     )
     loss: str = option(
-        "hybrid", "hybrid: eps MSE + VLB, learned variance (PixArt-α); eps-mse: MSE only", choices=LOSS_TYPES
+        "hybrid", "hybrid: eps MSE + VLB, learned variance; eps-mse: MSE only (PixArt-α)", choices=LOSS_TYPES
     )
     mixed_precision: str = option(
-        "auto", "auto = bf16 on a GPU that has it, else fp32; or no, bf16, fp16", choices=MIXED_PRECISION
+        "auto",
+        "auto = bf16 on a GPU that has it, else fp32; or no, bf16, fp16 "
+        "(ours: bf16 needs no loss scaling; PixArt-α: fp16)",
+        choices=MIXED_PRECISION,
     )
-    gradient_checkpointing: bool = option(False, "trade compute for activation memory")
+    gradient_checkpointing: bool = option(
+        False, "trade compute for activation memory (ours: off, faster; PixArt-α: on)"
+    )
     ema_decay: float = option(
-        0.0, "> 0 keeps an EMA of the weights (used for samples and the saved pipeline)", min=0, lt=1
+        0.0,
+        "> 0 keeps an EMA of the weights, used for samples and the saved pipeline (ours: off, one model copy less; "
+        "PixArt-α: 0.9999)",
+        min=0,
+        lt=1,
     )
-    checkpoint_every: int = option(500, "save a checkpoint every N steps (and at the end)", min=1)
-    keep_checkpoints: int = option(3, "keep the newest N checkpoints (0 keeps all)", min=0)
-    sample_every: int = option(500, "render a validation grid PNG every N steps (0: never)", min=0)
-    num_validation: int = option(4, "validation audios in the grid", min=1)
-    sample_steps: int = option(20, "DPM-Solver steps for the grid", min=1)
-    guidance_scale: float = option(4.5, "classifier-free guidance for the grid", min=0)
-    log_every: int = option(10, "log loss and samples/s every N steps", min=1)
-    seed: int = option(0, "fixes init, batch order and every noise draw")
-    resume: str | None = option(None, '"latest" or a checkpoint folder', default_text="start a new run")
+    checkpoint_every: int = option(500, "save a checkpoint every N steps and at the end (ours)", min=1)
+    keep_checkpoints: int = option(3, "keep the newest N checkpoints; 0 keeps all (ours)", min=0)
+    sample_every: int = option(500, "render a validation grid PNG every N steps; 0: never (ours)", min=0)
+    num_validation: int = option(4, "validation audios in the grid (ours)", min=1)
+    sample_steps: int = option(20, "DPM-Solver steps for the grid (PixArt-α: its sampler's)", min=1)
+    guidance_scale: float = option(4.5, "classifier-free guidance for the grid (PixArt-α: its sampler's)", min=0)
+    log_every: int = option(10, "log loss and samples/s every N steps (ours)", min=1)
+    seed: int = option(0, "fixes init, batch order and every noise draw (ours)")
+    resume: str | None = option(None, '"latest" or a checkpoint folder (ours)', default_text="start a new run")
     report_to: str = option(
         "none",
         "also log loss, lr, grad norm, samples/s and the validation grids to a tracker: tensorboard "
-        "(OUT/logs/seeing-sound) or wandb (OUT/wandb; WANDB_MODE=offline needs no account); the track extra",
+        "(OUT/logs/seeing-sound) or wandb (OUT/wandb; WANDB_MODE=offline needs no account); the track extra (ours)",
         choices=REPORT_TO,
         fingerprint=False,
     )
-    num_workers: int = option(0, "DataLoader worker processes", min=0)
+    num_workers: int = option(0, "DataLoader worker processes (ours)", min=0)
     pretrain_projector_steps: int = option(
-        0, "> 0: contrastive projector pre-training steps against the T5 text projection first (paper A.11)", min=0
+        0,
+        "> 0: contrastive projector pre-training steps against the T5 text projection first "
+        "(paper: A.11, the projector trains from scratch)",
+        min=0,
     )
-    pretrain_batch_size: int = option(32, "batch size of the projector pre-training", min=1)
+    pretrain_batch_size: int = option(32, "batch size of the projector pre-training (ours: A.11 gives none)", min=1)
     exclude_pairs: tuple[str, ...] = option(
         (),
         "exclude_pairs.txt files of `seeing-sound leakage` (one pair id a line): those pairs are left out "
-        "of training (a file beside its leakage.json applies to the dataset that check ran on)",
+        "of training; a file beside its leakage.json applies to the dataset that check ran on "
+        "(ours: leakage lists are opt-in)",
     )
-    progress: bool = option(True, "show a progress bar", fingerprint=False)
+    progress: bool = option(True, "show a progress bar (ours)", fingerprint=False)
 
     def __post_init__(self):
         # One path (str or os.PathLike) is the single-dataset form of the library API: a 1-tuple.

@@ -39,11 +39,20 @@ class TrainSampler:
         self.latents = torch.stack([data[i]["mean"] for i in positions]).float()
         self.ast_model = audio_card["model"]
         self.ast_pool = int(audio_card.get("pool", 1))  # generation must pool AST tokens like these features
+        shape = vae_set.card.get("latent_shape") or []  # (C, h, w): the pixel size trained on, saved with the pipeline
+        scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.resolution = [int(shape[1]) * scale, int(shape[2]) * scale] if len(shape) == 3 else None
 
     def _pipeline(self, model):
         from seeing_sound.model.pipeline import AudioPixArtPipeline
 
-        pipe = AudioPixArtPipeline(transformer=model, vae=self.vae, scheduler=self.scheduler, ast_pool=self.ast_pool)
+        pipe = AudioPixArtPipeline(
+            transformer=model,
+            vae=self.vae,
+            scheduler=self.scheduler,
+            ast_pool=self.ast_pool,
+            resolution=self.resolution,
+        )
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
