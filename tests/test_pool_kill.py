@@ -14,7 +14,9 @@ def _data_files(root: Path) -> dict[str, bytes]:
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and "_stages" not in p.parts  # done-markers hold timings
+        if p.is_file()
+        and "_stages" not in p.parts
+        and p.name != "config.toml"  # done-markers: timings; config: its --out
     }
 
 

@@ -16,7 +16,7 @@ def _dataset_files(root: Path) -> dict[str, bytes]:
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and "_stages" not in p.parts
+        if p.is_file() and "_stages" not in p.parts and p.name != "config.toml"  # config.toml names its own --out
     }
 
 

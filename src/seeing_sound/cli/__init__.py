@@ -142,6 +142,7 @@ QUIET_ENV = {
     "TQDM_DISABLE": "1",  # every tqdm bar left on by default: diffusers' "Loading pipeline components"
     "TRANSFORMERS_VERBOSITY": "error",
     "DIFFUSERS_VERBOSITY": "error",
+    "WANDB_SILENT": "true",  # wandb's banner and its import-time integration notes (train --report-to wandb)
 }
 
 
