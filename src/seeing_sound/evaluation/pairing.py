@@ -6,11 +6,11 @@ not an image/audio file), never dropped silently.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from seeing_sound.audio.io import AUDIO_EXTENSIONS
+from seeing_sound.bench.layout import read_card
 from seeing_sound.dataset.paths import UnsafePathError, safe_join, safe_name
 from seeing_sound.errors import SeeingSoundError
 
@@ -115,16 +115,9 @@ def read_benchmark(folder: str | Path) -> tuple[str, dict, list[dict]]:
     if not meta.is_file():
         raise FileNotFoundError(f"benchmark folder {folder} has no metadata.parquet (see docs/evaluation.md)")
     info_file = folder / "benchmark.json"
-    info: dict = {}
-    if info_file.is_file():
-        try:
-            info = json.loads(info_file.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SeeingSoundError(f"{info_file} is not valid JSON ({str(exc).splitlines()[0]})") from None
-        if not isinstance(info, dict):
-            raise SeeingSoundError(f"{info_file} must hold a JSON object, not {type(info).__name__}")
-        if info.get("name") is not None and not isinstance(info["name"], str):
-            raise SeeingSoundError(f"{info_file}: 'name' must be a string, got {info['name']!r}"[:300])
+    info: dict = read_card(folder) if info_file.is_file() else {}  # one line naming the file if it is not JSON
+    if info.get("name") is not None and not isinstance(info["name"], str):
+        raise SeeingSoundError(f"{info_file}: 'name' must be a string, got {info['name']!r}"[:300])
     try:
         table = pq.read_table(meta)
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
