@@ -36,8 +36,8 @@ def corrupt_flac(src):
 
 
 def unsupported(src):
-    (src / "tune.mid").write_bytes(b"MThd\0\0\0\x06\0\0\0\x01\0\x60")  # not text (text beside sounds is skipped)
-    return {"src/tune.mid": "unsupported_format"}
+    (src / "notes.txt").write_text("not audio")
+    return {"src/notes.txt": "unsupported_format"}
 
 
 def zero_frames(src):
