@@ -60,3 +60,73 @@ def test_datasets_view_writes_nothing(dataset, tmp_path, monkeypatch):
     assert view[0:2]["pair_id"] == [dataset[0]["pair_id"], dataset[1]["pair_id"]]
     assert sorted(p for p in dataset.root.rglob("*")) == before
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.arrow"))
+
+
+@pytest.fixture(scope="module")
+def copied(library_pool, tmp_path_factory):
+    """The demo photos sonified with ``copy_images``: the dataset also holds WebDataset tars."""
+    from seeing_sound.concepts import VLMSpec
+    from seeing_sound.demo import copy_demo_images, demo_sidecar
+    from seeing_sound.sonify import sonify
+
+    root = tmp_path_factory.mktemp("copied")
+    copy_demo_images(root / "images")
+    vlm = VLMSpec("sidecar", str(demo_sidecar()), name="demo")
+    sonify(root / "images", library_pool / "pool", root / "ds", vlms=[vlm], encoder="text", topk=3, seed=5,
+           progress=False, pairs_per_shard=3, copy_images=True)  # fmt: skip
+    return PairsDataset.open(root / "ds")
+
+
+def test_webdataset_stream_gives_the_map_style_items(copied):
+    streamed = list(copied.iter_webdataset())
+    assert len(streamed) == len(copied) and copied.num_shards >= 2
+    for i, item in enumerate(streamed):
+        want = copied[i]
+        assert (item["pair_id"], item["image_id"], item["concepts"]) == (want["pair_id"], want["image_id"],
+                                                                         want["concepts"])  # fmt: skip
+        np.testing.assert_array_equal(item["audio"], want["audio"])
+        np.testing.assert_array_equal(np.asarray(item["image"]), np.asarray(want["image"]))
+        assert item["sampling_rate"] == want["sampling_rate"] and item["recipe"] == want["recipe"]
+    shuffled = [it["pair_id"] for it in copied.iter_webdataset(shuffle_shards=True, seed=3)]
+    assert sorted(shuffled) == sorted(it["pair_id"] for it in streamed)  # every pair once, shard order seeded
+    assert shuffled == [it["pair_id"] for it in copied.iter_webdataset(shuffle_shards=True, seed=3)]
+
+
+def test_webdataset_stream_in_dataloader_workers_reads_each_pair_once(copied):
+    torch = pytest.importorskip("torch")
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return copied.iter_webdataset()
+
+    loader = torch.utils.data.DataLoader(Stream(), batch_size=2, num_workers=2, collate_fn=PairsDataset.collate)
+    ids = [pid for batch in loader for pid in batch["pair_id"]]
+    assert sorted(ids) == sorted(copied.metadata.column("pair_id").to_pylist())
+
+
+def test_a_damaged_pair_in_a_shard_is_skipped_and_named(copied, tmp_path, caplog):
+    import io
+    import tarfile
+
+    from seeing_sound.dataset.streaming import iter_shard
+
+    src = copied.webdataset_shards()[0]
+    bad = tmp_path / "bad.tar"
+    with tarfile.open(src) as tin, tarfile.open(bad, "w") as tout:
+        for member in tin.getmembers():
+            data = tin.extractfile(member).read()
+            if member.name.endswith(".json") and member.name.startswith("000000000001"):
+                data = b"{not json"
+            member.size = len(data)
+            tout.addfile(member, io.BytesIO(data))
+    stats: dict = {}
+    items = list(iter_shard(bad, stats))
+    assert stats == {"pairs": len(items), "skipped": 1} and len(items) == 2
+    assert "bad.tar: pair 000000000001 skipped" in caplog.text
+
+
+def test_a_dataset_without_shards_says_how_to_make_them(dataset):
+    from seeing_sound.errors import SeeingSoundError
+
+    with pytest.raises(SeeingSoundError, match="sonify it with --copy-images"):
+        next(dataset.iter_webdataset())

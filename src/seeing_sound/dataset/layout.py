@@ -18,6 +18,11 @@ def metadata_rel(index: int) -> str:
     return f"metadata/{shard_name(index)}.parquet"
 
 
+def webdataset_rel(index: int) -> str:
+    """The WebDataset tar of shard ``index`` (``sonify --copy-images``)."""
+    return f"webdataset/{shard_name(index)}.tar"
+
+
 def audio_dir_rel(index: int) -> str:
     return f"audio/{shard_name(index)}"
 

@@ -140,6 +140,24 @@ class PairsDataset:
             batch["audio"] = np.stack(batch["audio"])
         return batch
 
+    def webdataset_shards(self) -> list[Path]:
+        """The WebDataset tars ``sonify --copy-images`` wrote (``webdataset/shard-NNNNNN.tar``), in order."""
+        shards = [self.root / layout.webdataset_rel(s["index"]) for s in self.card["shards"]]
+        missing = [p for p in shards if not p.is_file()]
+        if missing:
+            raise SeeingSoundError(
+                f"{self.root} has no WebDataset shards ({missing[0].name} missing): sonify it with --copy-images"
+            )
+        return shards
+
+    def iter_webdataset(self, *, shuffle_shards: bool = False, seed: int = 0) -> Iterator[dict[str, Any]]:
+        """Stream the pairs from the WebDataset shards, shard by shard (no random access into a tar):
+        the same dicts as ``ds[i]``. Wrap it in a ``torch.utils.data.IterableDataset`` to train at
+        scale; each ``DataLoader`` worker then reads its own share of the shards."""
+        from seeing_sound.dataset.streaming import iter_webdataset
+
+        return iter_webdataset(self.webdataset_shards(), shuffle_shards=shuffle_shards, seed=seed)
+
     def to_datasets(self):
         """A ``datasets.Dataset`` view of the pairs, with nothing written: the metadata table in memory,
         images (PIL) and audio (float32, ``sampling_rate``) decoded when a row is read (``set_transform``)."""

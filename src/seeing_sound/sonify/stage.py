@@ -24,10 +24,6 @@ def inputs_rel(index: int) -> str:
     return f"_stages/mix/inputs/{shard_name(index)}.parquet"
 
 
-def webdataset_rel(index: int) -> str:
-    return f"webdataset/{shard_name(index)}.tar"
-
-
 def plan_mix(counts: Sequence[int]) -> list[ShardTask]:
     """One task per recipe shard: the path of its recipe file (relative to the dataset root) and its pair count."""
     return [ShardTask(i, (inputs_rel(i),), count=int(n)) for i, n in enumerate(counts)]
@@ -84,7 +80,7 @@ class MixStage(Stage):
 
     def outputs(self, index: int) -> list[str]:
         outs = [layout.audio_dir_rel(index), layout.metadata_rel(index)]
-        return [*outs, webdataset_rel(index)] if self.config.copy_images else outs
+        return [*outs, layout.webdataset_rel(index)] if self.config.copy_images else outs
 
     def fingerprint(self) -> dict:
         # Only the fields the mix reads: the others (retrieval, concepts) reach it through the recipes.
@@ -157,7 +153,7 @@ class MixStage(Stage):
 
     def _write_tar(self, scratch: Path, index: int, metadata: Path, images: list[Path | None]) -> None:
         """WebDataset shard: <key>.<image ext>, <key>.<audio ext>, <key>.json per pair (deterministic tar)."""
-        target = scratch / webdataset_rel(index)
+        target = scratch / layout.webdataset_rel(index)
         target.parent.mkdir(parents=True, exist_ok=True)
         with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
             for n, (row, image) in enumerate(zip(pq.read_table(metadata).to_pylist(), images, strict=True)):
