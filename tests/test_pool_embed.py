@@ -204,3 +204,14 @@ def test_audio_prep_never_changes_what_a_text_embedding_run_resumes(tmp_path):
     for prep in ("processor", "soxr", "torch"):
         again = embed_pool(pool_dir, "text", device="cpu", audio_prep=prep, progress=False)
         assert again.shards_run == 0 and again.shards_skipped == first.shards_run
+
+
+def test_embed_progress_counts_chunks_not_shards():
+    """The bar's total is the chunks the shards will report (it went from 0/2 to 76item before)."""
+    from seeing_sound.pool.config import EmbedConfig
+    from seeing_sound.pool.embed_stage import EmbedStage
+
+    stage = EmbedStage(config=EmbedConfig(encoder="text", shard_chunks=32), pool_root="p", key="k", n_chunks=76,
+                       identity={}, digest="d")  # fmt: skip
+    tasks = stage.plan()
+    assert [stage.task_size(t) for t in tasks] == [32, 32, 12] and [t.size for t in tasks] == [2, 2, 2]

@@ -210,7 +210,7 @@ def _run_stage(
         log.info("%s%s: %d of %d shards already done, skipping them", stage.name, where, report.skipped, len(mine))
     for task in pending:  # scratch of an interrupted earlier attempt: a crash now is told apart by its scratch
         shutil.rmtree(scratch_dir(root, stage, task.index), ignore_errors=True)
-    bar = _progress(sum(t.size for t in pending), stage.name, progress)
+    bar = _progress(sum(stage.task_size(t) for t in pending), stage.name, progress)
     errors = 0
 
     def _done(stats: ShardStats) -> None:

@@ -85,6 +85,11 @@ class Stage(abc.ABC):
         """Settings that must match for a rerun to reuse finished shards."""
         return {}
 
+    def task_size(self, task: ShardTask) -> int:
+        """Items ``task`` will report as ``items_in`` (the progress bar's unit): ``task.size`` unless the
+        descriptors stand for ranges (a stage planning ``(start, stop)`` pairs overrides this)."""
+        return task.size
+
     def setup(self) -> None:  # noqa: B027 (optional hook: most stages load nothing)
         """Load models, indexes and pools once per worker (process, thread pool or Ray actor).
 

@@ -82,6 +82,10 @@ class EmbedStage(Stage):
         step, n = self.config.shard_chunks, self.n_chunks
         return [ShardTask(index=i, items=(a, min(n, a + step))) for i, a in enumerate(range(0, n, step))]
 
+    def task_size(self, task: ShardTask) -> int:
+        start, stop = task.items  # a chunk range: the bar counts chunks, as the shard's stats do
+        return int(stop) - int(start)
+
     def setup(self) -> None:
         from seeing_sound.encoders import load_encoder
         from seeing_sound.pool import AudioPool
