@@ -35,8 +35,9 @@ class Attempts:
             log.warning("%s: %s failed (%s: %s); retry %d of %d", self.name, shard_name(task.index),
                         type(exc).__name__, one_line(exc), n, self.retries)  # fmt: skip
             return True
-        log.error("%s: %s failed %d time(s), last: %s: %s", self.name, shard_name(task.index), n,
-                  type(exc).__name__, one_line(exc))  # fmt: skip
+        if not isinstance(exc, SeeingSoundError):  # that one's own line is printed once, when it is raised
+            log.error("%s: %s failed %d time(s), last: %s: %s", self.name, shard_name(task.index), n,
+                      type(exc).__name__, one_line(exc))  # fmt: skip
         self.failures[task.index] = exc
         return False
 
@@ -46,14 +47,21 @@ def one_line(exc: BaseException) -> str:
     return text[0][:300] if text else ""
 
 
-def raise_failed(stage_name: str, failed: list[int], first: BaseException, retries: int) -> None:
-    """Raise the first failed shard's own exception (same type as locally), with a note naming all failures."""
+def raise_failed(stage_name: str, failed: list[int], first: BaseException, attempts: dict[int, int]) -> None:
+    """Raise the first failed shard's own exception (same type as locally), with a note naming all failures.
+
+    ``attempts``: shard -> attempts it had. A :class:`SeeingSoundError` (a missing model, a bad setting:
+    the same for every shard, never retried) is raised as it is: its one line says what to fix, and a
+    second ERROR line about shards would only bury it.
+    """
     listed = ", ".join(shard_name(i) for i in failed[:5]) + (", ..." if len(failed) > 5 else "")
+    tries = max((attempts.get(i, 1) for i in failed), default=1)  # what ran, not what was allowed
     note = (
-        f"{stage_name}: {len(failed)} shard(s) failed after {retries + 1} attempt(s) ({listed}); "
+        f"{stage_name}: {len(failed)} shard(s) failed after {tries} attempt(s) ({listed}); "
         "the other shards are done: rerun to retry the failed ones"
     )
-    log.error("%s", note)
+    if not isinstance(first, SeeingSoundError):
+        log.error("%s", note)
     add_note = getattr(first, "add_note", None)  # Python >= 3.11
     if add_note is not None:
         add_note(note)

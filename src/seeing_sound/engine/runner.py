@@ -254,7 +254,7 @@ def _run_stage(
     report.seconds = round(time.perf_counter() - t_start, 3)
     if attempts.failures:
         first = attempts.failures[report.failed[0]]
-        raise_failed(stage.name, report.failed, first, cfg.shard_retries)
+        raise_failed(stage.name, report.failed, first, attempts.counts)
     if sliced is not None and cfg.barrier:
         _wait_for_slices(stage, root, plan, cfg)
     return report
