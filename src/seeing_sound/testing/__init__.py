@@ -6,4 +6,5 @@
 - :mod:`~seeing_sound.testing.twin_sizes`: the tiny twins' sizes (AST width and frames, AudioSet labels).
 - :mod:`~seeing_sound.testing.data`: learnable sound/image pair datasets, feature sets, bad image files.
 - :mod:`~seeing_sound.testing.servers`: a local OpenAI-compatible chat-completions server.
+- :mod:`~seeing_sound.testing.hub_cache`: an offline Hugging Face cache in which twins answer to real hub ids.
 """
