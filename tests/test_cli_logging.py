@@ -79,7 +79,7 @@ for _ in hub_tqdm(range(2), desc="hub-bar"):
     pass
 print("verbosity", tl.get_verbosity(), dl.get_verbosity())
 """
-    loud = run_cli(body, before=before)
+    loud = run_cli(body, "--log-level", "DEBUG", before=before)  # by default the loaders' bars are off already
     assert all(bar in loud.stderr for bar in ("transformers-bar", "diffusers-bar", "hub-bar"))
     quiet = run_cli(body, "--quiet", before=before)
     assert quiet.stderr == ""
@@ -96,3 +96,19 @@ def test_quiet_environment_lasts_for_the_command_only(tmp_path, monkeypatch, cap
     assert main(["--quiet", "pool", "info", str(tmp_path)]) == 1  # not a pool: the command still ran
     assert os.environ.get("TRANSFORMERS_VERBOSITY") == "info"
     assert not [name for name in QUIET_ENV if name != "TRANSFORMERS_VERBOSITY" and name in os.environ]
+
+
+def test_model_loader_bars_stay_off_by_default_and_ours_stay_on():
+    """``make demo`` shows the pipeline's own bars, not huggingface_hub's ("Loading weights") unless DEBUG."""
+    pytest.importorskip("huggingface_hub")
+    body = """
+from huggingface_hub.utils import tqdm as hub_tqdm
+from tqdm.auto import tqdm
+for _ in hub_tqdm(range(2), desc="hub-bar"):
+    pass
+for _ in tqdm(range(2), desc="our-bar"):
+    pass
+"""
+    default = run_cli(body).stderr
+    assert "hub-bar" not in default and "our-bar" in default
+    assert "hub-bar" in run_cli(body, "--log-level", "DEBUG").stderr

@@ -123,6 +123,11 @@ def configure_logging(level: str, quiet: bool) -> None:
     """
     if quiet:
         quiet_third_parties()
+    elif level != "DEBUG":  # the model loaders' bars ("Loading weights") are theirs, not the pipeline's: ours stay
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        hub = sys.modules.get("huggingface_hub.utils")
+        if hub is not None and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1":
+            hub.disable_progress_bars()
     root = logging.getLogger()
     if root.handlers:
         return

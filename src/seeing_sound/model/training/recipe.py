@@ -378,7 +378,7 @@ def _start_trackers(accelerator, cfg: TrainConfig, out: Path, record: dict, step
     after N that a killed run wrote there (as ``log.jsonl`` drops its rows). W&B files the run under
     project ``seeing-sound``, named after OUT, in ``OUT/wandb`` (``WANDB_DIR`` where set); each
     invocation is one W&B run. W&B's own environment applies (``WANDB_MODE=offline``: no account,
-    no network). Under ``progress=False`` (``--quiet``) W&B prints nothing, unless ``WANDB_SILENT``
+    no network). Under ``progress=False`` (``--quiet``) W&B prints nothing, unless ``WANDB_SILENT=false``
     says otherwise.
     """
     kwargs: dict[str, Any] = {}
@@ -389,7 +389,9 @@ def _start_trackers(accelerator, cfg: TrainConfig, out: Path, record: dict, step
         kwargs["name"] = out.resolve().name
         if not os.environ.get("WANDB_DIR"):
             kwargs["dir"] = str(out)
-        if not cfg.progress and "WANDB_SILENT" not in os.environ:
+        # a setting, not only the environment: W&B reads WANDB_SILENT once per process (a second run in
+        # one process, as in a notebook or a test session, would print its banner again)
+        if not cfg.progress and os.environ.get("WANDB_SILENT", "true").lower() not in ("false", "0"):
             import wandb
 
             kwargs["settings"] = wandb.Settings(silent=True)
