@@ -264,10 +264,13 @@ def test_cuda_screen_equals_printed_algorithm():
     assert rng is not None
 
 
-@pytest.mark.parametrize("bf16_s,faiss_s,expected", [(10.0, 1.0, "cpu"), (1.0, 10.0, "bf16")])
-def test_auto_calibrates_on_avx512_bf16_without_amx(monkeypatch, caplog, bf16_s, faiss_s, expected):
-    """Without AMX, ``auto`` times the bf16 screen and the float32 engine on one batch and keeps the faster,
-    once per pool and k; either way every result equals the exact path's."""
+@pytest.mark.parametrize(
+    "bf16_s,torch_s,cpu_s,expected",
+    [(10.0, 5.0, 1.0, "cpu"), (1.0, 10.0, 10.0, "bf16"), (10.0, 1.0, 5.0, "torch")],
+)
+def test_auto_calibrates_on_avx512_bf16_without_amx(monkeypatch, caplog, bf16_s, torch_s, cpu_s, expected):
+    """Without AMX, ``auto`` times the bf16 screen, torch float32 and faiss/numpy on one batch and keeps the
+    fastest, once per pool and k; whichever it keeps, every result equals the exact path's."""
     import logging
 
     from seeing_sound.retrieval import algorithm, kernel
@@ -275,7 +278,7 @@ def test_auto_calibrates_on_avx512_bf16_without_amx(monkeypatch, caplog, bf16_s,
     monkeypatch.setattr(algorithm, "cpu_has_amx", lambda: False)
     monkeypatch.setattr(kernel, "bf16_fast", lambda device="cpu": True)
     monkeypatch.setattr(screen, "bf16_fast", lambda device="cpu": True)
-    ticks = iter([0.0, bf16_s, bf16_s, bf16_s + faiss_s])  # start/end of the bf16 run, then of the cpu one
+    ticks = iter([0.0, bf16_s, 0.0, torch_s, 0.0, cpu_s])  # start/end of the bf16, torch and cpu runs
 
     class Clock:
         @staticmethod
@@ -289,7 +292,7 @@ def test_auto_calibrates_on_avx512_bf16_without_amx(monkeypatch, caplog, bf16_s,
     caplog.set_level(logging.INFO, logger="seeing_sound.retrieval.algorithm")
     stats: dict = {}
     got = candidate_sets(q, P, 10, engine="auto", stats=stats)
-    want = cpu_engine() if expected == "cpu" else "bf16"
+    want = cpu_engine() if expected == "cpu" else expected
     assert stats["engine"] == want and P.engine_choice == {("auto", 4): want}
     assert caplog.text.count("calibration batch") == 1 and f"auto -> {want}" in caplog.text
     again: dict = {}
