@@ -108,7 +108,7 @@ def test_timeout_is_a_wall_clock_deadline_not_per_read(key, style):
         t0 = time.monotonic()
         [[gen]] = _backend(srv.url, timeout_s=timeout).generate([_request()], "concepts")
         elapsed = time.monotonic() - t0
-    assert gen.error == "timeout" and elapsed < 4 * timeout + 2, (gen, elapsed)
+    assert gen.error == "timeout" and elapsed < 4.0, (gen, elapsed)  # cut at ~1 s; the bound as before
 
 
 SECRET = "q-secret-5a4b3c2d1e"  # a key in the base URL's query (proxies, some hosted APIs)
