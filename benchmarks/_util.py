@@ -52,6 +52,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def retrieval_data(n: int, d: int, q: int, seed: int = 0):
+    """Unit pool rows (n, d) float32, ``q`` queries near pool rows (like text close to its matching
+    sounds, plus noise), and one uint64 seed per query: the retrieval benchmarks' synthetic data."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    pool = rng.standard_normal((n, d), dtype=np.float32)
+    pool /= np.linalg.norm(pool, axis=1, keepdims=True)
+    queries = pool[rng.integers(0, n, q)] + 0.7 * rng.standard_normal((q, d), dtype=np.float32) / np.sqrt(d)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    return pool, queries, np.arange(q, dtype=np.uint64) * np.uint64(2654435761)
+
+
 def matmul_gflops(n: int = 2048) -> float:
     """The machine's measured float32 matrix-multiply rate (numpy BLAS, all threads)."""
     import numpy as np

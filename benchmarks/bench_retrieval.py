@@ -21,15 +21,7 @@ import time
 
 import numpy as np
 
-
-def make_data(n: int, d: int, q: int, seed: int):
-    rng = np.random.default_rng(seed)
-    pool = rng.standard_normal((n, d), dtype=np.float32)
-    pool /= np.linalg.norm(pool, axis=1, keepdims=True)
-    # queries near pool rows, like text close to its matching sounds, plus noise
-    queries = pool[rng.integers(0, n, q)] + 0.7 * rng.standard_normal((q, d), dtype=np.float32) / np.sqrt(d)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    return pool, queries, np.arange(q, dtype=np.uint64) * np.uint64(2654435761)
+from _util import retrieval_data
 
 
 def matmul_gflops(d: int) -> float:
@@ -77,7 +69,7 @@ def bf16_gflops(d: int) -> float:
 def run_method(method, n, d, q, k, seed, conn, q_used=None):
     # Always draw all q queries, then keep the first q_used: drawing fewer would shift the random
     # stream and give the naive reference *different* queries than the methods it is compared with.
-    pool, queries, seeds = make_data(n, d, q, seed)
+    pool, queries, seeds = retrieval_data(n, d, q, seed)
     queries, seeds = queries[:q_used], seeds[:q_used]
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     stats: dict = {}

@@ -62,7 +62,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 if importlib.util.find_spec("seeing_sound") is None:  # a bare checkout (no pip install -e .): use its src/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from _util import _fmt, matmul_gflops, table
+from _util import _fmt, matmul_gflops, retrieval_data, table
 
 ROWS = ("floor", "retrieval", "clap", "features", "train", "sample", "eval")
 
@@ -333,18 +333,6 @@ def row_floor(ck: Check) -> None:
 # --- retrieval --------------------------------------------------------------------------------
 
 
-def _retrieval_data(n: int, d: int, q: int, seed: int = 0):
-    """Unit pool rows and queries near pool rows (as bench_retrieval), and one seed per query."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    pool = rng.standard_normal((n, d), dtype=np.float32)
-    pool /= np.linalg.norm(pool, axis=1, keepdims=True)
-    queries = pool[rng.integers(0, n, q)] + 0.7 * rng.standard_normal((q, d), dtype=np.float32) / np.sqrt(d)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    return pool, queries, np.arange(q, dtype=np.uint64) * np.uint64(2654435761)
-
-
 def row_retrieval(ck: Check) -> None:
     import numpy as np
     import torch
@@ -355,7 +343,7 @@ def row_retrieval(ck: Check) -> None:
 
     n, d, q = ck.size["retrieval"]
     warm = ck.size["retrieval_warmup"]
-    pool, queries, seeds = _retrieval_data(n, d, q)
+    pool, queries, seeds = retrieval_data(n, d, q)
     size = f"{n:,} x {d}, {q:,} queries"
     flops_per_query = 2 * n * d
 
