@@ -10,9 +10,9 @@ import seeing_sound
 LAYERS = {
     1: {"__init__", "__main__", "config", "errors", "hashing", "seeding", "precision", "tabular"},
     2: {"audio", "engine", "builders", "imaging"},
-    3: {"encoders", "concepts", "dataset", "pool", "retrieval", "features", "bench"},
+    3: {"encoders", "grounding", "concepts", "dataset", "pool", "retrieval", "features", "bench"},
     4: {"model"},
-    5: {"sonify", "compose", "evaluation", "studies", "leakage", "report"},
+    5: {"sonify", "compose", "evaluation", "scoring", "studies", "leakage", "report"},
     6: {"pairs", "hub", "app", "demo", "testing"},
     7: {"cli"},
 }

@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "train",
     "generate",
     "evaluate",
+    "score",
     "compose",
     "app",
     "export",
