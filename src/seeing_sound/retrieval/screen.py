@@ -71,8 +71,13 @@ the 1.0 a bf16 accumulator would give, and 99.99 % of random outputs equal bf16(
 rest differ by one ulp where float32 accumulation moved a value across a rounding boundary): float32
 accumulation, one rounding at the end. :func:`check_kernel` re-checks this (the bound itself, on such a
 pattern and on random unit vectors) at the exact shapes used, once per process, and refuses the engine
-if it fails. On CUDA, reduced-precision bf16 reductions (split-K in bf16) and TF32 are switched off
-while the screen runs.
+if it fails. On CUDA, cuBLAS may split K and, when
+``torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction`` is on (torch's default), sum the
+partial products in bf16, which step 3 does not cover; :func:`seeing_sound.precision.exact_matmul`
+switches that (and TF32, through whichever of torch's two switch APIs is in use) off while the screen
+runs, reads every switch back (a switch that does not hold disables the screen, never the proof), and
+restores the user's settings afterwards, split-K half included. Split-K with float32 partial sums is a
+change of summation order and blocking, which step 3 allows.
 """
 
 from __future__ import annotations
