@@ -256,3 +256,35 @@ def test_usage_stats():
     assert s["unique_chunks"] == 2 and s["top"][0] == {"chunk_id": 3, "count": 3, "share": 0.75}
     assert s["pool_coverage"] == 0.2 and 0.8 < s["entropy_bits"] < 0.82
     assert usage_stats([])["retrievals"] == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d", [1, 7, 512, 1025])
+def test_cos_sim_bits_are_those_of_converting_first(dtype, d):
+    """The canonical score is ``sum(float64(p) * q) / |p|`` in numpy's pairwise order; multiplying the
+    float32 rows by the float64 query without a float64 copy must give the same bits, on gathered
+    (Q, M, D) rows and on strided views."""
+    rng = np.random.default_rng(d)
+    pool = rng.standard_normal((300, d)).astype(dtype)
+    q = rng.standard_normal((5, d))
+    qu = q / np.sqrt(np.sum(q * q, axis=1, keepdims=True))
+    norms = np.sqrt(np.sum(pool.astype(np.float64) ** 2, axis=1))
+    idx = rng.integers(0, 300, (5, 37))
+
+    def naive(q3, rows, n):
+        return np.sum(np.ascontiguousarray(rows, dtype=np.float64) * q3, axis=-1) / n
+
+    got = cos_sim(qu[:, None, :], pool[idx], norms[idx])
+    assert np.array_equal(got, naive(qu[:, None, :], pool[idx], norms[idx]))
+    view = pool[::3]
+    assert np.array_equal(cos_sim(qu[0], view, norms[::3]), naive(qu[0], view, norms[::3]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_norms_bits_for_any_block(dtype):
+    """Norms taken from the rows without a float64 copy equal those of converting first, at any block."""
+    rows = np.random.default_rng(1).standard_normal((1000, 129)).astype(dtype)
+    naive = np.sqrt(np.sum(rows.astype(np.float64) * rows.astype(np.float64), axis=-1))
+    for block in (1, 7, 8192):
+        assert np.array_equal(row_norms(rows, block=block), naive)
+    assert np.array_equal(row_norms(rows[:, ::2]), row_norms(np.ascontiguousarray(rows[:, ::2])))
