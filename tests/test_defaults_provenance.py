@@ -28,6 +28,7 @@ from seeing_sound.model.training.config import TrainConfig
 from seeing_sound.pairs.config import PairsImportConfig
 from seeing_sound.pool.config import EmbedConfig, PoolBuildConfig
 from seeing_sound.retrieval.config import RetrieveConfig
+from seeing_sound.scoring.config import ScoreConfig
 from seeing_sound.sonify.config import SonifyConfig
 
 MARKER = r"\((?:paper|PixArt-α|ours)(?:: [^()]+)?\)"
@@ -53,6 +54,7 @@ CONFIGS = (
     ComposeConfig,
     EngineConfig,
     AppConfig,
+    ScoreConfig,
 )
 DOC = Path(__file__).resolve().parents[1] / "docs" / "paper-fidelity.md"
 TABLE_HEADING = "## Defaults: where each comes from"

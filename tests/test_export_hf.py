@@ -46,7 +46,7 @@ def test_load_dataset_decodes_images_and_audio(sonified, tmp_path):
     assert main(["export", "hf", str(sonified / "ds"), "--out", str(out), "--rows-per-shard", "4"]) == 0
     shards = sorted(p.name for p in (out / "data").iterdir())
     assert len(shards) == -(-len(ds) // 4) and shards[0] == f"train-00000-of-{len(shards):05d}.parquet"
-    hf = datasets.load_dataset(str(out), split="train")
+    hf = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert len(hf) == len(ds)
     assert isinstance(hf.features["image"], datasets.Image) and isinstance(hf.features["audio"], datasets.Audio)
     assert hf.features["audio"].sampling_rate == ds.card["sample_rate"]
@@ -88,7 +88,7 @@ def test_metadata_only_export_rebuilds(sonified, tmp_path):
 
     out = tmp_path / "recipes"
     assert main(["export", "hf", str(sonified / "ds"), "--out", str(out), "--metadata-only"]) == 0
-    hf = datasets.load_dataset(str(out), split="train")
+    hf = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert "image" not in hf.column_names and "audio" not in hf.column_names and "components" in hf.column_names
     assert "rebuild" in (out / "README.md").read_text()
     report = rebuild(out, sonified / "pool", tmp_path / "audio", progress=False)

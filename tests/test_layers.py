@@ -9,7 +9,7 @@ import seeing_sound
 #: layer -> top-level packages and modules of ``seeing_sound`` (docs/design.md, "Layers")
 LAYERS = {
     1: {"__init__", "__main__", "config", "errors", "hashing", "seeding", "precision", "tabular"},
-    2: {"audio", "engine", "builders", "imaging"},
+    2: {"audio", "engine", "builders", "imaging", "image_sources"},
     3: {"encoders", "grounding", "concepts", "dataset", "pool", "retrieval", "features", "bench"},
     4: {"model"},
     5: {"sonify", "compose", "evaluation", "scoring", "studies", "leakage", "report"},

@@ -80,6 +80,16 @@ def add_concept_options(p: argparse.ArgumentParser) -> None:
     )
     i = p.add_argument_group("images")
     add_config_options(i, ConceptsConfig, include=("max_side", "max_pixels"))
+    c = p.add_argument_group("grounding: CLIP checks of the VLM's answers (docs/grounding.md)")
+    add_config_options(
+        c,
+        ConceptsConfig,
+        include=(
+            "grounding", "grounding_threshold", "grounding_references", "photo_prompt", "filter_depictions",
+            "depiction_prompts", "depiction_threshold", "grounding_batch_size",
+        ),
+        metavars={"grounding": "CLIP_ID_OR_PATH"},
+    )  # fmt: skip
 
 
 def vlm_specs(args: argparse.Namespace) -> list:

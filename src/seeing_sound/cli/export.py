@@ -16,7 +16,9 @@ def register(sub) -> None:
     p.add_argument("format", choices=["hf"], help="hf: Hugging Face datasets Parquet")
     p.add_argument("dataset", metavar="DATASET", help="a pairs dataset from `sonify`")
     p.add_argument("--out", required=True, metavar="DIR", help="new folder to write")
-    add_config_options(p, ExportConfig)
+    add_config_options(
+        p, ExportConfig, metavars={"min_pair_score": "X", "pair_scores": "FILE", "score_column": "COLUMN"}
+    )
     p.set_defaults(handler=_run)
 
 
@@ -24,5 +26,9 @@ def _run(args) -> int:
     from seeing_sound.hub.export import export_hf
 
     report = export_hf(args.dataset, args.out, config_from_args(args, ExportConfig))
-    print(f"{report.rows} pairs in {len(report.shards)} shards -> {report.out}")
+    kept = ""
+    if report.pair_scores:
+        s = report.pair_scores
+        kept = f" (min pair score {s['min_pair_score']}: {s['kept']} of {s['pairs']} pairs kept)"
+    print(f"{report.rows} pairs in {len(report.shards)} shards -> {report.out}{kept}")
     return 0

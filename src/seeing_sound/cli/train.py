@@ -28,7 +28,13 @@ def register(sub) -> None:
         TrainConfig,
         exclude=("dataset", "out", "resume", "progress"),
         flags=FLAGS,
-        metavars={"pretrain_projector_steps": "STEPS", "exclude_pairs": "FILE[,FILE]"},
+        metavars={
+            "pretrain_projector_steps": "STEPS",
+            "exclude_pairs": "FILE[,FILE]",
+            "min_pair_score": "X",
+            "pair_scores": "FILE[,FILE]",
+            "score_column": "COLUMN",
+        },
     )
     p.add_argument(
         "--resume",

@@ -7,7 +7,11 @@ sounds; images whose caption mentions a logo-like subject are dropped as inheren
     report = run_concepts(["photos/"], "out/", vlms=[VLMSpec.parse("openai:llava-1.5", base_url=...)])
     concepts, images = read_concepts("out/")
 
-Torch and transformers are imported only when a ``transformers`` back end is built.
+With ``grounding="<CLIP>"`` (and ``filter_depictions=True``) a CLIP checks the answers: concepts
+whose object is not in the image and images that only depict their objects (drawings, statues)
+are dropped and counted (the paper's Appendix A.4; see :mod:`seeing_sound.grounding`).
+
+Torch and transformers are imported only when a ``transformers`` back end or a CLIP is built.
 """
 
 from seeing_sound.concepts.backends import DEFAULT_TRANSFORMERS_MODEL, Generation, VLMRequest, VLMSpec

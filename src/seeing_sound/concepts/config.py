@@ -9,10 +9,20 @@ from seeing_sound.concepts.filter import compile_filter
 from seeing_sound.concepts.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
 from seeing_sound.concepts.prompts import CAPTION_PROMPT, CONCEPT_PROMPT, FILTER_WORDS, MAX_CONCEPTS
 from seeing_sound.config import Config, ConfigError, option
+from seeing_sound.grounding import (
+    DEFAULT_DEPICTION_PROMPTS,
+    DEFAULT_REFERENCES,
+    PHOTO_PROMPT,
+    check_template,
+    object_key,
+)
 
 DEFAULT_SHARD_SIZE = 256
 #: VLMSpec fields that change what a back end answers; batch size, concurrency, timeouts and URLs may change on resume
 VLM_OUTPUT_KEYS = ("kind", "model", "name", "max_new_tokens", "dtype", "trust_remote_code", "sidecar_key")
+
+
+_TUPLE_FIELDS = ("vlms", "filter_words", "grounding_references", "depiction_prompts")
 
 
 def _default_vlms() -> tuple[VLMSpec, ...]:
@@ -49,10 +59,48 @@ class ConceptsConfig(Config):
     max_pixels: int = option(
         DEFAULT_MAX_PIXELS, "refuse larger images (ours: Pillow's decompression-bomb limit)", min=1
     )
+    grounding: str | None = option(
+        None,
+        "CLIP id or path: score each concept's object against its image and drop the ungrounded "
+        "(ours: off; the paper's A.4 lists such concepts as a failure)",
+        default_text="off",
+    )
+    grounding_threshold: float = option(
+        0.5,
+        "drop concepts whose grounding score is below this (ours: 0.5 = the object matches the image "
+        "as well as the references' average)",
+        min=0.0,
+        max=1.0,
+    )
+    grounding_references: tuple[str, ...] = option(
+        DEFAULT_REFERENCES,
+        "objects each concept's object is compared with on its image, comma-separated "
+        "(ours: common sound sources and the ambiences VLMs add by association)",
+        default_text="30 common sound sources",
+    )
+    photo_prompt: str = option(PHOTO_PROMPT, "CLIP prompt for an object, {} is the object (ours: CLIP's template)")
+    filter_depictions: bool = option(
+        False,
+        "drop images CLIP sees as drawings, paintings, statues ... of their objects; needs grounding "
+        "(ours: off; the paper's A.4 lists them as a failure)",
+    )
+    depiction_prompts: tuple[str, ...] = option(
+        DEFAULT_DEPICTION_PROMPTS,
+        "CLIP prompts of a depicted object, {} is the object, comma-separated "
+        "(ours: A.4's drawings, paintings and statues, and their kin)",
+    )
+    depiction_threshold: float = option(
+        0.5,
+        "drop an image when this share of CLIP's probability is on the depiction prompts "
+        "(ours: 0.5, more depiction than photo)",
+        min=0.0,
+        max=1.0,
+    )
+    grounding_batch_size: int = option(32, "images or prompts per CLIP call (ours)", min=1, fingerprint=False)
     shard_size: int = option(DEFAULT_SHARD_SIZE, "images per output shard (ours)", min=1, fingerprint=False)
 
     def __post_init__(self):
-        for name in ("vlms", "filter_words"):  # lists are welcome; frozen configs hold tuples
+        for name in _TUPLE_FIELDS:  # lists are welcome; frozen configs hold tuples
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         super().__post_init__()
@@ -79,6 +127,45 @@ class ConceptsConfig(Config):
             except (ValueError, TypeError, AttributeError) as exc:
                 raise ConfigError("filter_words", self.filter_words, str(exc).removeprefix("filter_words: ")) from None
 
+        self._validate_grounding()
+
+    def _validate_grounding(self) -> None:
+        if self.grounding is not None and (not isinstance(self.grounding, str) or not self.grounding.strip()):
+            raise ConfigError("grounding", self.grounding, "must name a CLIP model (a hub id or a folder)")
+        if self.filter_depictions and self.grounding is None:
+            raise ConfigError("filter_depictions", True, "needs grounding (the CLIP that judges the images)")
+        refs = {object_key(str(r)) for r in self.grounding_references}  # compared as the scores compare them
+        if len(refs) < 2 or "" in refs:
+            raise ConfigError(
+                "grounding_references", self.grounding_references, "must hold at least two different non-empty objects"
+            )
+        for name, templates in (("photo_prompt", (self.photo_prompt,)), ("depiction_prompts", self.depiction_prompts)):
+            if not templates:
+                raise ConfigError(name, templates, "must hold at least one prompt")
+            for t in templates:
+                try:
+                    check_template(t)
+                except ValueError as exc:
+                    raise ConfigError(name, t, str(exc).split(", got")[0]) from None
+
+    @property
+    def grounding_settings(self) -> dict | None:
+        """What the grounding and depiction checks depend on (None when grounding is off)."""
+        if self.grounding is None:
+            return None
+        depictions = (
+            {"prompts": list(self.depiction_prompts), "threshold": self.depiction_threshold}
+            if self.filter_depictions
+            else None
+        )
+        return {
+            "model": self.grounding,
+            "threshold": self.grounding_threshold,
+            "references": list(self.grounding_references),
+            "photo_prompt": self.photo_prompt,
+            "depictions": depictions,
+        }
+
     @property
     def words(self) -> tuple[str, ...] | None:
         """The filter's keywords, or None when the filter is off."""
@@ -94,4 +181,6 @@ class ConceptsConfig(Config):
             "max_concepts": self.max_concepts,
             "max_side": self.max_side,
             "max_pixels": self.max_pixels,
+            # only when on, so runs without grounding keep their fingerprint (and resume as before)
+            **({"grounding": self.grounding_settings} if self.grounding is not None else {}),
         }

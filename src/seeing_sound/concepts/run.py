@@ -35,9 +35,12 @@ class ConceptsReport:
     out_dir: str
     images_in: int = 0
     images_with_concepts: int = 0
-    filtered: dict[str, int] = field(default_factory=dict)  # filter word -> images dropped
+    # filter word, or "depiction"/"ungrounded" (the CLIP checks) -> images dropped
+    filtered: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)  # image-level reason -> images
-    concepts: int = 0
+    concepts: int = 0  # concepts kept (in concepts/)
+    concepts_in: int = 0  # concepts the VLMs returned: concepts + sum(concepts_filtered)
+    concepts_filtered: dict[str, int] = field(default_factory=dict)  # "ungrounded"/"depiction" -> concepts dropped
     concepts_per_image: dict[int, int] = field(default_factory=dict)  # n concepts -> images (kept images)
     concepts_per_model: dict[str, int] = field(default_factory=dict)
     model_failures: dict[str, int] = field(default_factory=dict)  # "model|task:reason" -> requests
@@ -63,7 +66,14 @@ class ConceptsReport:
             f"({self.shards_ran} shards run, {self.shards_skipped} reused, {self.seconds:.1f}s{rate})",
         ]
         if self.filtered:
-            lines.append("  filtered by word: " + ", ".join(f"{k}={v}" for k, v in sorted(self.filtered.items())))
+            lines.append(
+                "  filtered by word or check: " + ", ".join(f"{k}={v}" for k, v in sorted(self.filtered.items()))
+            )
+        if self.concepts_filtered:
+            lines.append(
+                f"  concepts: {self.concepts_in} returned, {self.concepts} kept, filtered: "
+                + ", ".join(f"{k}={v}" for k, v in sorted(self.concepts_filtered.items()))
+            )
         if self.failed:
             lines.append("  failed by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(self.failed.items())))
         if self.concepts_per_image:
@@ -157,6 +167,8 @@ def _run(run: Run, cfg: ConceptsConfig, image_roots: Sequence[str | Path]) -> Co
         _add(report.failed, s.errors)
         _add(report.filtered, s.extra.get("filtered", {}))
         report.concepts += s.extra.get("concepts", 0)
+        report.concepts_in += s.extra.get("concepts_in", s.extra.get("concepts", 0))  # shards of older versions
+        _add(report.concepts_filtered, s.extra.get("concepts_filtered", {}))
         _add(report.concepts_per_image, s.extra.get("concepts_per_image", {}), key=int)
         _add(report.concepts_per_model, s.extra.get("concepts_per_model", {}))
         _add(report.model_failures, s.extra.get("model_failures", {}))
@@ -232,6 +244,10 @@ def _write_card(root: Path, cfg: ConceptsConfig, report: ConceptsReport) -> None
         "concepts": report.concepts,
         "complete": report.complete,
     }
+    if cfg.grounding is not None:  # per-concept accounting: concepts_in == concepts + sum(concepts_filtered)
+        card["concepts_in"] = report.concepts_in
+        card["concepts_filtered"] = dict(sorted(report.concepts_filtered.items()))
+        card["images_filtered_by"] = dict(sorted(report.filtered.items()))
     write_json_atomic(path, card)
 
 
@@ -248,5 +264,14 @@ def read_concepts(path: str | Path) -> tuple[pa.Table, pa.Table]:
                 f"no {sub}/shard-*.parquet under {root}; make them with run_concepts(images, {str(root)!r}) "
                 "(`seeing-sound concepts`)"
             )
-        tables.append(pa.concat_tables([pq.read_table(f, schema=schema) for f in files]))
+        tables.append(pa.concat_tables([_read_shard(f, schema) for f in files]))
     return tables[0], tables[1]
+
+
+def _read_shard(path: Path, schema: pa.Schema) -> pa.Table:
+    """One shard in ``schema``; columns added since the shard was written (``grounding``, ...) are null."""
+    table = pq.read_table(path)
+    for f in schema:
+        if f.name not in table.column_names:
+            table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
+    return table.select(schema.names).cast(schema)

@@ -1,8 +1,10 @@
-"""The concepts stage: one shard of images -> caption, silent-image filter, sounding concepts.
+"""The concepts stage: one shard of images -> caption, silent-image filter, sounding concepts,
+and (when ``grounding`` names a CLIP) the grounding and depiction checks on the same decoded images.
 
-Per shard it writes ``concepts/shard-N.parquet`` (one row per concept) and
-``images/shard-N.parquet`` (one row per image, including filtered and failed ones, so nothing is
-silently lost). Images are decoded in small chunks so memory stays flat however big a shard is.
+Per shard it writes ``concepts/shard-N.parquet`` (one row per kept concept) and
+``images/shard-N.parquet`` (one row per image, including filtered and failed ones, with the
+concepts the checks dropped, so nothing is silently lost). Images are decoded in small chunks so
+memory stays flat however big a shard is.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -21,6 +24,13 @@ from seeing_sound.concepts.filter import match_filter_word
 from seeing_sound.concepts.images import ImageRef, LoadedImage, load_image
 from seeing_sound.concepts.parse import concepts_from_items, parse_concepts
 from seeing_sound.engine import ShardStats, ShardTask, Stage, shard_name
+from seeing_sound.grounding import (
+    Grounder,
+    fill_template,
+    grounding_scores,
+    image_depiction_scores,
+    reference_mask,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +45,19 @@ FAILURE_TYPE = pa.struct(
         ("raw_text", pa.string()),
     ]
 )
+DROPPED_TYPE = pa.struct(
+    [
+        ("model", pa.string()),
+        ("concept_index", pa.int32()),
+        ("object", pa.string()),
+        ("sound", pa.string()),
+        ("concept", pa.string()),
+        ("grounding", pa.float32()),
+        ("reason", pa.string()),  # "ungrounded" or "depiction"
+    ]
+)
+#: image-level filter reasons of the CLIP checks (recorded in ``filter_word`` like the silent-image filter's words)
+UNGROUNDED, DEPICTION = "ungrounded", "depiction"
 _CONCEPTS_FIELDS: list[tuple[str, pa.DataType]] = [
     ("image_id", pa.string()),
     ("model", pa.string()),
@@ -46,6 +69,7 @@ _CONCEPTS_FIELDS: list[tuple[str, pa.DataType]] = [
     ("concept", pa.string()),  # the text to embed: "object: sound" or the sound alone
     ("raw_text", pa.string()),  # the model's whole answer, unparsed
     ("prompt", pa.string()),
+    ("grounding", pa.float32()),  # CLIP grounding of the object, 0..1; null when off or no object
 ]
 CONCEPTS_SCHEMA = pa.schema(_CONCEPTS_FIELDS)
 _IMAGES_FIELDS: list[tuple[str, pa.DataType]] = [
@@ -65,6 +89,9 @@ _IMAGES_FIELDS: list[tuple[str, pa.DataType]] = [
     ("error_detail", pa.string()),
     ("n_concepts", pa.int32()),
     ("failures", pa.list_(FAILURE_TYPE)),  # every failed request/parse, also when another model succeeded
+    ("depiction", pa.string()),  # the likeliest depiction prompt when the image was dropped as one
+    ("depiction_score", pa.float32()),  # CLIP's probability on the depiction prompts; null when off
+    ("dropped_concepts", pa.list_(DROPPED_TYPE)),  # concepts the grounding/depiction checks removed
 ]
 IMAGES_SCHEMA = pa.schema(_IMAGES_FIELDS)
 
@@ -94,6 +121,12 @@ class ConceptsStage(Stage):
 
     def setup(self) -> None:
         self.backends = [get_backend(spec) for spec in self.config.vlms]
+        cfg = self.config
+        self.grounder = (
+            Grounder(cfg.grounding, device=grounding_device(cfg), batch_size=cfg.grounding_batch_size)
+            if cfg.grounding is not None
+            else None
+        )
 
     def outputs(self, index: int) -> list[str]:
         return [f"concepts/{shard_name(index)}.parquet", f"images/{shard_name(index)}.parquet"]
@@ -135,9 +168,11 @@ class ConceptsStage(Stage):
             for (_img, rec), gens in zip(todo, backend.generate(requests, "concepts"), strict=True):
                 for gen in gens:
                     concept_rows.extend(self._concept_rows(rec, model_index, gen))
+        if self.grounder is not None and concept_rows:
+            concept_rows = self._ground(todo, concept_rows)
         for img, rec in todo:
             img.image = None  # free pixels as soon as the chunk is done
-            if rec["n_concepts"] == 0:
+            if rec["n_concepts"] == 0 and not rec["filtered"]:
                 first = next((f for f in rec["failures"] if f["task"] == "concepts"), None)
                 rec["error"] = f"concepts:{first['reason']}" if first else "concepts:none"
                 rec["error_detail"] = first["detail"] if first else "no back end returned concepts"
@@ -150,7 +185,7 @@ class ConceptsStage(Stage):
             "path": ref.path, "sha256": img.sha256, "width": img.width, "height": img.height,
             "caption": None, "caption_model": None, "caption_prompt": prompt,
             "filtered": False, "filter_word": None, "error": img.error, "error_detail": img.detail,
-            "n_concepts": 0, "failures": [],
+            "n_concepts": 0, "failures": [], "depiction": None, "depiction_score": None, "dropped_concepts": [],
         }  # fmt: skip
 
     def _caption_and_filter(self, todo):
@@ -195,10 +230,95 @@ class ConceptsStage(Stage):
             rows.append({
                 "image_id": rec["image_id"], "model": gen.model, "concept_index": rec["n_concepts"],
                 "model_index": model_index, "item_index": item_index, "object": c.object, "sound": c.sound,
-                "concept": c.text, "raw_text": gen.text, "prompt": self.config.concept_prompt,
+                "concept": c.text, "raw_text": gen.text, "prompt": self.config.concept_prompt, "grounding": None,
             })  # fmt: skip
             rec["n_concepts"] += 1
         return rows
+
+    def _ground(self, todo, rows: list[dict]) -> list[dict]:
+        """Score every concept's object on its (still decoded) image; drop depictions and the ungrounded.
+
+        One CLIP pass per image and per distinct prompt; returns the kept rows (their ``grounding``
+        set) and records the dropped ones in their image's ``dropped_concepts``.
+        """
+        cfg, grounder = self.config, self.grounder
+        assert grounder is not None  # setup built it: grounding is on
+        by_id = {rec["image_id"]: (img, rec) for img, rec in todo}
+        ids = list(dict.fromkeys(r["image_id"] for r in rows))
+        pos = {iid: i for i, iid in enumerate(ids)}
+        image_emb = grounder.embed_images([by_id[iid][0].image for iid in ids])  # (I, D)
+        scale = grounder.logit_scale
+        refs = [fill_template(cfg.photo_prompt, r) for r in cfg.grounding_references]
+        ref_emb = grounder.embed_texts(refs)  # (R, D)
+        with_obj = [i for i, r in enumerate(rows) if r["object"]]
+        if with_obj:
+            objs = [rows[i]["object"] for i in with_obj]
+            img_of = np.array([pos[rows[i]["image_id"]] for i in with_obj])
+            obj_emb = grounder.embed_texts([fill_template(cfg.photo_prompt, o) for o in objs])  # (N, D)
+            obj_logits = scale * np.einsum("nd,nd->n", image_emb[img_of], obj_emb)
+            ref_logits = scale * image_emb[img_of] @ ref_emb.T  # (N, R)
+            scores = grounding_scores(obj_logits, ref_logits, reference_mask(objs, cfg.grounding_references))
+            for i, g in zip(with_obj, scores, strict=True):
+                rows[i]["grounding"] = float(g) if np.isfinite(g) else None  # NaN: no reference left to compare
+        recs = {iid: by_id[iid][1] for iid in ids}
+        depicted = self._depictions(ids, image_emb, rows, recs) if cfg.filter_depictions else set()
+        kept = []
+        for row in rows:
+            rec = by_id[row["image_id"]][1]
+            g = row["grounding"]
+            reason = DEPICTION if row["image_id"] in depicted else None
+            if reason is None and g is not None and g < cfg.grounding_threshold:
+                reason = UNGROUNDED
+            if reason is None:
+                kept.append(row)
+                continue
+            rec["dropped_concepts"].append({
+                "model": row["model"], "concept_index": row["concept_index"], "object": row["object"],
+                "sound": row["sound"], "concept": row["concept"], "grounding": g, "reason": reason,
+            })  # fmt: skip
+        for iid in ids:
+            rec = by_id[iid][1]
+            rec["n_concepts"] -= len(rec["dropped_concepts"])
+            if iid in depicted:
+                rec["filtered"], rec["filter_word"] = True, DEPICTION
+            elif rec["n_concepts"] == 0:
+                rec["filtered"], rec["filter_word"] = True, UNGROUNDED
+        return kept
+
+    def _depictions(self, ids: list[str], image_emb: np.ndarray, rows: list[dict], recs: dict) -> set[str]:
+        """Ids of the images CLIP sees as depictions of their objects; sets every image's depiction score.
+
+        ``image_emb``: (I, D) embeddings of the images ``ids``; an image whose concepts name no
+        object is asked about "something".
+        """
+        cfg, grounder = self.config, self.grounder
+        assert grounder is not None
+        objects: dict[str, dict[str, None]] = {iid: {} for iid in ids}
+        for r in rows:
+            objects[r["image_id"]][r["object"] or "something"] = None
+        pairs = [(i, o) for i, iid in enumerate(ids) for o in objects[iid]]
+        img_of = np.array([i for i, _ in pairs])
+        photo = grounder.embed_texts([fill_template(cfg.photo_prompt, o) for _, o in pairs])  # (P, D)
+        dep = grounder.embed_texts([fill_template(t, o) for _, o in pairs for t in cfg.depiction_prompts])
+        dep = dep.reshape(len(pairs), len(cfg.depiction_prompts), -1)  # (P, K, D)
+        emb = image_emb[img_of]  # (P, D)
+        photo_logits = grounder.logit_scale * np.einsum("pd,pd->p", emb, photo)
+        dep_logits = grounder.logit_scale * np.einsum("pd,pkd->pk", emb, dep)
+        per_image = image_depiction_scores(photo_logits, dep_logits, img_of, len(ids))  # (I,)
+        out = set()
+        for i, iid in enumerate(ids):
+            rec = recs[iid]
+            rec["depiction_score"] = float(per_image[i])
+            if per_image[i] > cfg.depiction_threshold:
+                kind = int(np.unravel_index(np.argmax(dep_logits[img_of == i]), dep_logits[img_of == i].shape)[1])
+                rec["depiction"] = cfg.depiction_prompts[kind]
+                out.add(iid)
+        return out
+
+
+def grounding_device(cfg: ConceptsConfig) -> str:
+    """The device the CLIP checks run on: that of the first transformers VLM, else ``auto``."""
+    return next((s.device for s in cfg.vlms if s.kind == "transformers"), "auto")
 
 
 def _failure(model, task, reason, detail, raw_text) -> dict:
@@ -211,7 +331,10 @@ def _shard_stats(index: int, images: list[dict], concepts: list[dict]) -> ShardS
     per_image: dict[str, int] = {}
     model_failures: dict[str, int] = {}
     per_model: dict[str, int] = {}
+    concepts_filtered: dict[str, int] = {}  # reason -> concepts the CLIP checks dropped
     for rec in images:
+        for d in rec["dropped_concepts"]:
+            concepts_filtered[d["reason"]] = concepts_filtered.get(d["reason"], 0) + 1
         if rec["error"] is not None:
             errors[rec["error"]] = errors.get(rec["error"], 0) + 1
         elif rec["filtered"]:
@@ -226,6 +349,7 @@ def _shard_stats(index: int, images: list[dict], concepts: list[dict]) -> ShardS
     extra = {
         "filtered": filtered, "concepts": len(concepts), "concepts_per_image": per_image,
         "model_failures": model_failures, "concepts_per_model": per_model,
+        "concepts_in": len(concepts) + sum(concepts_filtered.values()), "concepts_filtered": concepts_filtered,
     }  # fmt: skip
     return ShardStats(
         shard=index, items_in=len(images), items_out=sum(1 for r in images if r["n_concepts"] > 0),

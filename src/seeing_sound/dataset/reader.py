@@ -80,7 +80,8 @@ class PairsDataset:
             from seeing_sound.dataset.schema import METADATA
 
             return METADATA.empty_table()
-        return pa.concat_tables(tables)
+        # shards of one dataset written by versions with and without a field (a resumed run) still concatenate
+        return pa.concat_tables(tables, promote_options="permissive")
 
     def row(self, i: int) -> dict:
         return self.metadata.slice(i, 1).to_pylist()[0]

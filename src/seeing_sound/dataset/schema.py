@@ -27,6 +27,9 @@ COMPONENT = pa.struct(
         ("chunk_lufs", pa.float64()),
         ("target_lufs", pa.float64()),
         ("gain_db", pa.float64()),
+        # CLIP grounding of the concept's object (0..1; see docs/grounding.md); null when the concepts
+        # stage ran without grounding. Datasets written before it have no such field: read it with .get()
+        ("grounding", pa.float32()),
     ]
 )
 

@@ -53,6 +53,7 @@ from seeing_sound.engine.outcome import (
 )
 from seeing_sound.engine.runner import StageReport, run_stage
 from seeing_sound.engine.stage import ShardTask, Stage
+from seeing_sound.image_sources import expand_pattern, is_pattern, is_table, spec_path
 
 log = logging.getLogger(__name__)
 
@@ -140,11 +141,20 @@ def failures_raise() -> Iterator[None]:
 
 
 def _paths(value: PathLike | Sequence[PathLike] | None) -> list[Path]:
+    """The paths an input names; a glob or brace pattern of shards (``sa_{000..009}.tar``) is expanded
+    (one that matches nothing is returned as is, so it reads as missing)."""
     if value is None:
         return []
-    if isinstance(value, (str, os.PathLike)):
-        return [Path(value)]
-    return [Path(v) for v in value]
+    values = [value] if isinstance(value, (str, os.PathLike)) else list(value)
+    out: list[Path] = []
+    for v in values:
+        if is_table(v):  # hf:PATH[:SPLIT], X.parquet#id=...: the path part
+            v = spec_path(v)
+        try:
+            out.extend(expand_pattern(v) if is_pattern(v) else [Path(v)])
+        except (FileNotFoundError, ValueError):
+            out.append(Path(v))
+    return out
 
 
 def check_inputs(inputs: Inputs) -> None:

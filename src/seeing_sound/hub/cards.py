@@ -138,6 +138,17 @@ Retrieval encoder: `{params.get("encoder")}` `{params.get("model")}` {encoder_in
 {json.dumps(counts, indent=2, sort_keys=True)}
 ```
 """
+    scored = getattr(report, "pair_scores", None)
+    if scored:
+        models = scored.get("models") or {}
+        named = ", ".join(f"{k} `{m.get('model')}` ({m.get('revision')})" for k, m in sorted(models.items()))
+        body += f"""
+## Pair-score filter
+
+Only pairs whose `{scored["column"]}` (AIS of the mixture and the image, `seeing-sound score`) is at least
+{scored["min_pair_score"]} are exported: {scored["kept"]} of {scored["pairs"]} pairs kept, {scored["below"]} below
+the threshold, {scored["unscored"]} without a score. Scoring models: {named or "not recorded"}.
+"""
     if report.missing_images or report.missing_audio:
         body += (
             f"\n{len(report.missing_images)} pairs have no image and {len(report.missing_audio)} no audio "

@@ -44,6 +44,31 @@ class ExportConfig(Config):
     metadata_only: bool = option(False, "export the recipes alone (no images or audio): rebuild them with `rebuild`")
     split: str = option("train", "split name of the shards")
     pretty_name: str | None = option(None, "dataset card title", default_text="the dataset folder's name")
+    min_pair_score: float | None = option(
+        None,
+        "export only pairs whose score (`seeing-sound score`) is >= this; pairs without a score are left out",
+        default_text="every pair",
+    )
+    pair_scores: str | None = option(
+        None, "the scores.parquet (or `score --out` folder) min_pair_score reads",
+        default_text="DATASET/scores/scores.parquet",
+    )  # fmt: skip
+    score_column: str = option("pair_score", "the column of the scores file min_pair_score compares")
+
+    def validate(self) -> None:
+        import math
+
+        from seeing_sound.config import ConfigError
+
+        if self.min_pair_score is not None and not math.isfinite(self.min_pair_score):
+            raise ConfigError("min_pair_score", self.min_pair_score, "must be a finite number")
+        if self.min_pair_score is not None and self.metadata_only:
+            raise ConfigError(
+                "min_pair_score", self.min_pair_score,
+                "cannot be combined with metadata_only (the dataset's own metadata/ is copied whole for `rebuild`)",
+            )  # fmt: skip
+        if self.pair_scores is not None and self.min_pair_score is None:
+            raise ConfigError("pair_scores", self.pair_scores, "is read only with min_pair_score: set a threshold too")
 
 
 @dataclasses.dataclass
@@ -53,6 +78,8 @@ class ExportReport:
     shards: list[str] = dataclasses.field(default_factory=list)
     missing_images: list[str] = dataclasses.field(default_factory=list)
     missing_audio: list[str] = dataclasses.field(default_factory=list)
+    #: with min_pair_score: the scores file, column, models, threshold and counts (kept, below, unscored)
+    pair_scores: dict | None = None
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "out": str(self.out)}
@@ -157,6 +184,20 @@ def export_hf(dataset: str | Path, out: str | Path, config: ExportConfig | None 
     if out.resolve() == ds.root.resolve():
         raise SeeingSoundError(f"out {out} is the dataset itself")
     with command_run("export hf", out, inputs={"dataset": dataset}, lock=False):  # out must be new: no lock file in it
+        meta = ds.metadata
+        report = ExportReport(out)  # the threshold first: a missing scores file fails before the checks
+        selected = list(range(meta.num_rows))
+        if cfg.min_pair_score is not None:
+            from seeing_sound.model.training.pair_scores import threshold_dataset
+
+            kept = threshold_dataset(ds.root, cfg.min_pair_score, scores=cfg.pair_scores, column=cfg.score_column)
+            selected = [i for i in selected if i not in kept.dropped_rows]
+            report.pair_scores = kept.record
+            if not selected:
+                raise SeeingSoundError(
+                    f"no pair of {ds.root} scores >= {cfg.min_pair_score} in {kept.record['file']} "
+                    f"({kept.below} below, {kept.unscored} without a score): nothing to export"
+                )
         media = not cfg.metadata_only
         if media:  # every file is checked before anything is written: a tampered file is never published
             check_files(ds)
@@ -164,16 +205,13 @@ def export_hf(dataset: str | Path, out: str | Path, config: ExportConfig | None 
         sr = int(ds.card["sample_rate"])
         features = hf_features(schema, sr, media)
         schema = schema.with_metadata({"huggingface": json.dumps({"info": {"features": features}})})
-        meta = ds.metadata
-        n = meta.num_rows
+        n = len(selected)
         n_shards = max(1, -(-n // cfg.rows_per_shard))
-        report = ExportReport(out)
         (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
         for k in range(n_shards):
-            lo, hi = k * cfg.rows_per_shard, min(n, (k + 1) * cfg.rows_per_shard)
-            rows = meta.slice(lo, hi - lo).to_pylist()
-            for j, row in enumerate(rows):
-                i = lo + j
+            picked = selected[k * cfg.rows_per_shard : (k + 1) * cfg.rows_per_shard]
+            rows = meta.take(pa.array(picked, pa.int64())).to_pylist()
+            for i, row in zip(picked, rows, strict=True):
                 if media:
                     try:
                         row["image"] = _media(ds.image_path(i))

@@ -81,7 +81,7 @@ def build_recipes(
         "target_lufs": pa.array(target_lufs(seeds, lufs_range)),
     }
     table = pa.table(columns)
-    table = _left_join(table, concepts, ["image_id", "concept_index"], ["object", "sound"])
+    table = _left_join(table, concepts, ["image_id", "concept_index"], ["object", "sound", "grounding"])
     image_cols = (
         images.select([c for c in ("image_id", "path", "sha256") if c in images.column_names])
         if images is not None
@@ -116,7 +116,8 @@ def _left_join(table: pa.Table, other: pa.Table | None, keys: list[str], columns
         table = table.join(right, keys=keys, join_type="left outer")
     for c in columns:
         if c not in table.column_names:
-            table = table.append_column(c, pa.nulls(table.num_rows, pa.string()))
+            kind = RECIPE_SCHEMA.field(c).type if c in RECIPE_SCHEMA.names else pa.string()
+            table = table.append_column(c, pa.nulls(table.num_rows, kind))
     return table
 
 

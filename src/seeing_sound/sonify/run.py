@@ -33,10 +33,12 @@ class SonifyReport:
 
     out: Path
     images_in: int = 0
-    filtered: dict[str, int] = field(default_factory=dict)  # keyword -> images dropped
+    filtered: dict[str, int] = field(default_factory=dict)  # keyword, "depiction", "ungrounded", ... -> images dropped
     failed: dict[str, int] = field(default_factory=dict)  # reason -> images
     pairs: int = 0
     unique_chunks: int = 0
+    # per concept: {"in", "out" (sent to retrieval), "filtered": reason -> n, "failed": reason -> n}
+    concepts: dict = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     complete: bool = True  # False after a shard slice: the finishing run writes the card
 
@@ -47,6 +49,7 @@ class SonifyReport:
             "failed": self.failed,
             "pairs": self.pairs,
             "unique_chunks": self.unique_chunks,
+            "concepts": self.concepts,
             "seconds": self.seconds,
         }
 
@@ -57,9 +60,19 @@ class SonifyReport:
             "filtered    " + (", ".join(f"{k}: {v}" for k, v in sorted(self.filtered.items())) or "none"),
             "failed      " + (", ".join(f"{k}: {v}" for k, v in sorted(self.failed.items())) or "none"),
             f"pairs       {self.pairs} written, {self.unique_chunks} unique chunks used",
+            *self._concept_lines(),
             "seconds     " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items()),
         ]
         return "\n".join(lines)
+
+    def _concept_lines(self) -> list[str]:
+        c = self.concepts
+        if not c:
+            return []
+        parts = [f"{k}: {v}" for k, v in sorted({**c.get("filtered", {}), **c.get("failed", {})}.items())]
+        return [
+            f"concepts    {c['in']} in, {c['out']} to retrieval" + (f", dropped {', '.join(parts)}" if parts else "")
+        ]
 
 
 def _bump(d: dict, key: str, n: int = 1) -> None:
@@ -143,6 +156,11 @@ def sonify(
         raise ValueError("give images (a folder) or concepts (a file or concepts run)")
     if cfg.copy_images and images is None:
         raise ConfigError("copy_images", True, "needs the images folder (images)")
+    if concepts is not None and cfg.concepts_config.grounding is not None:
+        raise ConfigError(
+            "grounding", cfg.concepts_config.grounding,
+            "runs inside the concepts stage, which concepts= skips: run `concepts --grounding` and pass its folder",
+        )  # fmt: skip
     embed_cfg = cfg.project(EmbedConfig)  # encoder, model, device, audio_prep
     exclude_chunks = None if exclusions.chunks is None else exclusions.chunks.path
     retrieve_cfg = cfg.project(RetrieveConfig, exclude_chunks=exclude_chunks)  # encoder, model, topk, ssr, seed, device
@@ -254,6 +272,7 @@ def _run_stages(
         return report
 
     _tally(report, image_rows, usable, kept_concepts, recipes, mixed, excluded)
+    report.concepts = _concept_counts(concept_rows, image_rows, kept_concepts, excluded)
     retrieval_info = out / "retrieval" / "info.json"
     write_card(
         out,
@@ -263,7 +282,12 @@ def _run_stages(
         shards=[{"index": s.shard, "pairs": s.items_out} for s in mixed.shards],
         pool={"root": str(audio_pool.root.resolve()), "chunks": len(audio_pool)},
         retrieval=json.loads(retrieval_info.read_text()) if retrieval_info.exists() else {},
-        concepts=_concepts_card(concept_rows, image_rows, None if concepts is None else concept_source),
+        concepts=_concepts_card(concept_rows, image_rows, None if concepts is None else concept_source)
+        | (
+            {"grounding": cfg.concepts_config.grounding_settings}
+            if concepts is None and cfg.concepts_config.grounding
+            else {}
+        ),
         # every setting that shapes the pairs (the config's fingerprint; the concepts stage has its own card)
         params={**{k: v for k, v in cfg.fingerprint().items() if k != "concepts_config"}, **exclusions.card()},
         counts=report.to_dict() | {"seconds": None},  # timings vary run to run; the card must not
@@ -322,6 +346,37 @@ def _tally(
     report.unique_chunks = len({c for s in mixed.shards for c in s.extra.get("chunks", [])})
     if report.pairs == 0:
         log.warning("sonify wrote no pairs")
+
+
+def _concept_counts(concepts: pa.Table, images: pa.Table, kept: pa.Table, excluded: set[str]) -> dict:
+    """Account for every concept: sent to retrieval, filtered (by the grounding/depiction checks, or
+    with its image) or failed with its image; ``in == out + filtered + failed``."""
+    filtered: dict[str, int] = {}
+    failed: dict[str, int] = {}
+    dropped = 0
+    if "dropped_concepts" in images.column_names:  # the concepts stage's CLIP checks (docs/grounding.md)
+        for lst in images.column("dropped_concepts").to_pylist():
+            for d in lst or []:
+                _bump(filtered, d["reason"] or "?")
+                dropped += 1
+    state = {
+        r["image_id"]: r
+        for r in images.select(
+            [c for c in ("image_id", "filtered", "filter_word", "error") if c in images.column_names]
+        ).to_pylist()
+    }
+    kept_keys = set(kept.column("image_id").to_pylist())
+    for iid in concepts.column("image_id").to_pylist():
+        if iid in kept_keys:
+            continue
+        row = state.get(iid, {})
+        if iid in excluded:
+            _bump(filtered, "excluded")
+        elif row.get("error"):
+            _bump(failed, row["error"])
+        else:
+            _bump(filtered, row.get("filter_word") or "no_image")
+    return {"in": concepts.num_rows + dropped, "out": kept.num_rows, "filtered": filtered, "failed": failed}
 
 
 def _unique(table: pa.Table, column: str) -> list:

@@ -47,7 +47,8 @@ def _component(row: dict, gain: float) -> dict:
         "chunk_lufs",
         "target_lufs",
     )
-    return {k: row[k] for k in keys} | {"gain_db": gain}
+    # grounding: recipes written before it had none (a resumed mix); null then
+    return {k: row[k] for k in keys} | {"gain_db": gain, "grounding": row.get("grounding")}
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Training AudioPixArt: the recipe (:func:`~seeing_sound.model.training.recipe.train`), its settings
 (:class:`~seeing_sound.model.training.config.TrainConfig`), the data it reads (feature sets, several
-datasets, exclusions), resume and the validation grids.
+datasets, exclusions, the pair-score threshold), resume and the validation grids.
 
 | module | holds |
 | --- | --- |
@@ -8,6 +8,7 @@ datasets, exclusions), resume and the validation grids.
 | ``sets`` | the training datasets: feature sets, several datasets together, compatibility checks |
 | ``data`` | batches: precomputed features or AST tokens in the training process, the batch plan |
 | ``exclude`` | exclusion lists (leakage's ``exclude_pairs.txt``) applied to the rows |
+| ``pair_scores`` | ``seeing-sound score``'s file format and the ``min_pair_score`` threshold on it |
 | ``resume`` | which checkpoint to resume, which settings must match, the run record |
 | ``samples`` | validation grids every ``sample_every`` steps |
 | ``recipe`` | ``TrainRecipe`` and ``train(cfg)``: the loop, checkpoints, the run's output folder |

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,8 @@ from seeing_sound.model.loading import DEFAULT_PIXART
 #: the model's shapes, or what only the run's start used (so a new value would be recorded but
 #: unused). ``resume`` refuses a change of one, naming it. Every other setting is applied from the
 #: resumed step on and recorded in ``train_config.json``'s ``changes`` (see ``resume.py``); the
-#: datasets and their excluded rows are compared by ``sets.check_resume_datasets``.
+#: datasets and their excluded rows (exclusion lists and the pair-score threshold) are compared by
+#: ``sets.check_resume_datasets``.
 RESUME_KEYS = (
     "batch_size",
     "grad_accum",
@@ -33,7 +35,16 @@ RESUME_KEYS = (
     "pretrain_batch_size",
 )
 #: Settings a resume does not compare: checked elsewhere (datasets, exclusions), or not settings of the run.
-RESUME_UNCOMPARED = ("dataset", "out", "resume", "progress", "exclude_pairs")
+RESUME_UNCOMPARED = (
+    "dataset",
+    "out",
+    "resume",
+    "progress",
+    "exclude_pairs",
+    "min_pair_score",
+    "pair_scores",
+    "score_column",
+)
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 #: Experiment trackers ``report_to`` takes (accelerate's ``log_with``); both come with the ``track`` extra.
 REPORT_TO = ("none", "tensorboard", "wandb")
@@ -132,12 +143,28 @@ class TrainConfig(Config):
         "of training; a file beside its leakage.json applies to the dataset that check ran on "
         "(ours: leakage lists are opt-in)",
     )
+    min_pair_score: float | None = option(
+        None,
+        "keep only pairs whose score (`seeing-sound score`) is >= this; pairs without a score are left out "
+        "(ours: off, the paper trains on every pair)",
+        default_text="every pair",
+    )
+    pair_scores: tuple[str, ...] = option(
+        (),
+        "scores.parquet files (or `score --out` folders) of `seeing-sound score`, one per dataset in order, "
+        "read with min_pair_score (ours)",
+        default_text="DATASET/scores/scores.parquet",
+    )
+    score_column: str = option(
+        "pair_score", "the column of the scores file min_pair_score compares, e.g. ais_<key> of other models (ours)"
+    )
     progress: bool = option(True, "show a progress bar (ours)", fingerprint=False)
 
     def __post_init__(self):
         # One path (str or os.PathLike) is the single-dataset form of the library API: a 1-tuple.
         object.__setattr__(self, "dataset", _paths(self.dataset))
         object.__setattr__(self, "exclude_pairs", _paths(self.exclude_pairs))
+        object.__setattr__(self, "pair_scores", _paths(self.pair_scores))
         super().__post_init__()
 
     def validate(self) -> None:
@@ -147,6 +174,14 @@ class TrainConfig(Config):
         twice = sorted({d for d, r in zip(self.dataset, resolved, strict=True) if resolved.count(r) > 1})
         if twice:
             raise ConfigError("dataset", self.dataset, f"lists {', '.join(twice)} more than once")
+        if self.min_pair_score is not None and not math.isfinite(self.min_pair_score):
+            raise ConfigError("min_pair_score", self.min_pair_score, "must be a finite number")
+        if self.pair_scores and self.min_pair_score is None:
+            raise ConfigError("pair_scores", self.pair_scores, "is read only with min_pair_score: set a threshold too")
+        if self.pair_scores and len(self.pair_scores) != len(self.dataset):
+            raise ConfigError(
+                "pair_scores", self.pair_scores, f"must name one scores file per dataset ({len(self.dataset)})"
+            )
         for name in ("out", "pretrained"):
             value = getattr(self, name)
             if value is None or not str(value):

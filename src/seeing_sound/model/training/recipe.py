@@ -142,7 +142,7 @@ class TrainRecipe:
             vae_set.path.name,
             plan.batches_per_epoch,
         )
-        if len(sets) > 1 or exclusions:
+        if len(sets) > 1 or exclusions or cfg.min_pair_score is not None:
             log.info(
                 "datasets: %s",
                 "; ".join(f"{r['path']}: {r['rows']} pairs ({r['excluded']} excluded)" for r in records),

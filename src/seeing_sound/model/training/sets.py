@@ -27,6 +27,7 @@ from seeing_sound.errors import SeeingSoundError
 from seeing_sound.features.store import FeatureSet, find_feature_set
 from seeing_sound.model.training.data import PairAudio, PairFeatures, collate, collate_audio
 from seeing_sound.model.training.exclude import read_exclusions
+from seeing_sound.model.training.pair_scores import threshold_dataset
 from seeing_sound.retrieval.exclude import ids_sha256
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ class TrainSet:
     vae: FeatureSet
     excluded: set[int] = field(default_factory=set)
     dropped: int = 0  # rows with features that ``excluded`` left out
+    scored_out: set[int] = field(default_factory=set)  # rows min_pair_score left out (part of ``excluded``)
+    score_dropped: int = 0  # rows with features that ``scored_out`` left out
+    score_record: dict | None = None  # the threshold's file, column, models and counts
     data: PairFeatures | PairAudio | None = None
 
 
@@ -176,10 +180,12 @@ def build_data(sets: Sequence[TrainSet], online: bool) -> tuple[ConcatRows, Call
             s.data = PairFeatures(s.ast, s.vae)
         if s.excluded:
             kept = [r for r in s.data.rows if r not in s.excluded]
+            s.score_dropped = sum(1 for r in s.data.rows if r in s.scored_out)
             s.dropped, s.data.rows = len(s.data.rows) - len(kept), kept
         if len(s.data) == 0:
             what = "VAE features" if online else "both AST and VAE features"
-            raise SeeingSoundError(f"no rows have {what} in {s.path}" + (" (after exclusions)" if s.excluded else ""))
+            after = " (after exclusions and min_pair_score)" if s.scored_out else " (after exclusions)"
+            raise SeeingSoundError(f"no rows have {what} in {s.path}" + (after if s.excluded else ""))
     return ConcatRows([s.data for s in sets if s.data is not None]), collate_audio if online else collate
 
 
@@ -189,6 +195,17 @@ def load_sets(cfg) -> tuple[list[TrainSet], list[dict]]:
     excluded, records = read_exclusions(cfg.exclude_pairs, [s.path for s in sets])
     for s, rows in zip(sets, excluded, strict=True):
         s.excluded = rows
+    if cfg.min_pair_score is not None:
+        for k, s in enumerate(sets):
+            scores = cfg.pair_scores[k] if cfg.pair_scores else None
+            kept = threshold_dataset(s.path, cfg.min_pair_score, scores=scores, column=cfg.score_column)
+            s.scored_out = kept.dropped_rows
+            s.excluded = s.excluded | kept.dropped_rows
+            s.score_record = kept.record
+            log.info(
+                "min_pair_score %g: %s keeps %d of %d pairs (%d below, %d without a score)",
+                cfg.min_pair_score, s.path, kept.kept, kept.record["pairs"], kept.below, kept.unscored,
+            )  # fmt: skip
     return sets, records
 
 
@@ -213,6 +230,8 @@ def dataset_records(sets: Sequence[TrainSet]) -> list[dict]:
                 "root": str(Path(s.path).resolve()),
                 "rows": len(s.data),
                 "excluded": s.dropped,
+                "below_min_pair_score": s.score_dropped,  # of ``excluded``: rows the score threshold left out
+                "pair_scores": s.score_record,
                 # which rows, not only how many: another list of the same length reorders the batches
                 "excluded_sha256": ids_sha256(s.excluded) if s.excluded else None,
                 "ast_features": None if s.ast is None else s.ast.path.name,
@@ -242,12 +261,13 @@ def check_resume_datasets(old: dict, records: Sequence[dict], out: Path) -> None
         if a.get("rows") is not None and a["rows"] != b["rows"]:
             raise SeeingSoundError(
                 f"cannot resume {out}: {b['path']} had {a['rows']} training rows, now {b['rows']} "
-                "(features recomputed or other pairs excluded); the batch order would differ"
+                "(features recomputed, or other pairs left out by exclude_pairs or min_pair_score); "
+                "the batch order would differ"
             )
         if "excluded_sha256" in a and a["excluded_sha256"] != b["excluded_sha256"]:
             raise SeeingSoundError(
                 f"cannot resume {out}: other pairs of {b['path']} are excluded than when the run started "
-                "(exclude_pairs changed); the batch order would differ"
+                "(exclude_pairs, min_pair_score or the pair scores changed); the batch order would differ"
             )
         for key in ("ast_fingerprint", "vae_fingerprint"):
             if a.get(key) and a.get(key) != b.get(key):
