@@ -9,7 +9,9 @@ the share of the ideal (``c / latency`` with latency, else the zero-latency c=1 
 and client CPU ms per request, split into the part that is the image's JPEG + base64 encoding
 (``image_jpeg_base64``, measured alone) and the rest (HTTP, JSON, threads). Goal: <= 1 ms of CPU
 per request. Two image inputs: ``pil`` (a decoded image, re-encoded per request: the in-run
-baseline) and ``jpeg`` (a JPEG source within max side, sent as its own bytes).
+baseline) and ``jpeg`` (a JPEG source within max side, sent as its own bytes). Proxy variables
+(``HTTP_PROXY``, ``ALL_PROXY``, ...) are dropped from this process's environment: the client talks
+to the local server directly.
 
 Usage: python benchmarks/bench_openai_backend.py [--small] [--image-side 336] [--latencies 0 0.2] [--images pil jpeg]
 """
@@ -17,6 +19,7 @@ Usage: python benchmarks/bench_openai_backend.py [--small] [--image-side 336] [-
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
@@ -80,6 +83,8 @@ def main() -> None:
     args.latencies = args.latencies or ([0.0, 0.05] if args.small else [0.0, 0.2])
     args.concurrency = args.concurrency or ([1, 4] if args.small else [1, 2, 4, 8, 16, 32, 64])
     args.requests = args.requests or (32 if args.small else 192)
+    for name in [n for n in os.environ if n.lower() in ("http_proxy", "https_proxy", "all_proxy")]:
+        del os.environ[name]  # a proxy in the environment would stand between the client and 127.0.0.1
 
     import io
 

@@ -1,6 +1,8 @@
 """A tiny HTTP server on 127.0.0.1 for hostile-server tests (redirects, echoes, drips, floods, hangs).
 
-Imported by the hardening and bad-input tests (pytest puts tests/ on sys.path).
+Also a stand-in HTTP proxy: a proxy is sent the absolute URL (``POST http://host/v1/...``, or
+``CONNECT host:443`` for HTTPS), which ``targets`` records; this one answers the request itself.
+Imported by the hardening, proxy and bad-input tests (pytest puts tests/ on sys.path).
 """
 
 import contextlib
@@ -14,7 +16,8 @@ class Server:
     """A tiny HTTP server on 127.0.0.1 whose ``handle(handler)`` writes the whole answer itself.
 
     ``protocol``: the version the status line names ("HTTP/1.0": the client must treat every
-    answer as closing its connection). ``targets`` records each request line's target, query included.
+    answer as closing its connection). ``targets`` records each request line's target, query
+    included: ``/v1/chat/completions?key=...``, or the absolute URL when it serves as a proxy.
     """
 
     def __init__(self, handle, protocol="HTTP/1.1"):
@@ -31,10 +34,10 @@ class Server:
                     self.rfile.read(n)
                 outer.requests.append((self.command, dict(self.headers)))
                 outer.targets.append(self.path)
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                with contextlib.suppress(OSError):  # the client gave up (reset, TLS torn down): many tests' point
                     handle(self)
 
-            do_POST = do_GET = _any
+            do_POST = do_GET = do_CONNECT = _any
 
             def log_message(self, *args):
                 pass
@@ -53,6 +56,18 @@ class Server:
         self.server.shutdown()
         self.server.server_close()
         clear_backend_cache()
+
+
+#: every variable a client may take a proxy from (urllib and httpx read both cases)
+PROXY_VARIABLES = tuple(
+    name for base in ("http_proxy", "https_proxy", "all_proxy", "no_proxy") for name in (base, base.upper())
+)
+
+
+def clear_proxy_env(monkeypatch) -> None:
+    """Take every proxy setting out of the environment: tests talk to 127.0.0.1 directly."""
+    for name in (*PROXY_VARIABLES, "REQUEST_METHOD"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def send(h, status, body: bytes, headers=None):

@@ -12,6 +12,7 @@ from PIL import Image
 
 import seeing_sound.concepts.backends.openai as openai_backend
 import seeing_sound.concepts.image_payload as image_payload
+from hostile_server import clear_proxy_env
 from seeing_sound.concepts import CAPTION_PROMPT, CONCEPT_PROMPT, VLMRequest, VLMSpec, read_concepts, run_concepts
 from seeing_sound.concepts.backends import clear_backend_cache
 from seeing_sound.concepts.backends.openai import OpenAIBackend, parse_retry_after
@@ -45,6 +46,11 @@ def respond(body, n):
     if model == "paced":
         return 200, {}, completion(text), 0.2
     return ok
+
+
+@pytest.fixture(autouse=True)
+def _direct(monkeypatch):
+    clear_proxy_env(monkeypatch)  # a proxy in the developer's environment would stand between us and 127.0.0.1
 
 
 @pytest.fixture

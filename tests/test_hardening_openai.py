@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from hostile_server import Server
+from hostile_server import Server, clear_proxy_env
 from hostile_server import send as _send
 from seeing_sound.concepts import CONCEPT_PROMPT, VLMRequest, VLMSpec, run_concepts
 from seeing_sound.concepts.backends import redact
@@ -35,20 +35,37 @@ def _backend(url, **kw):
     return OpenAIBackend(VLMSpec("openai", "m", base_url=url, api_key_env=KEY_ENV, **kw), sleep=lambda s: None)
 
 
+@pytest.fixture(autouse=True)
+def _direct(monkeypatch):
+    clear_proxy_env(monkeypatch)  # a proxy in the developer's environment would stand between us and 127.0.0.1
+
+
 @pytest.fixture
 def key(monkeypatch):
     monkeypatch.setenv(KEY_ENV, KEY)
     return KEY
 
 
-def test_redirect_to_another_host_is_not_followed_and_the_key_stays_home(key):
+# Every redirect status, to another host or to this one: none is followed (a client following 307/308
+# would send the POST, its key included, again; 301-303 would turn it into a prompt-less GET).
+REDIRECTS = [(status, host) for status in (301, 302, 303, 307, 308) for host in ("localhost", "127.0.0.1")]
+
+
+@pytest.mark.parametrize(("status", "host"), REDIRECTS, ids=[f"{s}-{h}" for s, h in REDIRECTS])
+def test_redirects_are_not_followed_and_the_key_stays_home(key, status, host):
     with Server(lambda h: _send(h, 200, completion("Dog: barking"))) as elsewhere:
-        target = f"http://localhost:{elsewhere.port}/v1/chat/completions"
-        with Server(lambda h: _send(h, 302, b"", {"Location": target})) as first:
+        target = f"http://{host}:{elsewhere.port}/v1/chat/completions"
+        with Server(lambda h: _send(h, status, b"", {"Location": target})) as first:
             [[gen]] = _backend(first.url).generate([_request()], "concepts")
-    assert gen.text is None and gen.error == "http-302" and "localhost" in gen.detail
+    assert gen.text is None and gen.error == f"http-{status}" and host in gen.detail
     assert elsewhere.requests == []  # never contacted: no GET, no Authorization sent anywhere else
     assert [m for m, _ in first.requests] == ["POST"]
+
+
+def test_a_relative_redirect_on_the_same_server_is_not_followed(key):
+    with Server(lambda h: _send(h, 308, b"", {"Location": "/elsewhere"})) as srv:
+        [[gen]] = _backend(srv.url).generate([_request()], "concepts")
+    assert gen.error == "http-308" and srv.targets == ["/v1/chat/completions"]
 
 
 def test_error_body_echoing_the_key_is_redacted_everywhere(key, tmp_path, caplog):
@@ -80,25 +97,33 @@ def test_url_credentials_are_redacted_from_details(monkeypatch):
 
 
 # How a dripped answer's end is told: by its length on a kept connection, or by the connection's close
-# (http.client hands a closing connection's socket to the response: the watchdog must still cut it).
+# (the client may hand a closing connection's socket to the response: the watchdog must still cut it);
+# chunk by chunk; or never, because the headers themselves never end or the body never starts.
+# (protocol, headers or None for a header that never ends, bytes written every 0.25 s)
 DRIPS = {
-    "keep-alive": ("HTTP/1.1", {"Content-Length": "100000"}),
-    "connection-close": ("HTTP/1.1", {"Content-Length": "100000", "Connection": "close"}),
-    "http-1.0": ("HTTP/1.0", {}),  # no length either: the answer ends when the server closes
+    "keep-alive": ("HTTP/1.1", {"Content-Length": "100000"}, b" " * 8),
+    "connection-close": ("HTTP/1.1", {"Content-Length": "100000", "Connection": "close"}, b" " * 8),
+    "http-1.0": ("HTTP/1.0", {}, b" " * 8),  # no length either: the answer ends when the server closes
+    "chunked": ("HTTP/1.1", {"Transfer-Encoding": "chunked"}, b"8\r\n" + b" " * 8 + b"\r\n"),
+    "closing-then-silent": ("HTTP/1.1", {"Content-Length": "100000", "Connection": "close"}, b""),
+    "header-drip": ("HTTP/1.1", None, b"a"),  # every read succeeds, the status line's headers never end
 }
 
 
 @pytest.mark.parametrize("style", DRIPS)
 def test_timeout_is_a_wall_clock_deadline_not_per_read(key, style):
-    protocol, headers = DRIPS[style]
+    protocol, headers, piece = DRIPS[style]
 
     def drip(h):
-        h.send_response(200)
-        for name, value in headers.items():
-            h.send_header(name, value)
-        h.end_headers()
-        for _ in range(60):  # 32 bytes/s for at most 15 s: every read succeeds, the answer never ends
-            h.wfile.write(b" " * 8)
+        if headers is None:
+            h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Drip: ")
+        else:
+            h.send_response(200)
+            for name, value in headers.items():
+                h.send_header(name, value)
+            h.end_headers()
+        for _ in range(60):  # for at most 15 s: every read succeeds (or waits), the answer never ends
+            h.wfile.write(piece)
             h.wfile.flush()
             time.sleep(0.25)
         h.close_connection = True
@@ -210,6 +235,52 @@ def test_cancel_aborts_requests_in_flight(key):
         t.join(timeout=5)
         release.set()
     assert not t.is_alive() and time.monotonic() - t0 < 2.0 and "exc" in box
+
+
+@pytest.mark.parametrize("stop", ["cancel", "deadline"])
+def test_a_request_hung_on_a_kept_connection_is_aborted(key, stop):
+    """The second request reuses the first one's connection: its socket is watched too."""
+    release, ports = threading.Event(), []
+
+    def first_answers_then_hang(h):
+        ports.append(h.client_address[1])
+        if len(ports) == 1:
+            _send(h, 200, completion("Dog: barking"))
+        elif stop == "cancel":
+            release.wait(30)
+        else:  # headers that never end: no read ever waits long enough to time out by itself
+            h.wfile.write(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+            while not release.wait(0.25):
+                h.wfile.write(b"a")
+                h.wfile.flush()
+
+    with Server(first_answers_then_hang) as srv:
+        backend = _backend(srv.url, timeout_s=300 if stop == "cancel" else 1.0, concurrency=1)
+        box = {}
+
+        def go():
+            try:
+                box["out"] = backend.generate([_request(), _request()], "concepts")
+            except BaseException as exc:
+                box["exc"] = exc
+
+        t = threading.Thread(target=go)
+        t0 = time.monotonic()
+        t.start()
+        deadline = time.monotonic() + 5
+        while len(srv.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if stop == "cancel":
+            t0 = time.monotonic()
+            backend.cancel()
+        t.join(timeout=10)
+        release.set()
+    assert len(ports) == 2 and ports[0] == ports[1]  # one kept connection carried both
+    assert not t.is_alive() and time.monotonic() - t0 < 4.0
+    if stop == "cancel":
+        assert "exc" in box
+    else:
+        assert [g.error for [g] in box["out"]] == [None, "timeout"]
 
 
 def test_ctrl_c_stops_a_hung_concepts_run_within_two_seconds(key, tmp_path):

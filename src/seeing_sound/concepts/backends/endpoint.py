@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from seeing_sound.concepts.backends import REDACTED, redact_url
 
-_UNSAFE = re.compile(r"[\x00-\x20\x7f]")  # http.client refuses these (and would quote the URL doing so)
+_UNSAFE = re.compile(r"[\x00-\x20\x7f]")  # HTTP clients refuse these or quote the URL (sending another target)
 _MIN_QUERY_SECRET_CHARS = 8  # shorter values (json, true, 2) are not keys and would blank ordinary words
 
 
@@ -71,3 +71,13 @@ class Endpoint:
         secrets = tuple(dict.fromkeys(v for v in raw + decoded if len(v) >= _MIN_QUERY_SECRET_CHARS))
         url = display_url(urllib.parse.urlunsplit((parts.scheme, parts.netloc, full, parts.query, "")))
         return cls(parts.scheme, parts.hostname, port, target, userinfo, secrets, url)
+
+    @property
+    def request_url(self) -> str:
+        """The URL requests go to: scheme, host, port and target (base query included), no credentials.
+
+        Never for messages (it holds the query's values): :attr:`url` is the one to show.
+        """
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = f":{self.port}" if self.port is not None else ""
+        return f"{self.scheme}://{host}{port}{self.target}"

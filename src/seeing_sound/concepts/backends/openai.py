@@ -1,12 +1,16 @@
 """Any OpenAI-compatible chat-completions server (vLLM, Ollama, TGI, SGLang, LMDeploy, hosted APIs).
 
-Standard library (and Pillow) only. Images go as base64 JPEG data URLs: a JPEG that is already
-what the model should see (within the size it was decoded at, upright, RGB or gray) is sent as
-its own bytes, anything else is re-encoded. Requests run ``concurrency`` at a time, each worker
-thread keeping one keep-alive connection (reopened when the server closes it); 429, 5xx,
-timeouts and dropped connections are retried with exponential backoff that honours
-``Retry-After``; a request that finally fails becomes an error record. Authentication
-and model-not-found errors stop the run instead (every request would fail the same way).
+HTTP through httpx (the ``openai`` extra), Pillow for images. Images go as base64 JPEG data URLs: a
+JPEG that is already what the model should see (within the size it was decoded at, upright, RGB or
+gray) is sent as its own bytes, anything else is re-encoded. Requests run ``concurrency`` at a time,
+each worker thread keeping one keep-alive connection (reopened when the server closes it); 429,
+5xx, timeouts and dropped connections are retried with exponential backoff that honours
+``Retry-After``; a request that finally fails becomes an error record. Authentication and
+model-not-found errors stop the run instead (every request would fail the same way).
+
+The network settings come from the environment, as for curl: ``HTTP_PROXY``, ``HTTPS_PROXY``,
+``ALL_PROXY`` and ``NO_PROXY`` (either case) choose a proxy per request, and the system's trusted
+certificates verify TLS (``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` name others).
 
 Hardening, because the server is whatever ``--base-url`` names:
 
@@ -16,7 +20,8 @@ Hardening, because the server is whatever ``--base-url`` names:
   server that drips bytes cannot keep a request alive, on a kept connection or a closing one;
 * at most ``max_response_bytes`` of an answer are read (``response-too-large`` beyond that);
 * the API key, URL credentials and the base URL's query values (``?key=***``) are redacted from
-  every recorded or logged message; the query itself is sent (``/v1/chat/completions?key=...``);
+  every recorded or logged message, httpx's own log lines included; the query itself is sent
+  (``/v1/chat/completions?key=...``);
 * an interrupt (Ctrl-C) aborts every request in flight at once instead of waiting for it.
 """
 
@@ -26,7 +31,8 @@ import base64
 import concurrent.futures as cf
 import contextlib
 import email.utils
-import http.client
+import heapq
+import http.cookiejar
 import json
 import logging
 import os
@@ -37,11 +43,17 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from seeing_sound.concepts.backends import Generation, VLMRequest, VLMSpec, redact
+from seeing_sound.concepts.backends import Generation, VLMRequest, VLMSpec, redact, redact_url
 from seeing_sound.concepts.backends.endpoint import Endpoint
 from seeing_sound.concepts.image_payload import encode_image_data_url, image_jpeg_base64
 from seeing_sound.errors import SeeingSoundError
+
+try:
+    import httpx
+except ImportError:  # pragma: no cover - depends on the environment
+    httpx = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +63,13 @@ FATAL_STATUS = frozenset({401, 403, 404})
 BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 60.0  # longest exponential wait
 RETRY_AFTER_MAX_S = 300.0  # a server asking for more than this is treated as asking for this
-READ_BLOCK = 1 << 16
 ERROR_BODY_BYTES = 500  # of an error answer, only a snippet is read (it is a hint for the message)
-# A reused connection the server closed while idle (plain TCP, or TLS: close_notify / EOF).
-_STALE = (
-    BrokenPipeError, ConnectionResetError, ConnectionAbortedError, http.client.BadStatusLine,
-    http.client.RemoteDisconnected, ssl.SSLEOFError, ssl.SSLZeroReturnError,
+MISSING_HTTPX = "the openai VLM back end needs httpx: pip install 'seeing-sound[openai]'"
+# The loggers httpx and httpcore write to: their lines (URLs with the base query, response headers)
+# pass through a filter that redacts every back end's secrets before any handler sees them.
+HTTP_LOGGERS = (
+    "httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy", "httpcore.socks",
 )  # fmt: skip
-
-
-class _StaleConnection(ConnectionError):
-    """A kept connection failed before any answer arrived: the server never saw the request."""
 
 
 class _RequestFailed(Exception):
@@ -74,6 +82,41 @@ class _RequestFailed(Exception):
 
 class _Cancelled(Exception):
     """The run is being interrupted: no more attempts."""
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A jar that keeps nothing: an API needs no cookies (and parsing them was a tenth of a request's CPU)."""
+
+    def extract_cookies(self, response, request) -> None:
+        pass
+
+    def add_cookie_header(self, request) -> None:
+        pass
+
+
+class _RedactingFilter(logging.Filter):
+    """Replaces the known secrets in a log record of httpx or httpcore (they log URLs and headers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self.secrets: tuple[str, ...] = ()
+
+    def add(self, secrets: Sequence[str]) -> None:
+        with self._lock:
+            self.secrets = tuple(dict.fromkeys((*self.secrets, *secrets)))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        clean = redact(text, self.secrets)
+        if clean != text:
+            record.msg, record.args = clean, ()
+        return True
+
+
+_LOG_FILTER = _RedactingFilter()
+for _name in HTTP_LOGGERS:
+    logging.getLogger(_name).addFilter(_LOG_FILTER)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -109,18 +152,23 @@ class OpenAIBackend:
     provides_concepts = True
 
     def __init__(self, spec: VLMSpec, sleep=None):
+        if httpx is None:  # pragma: no cover - depends on the environment
+            raise SeeingSoundError(MISSING_HTTPX)
         self.spec = spec
         base = spec.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         self._endpoint = Endpoint.parse(base, "/chat/completions")
-        self._scheme, self._host, self._port = self._endpoint.scheme, self._endpoint.host, self._endpoint.port
         self._userinfo = self._endpoint.userinfo
         self.url = self._endpoint.url  # for messages: never holds credentials nor query values
+        self._request_url = httpx.URL(self._endpoint.request_url)  # parsed once: holds the query's values
         self._cancel = threading.Event()
         self._sleep = sleep if sleep is not None else self._interruptible_sleep
         self._live: set[_Watch] = set()  # the attempts in flight (cancel() aborts them)
         self._live_lock = threading.Lock()
-        self._local = threading.local()  # .conn: this thread's keep-alive connection
-        self._open: set[http.client.HTTPConnection] = set()  # every thread's, closed after generate()
+        self._local = threading.local()  # .client: this thread's httpx.Client; .sock: its connection's socket
+        self._open: set[httpx.Client] = set()  # every thread's client, closed after generate()
+        self._ssl: ssl.SSLContext | None = None
+        self._watchdog = _Watchdog()
+        _LOG_FILTER.add(self._secrets())
         if not os.environ.get(spec.api_key_env) and self._userinfo is None:
             log.info("no API key in $%s; sending requests without Authorization", spec.api_key_env)
 
@@ -140,6 +188,7 @@ class OpenAIBackend:
         if not requests:
             return []
         self._cancel.clear()
+        _LOG_FILTER.add(self._secrets())  # the key as the environment holds it now
         pool = cf.ThreadPoolExecutor(max_workers=min(self.spec.concurrency, len(requests)))
         futures = [pool.submit(self.complete, r) for r in requests]
         try:
@@ -156,11 +205,12 @@ class OpenAIBackend:
         return out
 
     def close(self) -> None:
-        """Close the keep-alive connections of the worker threads (a later request opens new ones)."""
+        """Close the worker threads' clients and their keep-alive connections (later requests open new ones)."""
         with self._live_lock:
-            conns, self._open = list(self._open), set()
-        for conn in conns:
-            conn.close()
+            clients, self._open = list(self._open), set()
+        for client in clients:
+            with contextlib.suppress(Exception):  # a client whose request was just aborted may complain
+                client.close()
 
     def cancel(self) -> None:
         """Abort every request in flight and refuse new attempts until the next :meth:`generate`."""
@@ -175,7 +225,8 @@ class OpenAIBackend:
             raise _Cancelled()
 
     def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        # identity: the answer is capped as it arrives on the wire, and no decompression bomb is inflated
+        headers = {"Content-Type": "application/json", "Accept": "application/json", "Accept-Encoding": "identity"}
         key = os.environ.get(self.spec.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
@@ -234,60 +285,50 @@ class OpenAIBackend:
         detail = f"{last.detail} (after {tries} attempt{'s' if tries > 1 else ''})"
         return Generation(self.spec.model_id, error=last.reason, detail=self._redact(detail))
 
-    def _connect(self, timeout: float) -> http.client.HTTPConnection:
-        cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
-        return cls(self._host, self._port, timeout=timeout)
-
-    def _thread_conn(self, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
-        """This thread's keep-alive connection and whether it was used before (else a new one)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and conn.sock is not None:
-            return conn, True
-        conn = self._local.conn = self._connect(timeout)
+    def _ssl_context(self) -> ssl.SSLContext:
+        """The system's trusted certificates (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` override), built once."""
         with self._live_lock:
-            self._open.add(conn)
-        return conn, False
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            return self._ssl
 
-    def _drop(self, conn: http.client.HTTPConnection) -> None:
-        if getattr(self._local, "conn", None) is conn:
-            self._local.conn = None
+    def _client(self) -> httpx.Client:
+        """This thread's client: one keep-alive connection, proxies and NO_PROXY from the environment."""
+        client = getattr(self._local, "client", None)
+        if client is not None and not client.is_closed:
+            return client
+        try:
+            client = httpx.Client(
+                verify=self._ssl_context(),
+                trust_env=True,  # HTTP(S)_PROXY, ALL_PROXY, NO_PROXY
+                follow_redirects=False,
+                cookies=_NoCookies(),
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            )
+        except (ImportError, ValueError) as exc:  # an ftp:// proxy; a SOCKS one without httpx[socks]; ...
+            raise SeeingSoundError(f"the proxy settings in the environment cannot be used: {_oneline(exc)}") from None
+        self._local.client, self._local.sock = client, None
         with self._live_lock:
-            self._open.discard(conn)
-        conn.close()
+            self._open.add(client)
+        return client
 
     def _post(self, body: bytes) -> str:
         """One attempt: POST, read at most ``max_response_bytes``, all within ``timeout_s`` of wall time.
 
         A watchdog shuts the attempt's sockets down at the deadline (or on :meth:`cancel`), which
-        wakes any blocked recv; socket timeouts alone are per read and a dripping server resets them.
-        The thread's keep-alive connection is reused; one the server has closed meanwhile (the
-        request fails before any answer) is replaced by a new one once, within the same deadline.
+        wakes any blocked read; httpx's timeouts alone are per operation and a dripping server
+        resets them. The sockets are the thread's kept connection's and any the attempt opens
+        (httpcore's ``trace`` extension names them). A kept connection the server has closed
+        meanwhile (it fails before any answer) is replaced by a new one once, within the same deadline.
         """
         timeout = self.spec.timeout_s
-        conn, reused = self._thread_conn(timeout)
-        expired = threading.Event()
-        watch = _Watch()
-
-        def _expire() -> None:
-            expired.set()
-            watch.abort()
-
-        watchdog = threading.Timer(timeout, _expire)
-        watchdog.daemon = True
+        watch = _Watch(time.monotonic() + timeout)
         with self._live_lock:
             self._live.add(watch)
-        watchdog.start()
-        reusable = False
+        self._watchdog.add(watch)
         try:
-            try:
-                text, reusable = self._exchange(conn, body, watch)
-            except _StaleConnection:
-                if not reused or expired.is_set() or self._cancel.is_set():
-                    raise
-                self._drop(conn)  # the stale connection out, a fresh one in (same watchdog deadline)
-                conn, _ = self._thread_conn(timeout)
-                text, reusable = self._exchange(conn, body, watch)
-            if not expired.is_set():
+            text = self._exchange(self._client(), body, watch)
+            if not watch.expired:
                 return text
             raise _RequestFailed("timeout", f"no answer within {timeout:g}s")
         except (SeeingSoundError, _Cancelled):
@@ -296,39 +337,65 @@ class OpenAIBackend:
             if self._cancel.is_set():
                 raise _Cancelled() from None
             # A socket shut down by the watchdog reads as EOF, a reset or a half answer: all timeouts.
-            if expired.is_set() or isinstance(exc, (TimeoutError, socket.timeout)):
+            if watch.expired or isinstance(exc, (httpx.TimeoutException, TimeoutError)):
                 raise _RequestFailed("timeout", f"no answer within {timeout:g}s") from None
-            if isinstance(exc, (OSError, http.client.HTTPException)):
+            if isinstance(exc, (httpx.TransportError, OSError)):
                 raise _RequestFailed("connection-error", f"cannot reach {self.url}: {_oneline(exc)}") from None
             raise
         finally:
-            watchdog.cancel()
             watch.done()  # from now on a late watchdog leaves the (maybe kept) socket alone
             with self._live_lock:
                 self._live.discard(watch)
-            if not reusable or expired.is_set() or self._cancel.is_set():
-                self._drop(conn)
 
-    def _exchange(self, conn: http.client.HTTPConnection, body: bytes, watch: _Watch) -> tuple[str, bool]:
-        """Send ``body`` on ``conn``; the answer's text and whether ``conn`` may carry another request."""
-        if conn.sock is None:
-            conn.connect()
-            with contextlib.suppress(OSError, AttributeError):  # headers and body go out at once, not Nagle-held
-                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
-        # The socket itself, not conn: a closing answer (HTTP/1.0, "Connection: close") is read from
-        # it after http.client has set conn.sock to None. Shut at once if the deadline already passed.
-        watch.add(conn.sock)
+    def _send(self, client: httpx.Client, body: bytes, watch: _Watch) -> httpx.Response:
+        """The answer's status and headers, its body still to read; ``self._local.opened``: on a new connection."""
+        local = self._local
+        local.opened = False
+
+        def trace(event: str, info: dict[str, Any]) -> None:
+            if not event.endswith((".connect_tcp.complete", ".start_tls.complete")):
+                return
+            sock = info["return_value"].get_extra_info("socket")
+            if event.endswith(".connect_tcp.complete"):
+                local.opened = True
+                with contextlib.suppress(OSError):  # headers and body go out at once, not Nagle-held
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            local.sock = sock  # under TLS the TLS socket replaces the plain one (which it detached)
+            watch.add(sock)  # a deadline already passed or a cancel shuts it at once
+
+        sock = getattr(local, "sock", None)
+        if sock is not None:  # the kept connection httpx will probably reuse
+            watch.add(sock)
         if self._cancel.is_set():  # after watch.add: a cancel() from now on shuts the socket
             raise _Cancelled()
+        t = self.spec.timeout_s  # httpx's timeouts are per operation (each read): the deadline above is ours
+        timeouts = {"connect": t, "read": t, "write": t, "pool": t}
+        request = httpx.Request(
+            "POST", self._request_url, headers=self._headers(), content=body,
+            extensions={"trace": trace, "timeout": timeouts},
+        )  # fmt: skip
+        return client.send(request, stream=True)
+
+    def _exchange(self, client: httpx.Client, body: bytes, watch: _Watch) -> str:
+        """Send ``body`` and read the answer's text; the connection stays kept only after a full answer."""
         try:
-            conn.request("POST", self._endpoint.target, body=body, headers=self._headers())
-            resp = conn.getresponse()
-        except _STALE as exc:  # no status line yet: safe to send again (a failure after it is not)
-            raise _StaleConnection(_oneline(exc)) from exc
-        status = resp.status
+            resp = self._send(client, body, watch)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            # No status line yet: the server never answered, so sending again is safe (once, and only
+            # when a kept connection failed: a server closing it while idle; a new one failing is real).
+            if self._local.opened or watch.expired or self._cancel.is_set():
+                raise
+            resp = self._send(client, body, watch)
+        try:
+            return self._read(resp, watch)
+        finally:
+            resp.close()  # a response not fully read closes its connection: only a whole answer keeps it
+
+    def _read(self, resp: httpx.Response, watch: _Watch) -> str:
+        status = resp.status_code
         if 300 <= status < 400:
-            target = resp.getheader("Location") or ""
-            host = urllib.parse.urlsplit(target).hostname or self._host
+            target = resp.headers.get("Location") or ""
+            host = urllib.parse.urlsplit(target).hostname or self._endpoint.host
             raise _RequestFailed(
                 f"http-{status}",
                 f"HTTP {status}: redirect to {host} not followed (requests are never redirected; "
@@ -336,43 +403,56 @@ class OpenAIBackend:
                 retry=False,
             )
         if status >= 400:
-            snippet = _error_snippet(resp.read(ERROR_BODY_BYTES), resp.reason)
+            data = _read_at_most(resp, ERROR_BODY_BYTES, watch)[:ERROR_BODY_BYTES]
+            snippet = _error_snippet(data, resp.reason_phrase)
             if status in FATAL_STATUS:
                 hint = "check the API key variable" if status in (401, 403) else "check --model and --base-url"
                 raise SeeingSoundError(self._redact(f"{self.url} answered HTTP {status} ({snippet}); {hint}"))
             if status in RETRY_STATUS or status >= 500:
-                retry_after = parse_retry_after(resp.getheader("Retry-After"))
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                 raise _RequestFailed(f"http-{status}", f"HTTP {status}: {snippet}", retry_after)
             # Any other 4xx is about this request (e.g. image too large): recorded, not retried.
             raise _RequestFailed(f"http-{status}", f"HTTP {status}: {snippet}", retry=False)
         limit = self.spec.max_response_bytes
-        declared = resp.getheader("Content-Length")
+        declared = resp.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise _RequestFailed("response-too-large", f"answer of {int(declared)} bytes > {limit}", retry=False)
-        raw = bytearray()
-        while len(raw) <= limit:
-            block = resp.read1(min(READ_BLOCK, limit + 1 - len(raw)))
-            if not block:
-                break
-            raw += block
+        raw = _read_at_most(resp, limit + 1, watch)
         if len(raw) > limit:
             raise _RequestFailed("response-too-large", f"answer over {limit} bytes", retry=False)
-        # Fully read (length 0 left: http.client does not close the response by itself then) and kept open.
-        reusable = (resp.isclosed() or resp.length == 0) and not resp.will_close
-        resp.close()
+        if watch.expired:  # the watchdog cut the answer: what arrived is not all of it
+            raise _RequestFailed("timeout", f"no answer within {self.spec.timeout_s:g}s")
         try:
-            return message_text(json.loads(bytes(raw).decode("utf-8"))), reusable
+            return message_text(json.loads(raw.decode("utf-8")))
         except (UnicodeDecodeError, ValueError) as exc:
             raise _RequestFailed("bad-response", f"malformed response: {str(exc)[:120]}") from None
+
+
+def _read_at_most(resp: httpx.Response, limit: int, watch: _Watch) -> bytes:
+    """The answer's bytes as they came (no decoding) until it ends, ``limit`` is reached or time is up."""
+    raw = bytearray()
+    for block in resp.iter_raw():
+        raw += block
+        if len(raw) >= limit or watch.expired:
+            break
+    return bytes(raw)
 
 
 class _Watch:
     """The sockets of one attempt in flight; :meth:`abort` (deadline or cancel) shuts them down."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_lock", "_socks", "_state", "deadline", "expired")
+
+    def __init__(self, deadline: float) -> None:
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []
         self._state = "open"  # "aborted": a socket added later is shut at once; "done": abort does nothing
+        self.deadline = deadline  # time.monotonic() at which the attempt is cut
+        self.expired = False
+
+    @property
+    def finished(self) -> bool:
+        return self._state == "done"
 
     def add(self, sock: socket.socket) -> None:
         with self._lock:
@@ -382,6 +462,11 @@ class _Watch:
             aborted = self._state == "aborted"
         if aborted:
             _shutdown(sock)
+
+    def expire(self) -> None:
+        """The deadline passed: what the attempt reads from now on is cut short (a timeout)."""
+        self.expired = True
+        self.abort()
 
     def abort(self) -> None:
         with self._lock:
@@ -396,6 +481,53 @@ class _Watch:
             self._state, self._socks = "done", []
 
 
+class _Watchdog:
+    """Expires attempts at their deadline: one thread for all of a back end's attempts, not one each.
+
+    The thread sleeps until the earliest deadline still pending (attempts that finished are dropped
+    when they come first) and exits after a while with nothing to watch; the next attempt starts it.
+    """
+
+    IDLE_S = 5.0
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._count = 0
+        self._running = False
+
+    def add(self, watch: _Watch) -> None:
+        with self._cond:
+            while self._heap and self._heap[0][2].finished:  # attempts finish about in order: the heap stays small
+                heapq.heappop(self._heap)
+            self._count += 1
+            heapq.heappush(self._heap, (watch.deadline, self._count, watch))
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="openai-deadlines", daemon=True).start()
+            elif self._heap[0][2] is watch:  # sooner than what the thread sleeps for
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][2].finished:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait(self.IDLE_S)
+                    if not self._heap:
+                        self._running = False
+                        return
+                    continue
+                deadline, _, watch = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            watch.expire()
+
+
 def _shutdown(sock: socket.socket) -> None:
     """Wake a thread blocked on ``sock`` (shutdown does; close from another thread may not)."""
     with contextlib.suppress(OSError):  # plain TCP under TLS too: SSLSocket.shutdown drops the reader's SSL object
@@ -403,7 +535,7 @@ def _shutdown(sock: socket.socket) -> None:
 
 
 def _oneline(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
+    text = redact_url(str(exc) or type(exc).__name__)  # a proxy URL's user:password, should one be quoted
     return text.splitlines()[0][:200]
 
 
