@@ -275,7 +275,7 @@ class _OneImage:
     def __init__(self, path: Path):
         self.path = path
 
-    def image_path(self, row: int) -> Path:
+    def image_source(self, row: int) -> Path:
         return self.path
 
 

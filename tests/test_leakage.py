@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -376,3 +377,41 @@ def test_bad_arguments(planted, tmp_path):
         )
         == 2
     )
+
+
+def test_train_images_in_tar_shards_and_parquet_give_the_folders_lists(planted, tmp_path):
+    """The training images read in place from shards (SAM's layout) or a Parquet table: the same findings."""
+    import io
+    import tarfile
+
+    folder = planted["root"] / "images"
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    half = len(files) // 2
+    for k, part in enumerate((files[:half], files[half:])):
+        with tarfile.open(tmp_path / f"sa_{k}.tar", "w") as tf:
+            for p in part:
+                data = p.read_bytes()
+                info = tarfile.TarInfo(p.relative_to(folder).as_posix())
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    pq.write_table(
+        pa.table(
+            {
+                "image_id": [p.relative_to(folder).as_posix() for p in files],
+                "image": pa.array([p.read_bytes() for p in files], pa.binary()),
+            }
+        ),
+        tmp_path / "train.parquet",
+    )
+    bench = str(planted["bench"])
+    lists = {}
+    for name, train in (
+        ("folder", str(folder)),
+        ("shards", str(tmp_path / "sa_{0..1}.tar")),
+        ("table", str(tmp_path / "train.parquet")),
+    ):
+        out = tmp_path / f"out-{name}"
+        argv = ["--quiet", "leakage", "--train", train, "--benchmark", bench, "--out", str(out)]
+        assert main([*argv, "--image-method", "phash", "--phash-distance", "16"]) == 0, name
+        lists[name] = read_lines(out / "exclude_images.txt")
+    assert lists["folder"] == lists["shards"] == lists["table"] == sorted(planted["dup_images"])

@@ -17,7 +17,12 @@ def register(sub) -> None:
         description="Ask vision-language models for the sounding concepts of every image (paper Section 3.2) "
         "and drop images whose caption mentions a logo-like subject (Appendix A.2). Resumable.",
     )
-    p.add_argument("images", nargs="+", metavar="IMAGES", help="image folders (walked recursively) or files")
+    p.add_argument(
+        "images", nargs="+", metavar="IMAGES",
+        help="image folders (walked recursively) or files; tar shards or patterns of them "
+        "('shards/sa_{000000..000999}.tar', 'shards/*.tar'); Parquet files (img2dataset's; "
+        "'data.parquet#id=key,image=jpg'); hf:PATH[:SPLIT] (a datasets folder): all read in place",
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="output folder: concepts/ and images/ Parquet shards")
     add_concept_options(p)
     i = p.add_argument_group("images and shards")

@@ -18,7 +18,11 @@ def register(sub) -> None:
         "silent-image filter, CLAP/text retrieval with Algorithm 1, LUFS-normalized mixing, and a "
         "rebuildable pairs dataset. Every stage resumes after a crash.",
     )
-    p.add_argument("--images", metavar="DIR", help="image folder (walked recursively)")
+    p.add_argument(
+        "--images", metavar="IMAGES",
+        help="image folder (walked recursively), tar shards or a pattern of them ('shards/sa_{000000..000999}.tar'), "
+        "a Parquet file ('data.parquet#id=key,image=jpg') or hf:PATH[:SPLIT]: read in place",
+    )  # fmt: skip
     p.add_argument("--pool", required=True, metavar="POOL", help="audio pool from `pool build`")
     p.add_argument("--out", required=True, metavar="DATASET", help="dataset folder to create or resume")
     p.add_argument(

@@ -11,11 +11,13 @@ image's bytes otherwise. Names read from metadata are data: a folder name goes t
 from __future__ import annotations
 
 import functools
+import json
 import os
 from pathlib import Path
 
 from seeing_sound.dataset.paths import UnsafePathError, safe_join
 from seeing_sound.image_sources import (
+    absolute_spec,
     expand_pattern,
     is_pattern,
     is_table,
@@ -26,7 +28,16 @@ from seeing_sound.image_sources import (
     tar_index,
 )
 
-__all__ = ["ImageNotFoundError", "ImageStore", "is_folder_root", "open_store"]
+__all__ = [
+    "ImageNotFoundError",
+    "ImageStore",
+    "is_folder_root",
+    "open_ref",
+    "open_store",
+    "ref_label",
+    "root_spec",
+    "source_ref",
+]
 
 
 class ImageNotFoundError(FileNotFoundError):
@@ -37,6 +48,17 @@ def is_folder_root(root: str | os.PathLike) -> bool:
     """``root`` is a plain folder (not shards, a pattern or a table)."""
     text = os.fspath(root)
     return not (is_table(text) or is_tar(text) or is_pattern(text) or text.lower().endswith(".tar"))
+
+
+def root_spec(images: str | os.PathLike) -> str:
+    """What ``--images`` names, made absolute, as a dataset card records it: a folder resolved, a shard
+    pattern absolute with its pattern kept, a table spec with its split and columns kept."""
+    text = os.fspath(images)
+    if is_table(text):
+        return absolute_spec(text)
+    if is_folder_root(text):
+        return str(Path(text).expanduser().resolve())
+    return os.path.abspath(os.path.expanduser(text))
 
 
 class ImageStore:
@@ -121,3 +143,28 @@ class ImageStore:
 def open_store(root: str) -> ImageStore:
     """The store for ``root`` (indexes built on first use, kept for the process)."""
     return ImageStore(root)
+
+
+def source_ref(root: str | os.PathLike, name: str) -> str:
+    """One string that names one image wherever it lives, for a stage's items (which must be text): the
+    checked path of a folder image, else ``["ROOT", "NAME"]`` as JSON. :func:`open_ref` reads it."""
+    spec = os.fspath(root)
+    if is_folder_root(spec):
+        return str(safe_join(spec, name))
+    return json.dumps([spec, name])
+
+
+def open_ref(ref: str) -> Path | bytes:
+    """What to decode for a :func:`source_ref`: the path, or the image's bytes from its shard or table."""
+    if ref.startswith('["'):
+        spec, name = json.loads(ref)
+        return open_store(spec).source(name)
+    return Path(ref)
+
+
+def ref_label(ref: str) -> str:
+    """A :func:`source_ref` for people: the path, or ``ROOT:NAME``."""
+    if ref.startswith('["'):
+        spec, name = json.loads(ref)
+        return f"{spec}:{name}"
+    return ref

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -14,14 +15,17 @@ import pyarrow.parquet as pq
 
 from seeing_sound.dataset import layout
 from seeing_sound.dataset.audio_files import read_pcm16
+from seeing_sound.dataset.image_store import is_folder_root, open_store, source_ref
 from seeing_sound.dataset.paths import safe_join
 from seeing_sound.errors import SeeingSoundError
+from seeing_sound.image_sources import spec_path
 from seeing_sound.imaging import DEFAULT_MAX_PIXELS, decode
 
 
-def load_rgb(path: Path):
-    """The image at ``path`` as an 8-bit RGB PIL image (the one decoder: bit depth, EXIF, alpha on white)."""
-    return decode(path, max_pixels=DEFAULT_MAX_PIXELS).image
+def load_rgb(source: Path | bytes):
+    """The image at ``source`` (a path or its bytes) as an 8-bit RGB PIL image (the one decoder: bit
+    depth, EXIF, alpha on white)."""
+    return decode(source, max_pixels=DEFAULT_MAX_PIXELS).image
 
 
 class PairsDataset:
@@ -35,8 +39,14 @@ class PairsDataset:
     def __init__(self, root: Path, card: dict, images_root: str | Path | None = None):
         self.root = Path(root)
         self.card = card
-        base = Path(images_root if images_root is not None else card["images_root"])
-        self.images_root = base if base.is_absolute() else (self.root / base)
+        spec = os.fspath(images_root if images_root is not None else card["images_root"])
+        if is_folder_root(spec):
+            base = Path(spec)
+            self.images_root = base if base.is_absolute() else (self.root / base)
+            self.images_spec = str(self.images_root)
+        else:  # tar shards, Parquet or a datasets folder (seeing_sound.image_sources), read in place
+            self.images_spec = spec
+            self.images_root = spec_path(spec)
         counts = [s["pairs"] for s in card["shards"]]
         self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
@@ -95,8 +105,29 @@ class PairsDataset:
         return pcm.astype(np.float32) / 32767.0
 
     def image_path(self, i: int) -> Path:
-        """Image of pair ``i``, resolved inside the images root (``..``/absolute refused)."""
+        """Image file of pair ``i``, resolved inside the images folder (``..``/absolute refused).
+
+        Only for images in a folder; wherever they live, :meth:`image_source` gives what to decode.
+        """
+        if not is_folder_root(self.images_spec):
+            raise SeeingSoundError(
+                f"the images of {self.root} are read in place from {self.images_spec}, not files in a folder: "
+                "use image_source(i) or image_bytes(i)"
+            )
         return safe_join(self.images_root, self.metadata.column("image_path")[i].as_py())
+
+    def image_source(self, i: int) -> Path | bytes:
+        """What to decode for pair ``i``'s image: a path inside the images folder, or the image's bytes
+        read from its tar shard or table (:class:`~seeing_sound.dataset.image_store.ImageStore`)."""
+        return open_store(self.images_spec).source(self.metadata.column("image_path")[i].as_py())
+
+    def image_ref(self, i: int) -> str:
+        """Pair ``i``'s image as one string for a stage's items (see ``image_store.source_ref``)."""
+        return source_ref(self.images_spec, self.metadata.column("image_path")[i].as_py())
+
+    def image_bytes(self, i: int) -> bytes:
+        """Pair ``i``'s image file, as bytes, wherever it lives."""
+        return open_store(self.images_spec).read(self.metadata.column("image_path")[i].as_py())
 
     @property
     def sample_rate(self) -> int:
@@ -119,7 +150,7 @@ class PairsDataset:
         row = self.row(i)
         comps = row.get("components") or []
         return {
-            "image": load_rgb(self.image_path(i)),
+            "image": load_rgb(self.image_source(i)),
             "audio": self.audio(i),
             "sampling_rate": self.sample_rate,
             "pair_id": row["pair_id"],

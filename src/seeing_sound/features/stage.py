@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from seeing_sound.builders import load_vae, resolve_device
+from seeing_sound.dataset.image_store import ImageNotFoundError
 from seeing_sound.engine import ShardStats, ShardTask, Stage, reraise_environment, shard_name
 from seeing_sound.features.config import FeaturesConfig
 from seeing_sound.features.store import ShardWriter
@@ -178,15 +179,18 @@ class VaeFeatureStage(_FeatureStage):
 
     def _load_image(self, ds, row: int, errors: dict):
         try:
-            path = ds.image_path(row)
-            if not path.is_file():
+            source = ds.image_source(row)  # a file in the images folder, or bytes from a shard or table
+            if isinstance(source, Path) and not source.is_file():
                 errors["image_missing"] = errors.get("image_missing", 0) + 1
                 return None
-            with open_image(path, max_pixels=DEFAULT_MAX_PIXELS) as im:  # header checked before decoding
+            with open_image(source, max_pixels=DEFAULT_MAX_PIXELS) as im:  # header checked before decoding
                 im = center_crop_resize(im, self.config.resolution)
             return np.asarray(im, dtype=np.float32) / 127.5 - 1.0
         except DecodeError as exc:  # Pillow's exception by name as before; our own refusals by reason
             _count(errors, f"image_unreadable: {type(exc.__cause__).__name__ if exc.__cause__ else exc.reason}")
+            return None
+        except ImageNotFoundError:
+            errors["image_missing"] = errors.get("image_missing", 0) + 1
             return None
         except Exception as exc:  # bad file or a path that escapes the images root
             reraise_environment(exc)  # a full or read-only output is the run's, not the item's

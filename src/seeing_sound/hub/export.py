@@ -25,7 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seeing_sound.config import Config, option, resolve
+from seeing_sound.dataset.image_store import ImageNotFoundError
+from seeing_sound.dataset.paths import UnsafePathError
 from seeing_sound.engine import command_run
+from seeing_sound.image_sources import NoBytesError
 
 if TYPE_CHECKING:
     from seeing_sound.dataset import PairsDataset
@@ -126,6 +129,15 @@ def _media(path: Path) -> dict | None:
         return None
 
 
+def _image_media(ds: PairsDataset, i: int) -> dict | None:
+    """Pair ``i``'s image as ``{bytes, path}`` wherever it lives (folder, shard, table); None if it is not there."""
+    try:
+        data = ds.image_bytes(i)
+    except (UnsafePathError, ImageNotFoundError, NoBytesError, OSError):
+        return None
+    return {"bytes": data, "path": Path(ds.metadata.column("image_path")[i].as_py()).name}
+
+
 def check_files(ds: PairsDataset, first: int = 5) -> None:
     """Refuse a dataset whose stored files differ from its metadata (``seeing-sound verify``'s check).
 
@@ -171,7 +183,6 @@ def export_hf(dataset: str | Path, out: str | Path, config: ExportConfig | None 
     """
     from seeing_sound.audio.mixture import Mixture
     from seeing_sound.dataset import PairsDataset
-    from seeing_sound.dataset.paths import UnsafePathError
     from seeing_sound.engine.shards import atomic_write
     from seeing_sound.errors import SeeingSoundError
     from seeing_sound.hub.cards import dataset_card
@@ -213,10 +224,7 @@ def export_hf(dataset: str | Path, out: str | Path, config: ExportConfig | None 
             rows = meta.take(pa.array(picked, pa.int64())).to_pylist()
             for i, row in zip(picked, rows, strict=True):
                 if media:
-                    try:
-                        row["image"] = _media(ds.image_path(i))
-                    except UnsafePathError:
-                        row["image"] = None
+                    row["image"] = _image_media(ds, i)
                     if row["image"] is None:
                         report.missing_images.append(row["pair_id"])
                     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seeing_sound import __version__
+from seeing_sound.dataset.image_store import open_ref
 from seeing_sound.engine import atomic_write
 from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.leakage import fingerprint as fp
@@ -157,7 +159,8 @@ def _thumb(path: str, side: int = 192) -> Any:
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
+        source = open_ref(path)  # a file, or bytes from a shard or table
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
             im = img.convert("RGB")
     except (OSError, ValueError):
         return np.full((side, side, 3), 200, np.uint8)

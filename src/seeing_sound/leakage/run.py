@@ -20,10 +20,13 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from seeing_sound.concepts.images import discover_images
 from seeing_sound.config import resolve
+from seeing_sound.dataset.image_store import source_ref
 from seeing_sound.engine import EngineConfig, Run, command_run
 from seeing_sound.engine.run import check_inputs
 from seeing_sound.errors import SeeingSoundError
+from seeing_sound.image_sources import is_pattern, is_table, is_tar
 from seeing_sound.leakage.config import LeakageConfig
 from seeing_sound.leakage.pairs import audio_pairs, image_pairs
 from seeing_sound.leakage.report import LeakageReport, write_outputs
@@ -78,7 +81,7 @@ def _train_side(train: Path, cfg: LeakageConfig, pool: str | Path | None) -> Tra
             side.pairs_by_image.setdefault(image_id, []).append(str(r["pair_id"]))
             if cfg.images and image_id not in seen:
                 try:
-                    seen[image_id] = str(ds.image_path(i))
+                    seen[image_id] = ds.image_ref(i)  # a path, or the image's place in its shards or table
                 except UnsafePathError:
                     seen[image_id] = ""  # recorded as missing by the stage
             for c in r["components"] or []:
@@ -98,10 +101,15 @@ def _train_side(train: Path, cfg: LeakageConfig, pool: str | Path | None) -> Tra
             side.audio = [(str(r["pair_id"]), str(ds.audio_path(i)), -1) for i, r in enumerate(rows)]
         side.audio_source = source if cfg.audio else None
         return side
-    if not train.is_dir():
+    in_place = is_table(str(train)) or is_tar(train) or is_pattern(train)
+    if not train.is_dir() and not in_place:
         raise FileNotFoundError(f"train {train} is neither a pairs dataset nor a folder of images")
     side = TrainSide("folder", train)
-    side.images = [(p.relative_to(train).as_posix(), str(p)) for p in find_files(train, IMAGE_EXTENSIONS)]
+    if not in_place:
+        side.images = [(p.relative_to(train).as_posix(), str(p)) for p in find_files(train, IMAGE_EXTENSIONS)]
+    else:  # tar shards, Parquet or a datasets folder, read in place (seeing_sound.image_sources)
+        roots, refs = discover_images([str(train)])
+        side.images = [(r.image_id, source_ref(roots[r.root_index], r.path)) for r in refs]  # "@N": a broken header
     if cfg.audio and pool is not None:
         _add_chunks(side, str(pool), None)
         side.audio_source = "pool"

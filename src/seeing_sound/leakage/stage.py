@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from seeing_sound.dataset.image_store import open_ref
 from seeing_sound.engine import ShardStats, ShardTask, Stage, reraise_environment, shard_name
 from seeing_sound.imaging import DecodeError, decode
 from seeing_sound.leakage import fingerprint as fp
@@ -46,7 +47,7 @@ def _clip_embedder(cfg: LeakageConfig) -> Any:
     return ClipImageEmbedder(cfg.clip, device=cfg.device, batch_size=cfg.batch_size)
 
 
-def _phash(path: Path) -> np.ndarray:
+def _phash(path: Path | bytes) -> np.ndarray:
     try:
         import imagehash
     except ImportError as exc:  # pragma: no cover - the studies extra
@@ -126,7 +127,7 @@ class LeakageFeatureStage(Stage):
         bits = np.zeros((n, 8), np.uint8)
         for i, (_key, path) in enumerate(items):
             try:
-                bits[i] = _phash(Path(path))
+                bits[i] = _phash(open_ref(path))  # a file, or bytes from a shard or table
                 ok[i] = True
             except ImportError:
                 raise
@@ -140,7 +141,7 @@ class LeakageFeatureStage(Stage):
         out = {"keys": np.array([k for k, _ in items], dtype=str), "ok": ok, "reason": np.array(reason, dtype=str)}
         out["phash"] = bits
         if self.config.use_clip:
-            good = [Path(items[i][1]) for i in np.flatnonzero(ok)]
+            good = [open_ref(items[i][1]) for i in np.flatnonzero(ok)]
             emb = self.clip(good) if good else None
             dim = emb.shape[1] if emb is not None else 1
             clip = np.zeros((n, dim), np.float32)

@@ -144,17 +144,20 @@ class PairScoreStage(Stage):
         return wave, None
 
     def _image(self, row: int) -> tuple[np.ndarray | None, str | None]:
+        from seeing_sound.dataset.image_store import ImageNotFoundError
         from seeing_sound.dataset.paths import UnsafePathError
         from seeing_sound.imaging import DecodeError
 
         try:
-            path = self.ds.image_path(row)
+            source = self.ds.image_source(row)  # a file in the images folder, or bytes from a shard or table
         except UnsafePathError:
             return None, "image_path_unsafe"
-        if not path.is_file():
+        except ImageNotFoundError:
+            return None, "image_missing"
+        if isinstance(source, Path) and not source.is_file():
             return None, "image_missing"
         try:
-            return self.enc.clip.prepare(path), None
+            return self.enc.clip.prepare(source), None
         except DecodeError as exc:
             return None, f"image_unreadable: {exc.reason}"
         except Exception as exc:  # a bad file must not stop the others

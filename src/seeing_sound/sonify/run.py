@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from seeing_sound.concepts.config import ConceptsConfig
 from seeing_sound.config import ConfigError, field_names, resolve
+from seeing_sound.dataset.image_store import is_folder_root, open_store, root_spec
 from seeing_sound.engine import EngineConfig, Outcome, Run, atomic_write, command_run
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.pool.config import EmbedConfig
@@ -89,15 +90,19 @@ def _load_concepts(source: Path) -> tuple[pa.Table, pa.Table | None]:
     return concepts, None
 
 
-def _images_from_ids(ids: list[str], images_root: Path | None) -> pa.Table:
-    """Image table for a plain concepts file: the id is the path under ``images_root``."""
+def _images_from_ids(ids: list[str], images_root: str | None) -> pa.Table:
+    """Image table for a plain concepts file: the id is the path under ``images_root`` (or the member
+    name in its shards, the row id in its tables)."""
     from seeing_sound.dataset.paths import UnsafePathError, safe_join
 
+    store = open_store(images_root) if images_root is not None else None
     rows = []
     for image_id in sorted(set(ids)):
         error = None
         try:
-            if images_root is not None and not safe_join(images_root, image_id).is_file():
+            if images_root is not None and is_folder_root(images_root):
+                safe_join(images_root, image_id)  # an id that leaves the folder is refused by name
+            if store is not None and image_id not in store:
                 error = "image_missing"
         except UnsafePathError:
             error = "unsafe_path"
@@ -191,12 +196,13 @@ def _run_stages(
 
     out.mkdir(parents=True, exist_ok=True)
     audio_pool = AudioPool.open(pool)
-    images_root = Path(images).resolve() if images is not None else None
+    # a folder, tar shards, Parquet or a datasets folder (seeing_sound.image_sources), made absolute
+    images_root = root_spec(images) if images is not None else None
     report = SonifyReport(out=out)
 
     t0 = time.perf_counter()
     if concepts is None:
-        if images_root is None or not images_root.is_dir():
+        if images_root is None or (is_folder_root(images_root) and not Path(images_root).is_dir()):
             raise FileNotFoundError(f"images folder not found: {images}")
         run_concepts(
             [images_root], out, cfg.concepts_config, workers=workers, overwrite=overwrite, progress=progress,

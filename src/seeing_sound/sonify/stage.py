@@ -7,13 +7,14 @@ import json
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from seeing_sound.audio.mix import mix_from_pool
 from seeing_sound.dataset import layout
+from seeing_sound.dataset.image_store import is_folder_root, open_store
 from seeing_sound.dataset.paths import UnsafePathError, safe_join
 from seeing_sound.dataset.writer import write_pairs_shard
 from seeing_sound.engine import ShardStats, ShardTask, Stage, shard_name
@@ -104,7 +105,7 @@ class MixStage(Stage):
             pairs.setdefault(row["pair_id"], []).append(row)
         rows: list[dict] = []
         audios: list[np.ndarray] = []
-        images: list[Path | None] = []
+        images: list[str | None] = []
         errors: dict[str, int] = {}
 
         def skip(reason: str) -> None:
@@ -120,13 +121,15 @@ class MixStage(Stage):
                 skip("chunk_not_in_pool")
                 continue
             image = None
-            if self.config.copy_images:
+            if self.config.copy_images:  # from the folder, shards or tables the images came from
+                image = comps[0]["image_path"]
                 try:
-                    image = safe_join(self.images_root, comps[0]["image_path"])
+                    if is_folder_root(self.images_root):
+                        safe_join(self.images_root, image)
                 except UnsafePathError:
                     skip("unsafe_path")
                     continue
-                if not image.is_file():
+                if image not in open_store(self.images_root):
                     skip("image_missing")
                     continue
             gains, g_mix, mix = mix_from_pool(pool, ids, lufs, np.array([c["target_lufs"] for c in comps]))
@@ -152,7 +155,7 @@ class MixStage(Stage):
             task.index, len(pairs), len(rows), errors, extra={"chunks": sorted({c["chunk_id"] for c in recipe})}
         )
 
-    def _write_tar(self, scratch: Path, index: int, metadata: Path, images: list[Path | None]) -> None:
+    def _write_tar(self, scratch: Path, index: int, metadata: Path, images: list[str | None]) -> None:
         """WebDataset shard: <key>.<image ext>, <key>.<audio ext>, <key>.json per pair (deterministic tar)."""
         target = scratch / layout.webdataset_rel(index)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -163,7 +166,7 @@ class MixStage(Stage):
                     raise ValueError(f"pair {row['pair_id']} has no image to copy")
                 meta = json.dumps(row, sort_keys=True, default=str).encode()
                 for name, data in (
-                    (f"{key}{image.suffix.lower()}", image.read_bytes()),
+                    (f"{key}{PurePosixPath(image).suffix.lower()}", open_store(self.images_root).read(image)),
                     (f"{key}.{self.config.audio_format}", (scratch / row["audio_path"]).read_bytes()),
                     (f"{key}.json", meta),
                 ):
