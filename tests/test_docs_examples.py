@@ -77,7 +77,7 @@ ABSENT: dict[str, list[str]] = {
 }
 
 #: blocks that go on in the workspace the page's previous block left (all others start from a fresh copy)
-CONTINUES = {"docs/release.md:34", "docs/studies.md:44"}
+CONTINUES = {"docs/image-sources.md:66", "docs/release.md:34", "docs/studies.md:44"}
 
 #: text replaced in command lines before they run: a server the docs assume, started by the test
 SERVER_URL = "http://localhost:23333/v1"

@@ -313,3 +313,16 @@ def test_bad_table_rows_are_error_rows(tmp_path, folder):
     pq.write_table(pa.table({"x": [1]}), tmp_path / "nobytes.parquet")
     with pytest.raises(ValueError, match="no image-bytes column"):
         discover_images([tmp_path / "nobytes.parquet"])
+
+
+def test_an_imagefolder_dataset_is_named_by_its_file_names(tmp_path, folder):
+    """``load_dataset("imagefolder")`` keeps no id column; its Image() paths name the rows, so a concepts
+    file keyed by file name fits it as it fits the folder."""
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.load_dataset("imagefolder", data_dir=str(folder), split="train", cache_dir=str(tmp_path / "c"))
+    ds.save_to_disk(str(tmp_path / "photos-hf"))
+    roots, refs = discover_images([f"hf:{tmp_path / 'photos-hf'}"])
+    assert sorted(r.image_id for r in refs) == sorted(PHOTOS)
+    loaded = {r.image_id: load_image(roots[0], r).sha256 for r in refs}
+    _, folder_refs = discover_images([folder])
+    assert loaded == {r.image_id: load_image(folder, r).sha256 for r in folder_refs}

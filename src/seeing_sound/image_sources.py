@@ -287,7 +287,10 @@ def _is_image_type(t) -> bool:
 def table_columns(schema, spec: str = "") -> tuple[str | None, str]:
     """(id column or None, image column) of a table: the fragment's, else the first of
     :data:`ID_COLUMNS` / :data:`IMAGE_COLUMNS` present (an image column holds bytes, or an ``Image()``
-    struct with ``bytes``), else the only bytes column. ValueError naming the columns otherwise."""
+    struct with ``bytes``), else the only bytes column. ValueError naming the columns otherwise.
+
+    Without an id column, an ``Image()`` column's ``path`` (the file name ``datasets`` saved the image
+    with, as ``imagefolder`` records it) names each row; without that, the row number does."""
     names = list(schema.names)
     chosen = _fragment(spec)
     image = chosen.get("image") or next(
@@ -344,6 +347,12 @@ class NoBytesError(ValueError):
         self.reason = reason
 
 
+def _has_path(t) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_struct(t) and t.get_field_index("path") >= 0
+
+
 def _ids(values: list, ident: str | None, image_col: str) -> tuple[list[str], list[tuple[int, str, str]]]:
     suffix = f".{image_col}" if image_col in _FORMAT_COLUMNS else ""
     ids: list[str] = []
@@ -369,7 +378,13 @@ def _parquet(spec: str) -> TableSource:
     path = spec_path(spec)
     pf = pq.ParquetFile(path)
     ident, image_col = table_columns(pf.schema_arrow, spec)
-    values = pf.read(columns=[ident]).column(0).to_pylist() if ident else [None] * pf.metadata.num_rows
+    if ident:
+        values = pf.read(columns=[ident]).column(0).to_pylist()
+    elif _has_path(pf.schema_arrow.field(image_col).type):  # an Image() column: the file name it was saved with
+        values = pf.read(columns=[f"{image_col}.path"]).column(0).combine_chunks().field("path").to_pylist()
+        ident = f"{image_col}.path"
+    else:
+        values = [None] * pf.metadata.num_rows
     ids, problems = _ids(values, ident, image_col)
     starts = [0]
     for g in range(pf.num_row_groups):
@@ -413,7 +428,13 @@ def _hf(spec: str) -> list[str] | TableSource:
         ds = ds[split]
     ds = ds.with_format("arrow")
     ident, image_col = table_columns(ds.features.arrow_schema, spec)
-    values = ds[ident].to_pylist() if ident else [None] * len(ds)
+    if ident:
+        values = ds[ident].to_pylist()
+    elif _has_path(ds.features.arrow_schema.field(image_col).type):  # Image(): the file name it was saved with
+        values = ds[image_col].combine_chunks().field("path").to_pylist()
+        ident = f"{image_col}.path"
+    else:
+        values = [None] * len(ds)
     ids, problems = _ids(values, ident, image_col)
 
     def row(i: int):

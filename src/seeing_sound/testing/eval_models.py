@@ -3,8 +3,11 @@
 - :func:`build_tiny_wav2clip`: a ``Wav2CLIP.pt`` in the official format: the flat state dict of
   the pre-training module (``audio_encoder.*``, ``audio_transform.*``, ``image_transform.*``,
   ``loss_fn_a.logit_scale``, ``loss_fn_i.logit_scale``), with smaller widths.
-- :func:`build_tiny_clip`: a ``CLIPModel`` folder (``config.json``, ``model.safetensors``) with the
-  ``preprocessor_config.json`` of ``openai/clip-vit-base-patch32`` at a tiny resolution.
+- :func:`build_tiny_clip`: a ``CLIPModel`` folder shaped like ``openai/clip-vit-base-patch32``'s
+  repository (``config.json``, ``model.safetensors``, its ``preprocessor_config.json`` at a tiny
+  resolution, and a real CLIP byte-level BPE tokenizer with a tiny vocabulary:
+  :func:`write_tiny_clip_tokenizer`), so ``CLIPModel``, ``AutoTokenizer`` and
+  ``AutoImageProcessor`` all load it like the hub's.
 - :func:`build_fid_inception`: the *full* FID Inception (24M parameters, the real architecture
   and keys: there is no smaller one) with random weights, as a ``.pth`` state dict like
   pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth``. Tests use it on a few images.
@@ -72,18 +75,91 @@ _CLIP_PREPROCESSOR = {
 }
 
 
+#: the tiny CLIP text tower: its vocabulary size and longest token sequence (the hub's: 49408 and 77)
+TINY_CLIP_VOCAB = 99
+TINY_CLIP_MAX_TOKENS = 16
+#: words whose BPE merges the tiny tokenizer learns (in this order, while the vocabulary has room):
+#: the prompts the grounding and depiction checks write
+_CLIP_WORDS = ("a", "photo", "of", "the", "drawing", "statue", "toy", "painting", "sound", "dog", "bird")
+#: punctuation the tiny tokenizer knows (as a word of its own, which CLIP's pre-tokenizer makes it):
+#: an unknown character is ``<|endoftext|>``, where the text tower would pool early
+_CLIP_PUNCTUATION = tuple(".,:;'-!?()")
+
+
+def _bpe_merges(words, room: int) -> list[tuple[str, str]]:
+    """Left-to-right merges spelling each word (``w o r d</w>``), at most ``room`` of them."""
+    merges: list[tuple[str, str]] = []
+    for word in words:
+        symbols = [*word[:-1], word[-1] + "</w>"]
+        left = symbols[0]
+        for right in symbols[1:]:
+            pair = (left, right)
+            left = left + right
+            if pair not in merges:
+                if len(merges) == room:
+                    return merges
+                merges.append(pair)
+    return merges
+
+
+def write_tiny_clip_tokenizer(
+    out: str | Path, vocab_size: int = TINY_CLIP_VOCAB, max_length: int = TINY_CLIP_MAX_TOKENS
+) -> Path:
+    """Save a ``CLIPTokenizer`` (byte-level BPE, CLIP's pre-tokenizer and specials) to the folder ``out``.
+
+    The files are those of ``openai/clip-vit-base-patch32``: ``vocab.json``, ``merges.txt``,
+    ``tokenizer.json``, ``tokenizer_config.json``, ``special_tokens_map.json``. The vocabulary is
+    laid out like the real one, in ``vocab_size`` ids: single characters (``a``-``z``, ``'``), the
+    same ending a word (``a</w>``; digits and common punctuation too), the merges of a few prompt
+    words (:data:`_CLIP_WORDS`), then ``<|startoftext|>`` and ``<|endoftext|>`` as the two highest
+    ids, so the text tower pools at the end of text as CLIP's does (``argmax(input_ids)``). Other
+    characters are unknown (``<|endoftext|>``, CLIP's unknown token). Built offline, deterministic.
+    """
+    from transformers import CLIPTokenizer
+
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    ends = [*letters, *(str(d) for d in range(10)), *_CLIP_PUNCTUATION]
+    base = [*letters, "'", *(c + "</w>" for c in ends)]  # "'" starts a word: "'s"
+    specials = ["<|startoftext|>", "<|endoftext|>"]
+    room = vocab_size - len(base) - len(specials)
+    if room < 0:
+        raise ValueError(f"vocab_size must be >= {len(base) + len(specials)}, got {vocab_size}")
+    merges = _bpe_merges(_CLIP_WORDS, room)
+    tokens = [*base, *(a + b for a, b in merges)]
+    tokens += [f"<|unused{i}|>" for i in range(room - len(merges))]  # pad to the model's vocabulary
+    vocab = {t: i for i, t in enumerate([*tokens, *specials])}
+    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
+    out = Path(out)
+    tok.save_pretrained(out)
+    # the slow tokenizer's files, as the hub repository also has them
+    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False) + "\n")
+    (out / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    special_map = {
+        "bos_token": "<|startoftext|>",
+        "eos_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>",
+        "unk_token": "<|endoftext|>",
+    }
+    if not (out / "special_tokens_map.json").exists():
+        (out / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2) + "\n")
+    return out
+
+
 def build_tiny_clip(out: str | Path, seed: int = 0, projection_dim: int = TINY_CLIP_DIM, image_size: int = 32) -> Path:
-    """Save a random tiny ``CLIPModel`` and the real repository's image-processor config to the folder ``out``."""
+    """Save a random tiny ``CLIPModel``, the real repository's image-processor config and a tiny
+    CLIP tokenizer (:func:`write_tiny_clip_tokenizer`) to the folder ``out``; returns it."""
     import torch
     from transformers import CLIPConfig, CLIPModel
 
     text = {
-        "vocab_size": 99,
+        "vocab_size": TINY_CLIP_VOCAB,
         "hidden_size": 16,
         "intermediate_size": 32,
         "num_hidden_layers": 1,
         "num_attention_heads": 2,
-        "max_position_embeddings": 16,
+        "max_position_embeddings": TINY_CLIP_MAX_TOKENS,
+        # the hub config's stale ids: with eos_token_id 2 CLIP pools at argmax(input_ids), the
+        # tokenizer's <|endoftext|> (its highest id)
         "pad_token_id": 1,
         "bos_token_id": 0,
         "eos_token_id": 2,
@@ -102,6 +178,7 @@ def build_tiny_clip(out: str | Path, seed: int = 0, projection_dim: int = TINY_C
     CLIPModel(config).eval().save_pretrained(out)
     pre = {**_CLIP_PREPROCESSOR, "crop_size": image_size, "size": image_size}
     (out / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n")
+    write_tiny_clip_tokenizer(out, TINY_CLIP_VOCAB, TINY_CLIP_MAX_TOKENS)
     return out
 
 
