@@ -27,11 +27,12 @@ COMPONENT = pa.struct(
         ("chunk_lufs", pa.float64()),
         ("target_lufs", pa.float64()),
         ("gain_db", pa.float64()),
-        # CLIP grounding of the concept's object (0..1; see docs/grounding.md); null when the concepts
-        # stage ran without grounding. Datasets written before it have no such field: read it with .get()
-        ("grounding", pa.float32()),
     ]
 )
+#: a component of a dataset whose concepts were CLIP-checked (``--grounding``, docs/grounding.md): the
+#: concept's grounding (0..1; null for a concept without a separate object). Only such datasets carry
+#: the field, so a dataset made without grounding keeps the bytes it always had; read it with .get()
+GROUNDED_COMPONENT = pa.struct([*COMPONENT, pa.field("grounding", pa.float32())])
 
 METADATA = pa.schema(
     [
@@ -50,9 +51,19 @@ METADATA = pa.schema(
     ]
 )
 
+GROUNDED_METADATA = METADATA.set(
+    METADATA.get_field_index("components"), pa.field("components", pa.list_(GROUNDED_COMPONENT))
+)
+
 COMPONENT_FIELDS = [f.name for f in COMPONENT]
+GROUNDED_COMPONENT_FIELDS = [f.name for f in GROUNDED_COMPONENT]
 
 
-def normalize_component(c: dict) -> dict:
+def metadata_schema(grounded: bool) -> pa.Schema:
+    """The metadata schema: with components' ``grounding`` when the concepts were CLIP-checked."""
+    return GROUNDED_METADATA if grounded else METADATA
+
+
+def normalize_component(c: dict, grounded: bool = False) -> dict:
     """Fill missing component fields with None so partial recipes (tests, imports) fit the schema."""
-    return {name: c.get(name) for name in COMPONENT_FIELDS}
+    return {name: c.get(name) for name in (GROUNDED_COMPONENT_FIELDS if grounded else COMPONENT_FIELDS)}

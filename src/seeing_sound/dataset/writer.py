@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from seeing_sound import __version__
 from seeing_sound.dataset import layout
 from seeing_sound.dataset.audio_files import encode, pcm_sha256, quantize_pcm16
-from seeing_sound.dataset.schema import METADATA, normalize_component
+from seeing_sound.dataset.schema import METADATA, metadata_schema, normalize_component
 from seeing_sound.engine.shards import move_into_place, write_json_atomic
 
 
@@ -30,16 +30,19 @@ def write_pairs_shard(
     root = Path(root)
     (root / layout.audio_dir_rel(index)).mkdir(parents=True, exist_ok=True)
     out_rows = []
+    # components carry ``grounding`` only when the concepts were CLIP-checked (every recipe then has it)
+    grounded = any("grounding" in c for row in rows for c in row.get("components") or [])
     for i, (row, audio) in enumerate(zip(rows, audios, strict=True)):
         pcm = quantize_pcm16(audio)
         rel = layout.audio_rel(index, i, fmt)
         (root / rel).write_bytes(encode(pcm, sample_rate, fmt))
         full = {name: row.get(name) for name in METADATA.names}
-        full["components"] = [normalize_component(c) for c in row.get("components") or []]
+        full["components"] = [normalize_component(c, grounded) for c in row.get("components") or []]
         full.update(audio_path=rel, sample_rate=sample_rate, num_samples=int(pcm.size), mixture_sha256=pcm_sha256(pcm))
         out_rows.append(full)
     (root / "metadata").mkdir(exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(out_rows, schema=METADATA), root / layout.metadata_rel(index))
+    schema = metadata_schema(grounded)
+    pq.write_table(pa.Table.from_pylist(out_rows, schema=schema), root / layout.metadata_rel(index))
     return {"index": index, "pairs": len(out_rows)}
 
 

@@ -111,13 +111,16 @@ def hf_features(schema: pa.Schema, sample_rate: int, media: bool) -> dict:
     return out
 
 
-def export_schema(media: bool) -> pa.Schema:
+def export_schema(media: bool, metadata: pa.Schema | None = None) -> pa.Schema:
+    """The export's columns: ``metadata`` (the dataset's own metadata schema, with components'
+    ``grounding`` when its concepts were CLIP-checked; default the plain one) plus media and recipe."""
     from seeing_sound.dataset.schema import METADATA
 
-    fields = [METADATA.field("pair_id")]
+    meta = metadata if metadata is not None else METADATA
+    fields = [meta.field("pair_id")]
     if media:
         fields += [pa.field("image", MEDIA), pa.field("audio", MEDIA)]
-    fields += [f for f in METADATA if f.name != "pair_id"]
+    fields += [f for f in meta if f.name != "pair_id"]
     fields.append(pa.field("recipe", pa.string()))
     return pa.schema(fields)
 
@@ -212,7 +215,7 @@ def export_hf(dataset: str | Path, out: str | Path, config: ExportConfig | None 
         media = not cfg.metadata_only
         if media:  # every file is checked before anything is written: a tampered file is never published
             check_files(ds)
-        schema = export_schema(media)
+        schema = export_schema(media, ds.metadata.schema.remove_metadata())
         sr = int(ds.card["sample_rate"])
         features = hf_features(schema, sr, media)
         schema = schema.with_metadata({"huggingface": json.dumps({"info": {"features": features}})})

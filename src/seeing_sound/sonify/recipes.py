@@ -26,6 +26,8 @@ _PAIR_FIELDS: list[tuple[str, pa.DataType]] = [
 # One row per component: the pair's columns, then a dataset component's fields (its gain comes at mixing).
 _RECIPE_FIELDS = _PAIR_FIELDS + [(f.name, f.type) for f in COMPONENT if f.name != "gain_db"]
 RECIPE_SCHEMA = pa.schema(_RECIPE_FIELDS)
+#: recipes of CLIP-checked concepts (docs/grounding.md) carry each concept's grounding too
+GROUNDED_RECIPE_SCHEMA = RECIPE_SCHEMA.append(pa.field("grounding", pa.float32()))
 
 
 def read_retrieval(out: Path) -> pa.Table | None:
@@ -81,7 +83,11 @@ def build_recipes(
         "target_lufs": pa.array(target_lufs(seeds, lufs_range)),
     }
     table = pa.table(columns)
-    table = _left_join(table, concepts, ["image_id", "concept_index"], ["object", "sound", "grounding"])
+    # the concepts' CLIP grounding joins the recipes only when it was measured, so a dataset made without
+    # --grounding has the recipes (and their digest, which a resumed mix checks) it always had
+    grounded = "grounding" in concepts.column_names and concepts.column("grounding").null_count < concepts.num_rows
+    extra = ["grounding"] if grounded else []
+    table = _left_join(table, concepts, ["image_id", "concept_index"], ["object", "sound", *extra])
     image_cols = (
         images.select([c for c in ("image_id", "path", "sha256") if c in images.column_names])
         if images is not None
@@ -96,7 +102,8 @@ def build_recipes(
         "image_path",
         pc.coalesce(table.column("image_path"), table.column("image_id")),
     )
-    table = table.select(RECIPE_SCHEMA.names).cast(RECIPE_SCHEMA)
+    schema = GROUNDED_RECIPE_SCHEMA if grounded else RECIPE_SCHEMA
+    table = table.select(schema.names).cast(schema)
     return table.take(pc.sort_indices(table, sort_keys=[("pair_id", "ascending"), ("concept_index", "ascending")]))
 
 
@@ -116,7 +123,7 @@ def _left_join(table: pa.Table, other: pa.Table | None, keys: list[str], columns
         table = table.join(right, keys=keys, join_type="left outer")
     for c in columns:
         if c not in table.column_names:
-            kind = RECIPE_SCHEMA.field(c).type if c in RECIPE_SCHEMA.names else pa.string()
+            kind = GROUNDED_RECIPE_SCHEMA.field(c).type if c in GROUNDED_RECIPE_SCHEMA.names else pa.string()
             table = table.append_column(c, pa.nulls(table.num_rows, kind))
     return table
 

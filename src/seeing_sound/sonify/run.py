@@ -289,11 +289,7 @@ def _run_stages(
         pool={"root": str(audio_pool.root.resolve()), "chunks": len(audio_pool)},
         retrieval=json.loads(retrieval_info.read_text()) if retrieval_info.exists() else {},
         concepts=_concepts_card(concept_rows, image_rows, None if concepts is None else concept_source)
-        | (
-            {"grounding": cfg.concepts_config.grounding_settings}
-            if concepts is None and cfg.concepts_config.grounding
-            else {}
-        ),
+        | _grounding_card(cfg, None if concepts is None else concept_source),
         # every setting that shapes the pairs (the config's fingerprint; the concepts stage has its own card)
         params={**{k: v for k, v in cfg.fingerprint().items() if k != "concepts_config"}, **exclusions.card()},
         counts=report.to_dict() | {"seconds": None},  # timings vary run to run; the card must not
@@ -389,6 +385,21 @@ def _unique(table: pa.Table, column: str) -> list:
     if table is None or column not in table.column_names:
         return []
     return sorted(v for v in set(table.column(column).to_pylist()) if v is not None)
+
+
+def _grounding_card(cfg: SonifyConfig, source: Path | None) -> dict:
+    """``{"grounding": settings}`` of the CLIP checks the concepts went through: this run's, or those a
+    concepts run folder given as ``concepts`` recorded in its card; ``{}`` when there were none."""
+    if source is None:
+        settings = cfg.concepts_config.grounding_settings
+    else:
+        from seeing_sound.concepts.run import CARD
+
+        card = source / CARD
+        settings = None
+        if source.is_dir() and card.is_file():
+            settings = (json.loads(card.read_text()).get("settings") or {}).get("grounding")
+    return {"grounding": settings} if settings else {}
 
 
 def _concepts_card(concepts: pa.Table, images: pa.Table, source: Path | None) -> dict:

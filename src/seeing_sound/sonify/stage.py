@@ -48,8 +48,10 @@ def _component(row: dict, gain: float) -> dict:
         "chunk_lufs",
         "target_lufs",
     )
-    # grounding: recipes written before it had none (a resumed mix); null then
-    return {k: row[k] for k in keys} | {"gain_db": gain, "grounding": row.get("grounding")}
+    out = {k: row[k] for k in keys} | {"gain_db": gain}
+    if "grounding" in row:  # recipes of CLIP-checked concepts only (docs/grounding.md)
+        out["grounding"] = row["grounding"]
+    return out
 
 
 @dataclass
