@@ -12,7 +12,16 @@ from seeing_sound.concepts import VLMSpec, read_concepts, run_concepts
 from seeing_sound.concepts.config import ConceptsConfig
 from seeing_sound.config import ConfigError
 from seeing_sound.errors import SeeingSoundError
-from seeing_sound.grounding import depiction_scores, grounding_scores, image_depiction_scores, reference_mask
+from seeing_sound.grounding import (
+    clip_weights_digest,
+    depiction_scores,
+    grounding_scores,
+    image_depiction_scores,
+    is_depiction,
+    is_ungrounded,
+    reference_mask,
+    stored_score,
+)
 from seeing_sound.testing.clip_proof import build_word_clip, write_proof_images
 
 
@@ -68,6 +77,21 @@ def test_settings_are_checked_and_leave_the_paper_fingerprint_alone():
         ConceptsConfig(grounding="clip", grounding_threshold=1.5)
 
 
+def test_thresholds_judge_the_scores_as_stored():
+    # the tables store scores as float32: a score just under the threshold that is stored *at* it
+    # must be kept, or a dropped concept would read grounding == threshold (and a kept one below it)
+    g = 0.49999999
+    assert g < 0.5 and stored_score(g) == 0.5
+    assert not is_ungrounded(g, 0.5)
+    below = float(np.nextafter(np.float32(0.5), np.float32(0)))  # the float32 just below 0.5
+    assert is_ungrounded(below, 0.5) and stored_score(below) < 0.5
+    assert is_depiction(0.50000001, 0.5) is False and stored_score(0.50000001) == 0.5
+    assert is_depiction(float(np.nextafter(np.float32(0.5), np.float32(1))), 0.5)
+    # no object, or no reference left to compare with: never judged
+    assert stored_score(None) is None and stored_score(float("nan")) is None
+    assert not is_ungrounded(None, 1.0) and not is_ungrounded(float("nan"), 1.0) and not is_depiction(None, 0.0)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("world")
@@ -112,6 +136,67 @@ def test_concepts_record_grounding_and_account_for_what_they_drop(world, tmp_pat
 
     with pytest.raises(SeeingSoundError):  # other grounding settings are another run: refused like any setting
         _run(world, tmp_path / "b", grounding_threshold=0.5)
+
+
+def test_a_threshold_at_a_stored_score_keeps_that_concept(world, tmp_path):
+    _run(world, tmp_path / "probe", grounding_threshold=0.0)
+    probe, _ = read_concepts(tmp_path / "probe")
+    scores = sorted({g for g in probe.column("grounding").to_pylist() if g is not None})
+    assert len(scores) > 2
+    for threshold in (scores[0], scores[len(scores) // 2], scores[-1]):  # exactly as stored (float32)
+        out = tmp_path / f"t{threshold}"
+        _run(world, out, grounding_threshold=threshold)
+        concepts, images = read_concepts(out)
+        kept = [g for g in concepts.column("grounding").to_pylist() if g is not None]
+        dropped = [d["grounding"] for lst in images.column("dropped_concepts").to_pylist() for d in lst]
+        assert threshold in kept  # the concept scored at the threshold is kept, recorded at it
+        assert all(g >= threshold for g in kept) and all(g < threshold for g in dropped)
+        assert sorted(kept + dropped) == sorted(g for g in probe.column("grounding").to_pylist() if g is not None)
+
+
+def test_a_resume_checks_the_clip_weights_not_their_path(world, tmp_path):
+    import shutil
+
+    from seeing_sound.encoders.common import weights_revision
+
+    root, clip, side, _ = world
+    first, moved = tmp_path / "clip", tmp_path / "elsewhere" / "clip"
+    shutil.copytree(clip, first)
+    digest = clip_weights_digest(str(first))
+    assert digest == weights_revision(first) and digest.startswith("sha256:")  # the score command's revision
+    base = dict(vlms=[VLMSpec.parse(f"sidecar:{side}")], captions=False, no_filter=True, progress=False)
+    out = tmp_path / "out"
+    ran = run_concepts([root / "images"], out, grounding=str(first), **base)
+    assert ran.shards_ran == 1
+    card = json.loads((out / "concepts.json").read_text())
+    assert (
+        card["settings"]["grounding"]["model"] == str(first) and card["settings"]["grounding"]["model_sha256"] == digest
+    )
+
+    shutil.move(first, moved)  # the same weights elsewhere: the same run, resumed
+    resumed = run_concepts([root / "images"], out, grounding=str(moved), **base)
+    assert resumed.shards_ran == 0 and resumed.shards_skipped == 1 and resumed.concepts == ran.concepts
+    assert clip_weights_digest(str(moved)) == digest
+
+    build_word_clip(moved, seed=1)  # other weights in the same folder: another run, refused
+    assert clip_weights_digest(str(moved)) != digest
+    with pytest.raises(SeeingSoundError, match="other inputs or settings"):
+        run_concepts([root / "images"], out, grounding=str(moved), **base)
+
+
+def test_a_hub_id_is_digested_through_its_cached_snapshot(world, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from seeing_sound.errors import ModelNotFoundError
+    from seeing_sound.testing.hub_cache import write_offline_hub
+
+    clip = world[1]
+    cache = write_offline_hub(tmp_path / "hub", {"someone/tiny-clip": clip})
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert clip_weights_digest("someone/tiny-clip") == clip_weights_digest(str(clip))
+    with pytest.raises(ModelNotFoundError, match="grounding=PATH"):
+        clip_weights_digest("someone/not-cached")
 
 
 def test_images_left_without_concepts_and_depictions_are_filtered(world, tmp_path):

@@ -56,5 +56,6 @@ def test_sonify_from_a_grounded_concepts_run_records_its_checks(sample, tmp_path
     )  # fmt: skip
     card = json.loads((tmp_path / "ds" / "dataset.json").read_text())
     assert card["concepts"]["grounding"]["threshold"] == 0.0  # copied from the run's concepts.json
+    assert card["concepts"]["grounding"]["model_sha256"].startswith("sha256:")  # the CLIP, by its weights
     meta = PairsDataset.open(tmp_path / "ds").metadata.to_pylist()
     assert meta and all("grounding" in comp for row in meta for comp in row["components"])

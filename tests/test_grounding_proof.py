@@ -42,6 +42,16 @@ def proof(tmp_path_factory):
     return root, clip, side, rows, planted
 
 
+def _rates(out, rows, planted) -> tuple[float, float]:
+    """(share of the photos' true objects kept, share of the absent objects dropped)."""
+    concepts, _ = read_concepts(out)
+    kind = {r["path"]: r["kind"] for r in rows}
+    kept = {(r["image_id"], r["object"]) for r in concepts.to_pylist()}
+    photo_true = [k for k, v in planted.items() if v == "true" and kind[k[0]] == "photo"]
+    absent = [k for k, v in planted.items() if v == "absent"]
+    return sum(k in kept for k in photo_true) / len(photo_true), sum(k not in kept for k in absent) / len(absent)
+
+
 def test_grounding_drops_absent_objects_and_keeps_present_ones(proof, tmp_path):
     root, clip, side, rows, planted = proof
     code = main([
@@ -75,3 +85,43 @@ def test_grounding_drops_absent_objects_and_keeps_present_ones(proof, tmp_path):
     assert card["settings"]["grounding"]["depictions"]["prompts"] == ["a drawing of {}"]
     g_true = [r["grounding"] for r in concepts.to_pylist() if planted[(r["image_id"], r["object"])] == "true"]
     assert min(g_true) >= 0.5
+
+
+def test_grounding_with_the_default_references(proof, tmp_path):
+    """The 30 default references (common sound sources: "a bird", "traffic", ...) mixed with the
+    class names, as a run that adds its own objects to the defaults would pass them.
+
+    The tiny CLIP knows only its world's words: every default but "something" reaches it as
+    "a photo of a <unk>" and kin, prompts it never saw in training, so their logits are noise that
+    on some photos beats even the true object (a quarter of them with this seed), and the 90 %
+    bar of the proof above cannot hold for the true objects. What must hold: the run accepts the
+    defaults and accounts for every concept, absent objects are still dropped, most true objects
+    are kept, and on each photo the true object still outscores the absent ones (the references
+    move every object of an image alike; only the threshold's calibration suffers).
+    """
+    from seeing_sound.grounding import DEFAULT_REFERENCES
+
+    root, clip, side, rows, planted = proof
+    references = [*DEFAULT_REFERENCES, *PROOF_CLASSES]
+    code = main([
+        "concepts", str(root / "images"), "--out", str(tmp_path / "out"), "--vlm", f"sidecar:{side}",
+        "--no-captions", "--no-filter", "--max-concepts", str(len(PROOF_CLASSES)), "--quiet",
+        "--grounding", str(clip), "--grounding-references", ",".join(references),
+    ])  # fmt: skip
+    assert code == 0
+    card = json.loads((tmp_path / "out" / "concepts.json").read_text())
+    assert card["settings"]["grounding"]["references"] == references
+    kept_true, dropped_absent = _rates(tmp_path / "out", rows, planted)
+    concepts, images = read_concepts(tmp_path / "out")
+    scores: dict[str, dict[str, float]] = {}  # image -> object -> grounding, kept and dropped
+    for r in concepts.to_pylist():
+        scores.setdefault(r["image_id"], {})[r["object"]] = r["grounding"]
+    for r in images.to_pylist():
+        for d in r["dropped_concepts"]:
+            scores.setdefault(r["image_id"], {})[d["object"]] = d["grounding"]
+    photos = [r for r in rows if r["kind"] == "photo"]
+    ranked = sum(max(scores[r["path"]], key=scores[r["path"]].get) == r["class"] for r in photos) / len(photos)
+    print(f"default references: true kept {kept_true:.2f}, absent dropped {dropped_absent:.2f}, first {ranked:.2f}")
+    assert dropped_absent >= MIN_RATE and kept_true >= 0.5 and ranked >= MIN_RATE
+    assert card["concepts_in"] == len(planted) == card["concepts"] + sum(card["concepts_filtered"].values())
+    assert card["images_in"] == len(rows) == card["images_with_concepts"] + card["images_filtered"]

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -19,8 +20,10 @@ from seeing_sound.model.training.pair_scores import (
     META_KEY,
     PairScores,
     apply_threshold,
+    dataset_pairs,
     pairs_sha256,
     read_scores,
+    threshold_dataset,
 )
 from seeing_sound.scoring import score_pairs
 
@@ -71,7 +74,9 @@ def test_every_pair_gets_a_finite_score_and_its_stored_retrieval_scores(scored, 
     assert (scored / "scores" / "histogram.svg").read_text().startswith("<svg")
     assert "histogram.svg" in (scored / "scores" / "report.md").read_text()
     card = json.loads(pq.read_schema(scored / "scores" / "scores.parquet").metadata[META_KEY])
-    assert card["pairs_sha256"] == pairs_sha256(t["pair_id"]) and card["score_key"] == report["score_key"]
+    rows = list(zip(t["pair_id"], t["mixture_sha256"], t["image_sha256"], strict=True))
+    assert rows == dataset_pairs(ds.metadata)
+    assert card["pairs_sha256"] == pairs_sha256(rows) and card["score_key"] == report["score_key"]
     assert t[f"ais_{card['score_key']}"] == t["pair_score"]
 
 
@@ -131,6 +136,96 @@ def test_an_unreadable_file_is_an_error_row_not_a_crash(scored, models, tmp_path
     assert summary["failed"] == 3 and "audio_missing" in (tmp_path / "out" / "report.md").read_text()
 
 
+def _resonified(src: Path, dst: Path) -> PairsDataset:
+    """A copy of ``src`` (without its scores) whose pairs 0 and 1 swapped their mixtures: the same pair ids
+    and images with other audio, as the same images sonified with another seed, pool or top-k give."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("scores"))
+    ds = PairsDataset.open(dst)
+    assert len(ds.shard_rows(0)) >= 2
+    file = dst / "metadata" / "shard-000000.parquet"
+    t = pq.read_table(file)
+    for name in ("audio_path", "num_samples", "mixture_sha256"):
+        v = t.column(name).to_pylist()
+        v[0], v[1] = v[1], v[0]
+        t = t.set_column(t.schema.get_field_index(name), t.schema.field(name), pa.array(v, t.schema.field(name).type))
+    pq.write_table(t, file)
+    return PairsDataset.open(dst)
+
+
+def test_a_dataset_sonified_again_is_refused_or_rescored_never_read_from_stale_parts(scored, models, tmp_path, capsys):
+    from seeing_sound.scoring.run import merge
+
+    ds = _resonified(scored, tmp_path / "ds")
+    old = _table(scored / "scores" / "scores.parquet")
+    assert ds.metadata.column("pair_id").to_pylist() == old["pair_id"]  # the same ids: only the mixtures differ
+    shutil.copytree(scored / "scores", ds.root / "scores")  # the old pairs' scores in the new dataset's folder
+    argv = ["score", str(ds.root), "--wav2clip", models["wav2clip"], "--clip", models["clip"], "--device", "cpu"]
+    assert main([*argv, "--out", str(ds.root / "scores")]) == 1  # a mismatch, as for any changed input
+    assert "--overwrite" in capsys.readouterr().err
+    with pytest.raises(SeeingSoundError, match="another dataset"):  # the old file is not this dataset's either
+        threshold_dataset(ds.root, 0.0)
+    key = old_key = read_scores(scored / "scores").card["score_key"]
+    with pytest.raises(SeeingSoundError, match="other pairs"):  # the old parts are never merged as this dataset's
+        merge(ds.root / "scores", ds, key, {})
+    assert main([*argv, "--out", str(ds.root / "scores"), "--overwrite", "--quiet"]) == 0
+    new = _table(ds.root / "scores" / "scores.parquet")
+    fresh = score_pairs(ds.root, tmp_path / "fresh", wav2clip=models["wav2clip"], clip=models["clip"], device="cpu",
+                        progress=False)  # fmt: skip
+    assert fresh.score_key == old_key
+    assert new["pair_score"] == _table(tmp_path / "fresh" / "scores.parquet")["pair_score"]
+    assert new["pair_score"][:2] != old["pair_score"][:2] and new["pair_score"][2:] == old["pair_score"][2:]
+    card = read_scores(ds.root / "scores").card
+    assert card["pairs_sha256"] == pairs_sha256(dataset_pairs(ds.metadata)) != read_scores(scored / "scores").sha256
+    assert threshold_dataset(ds.root, -1.0).kept == len(ds)
+
+
+def _rewrite(src: Path, dst: Path, column: str | None = None, values=None, drop_from_card: str | None = None) -> Path:
+    t = pq.read_table(src)
+    if column is not None:
+        t = t.set_column(
+            t.schema.get_field_index(column), t.schema.field(column), pa.array(values, t.schema.field(column).type)
+        )
+    card = json.loads(t.schema.metadata[META_KEY])
+    if drop_from_card:
+        card.pop(drop_from_card)
+    pq.write_table(t.replace_schema_metadata({META_KEY: json.dumps(card)}), dst)
+    return dst
+
+
+def test_a_changed_or_cardless_scores_file_is_refused_in_one_line(scored, tmp_path, capsys):
+    src = scored / "scores" / "scores.parquet"
+    t = _table(src)
+    no_digest = _rewrite(src, tmp_path / "no_digest.parquet", drop_from_card="pairs_sha256")
+    other_ids = _rewrite(src, tmp_path / "other_ids.parquet", "pair_id", [f"{p}x" for p in t["pair_id"]])
+    mixtures = _rewrite(src, tmp_path / "mixtures.parquet", "mixture_sha256", list(reversed(t["mixture_sha256"])))
+    for file, why in [(no_digest, "no pairs_sha256"), (other_ids, "changed after scoring"),
+                      (mixtures, "changed after scoring")]:  # fmt: skip
+        with pytest.raises(SeeingSoundError, match=why):
+            read_scores(file)
+        with pytest.raises(SeeingSoundError, match=why):
+            threshold_dataset(scored, 0.0, scores=file)
+        out = tmp_path / f"hf-{file.stem}"
+        argv = ["export", "hf", str(scored), "--out", str(out), "--min-pair-score", "0", "--pair-scores", str(file)]
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert why in err and len(err.splitlines()) == 1 and not (out / "data").exists()
+
+
+def test_the_scores_do_not_depend_on_the_batch_size(scored, models, tmp_path):
+    kw = dict(wav2clip=models["wav2clip"], clip=models["clip"], device="cpu", progress=False)
+    score_pairs(scored, tmp_path / "b1", batch_size=1, **kw)
+    score_pairs(scored, tmp_path / "b5", batch_size=5, **kw)
+    one = pq.read_table(tmp_path / "b1" / "scores.parquet")
+    five = pq.read_table(tmp_path / "b5" / "scores.parquet")
+    want = pq.read_table(scored / "scores" / "scores.parquet")  # batch size 16
+    for name in ("pair_score", "ais"):
+        col = one.column(name).combine_chunks()
+        assert all(b is not None for b in col.buffers()[1:])
+        assert col.buffers()[1].to_pybytes() == five.column(name).combine_chunks().buffers()[1].to_pybytes()
+        assert one.column(name).to_pylist() == want.column(name).to_pylist()
+    assert (tmp_path / "b1" / "scores.parquet").read_bytes() == (tmp_path / "b5" / "scores.parquet").read_bytes()
+
+
 def test_other_models_add_a_column_not_a_dataset(scored, models, tmp_path):
     out = tmp_path / "scores"
     shutil.copytree(scored / "scores", out)
@@ -143,8 +238,6 @@ def test_other_models_add_a_column_not_a_dataset(scored, models, tmp_path):
     card = read_scores(out, f"ais_{first}").card
     assert set(card["keys"]) == {first, report.score_key}
     # a threshold on the first models' column, read from the folder: the pairs those models kept
-    from seeing_sound.model.training.pair_scores import threshold_dataset
-
     old = t[f"ais_{first}"]
     thr = sorted(old)[3]
     kept = threshold_dataset(scored, thr, scores=out, column=f"ais_{first}")
@@ -155,18 +248,21 @@ def test_other_models_add_a_column_not_a_dataset(scored, models, tmp_path):
 
 
 def test_threshold_keeps_pairs_at_or_above_and_leaves_unscored_out():
-    ids = ["a", "b", "c", "d"]
-    scores = PairScores(Path("s.parquet"), {"pairs_sha256": pairs_sha256(ids)}, "pair_score",
+    pairs = [(p, f"mix-{p}", f"img-{p}") for p in "abcd"]
+    scores = PairScores(Path("s.parquet"), {"pairs_sha256": pairs_sha256(pairs)}, "pair_score",
                         {"a": 0.3, "b": 0.1, "c": None, "d": 0.2})  # fmt: skip
-    got = apply_threshold(scores, ids, 0.2, dataset="D")
+    got = apply_threshold(scores, pairs, 0.2, dataset="D")
     assert got.dropped_rows == {1, 2} and (got.kept, got.below, got.unscored) == (2, 1, 1)
     with pytest.raises(SeeingSoundError, match="another dataset"):
-        apply_threshold(scores, ["a", "b", "x", "d"], 0.2, dataset="D")
+        apply_threshold(scores, [pairs[0], pairs[1], ("x", "mix-c", "img-c"), pairs[3]], 0.2, dataset="D")
+    # the same pair ids with other mixtures (the same images sonified again): another dataset
+    with pytest.raises(SeeingSoundError, match="another dataset"):
+        apply_threshold(scores, [(p, f"other-{p}", i) for p, _, i in pairs], 0.2, dataset="D")
+    with pytest.raises(SeeingSoundError, match="no pairs_sha256"):  # a card without the digest names no dataset
+        apply_threshold(PairScores(Path("s.parquet"), {}, "pair_score", scores.values), pairs, 0.2, dataset="D")
 
 
 def test_missing_scores_name_the_command_that_makes_them(demo_dataset, tmp_path):
-    from seeing_sound.model.training.pair_scores import threshold_dataset
-
     with pytest.raises(SeeingSoundError, match="seeing-sound score"):
         threshold_dataset(demo_dataset, 0.1, scores=tmp_path / "nope.parquet")
 

@@ -17,7 +17,9 @@ def register(sub) -> None:
         description="Embeds each pair's mixture with Wav2CLIP and its image with CLIP (the models of `evaluate`'s "
         "AIS) and writes OUT/scores.parquet (pair_id, pair_score = the AIS cosine, error, the stored retrieval "
         "scores, one ais_<key> column per pair of models scored into OUT), report.json, report.md and "
-        "histogram.svg. A pair that cannot be read is a row with a null score and its error. "
+        "histogram.svg. A pair that cannot be read is a row with a null score and its error. A dataset that "
+        "changed since OUT was scored (other mixtures or images under the same pair ids) stops the run; "
+        "--overwrite scores it again. "
         "`train --min-pair-score X` and `export hf --min-pair-score X` keep the pairs scoring X or more; "
         "they read DATASET/scores/scores.parquet unless told another file.",
     )

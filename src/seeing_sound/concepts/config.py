@@ -150,7 +150,12 @@ class ConceptsConfig(Config):
 
     @property
     def grounding_settings(self) -> dict | None:
-        """What the grounding and depiction checks depend on (None when grounding is off)."""
+        """What the grounding and depiction checks depend on (None when grounding is off).
+
+        ``model`` is the CLIP's name or path, for people; the stage's fingerprint checks a resume
+        against the digest of its weights instead (:class:`~seeing_sound.concepts.stage.ConceptsStage`),
+        which this config cannot know without reading them.
+        """
         if self.grounding is None:
             return None
         depictions = (

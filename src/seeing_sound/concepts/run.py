@@ -21,6 +21,7 @@ from seeing_sound.config import resolve
 from seeing_sound.engine import EngineConfig, Outcome, Run, command_run
 from seeing_sound.engine.shards import write_json_atomic
 from seeing_sound.errors import SeeingSoundError
+from seeing_sound.grounding import clip_weights_digest
 from seeing_sound.hashing import file_sha256
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ def _run(run: Run, cfg: ConceptsConfig, image_roots: Sequence[str | Path]) -> Co
         roots=tuple(str(r) for r in roots),
         config=cfg,
         sidecar_sha256=tuple(file_sha256(s.model) for s in cfg.vlms if s.kind == "sidecar"),
+        grounding_sha256=clip_weights_digest(cfg.grounding) if cfg.grounding is not None else None,
     )
     tasks = plan_concepts([(r.image_id, r.root_index, r.path) for r in refs], cfg.shard_size)
     try:
@@ -175,7 +177,7 @@ def _run(run: Run, cfg: ConceptsConfig, image_roots: Sequence[str | Path]) -> Co
     if not (report.complete and run.finishing):  # the card sums every shard: a slice leaves it to the finishing run
         run.slice_done(f"{run.out} (concepts.json)", stage_report)
         return report
-    _write_card(run.out, cfg, report)
+    _write_card(run.out, cfg, report, grounding_sha256=stage.grounding_sha256)
     log.debug("%s", report.summary().splitlines()[0])
     outcome = Outcome(
         report.images_in, report.images_with_concepts, report.images_failed, report.images_filtered,
@@ -218,12 +220,16 @@ def _runtime(cfg: ConceptsConfig) -> list[dict]:
     return out
 
 
-def _write_card(root: Path, cfg: ConceptsConfig, report: ConceptsReport) -> None:
+def _write_card(
+    root: Path, cfg: ConceptsConfig, report: ConceptsReport, *, grounding_sha256: str | None = None
+) -> None:
     """``out_dir/concepts.json``: the settings, the batch size, device and dtype each back end ran
     with (bf16 answers depend on the batch; see docs/concepts.md), and every distinct such set that
     computed shards (``runs_settings``: a resume may use another batch size). ``auto`` is resolved
     on the machine that calls :func:`run_concepts`. Byte-stable: a run killed and resumed with the
-    same settings writes the card an uninterrupted run writes."""
+    same settings writes the card an uninterrupted run writes. With grounding on, ``settings.grounding``
+    holds both the CLIP's name or path (``model``) and its weights' digest (``model_sha256``, what a
+    resume is checked against)."""
     path = root / CARD
     try:
         seen = json.loads(path.read_text()).get("runs_settings", []) if path.is_file() else []
@@ -232,9 +238,12 @@ def _write_card(root: Path, cfg: ConceptsConfig, report: ConceptsReport) -> None
     vlms = _runtime(cfg)
     if (report.shards_ran or not seen) and vlms not in seen:  # no card yet: killed before it was written
         seen.append(vlms)
+    settings = cfg.fingerprint()
+    if "grounding" in settings:
+        settings["grounding"] = {**settings["grounding"], "model_sha256": grounding_sha256}
     card = {
         "stage": "concepts",
-        "settings": cfg.fingerprint(),
+        "settings": settings,
         "vlms": vlms,
         "runs_settings": seen,
         "images_in": report.images_in,

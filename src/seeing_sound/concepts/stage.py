@@ -26,10 +26,14 @@ from seeing_sound.concepts.parse import concepts_from_items, parse_concepts
 from seeing_sound.engine import ShardStats, ShardTask, Stage, shard_name
 from seeing_sound.grounding import (
     Grounder,
+    clip_weights_digest,
     fill_template,
     grounding_scores,
     image_depiction_scores,
+    is_depiction,
+    is_ungrounded,
     reference_mask,
+    stored_score,
 )
 
 log = logging.getLogger(__name__)
@@ -116,8 +120,15 @@ class ConceptsStage(Stage):
     roots: tuple[str, ...]
     config: ConceptsConfig
     sidecar_sha256: tuple[str, ...] = field(default=())
+    #: digest of the grounding CLIP's weights (:func:`~seeing_sound.grounding.clip_weights_digest`);
+    #: worked out from ``config.grounding`` when the stage is built without it, None when grounding is off
+    grounding_sha256: str | None = None
 
     name = "concepts"
+
+    def __post_init__(self) -> None:
+        if self.config.grounding is not None and self.grounding_sha256 is None:
+            self.grounding_sha256 = clip_weights_digest(self.config.grounding)
 
     def setup(self) -> None:
         self.backends = [get_backend(spec) for spec in self.config.vlms]
@@ -133,7 +144,13 @@ class ConceptsStage(Stage):
 
     def fingerprint(self) -> dict:
         # Only what changes the output; batch size, concurrency, timeouts and URLs may change on resume.
-        return {"roots": list(self.roots), **self.config.fingerprint(), "sidecar_sha256": list(self.sidecar_sha256)}
+        fp = {"roots": list(self.roots), **self.config.fingerprint(), "sidecar_sha256": list(self.sidecar_sha256)}
+        if "grounding" in fp:
+            # the CLIP is its weights, not where they lie: new weights in the same folder are another
+            # run, the same weights moved are not (the card keeps the name or path for people)
+            settings = {k: v for k, v in fp["grounding"].items() if k != "model"}
+            fp["grounding"] = {"model_sha256": self.grounding_sha256, **settings}
+        return fp
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
         self.ensure_setup()
@@ -259,7 +276,8 @@ class ConceptsStage(Stage):
             ref_logits = scale * image_emb[img_of] @ ref_emb.T  # (N, R)
             scores = grounding_scores(obj_logits, ref_logits, reference_mask(objs, cfg.grounding_references))
             for i, g in zip(with_obj, scores, strict=True):
-                rows[i]["grounding"] = float(g) if np.isfinite(g) else None  # NaN: no reference left to compare
+                # as stored (float32), so the threshold sees what readers see; NaN (no reference left) -> None
+                rows[i]["grounding"] = stored_score(float(g))
         recs = {iid: by_id[iid][1] for iid in ids}
         depicted = self._depictions(ids, image_emb, rows, recs) if cfg.filter_depictions else set()
         kept = []
@@ -267,7 +285,7 @@ class ConceptsStage(Stage):
             rec = by_id[row["image_id"]][1]
             g = row["grounding"]
             reason = DEPICTION if row["image_id"] in depicted else None
-            if reason is None and g is not None and g < cfg.grounding_threshold:
+            if reason is None and is_ungrounded(g, cfg.grounding_threshold):
                 reason = UNGROUNDED
             if reason is None:
                 kept.append(row)
@@ -308,8 +326,8 @@ class ConceptsStage(Stage):
         out = set()
         for i, iid in enumerate(ids):
             rec = recs[iid]
-            rec["depiction_score"] = float(per_image[i])
-            if per_image[i] > cfg.depiction_threshold:
+            rec["depiction_score"] = stored_score(float(per_image[i]))
+            if is_depiction(rec["depiction_score"], cfg.depiction_threshold):
                 kind = int(np.unravel_index(np.argmax(dep_logits[img_of == i]), dep_logits[img_of == i].shape)[1])
                 rec["depiction"] = cfg.depiction_prompts[kind]
                 out.add(iid)

@@ -14,8 +14,14 @@ does not depend on how many concepts the VLM returned: one lone hallucinated con
 softmax against itself, and three real ones would split it.
 
 Depiction: the share of CLIP's zero-shot probability that falls on "a drawing / painting /
-statue ... of {}" against "a photo of {}", ``σ(log Σ_k exp(l_k) − l_photo)``, averaged over the
-image's objects.
+statue ... of {}" against "a photo of {}". Per image it is one softmax pooled over all the image's
+prompts, ``σ(log Σ_{o,k} exp(l_ok) − log Σ_o exp(l_o,photo))`` over its objects ``o`` and the
+depiction prompts ``k`` (:func:`image_depiction_scores`; not an average of per-object scores, which
+would let one absent object's prompts tip a photo into a "drawing").
+
+The thresholds are applied to the scores as the output stores them (float32,
+:func:`stored_score`), so a kept concept's recorded score is never below the threshold and a
+dropped one's never at or above it (:func:`is_ungrounded`, :func:`is_depiction`).
 """
 
 from __future__ import annotations
@@ -49,6 +55,27 @@ def reference_mask(objects: Sequence[str], references: Sequence[str]) -> np.ndar
     """
     refs = [object_key(r) for r in references]
     return np.array([[r != object_key(o) for r in refs] for o in objects], dtype=bool).reshape(len(objects), len(refs))
+
+
+def stored_score(score: float | None) -> float | None:
+    """``score`` rounded to float32, as the concepts and images tables store it; None for None or NaN."""
+    if score is None or not np.isfinite(score):
+        return None
+    return float(np.float32(score))
+
+
+def is_ungrounded(grounding: float | None, threshold: float) -> bool:
+    """Whether a concept with this grounding score is dropped: its stored (float32) score is below
+    ``threshold``. None (no object, or no reference left to compare) is never dropped."""
+    g = stored_score(grounding)
+    return g is not None and g < threshold
+
+
+def is_depiction(score: float | None, threshold: float) -> bool:
+    """Whether an image with this depiction score is dropped: its stored (float32) score is above
+    ``threshold``. None is never dropped."""
+    d = stored_score(score)
+    return d is not None and d > threshold
 
 
 def _masked_logmeanexp(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:

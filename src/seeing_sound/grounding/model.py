@@ -1,14 +1,23 @@
-"""A CLIP loaded with ``transformers``: embeds images and prompts in batches, nothing else."""
+"""A CLIP loaded with ``transformers``: embeds images and prompts in batches, nothing else; and
+the digest of its weights, which identifies it in the concepts stage's fingerprint."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from seeing_sound.errors import ModelNotFoundError
+from seeing_sound.hashing import BLOCK
+
 log = logging.getLogger(__name__)
+
+#: what ``CLIPModel``, its tokenizer and its image processor read from a hub repo (no TF/Flax/ONNX copies)
+_HUB_FILES = ("*.json", "*.txt", "*.model", "*.safetensors")
 
 #: prompt embeddings kept between calls; the cache starts afresh when full, so memory stays bounded
 #: however many distinct objects a long run meets (the references repeat and come back at once)
@@ -92,3 +101,47 @@ class Grounder:
         if not texts:
             return np.zeros((0, int(self.model.config.projection_dim)))
         return np.stack([self._text_cache[t] for t in texts])
+
+
+def clip_folder(name_or_path: str) -> Path:
+    """The folder the CLIP ``name_or_path`` loads from: a local folder as given, a hub id's snapshot
+    in the hub cache (fetched through ``huggingface_hub`` unless it is there; offline, it must be).
+
+    :class:`~seeing_sound.errors.ModelNotFoundError` when neither is found.
+    """
+    p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        return p
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(name_or_path, allow_patterns=list(_HUB_FILES)))
+        if not any(folder.glob("*.safetensors")):  # an older repo: PyTorch pickles only
+            folder = Path(snapshot_download(name_or_path, allow_patterns=["*.bin"]))
+    except Exception as exc:  # not a repo id, offline without a cached copy, no such repo, no network
+        raise ModelNotFoundError("grounding CLIP", name_or_path, "grounding", exc) from exc
+    return folder
+
+
+def clip_weights_digest(name_or_path: str) -> str:
+    """``'sha256:<16 hex>'`` over the CLIP's ``config.json`` and weight files (``*.safetensors``,
+    else ``*.bin``): equal for equal weights wherever they live, changed when the weights change.
+
+    The same value as :func:`seeing_sound.encoders.common.weights_revision` (the revision the
+    ``score`` command keys its CLIP by), computed afresh on every call: new weights written into
+    the same folder during a session must change it.
+    """
+    folder = clip_folder(name_or_path)
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    if not files:
+        raise ModelNotFoundError(
+            "grounding CLIP", name_or_path, "grounding", FileNotFoundError(f"no weights in {folder}")
+        )
+    h = hashlib.sha256()
+    for f in [folder / "config.json", *files]:
+        if f.exists():
+            h.update(f.name.encode())
+            with open(f, "rb") as fh:
+                while block := fh.read(BLOCK):
+                    h.update(block)
+    return "sha256:" + h.hexdigest()[:16]

@@ -32,5 +32,11 @@ class ScoreConfig(Config):
         None, "override the dataset card's images root (ours)", fingerprint=False, default_text="the card's"
     )
     bins: int = option(20, "bars of the score histogram in the report (ours)", min=1, max=200, fingerprint=False)
-    batch_size: int = option(16, "pairs per model call (ours)", min=1, fingerprint=False)
+    batch_size: int = option(
+        16,
+        "pairs read before the models run; the scores do not depend on it, every image and mixture is "
+        "embedded alone (ours)",
+        min=1,
+        fingerprint=False,
+    )
     device: str = option("auto", "auto (CUDA if available), cpu or cuda[:N] (ours)", fingerprint=False)

@@ -27,12 +27,16 @@ import pyarrow.parquet as pq
 from seeing_sound.config import resolve
 from seeing_sound.engine import EngineConfig, Run, command_run
 from seeing_sound.engine.shards import atomic_write, write_json_atomic
+from seeing_sound.errors import SeeingSoundError
 from seeing_sound.model.training.pair_scores import (
+    CARD_VERSION,
     DEFAULT_COLUMN,
     FORMAT,
+    IDENTITY_COLUMNS,
     KEY_PREFIX,
     META_KEY,
     SCORES_FILE,
+    dataset_pairs,
     pairs_sha256,
 )
 from seeing_sound.scoring.config import ScoreConfig
@@ -173,16 +177,34 @@ def _key_parts(out: Path, key: str, n_shards: int) -> list[Path] | None:
     return parts if all(p.is_file() for p in parts) else None
 
 
+def _identities(table: pa.Table) -> list[tuple]:
+    """``(pair_id, mixture_sha256, image_sha256)`` of each row of a parts table."""
+    return list(zip(*(table.column(c).to_pylist() for c in IDENTITY_COLUMNS), strict=True))
+
+
 def merge(out: Path, ds, key: str, models: dict) -> pa.Table:
     """``scores.parquet``'s table: this key's parts in row order, ``pair_score`` = their AIS, plus an
-    ``ais_<key>`` column for every complete key scored into ``out`` (this one included)."""
+    ``ais_<key>`` column for every complete key scored into ``out`` (this one included).
+
+    Every key's rows must be the dataset's pairs, in order, with the same mixture and image digests:
+    this key's otherwise raise (its parts are not the dataset's), another key's are left out with a
+    warning (they scored the dataset before it changed). The card's ``pairs_sha256`` is the digest of
+    the rows written."""
+    want = [tuple(p) for p in dataset_pairs(ds.metadata)]
     parts = _key_parts(out, key, ds.num_shards) or []
     tables = [pq.read_table(p, schema=PART_SCHEMA) for p in parts]
     current = pa.concat_tables(tables) if tables else PART_SCHEMA.empty_table()  # a dataset of no pairs
-    ids = current.column("pair_id")
-    cols: dict[str, Any] = {name: current.column(name) for name in ("pair_id", "row", "image_id")}
+    rows = _identities(current)
+    if rows != want:
+        raise SeeingSoundError(
+            f"{out / 'parts' / key} holds scores of other pairs than {ds.root} (the dataset changed, or parts were "
+            "copied in): refusing to merge them; score again with overwrite=True"
+        )
+    cols: dict[str, Any] = {
+        name: current.column(name) for name in ("pair_id", "row", "image_id", *IDENTITY_COLUMNS[1:])
+    }
     cols[DEFAULT_COLUMN] = current.column("ais")
-    for name in PART_SCHEMA.names[3:]:
+    for name in PART_SCHEMA.names[PART_SCHEMA.get_field_index("ais") :]:
         cols[name] = current.column(name)
     keys: dict[str, dict] = {key: models}
     for folder in sorted((out / "parts").iterdir()) if (out / "parts").is_dir() else []:
@@ -193,8 +215,12 @@ def merge(out: Path, ds, key: str, models: dict) -> pa.Table:
         if found is None:
             log.warning("score: %s holds an unfinished run of models %s: left out of %s", folder, other, SCORES_FILE)
             continue
-        table = pa.concat_tables([pq.read_table(p, schema=PART_SCHEMA) for p in found])
-        if not table.column("pair_id").equals(ids):
+        try:
+            table = pa.concat_tables([pq.read_table(p, schema=PART_SCHEMA) for p in found])
+        except Exception as exc:  # parts of an older version (another schema)
+            log.warning("score: the parts of %s cannot be read (%s): left out", other, type(exc).__name__)
+            continue
+        if _identities(table) != rows:
             log.warning("score: the parts of %s scored other pairs (the dataset changed): left out", other)
             continue
         cols[f"{KEY_PREFIX}{other}"] = table.column("ais")
@@ -206,12 +232,12 @@ def merge(out: Path, ds, key: str, models: dict) -> pa.Table:
     ordered.update({k: cols[k] for k in extra})
     card = {
         "format": FORMAT,
-        "version": 1,
+        "version": CARD_VERSION,
         "score_key": key,
         "keys": dict(sorted(keys.items())),
         "dataset_root": str(ds.root.resolve()),
-        "pairs": len(ds),
-        "pairs_sha256": pairs_sha256(ds.metadata.column("pair_id").to_pylist()),
+        "pairs": current.num_rows,
+        "pairs_sha256": pairs_sha256(rows),  # of the rows merged, which are the dataset's (checked above)
         "metric": "AIS: cosine of the mixture's Wav2CLIP embedding and the image's CLIP embedding (paper: 4.2)",
     }
     return pa.table(ordered).replace_schema_metadata({META_KEY: json.dumps(card, sort_keys=True)})

@@ -8,6 +8,16 @@ with a null score and its ``error``, so every pair has a row and ``in == scored 
 
 Parts go to ``parts/<score key>/shard-NNNNNN.parquet``: another pair of models is another key, so
 its parts sit beside the first ones (:mod:`seeing_sound.scoring.run` merges them as columns).
+
+A shard's work is its pairs' identities, ``(row, pair_id, mixture_sha256, image_sha256)`` from the
+dataset's metadata (the plan's items, so the engine's plan digest covers them), and each part row
+keeps them: a dataset sonified again into the same folder (same pair ids, other mixtures) is another
+plan, refused as a :class:`~seeing_sound.errors.StageMismatchError` unless ``overwrite``, never
+merged with the old scores.
+
+Every image and every mixture is embedded alone (a batch of one) and each cosine computed alone,
+so a score does not depend on ``batch_size``, on which pairs share a model call or on where a run
+resumed: CLIP gives other last bits for one image in batches of another shape.
 """
 
 from __future__ import annotations
@@ -28,7 +38,9 @@ from seeing_sound.scoring.config import ScoreConfig
 log = logging.getLogger(__name__)
 
 #: a change here redoes every shard (part of the fingerprint)
-SCORE_VERSION = 1
+SCORE_VERSION = 2
+#: images per CLIP call: one, so an image's embedding does not depend on the batch it came in
+IMAGE_BATCH = 1
 #: the retrieval scores each component of a recipe stores (``dataset.schema.COMPONENT``)
 RETRIEVAL = ("cosine", "score")
 
@@ -37,6 +49,8 @@ PART_SCHEMA = pa.schema(
         ("pair_id", pa.string()),
         ("row", pa.int64()),
         ("image_id", pa.string()),
+        ("mixture_sha256", pa.string()),
+        ("image_sha256", pa.string()),
         ("ais", pa.float64()),
         ("error", pa.string()),
         ("n_sources", pa.int32()),
@@ -70,7 +84,7 @@ def evaluate_config(cfg: ScoreConfig):
 
     return EvaluateConfig(
         metrics=("ais",), clip=cfg.clip, wav2clip=cfg.wav2clip, device=cfg.device,
-        batch_size=cfg.batch_size, max_pixels=cfg.max_pixels,
+        batch_size=IMAGE_BATCH, max_pixels=cfg.max_pixels,
     )  # fmt: skip
 
 
@@ -100,8 +114,24 @@ class PairScoreStage(Stage):
         return PairsDataset.open(self.dataset, images_root=self.config.images_root)
 
     def plan(self) -> list[ShardTask]:
+        """One task per metadata shard; its items are ``(row, pair_id, mixture_sha256, image_sha256)``:
+        a changed pair (another mixture or image under the same id) is another plan."""
+        from seeing_sound.dataset import layout
+        from seeing_sound.model.training.pair_scores import IDENTITY_COLUMNS, dataset_pairs
+
         ds = self._dataset()
-        return [ShardTask(index=k, items=tuple(ds.shard_rows(k))) for k in range(ds.num_shards)]
+        tasks = []
+        for k, shard in enumerate(ds.card["shards"]):  # the identity columns only, not the components
+            file = ds.root / layout.metadata_rel(shard["index"])
+            names = pq.read_schema(file).names
+            pairs = dataset_pairs(pq.read_table(file, columns=[c for c in IDENTITY_COLUMNS if c in names]))
+            rows = ds.shard_rows(k)
+            if len(pairs) != len(rows):
+                from seeing_sound.errors import SeeingSoundError
+
+                raise SeeingSoundError(f"{file} holds {len(pairs)} pairs, its dataset card says {len(rows)}")
+            tasks.append(ShardTask(index=k, items=tuple((row, *p) for row, p in zip(rows, pairs, strict=True))))
+        return tasks
 
     def outputs(self, index: int) -> list[str]:
         return [part_rel(self.key, index)]
@@ -167,11 +197,24 @@ class PairScoreStage(Stage):
     # --- one shard ------------------------------------------------------------------------------
 
     def process(self, task: ShardTask, scratch: Path) -> ShardStats:
-        rows = [int(r) for r in task.items]
-        meta = self.ds.metadata.take(pa.array(rows, pa.int64())).select(["pair_id", "image_id", "components"])
+        from seeing_sound.model.training.pair_scores import dataset_pairs
+
+        rows = [int(item[0]) for item in task.items]
+        meta = self.ds.metadata.take(pa.array(rows, pa.int64()))
+        now = dataset_pairs(meta)
+        if [tuple(item[1:]) for item in task.items] != now:  # the dataset changed under the plan: no stale part
+            from seeing_sound.errors import StageMismatchError
+
+            raise StageMismatchError(
+                f"{self.dataset}: the pairs of metadata shard {task.index} changed since this run was planned; "
+                "run the command again"
+            )
         records: list[dict[str, Any]] = []
-        for row, m in zip(rows, meta.to_pylist(), strict=True):
-            rec = {"pair_id": str(m["pair_id"]), "row": row, "image_id": m["image_id"], "ais": None, "error": None}
+        for row, m, (pid, mixture, image) in zip(
+            rows, meta.select(["image_id", "components"]).to_pylist(), now, strict=True
+        ):
+            rec = {"pair_id": pid, "row": row, "image_id": m["image_id"], "mixture_sha256": mixture,
+                   "image_sha256": image, "ais": None, "error": None}  # fmt: skip
             rec.update(retrieval_summary(m["components"]))
             records.append(rec)
         batch: list[tuple[int, np.ndarray, np.ndarray]] = []  # (position in records, wave, pixels)
@@ -183,11 +226,9 @@ class PairScoreStage(Stage):
             img = self.enc.clip.embed([p for _, _, p in batch])
             ok = np.isfinite(aud).all(axis=1) & np.isfinite(img).all(axis=1)
             ok &= (np.linalg.norm(aud, axis=1) > 0) & (np.linalg.norm(img, axis=1) > 0)
-            cos = M.paired_cosine(aud[ok], img[ok]) if ok.any() else np.zeros(0)
-            it = iter(cos.tolist())
-            for (pos, _, _), good in zip(batch, ok.tolist(), strict=True):
-                if good:
-                    records[pos]["ais"] = float(next(it))
+            for i, ((pos, _, _), good) in enumerate(zip(batch, ok.tolist(), strict=True)):
+                if good:  # each pair's cosine alone: no dependence on the rows beside it
+                    records[pos]["ais"] = float(M.paired_cosine(aud[i : i + 1], img[i : i + 1])[0])
                 else:
                     records[pos]["error"] = "embedding_not_usable"  # non-finite or all-zero: no cosine
             batch.clear()

@@ -289,7 +289,7 @@ def _run_stages(
         pool={"root": str(audio_pool.root.resolve()), "chunks": len(audio_pool)},
         retrieval=json.loads(retrieval_info.read_text()) if retrieval_info.exists() else {},
         concepts=_concepts_card(concept_rows, image_rows, None if concepts is None else concept_source)
-        | _grounding_card(cfg, None if concepts is None else concept_source),
+        | _grounding_card(concept_source),
         # every setting that shapes the pairs (the config's fingerprint; the concepts stage has its own card)
         params={**{k: v for k, v in cfg.fingerprint().items() if k != "concepts_config"}, **exclusions.card()},
         counts=report.to_dict() | {"seconds": None},  # timings vary run to run; the card must not
@@ -387,18 +387,16 @@ def _unique(table: pa.Table, column: str) -> list:
     return sorted(v for v in set(table.column(column).to_pylist()) if v is not None)
 
 
-def _grounding_card(cfg: SonifyConfig, source: Path | None) -> dict:
-    """``{"grounding": settings}`` of the CLIP checks the concepts went through: this run's, or those a
-    concepts run folder given as ``concepts`` recorded in its card; ``{}`` when there were none."""
-    if source is None:
-        settings = cfg.concepts_config.grounding_settings
-    else:
-        from seeing_sound.concepts.run import CARD
+def _grounding_card(source: Path) -> dict:
+    """``{"grounding": settings}`` of the CLIP checks the concepts went through, as the concepts run
+    (this run's own stage, or a run folder given as ``concepts``) recorded them in its card, the CLIP's
+    weights digest included; ``{}`` when there were none or the concepts came from a file."""
+    from seeing_sound.concepts.run import CARD
 
-        card = source / CARD
-        settings = None
-        if source.is_dir() and card.is_file():
-            settings = (json.loads(card.read_text()).get("settings") or {}).get("grounding")
+    card = source / CARD
+    settings = None
+    if source.is_dir() and card.is_file():
+        settings = (json.loads(card.read_text()).get("settings") or {}).get("grounding")
     return {"grounding": settings} if settings else {}
 
 

@@ -128,7 +128,7 @@ def write_tiny_clip_tokenizer(
     tokens = [*base, *(a + b for a, b in merges)]
     tokens += [f"<|unused{i}|>" for i in range(room - len(merges))]  # pad to the model's vocabulary
     vocab = {t: i for i, t in enumerate([*tokens, *specials])}
-    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
+    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)  # type: ignore[arg-type]  # pairs work; the stub says str
     out = Path(out)
     tok.save_pretrained(out)
     # the slow tokenizer's files, as the hub repository also has them

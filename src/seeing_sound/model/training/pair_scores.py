@@ -6,7 +6,12 @@ dataset), ``pair_score`` (the AIS cosine of the models the file names as its ``s
 a pair that could not be scored, ``error`` says why), ``ais_<key>`` (one column per pair of models
 ever scored into that folder) and the retrieval scores the dataset stores. Its Parquet metadata
 (:data:`META_KEY`) names the models of each key and the dataset it scored: its root and
-``pairs_sha256``, the digest of its pair ids, which follows the dataset wherever it is copied.
+``pairs_sha256``, the digest of its pairs (:func:`pairs_sha256`: each pair's id with the sha256 of
+its mixture and its image, the ``mixture_sha256`` and ``image_sha256`` columns of the file), which
+follows the dataset wherever it is copied and changes when it is sonified again (another seed, pool
+or top-k gives the same pair ids, with one VLM, but other mixtures). A reader checks the file's own
+rows against that digest (a file whose rows were rewritten is refused) and the digest against the
+dataset's (a file made for another dataset is refused).
 
 The format lives here, below both the writer (:mod:`seeing_sound.scoring`) and its readers
 (training, the Hub export), so one definition serves all three.
@@ -39,11 +44,38 @@ DEFAULT_COLUMN = "pair_score"
 KEY_PREFIX = "ais_"
 
 
-def pairs_sha256(ids: Sequence[Any]) -> str:
-    """The digest of a dataset's pair ids (sorted, distinct): its identity wherever it lives."""
-    from seeing_sound.retrieval.exclude import ids_sha256
+#: the version of the card this module reads and ``seeing-sound score`` writes
+CARD_VERSION = 2
+#: the columns of a scores file that name its pairs (:func:`pairs_sha256`'s input)
+IDENTITY_COLUMNS = ("pair_id", "mixture_sha256", "image_sha256")
 
-    return ids_sha256(str(i) for i in ids)
+#: one pair's identity: its id, and the sha256 of its mixture and of its image (None where unknown)
+Pair = tuple[str, str | None, str | None]
+
+
+def _text(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def dataset_pairs(metadata) -> list[Pair]:
+    """``(pair_id, mixture_sha256, image_sha256)`` of each row of a dataset's metadata table (a hash
+    column the dataset lacks reads as None)."""
+    n = metadata.num_rows
+    cols = [metadata.column(c).to_pylist() if c in metadata.column_names else [None] * n for c in IDENTITY_COLUMNS]
+    return [(str(p), _text(m), _text(i)) for p, m, i in zip(*cols, strict=True)]
+
+
+def pairs_sha256(pairs: Sequence[Sequence[Any]]) -> str:
+    """The digest of a dataset's pairs: sha256 of its sorted ``(pair_id, mixture_sha256, image_sha256)``
+    rows (duplicates kept), one JSON line each. The same pairs give the same digest wherever they
+    live; the same images sonified again (other mixtures) or rows rewritten give another one."""
+    import hashlib
+
+    lines = sorted(json.dumps([str(p[0]), _text(p[1]), _text(p[2])]) for p in pairs)
+    h = hashlib.sha256()
+    for line in lines:
+        h.update(line.encode("utf-8", "surrogatepass") + b"\n")
+    return h.hexdigest()
 
 
 def scores_path(path: str | Path) -> Path:
@@ -91,6 +123,13 @@ def read_card(path: str | Path) -> dict:
         card = None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         raise SeeingSoundError(f"{file} is not a scores file of `seeing-sound score` (no {META_KEY.decode()} card)")
+    if card.get("version") != CARD_VERSION:
+        raise SeeingSoundError(
+            f"{file} was written by another version of `seeing-sound score` (card version {card.get('version')}, "
+            f"this one reads {CARD_VERSION}): score the dataset again"
+        )
+    if not isinstance(card.get("pairs_sha256"), str) or not card["pairs_sha256"]:
+        raise SeeingSoundError(f"{file} names no dataset (its card has no pairs_sha256): refusing it; score again")
     return card
 
 
@@ -104,7 +143,16 @@ def read_scores(path: str | Path, column: str = DEFAULT_COLUMN) -> PairScores:
     if column not in names:
         available = [n for n in names if n == DEFAULT_COLUMN or n.startswith(KEY_PREFIX)]
         raise SeeingSoundError(f"{file} has no score column {column!r}; it has {', '.join(available)}")
-    table = pq.read_table(file, columns=["pair_id", column]).to_pydict()
+    missing = [c for c in IDENTITY_COLUMNS if c not in names]
+    if missing:
+        raise SeeingSoundError(f"{file} has no {', '.join(missing)} column: not a file of `seeing-sound score`")
+    table = pq.read_table(file, columns=[*IDENTITY_COLUMNS, column]).to_pydict()
+    rows = list(zip(*(table[c] for c in IDENTITY_COLUMNS), strict=True))
+    if pairs_sha256(rows) != card["pairs_sha256"] or len(rows) != card.get("pairs"):
+        raise SeeingSoundError(
+            f"{file}: its {len(rows)} rows do not match its card ({card.get('pairs')} pairs, pairs_sha256 "
+            f"{str(card['pairs_sha256'])[:12]}...): the file was changed after scoring, refusing it; score again"
+        )
     values: dict[str, float | None] = {}
     for pid, v in zip(table["pair_id"], table[column], strict=True):
         values[str(pid)] = float(v) if v is not None and math.isfinite(v) else None
@@ -123,19 +171,26 @@ class ScoreFilter:
 
 
 def apply_threshold(
-    scores: PairScores, pair_ids: Sequence[Any], threshold: float, *, dataset: str, check_identity: bool = True
+    scores: PairScores, pairs: Sequence[Sequence[Any]], threshold: float, *, dataset: str, check_identity: bool = True
 ) -> ScoreFilter:
-    """Rows of a dataset (its ``pair_ids`` in row order) whose score is below ``threshold`` or missing.
+    """Rows of a dataset whose score is below ``threshold`` or missing.
 
-    A pair is kept when its score is ``>= threshold``; a pair the file has no finite score for (it
-    failed to score, or the file predates it) is left out and counted as ``unscored``. With
-    ``check_identity`` the file must have scored this dataset (same ``pairs_sha256``).
+    ``pairs``: the dataset's ``(pair_id, mixture_sha256, image_sha256)`` in row order
+    (:func:`dataset_pairs`). A pair is kept when its score is ``>= threshold``; a pair the file has no
+    finite score for (it failed to score) is left out and counted as ``unscored``. With
+    ``check_identity`` the file must have scored these very pairs (its ``pairs_sha256`` equals theirs):
+    a card without the digest, or with another one, is refused.
     """
-    ids = [str(p) for p in pair_ids]
-    if check_identity and scores.sha256 and scores.sha256 != pairs_sha256(ids):
+    ids = [str(p[0]) for p in pairs]
+    if check_identity and scores.sha256 is None:
+        raise SeeingSoundError(
+            f"pair scores {scores.path} name no dataset (no pairs_sha256 in the card): refusing them"
+        )
+    if check_identity and scores.sha256 != pairs_sha256(pairs):
         raise SeeingSoundError(
             f"pair scores {scores.path} were computed for another dataset ({scores.card.get('dataset_root')}, "
-            f"{scores.card.get('pairs')} pairs), not {dataset}: score it with `seeing-sound score {dataset} --out DIR`"
+            f"{scores.card.get('pairs')} pairs, or its mixtures or images before they changed), not {dataset}: "
+            f"score it with `seeing-sound score {dataset} --out DIR`"
         )
     dropped: set[int] = set()
     below = unscored = 0
@@ -180,4 +235,4 @@ def threshold_dataset(
     ds = PairsDataset.open(dataset)
     file = scores_path(scores) if scores is not None else default_scores(dataset)
     got = read_scores(file, column)
-    return apply_threshold(got, ds.metadata.column("pair_id").to_pylist(), threshold, dataset=str(dataset))
+    return apply_threshold(got, dataset_pairs(ds.metadata), threshold, dataset=str(dataset))
