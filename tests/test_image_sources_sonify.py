@@ -119,3 +119,14 @@ def test_a_shard_image_that_went_missing_is_an_error_row_not_a_crash(sample, tmp
     (shards / "sa_000001.tar").write_bytes(b"")
     with pytest.raises(FileNotFoundError, match=first.replace(".", r"\.")):
         PairsDataset.open(tmp_path / "ds").image_bytes(0)
+
+
+def test_report_shows_images_that_live_in_shards(sample, tmp_path):
+    """A page cannot link into a tar: the report writes each image's thumbnail beside itself."""
+    _sonify(sample, str(sample / "shards" / "*.tar"), tmp_path / "ds")
+    out = tmp_path / "report"
+    assert main(["--quiet", "report", str(tmp_path / "ds"), "--pool", str(sample / "pool"), "--out", str(out)]) == 0
+    pages = "".join(p.read_text() for p in [out / "index.html", *sorted((out / "report").rglob("*.html"))])
+    thumbs = sorted((out / "report" / "images").glob("*.jpg"))
+    assert thumbs and "image not found" not in pages
+    assert all(f"images/{t.name}" in pages for t in thumbs)

@@ -13,7 +13,9 @@ so a page of a big shard opens fast and the report does not render the whole dat
 
 from __future__ import annotations
 
+import hashlib
 import html
+import io
 import logging
 import os
 from pathlib import Path
@@ -24,14 +26,18 @@ import numpy as np
 from seeing_sound.audio.mix import render_mixture
 from seeing_sound.dataset import PairsDataset
 from seeing_sound.dataset.audio_files import encode, quantize_pcm16, read_pcm16
+from seeing_sound.dataset.image_store import is_folder_root, open_store
 from seeing_sound.dataset.paths import UnsafePathError, safe_join
-from seeing_sound.engine import atomic_write
+from seeing_sound.engine import atomic_write, reraise_environment
+from seeing_sound.imaging import open_image, to_rgb
 from seeing_sound.report.spectrogram import spectrogram_png
 
 log = logging.getLogger(__name__)
 
 COMPONENTS_REL = "report/components"
 SPECTROGRAMS_REL = "report/spectrograms"
+#: thumbnails of images read in place from tar shards or tables (a page cannot link into a shard)
+IMAGES_REL = "report/images"
 
 
 def e(value) -> str:
@@ -106,7 +112,29 @@ class PairRenderer:
         self.written.add(Path(rel).name)
         return path
 
+    def _inplace(self, name: str | None) -> str | None:
+        """A thumbnail written into the report for an image that lives in a shard or table, or None."""
+        if not name:
+            return None
+        try:
+            source = open_store(self.ds.images_spec).source(name)
+            with open_image(source) as img:
+                img.thumbnail((512, 512))
+                buf = io.BytesIO()
+                to_rgb(img).save(buf, format="JPEG", quality=85)
+        except Exception as exc:  # a missing or broken image is a missing thumbnail, never a failed page
+            reraise_environment(exc)
+            return None
+        stem = hashlib.sha256(name.encode()).hexdigest()[:20]  # a name from data never becomes a path
+        return href(self._write(f"{IMAGES_REL}/{stem}.jpg", buf.getvalue()), self.base)
+
     def image(self, row: dict) -> str:
+        if not is_folder_root(self.ds.images_spec):
+            link = self._inplace(row.get("image_path"))
+            if link is None:
+                self.skip("image_missing")
+                return missing(f"image not found: {row.get('image_path')}")
+            return f'<img src="{e(link)}" alt="{e(row.get("image_id"))}" loading="lazy">'
         try:
             path = self.join(self.ds.images_root, row.get("image_path"))
         except UnsafePathError:  # the error names the absolute root; the page shows only the metadata value
@@ -221,6 +249,9 @@ class PairRenderer:
 
         The root comes from the dataset card, never from the row: a crafted ``root`` column
         must not make the page link arbitrary files."""
+        if not is_folder_root(self.ds.images_spec):
+            link = self._inplace(row.get("path"))
+            return f'<img class="thumb" src="{e(link)}" alt="{e(row.get("image_id"))}" loading="lazy">' if link else ""
         try:
             path = safe_join(self.ds.images_root, row.get("path") or "")
         except UnsafePathError:
