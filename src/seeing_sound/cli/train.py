@@ -1,5 +1,8 @@
 """``seeing-sound train DATASET [DATASET ...] --out RUN``: train AudioPixArt on precomputed features.
 
+``--ast-online`` / ``--vae-online`` compute the AST tokens / VAE latents in the training process
+from the dataset's mixtures / images instead; with both, no ``seeing-sound features`` run is needed.
+
 Several datasets (e.g. imported real pairs and sonified ones) train together, their rows mixed
 in one seeded batch order; their features must match (same AST and VAE folders and shapes).
 
@@ -20,7 +23,8 @@ def register(sub) -> None:
     p.add_argument(
         "dataset",
         nargs="+",
-        help="pairs dataset(s) with features/ (run `seeing-sound features` on each first); several train together",
+        help="pairs dataset(s) with features/ (run `seeing-sound features` on each first, or train with "
+        "--ast-online --vae-online); several train together",
     )
     p.add_argument("--out", required=True, help="run folder (checkpoints/, samples/, pipeline/, log.jsonl)")
     add_config_options(
@@ -53,6 +57,8 @@ def register(sub) -> None:
             "exclude_pairs:": "--exclude-pairs:",
             "ast_features": "--ast-features",
             "vae_features": "--vae-features",
+            "vae_online": "--vae-online",
+            "vae_resolution": "--vae-resolution",
         },
     )
     p.set_defaults(handler=run)

@@ -135,6 +135,9 @@ def training_resolution(model: str | Path, vae_scale_factor: int) -> dict | None
         if not cfg.is_file():
             continue
         record = json.loads(cfg.read_text())
+        res = record.get("vae_resolution") if record.get("vae_online") else None
+        if isinstance(res, int) and res > 0:  # latents computed in training: no feature card to read
+            return {"height": res, "width": res, "source": f"{cfg} (vae_resolution)"}
         for d in record.get("datasets") or []:
             name = d.get("vae_features") if isinstance(d, dict) else None
             if not name:

@@ -6,7 +6,7 @@ datasets, exclusions, the pair-score threshold), resume and the validation grids
 | --- | --- |
 | ``config`` | ``TrainConfig``: every training setting (no torch: the CLI reads its defaults) |
 | ``sets`` | the training datasets: feature sets, several datasets together, compatibility checks |
-| ``data`` | batches: precomputed features or AST tokens in the training process, the batch plan |
+| ``data`` | batches: precomputed features or AST tokens / VAE latents computed in the run; the batch plan |
 | ``exclude`` | exclusion lists (leakage's ``exclude_pairs.txt``) applied to the rows |
 | ``pair_scores`` | ``seeing-sound score``'s file format and the ``min_pair_score`` threshold on it |
 | ``resume`` | which checkpoint to resume, which settings must match, the run record |

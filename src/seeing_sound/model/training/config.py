@@ -29,6 +29,8 @@ RESUME_KEYS = (
     "ast_online",
     "ast_model",
     "ast_pool",
+    "vae_online",
+    "vae_resolution",
     "pretrained",  # the architecture, VAE and scheduler; the weights come from the checkpoint
     "ema_decay",  # the checkpoint's EMA restores its own decay (and an EMA cannot start or stop mid-run)
     "pretrain_projector_steps",  # runs only before step 1
@@ -55,7 +57,8 @@ class TrainConfig(Config):
     """A training run (paper Section 4.3). Frozen: the recipe never changes it."""
 
     dataset: tuple[str, ...] = option(
-        help="dataset roots holding features/ast-*/ and features/vae-*/ (one path, or several trained on together)"
+        help="dataset roots holding features/ast-*/ and features/vae-*/ (none needed with ast_online and "
+        "vae_online); one path, or several trained on together"
     )
     out: str = option(help="run folder: checkpoints/, samples/, pipeline/, log.jsonl")
     pretrained: str = option(
@@ -79,6 +82,19 @@ class TrainConfig(Config):
     )
     ast_pool: int = option(
         1, "with ast_online: average AST patch tokens over N time steps, as features' pool (paper: 3.4)", min=1
+    )
+    vae_online: bool = option(
+        False,
+        "compute the VAE latents in the training process from the dataset's images (wherever they live: "
+        "folder, tar shards, Parquet) with --pretrained's VAE, fp32 as features runs it, instead of reading "
+        "features/vae-*: nothing on disk, one VAE encode per sample and step; with ast_online no features at all "
+        "(paper: 4.3 precomputes them)",
+    )
+    vae_resolution: int = option(
+        512,
+        "with vae_online: square image size fed to the VAE (shorter side resized, center crop), "
+        "as features' --resolution (paper: 4.3, 512×512)",
+        min=8,
     )
     max_steps: int = option(
         1000, "optimizer steps to train up to; a resumed run continues to this (ours: a first run; paper: ~0.5M)", min=1
@@ -181,6 +197,14 @@ class TrainConfig(Config):
         if self.pair_scores and len(self.pair_scores) != len(self.dataset):
             raise ConfigError(
                 "pair_scores", self.pair_scores, f"must name one scores file per dataset ({len(self.dataset)})"
+            )
+        if self.vae_resolution % 8:
+            raise ConfigError(
+                "vae_resolution", self.vae_resolution, "must be a multiple of 8 (the VAE downsamples by 8)"
+            )
+        if self.vae_online and self.vae_features is not None:
+            raise ConfigError(
+                "vae_features", self.vae_features, "is read only without vae_online (which encodes the images)"
             )
         for name in ("out", "pretrained"):
             value = getattr(self, name)

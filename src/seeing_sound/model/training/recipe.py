@@ -1,5 +1,9 @@
 """Train AudioPixArt on precomputed AST/VAE features with accelerate (paper Section 4.3).
 
+Either side may instead be computed in the training process from the dataset itself:
+``ast_online`` (tokens from the mixtures), ``vae_online`` (latents from the images); with both, no
+feature set is read at all.
+
 A torchtune-style recipe: ``TrainRecipe(cfg)`` with ``setup()``, ``train()``,
 ``save_checkpoint()`` and ``cleanup()``; :func:`train` runs the four. Single process,
 ``accelerate launch`` multi-GPU and multi-node all run this same code. Every random draw of
@@ -35,7 +39,7 @@ from seeing_sound.errors import SeeingSoundError
 from seeing_sound.model.checkpoint import load_training_state, save_training_state
 from seeing_sound.model.diffusion import DiffusionSchedule, diffusion_loss, q_sample
 from seeing_sound.model.training.config import TrainConfig
-from seeing_sound.model.training.data import BatchPlan, BatchSampler, OnlineAst
+from seeing_sound.model.training.data import BatchPlan, BatchSampler, OnlineAst, OnlineVae
 from seeing_sound.model.training.resume import (
     check_resume_settings,
     checkpoints,
@@ -117,7 +121,9 @@ class TrainRecipe:
         sets, exclusions = load_sets(self.config)
         ast_set, vae_set = sets[0].ast, sets[0].vae  # the others match them (train_sets.check_compatible)
         cfg = self.cfg = dataclasses.replace(
-            self.config, ast_features=None if ast_set is None else ast_set.path.name, vae_features=vae_set.path.name
+            self.config,
+            ast_features=None if ast_set is None else ast_set.path.name,
+            vae_features=None if vae_set is None else vae_set.path.name,
         )
         data, self.collate = build_data(sets, online)
         self.data, self.sets = data, sets
@@ -134,12 +140,21 @@ class TrainRecipe:
             audio_card, audio_name = self.online_ast.card, f"AST online ({cfg.ast_model})"
         else:
             audio_card, audio_name = ast_set.card, ast_set.path.name
+        # VAE latents: read from features/vae-* (default), or encoded here from the images (vae_online).
+        self.online_vae: OnlineVae | None = None
+        vae_view: Any = vae_set  # what the validation grid reads: a feature set's card (model, latent shape)
+        if vae_set is None:
+            self.online_vae = OnlineVae(cfg.pretrained, cfg.vae_resolution, accelerator.device)
+            vae_view = _OnlineVaeSet(self.online_vae.card)
+            vae_name = f"VAE online ({cfg.pretrained}, {cfg.vae_resolution} px)"
+        else:
+            vae_name = vae_set.path.name
         plan = BatchPlan(len(data), cfg.batch_size, cfg.seed)
         log.info(
             "training on %d pairs (%s, %s), %d batches per epoch",
             len(data),
             audio_name,
-            vae_set.path.name,
+            vae_name,
             plan.batches_per_epoch,
         )
         if len(sets) > 1 or exclusions or cfg.min_pair_score is not None:
@@ -203,9 +218,10 @@ class TrainRecipe:
         self.batches = iter(loader)
         self.sampler = None
         if accelerator.is_main_process:
-            self.sampler = TrainSampler(cfg, out, data, vae_set, accelerator, audio_card, self.audio_of_items)
+            grid_data = data if self.online_vae is None else _EncodedItems(data, self.latents_of_items)
+            self.sampler = TrainSampler(cfg, out, grid_data, vae_view, accelerator, audio_card, self.audio_of_items)
             if cfg.sample_every:
-                _warn_cpu_sampling(cfg, model, vae_set, accelerator.device)
+                _warn_cpu_sampling(cfg, model, vae_view, accelerator.device)
 
     def _apply_settings(self) -> dict[str, float]:
         """Set the config's ``lr`` and ``weight_decay`` on the optimizer the checkpoint restored.
@@ -231,9 +247,24 @@ class TrainRecipe:
             batch = {**batch, "audio": self.online_ast(batch.pop("wave"))}
         return batch
 
+    def latent_batch(self, batch: dict) -> dict:
+        """The batch with ``"mean"``/``"std"`` latents: as read, or encoded from its ``"pixels"`` (vae_online)."""
+        if self.online_vae is not None and "pixels" in batch:
+            batch = dict(batch)
+            batch["mean"], batch["std"] = self.online_vae(batch.pop("pixels"), rows=batch.get("row"))
+        return batch
+
+    def model_batch(self, batch: dict) -> dict:
+        """The batch as the model step reads it: AST tokens and VAE latents, computed where online."""
+        return self.latent_batch(self.audio_batch(batch))
+
     def audio_of_items(self, positions: list[int]) -> torch.Tensor:
         """AST tokens ``(n, T, D)`` of dataset positions (validation grid, projector pre-training)."""
         return self.audio_batch(self.collate([self.data[i] for i in positions]))["audio"]
+
+    def latents_of_items(self, positions: list[int]) -> torch.Tensor:
+        """VAE posterior means ``(n, C, h, w)`` fp16 of dataset positions (the validation grid's ground truth)."""
+        return self.latent_batch(self.collate([self.data[i] for i in positions]))["mean"]
 
     def train(self) -> TrainResult:
         """Optimizer steps up to ``max_steps``; returns the losses of the steps this call did."""
@@ -257,7 +288,7 @@ class TrainRecipe:
                 log_step = step % cfg.log_every == 0 or step == cfg.max_steps
                 grad_norm = None
                 for micro in range(cfg.grad_accum):
-                    batch = self.audio_batch(next(self.batches))
+                    batch = self.model_batch(next(self.batches))
                     gen = _step_generator(cfg.seed, step, micro, rank)
                     with accelerator.accumulate(model):
                         loss = _micro_step(model, batch, gen, schedule, cfg, accelerator.device)
@@ -428,6 +459,30 @@ def tracker_config(record: dict) -> dict[str, bool | int | float | str]:
 def _launch_rank() -> int:
     """This process's rank under ``accelerate launch``/``torchrun`` (0 when run directly)."""
     return int(os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or 0)
+
+
+class _OnlineVaeSet:
+    """Stands in for a VAE feature set where the validation grid reads one (``card``: model, latent shape)."""
+
+    def __init__(self, card: dict):
+        self.card = card
+        self.path = Path(f"vae-online-{card['resolution']}")
+
+
+class _EncodedItems:
+    """The run's items for the validation grid under vae_online: ``items[i]["mean"]`` encoded on demand."""
+
+    def __init__(self, data, latents_of):
+        self.data, self.latents_of = data, latents_of
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def validation_positions(self, n: int) -> list[int]:
+        return self.data.validation_positions(n)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"mean": self.latents_of([int(i)])[0]}
 
 
 #: PixArt-XL/2 (611M parameters), one 512² sampling step with guidance on this project's 2-core CPU

@@ -1,8 +1,9 @@
 """Several datasets in one run: their feature sets checked against each other, rows numbered across them.
 
 ``train DATASET_A DATASET_B ...`` reads each dataset's AST/VAE feature sets (or, ``ast_online``,
-its mixtures and VAE set), checks that they can be batched together (same AST folder, dim, token
-count and pool; same VAE folder and latent shape), and serves them as one :class:`ConcatRows`:
+its mixtures; ``vae_online``, its images), checks that they can be batched together (same AST
+folder, dim, token count and pool; same VAE folder and latent shape; online, one VAE and resolution
+for all), and serves them as one :class:`ConcatRows`:
 positions ``0 .. n_A - 1`` are A's rows in row order, then B's, and so on. The batch plan runs over
 these positions, so it is a pure function of the dataset list (its order included), the row counts
 and the seed. :func:`dataset_records` is what the run records of each dataset (path, rows, feature
@@ -25,7 +26,7 @@ import torch
 
 from seeing_sound.errors import SeeingSoundError
 from seeing_sound.features.store import FeatureSet, find_feature_set
-from seeing_sound.model.training.data import PairAudio, PairFeatures, collate, collate_audio
+from seeing_sound.model.training.data import PairFeatures, PairSources, collate, collate_audio
 from seeing_sound.model.training.exclude import read_exclusions
 from seeing_sound.model.training.pair_scores import threshold_dataset
 from seeing_sound.retrieval.exclude import ids_sha256
@@ -42,27 +43,32 @@ RECOMPUTE_HINT = (
 
 @dataclass
 class TrainSet:
-    """One dataset of a run: its path as given, its feature sets and the rows left out of training."""
+    """One dataset of a run: its path as given, its feature sets and the rows left out of training.
+
+    ``ast`` None: ``ast_online``; ``vae`` None: ``vae_online`` (``vae_online`` then records the VAE
+    and resolution the latents are computed with).
+    """
 
     path: str
     ast: FeatureSet | None
-    vae: FeatureSet
+    vae: FeatureSet | None
     excluded: set[int] = field(default_factory=set)
     dropped: int = 0  # rows with features that ``excluded`` left out
     scored_out: set[int] = field(default_factory=set)  # rows min_pair_score left out (part of ``excluded``)
     score_dropped: int = 0  # rows with features that ``scored_out`` left out
     score_record: dict | None = None  # the threshold's file, column, models and counts
-    data: PairFeatures | PairAudio | None = None
+    data: PairFeatures | PairSources | None = None
+    vae_online: dict | None = None  # {"model", "resolution"} of a vae_online run
 
 
 class ConcatRows(torch.utils.data.Dataset):
-    """The items of several datasets' :class:`PairFeatures`/:class:`PairAudio`, one after the other.
+    """The items of several datasets' :class:`PairFeatures`/:class:`PairSources`, one after the other.
 
     Item ``i`` is ``parts[k][i - offsets[k]]`` with ``"dataset": k`` added. Picklable into
     DataLoader workers (each part opens its files lazily).
     """
 
-    def __init__(self, parts: Sequence[PairFeatures | PairAudio]):
+    def __init__(self, parts: Sequence[PairFeatures | PairSources]):
         self.parts = list(parts)
         self.offsets = [0, *np.cumsum([len(p) for p in self.parts]).tolist()]
 
@@ -99,20 +105,34 @@ class ConcatRows(torch.utils.data.Dataset):
         return out
 
 
-def open_train_sets(datasets: Sequence[str], ast_features: str | None, vae_features: str | None, online: bool):
+def open_train_sets(
+    datasets: Sequence[str],
+    ast_features: str | None,
+    vae_features: str | None,
+    online: bool,
+    vae_online: dict | None = None,
+):
     """The :class:`TrainSet` of each dataset (feature folders found, shards checked, compatibility checked).
 
-    Each shard's safetensors header is read and checked once here (:meth:`FeatureSet.check`), so a
-    tampered or mismatched shard stops the run before training with one line naming the file.
+    ``online``: AST tokens from the mixtures (no AST set opened); ``vae_online`` (``{"model",
+    "resolution"}``): latents from the images (no VAE set opened; the dataset must open and name its
+    images). Each shard's safetensors header is read and checked once here (:meth:`FeatureSet.check`),
+    so a tampered or mismatched shard stops the run before training with one line naming the file.
     """
     sets = [
         TrainSet(
             path=str(d),
             ast=None if online else find_feature_set(d, "ast", ast_features),
-            vae=find_feature_set(d, "vae", vae_features),
+            vae=None if vae_online else find_feature_set(d, "vae", vae_features),
+            vae_online=dict(vae_online) if vae_online else None,
         )
         for d in datasets
     ]
+    if vae_online or online:
+        from seeing_sound.dataset import PairsDataset
+
+        for s in sets:  # the mixtures or images are read from the dataset: it must open (a clear error, now)
+            PairsDataset.open(s.path)
     for kind in ("ast", "vae"):
         folders = [getattr(s, kind).path.resolve() for s in sets if getattr(s, kind) is not None]
         if len(set(folders)) < len(folders):
@@ -124,7 +144,7 @@ def open_train_sets(datasets: Sequence[str], ast_features: str | None, vae_featu
             fs = getattr(s, kind)
             if fs is not None:
                 fs.check(kind)
-    check_compatible(sets, online)
+    check_compatible(sets, online, vae_online=bool(vae_online))
     return sets
 
 
@@ -138,13 +158,25 @@ def _pool(card: dict) -> int:
     return int(card.get("pool", 1))
 
 
-def check_compatible(sets: Sequence[TrainSet], online: bool = False) -> None:
-    """Raise if the datasets' features cannot go into one batch (naming the datasets and what differs)."""
+def _vae(s: TrainSet) -> FeatureSet:
+    if s.vae is None:
+        raise SeeingSoundError(f"{s.path}: no VAE features opened (vae_online run)")
+    return s.vae
+
+
+def check_compatible(sets: Sequence[TrainSet], online: bool = False, vae_online: bool = False) -> None:
+    """Raise if the datasets' features cannot go into one batch (naming the datasets and what differs).
+
+    ``online`` (ast_online) and ``vae_online``: the side computed in the run is the same for every
+    dataset (one model); only the audio sample rate must agree (one AST filterbank).
+    """
     first = sets[0]
-    checks: list[tuple[str, Callable[[TrainSet], Any]]] = [
-        ("VAE feature folder", lambda s: s.vae.path.name),
-        ("VAE latent shape", lambda s: list(s.vae.card.get("latent_shape") or [])),
-    ]
+    checks: list[tuple[str, Callable[[TrainSet], Any]]] = []
+    if not vae_online:
+        checks += [
+            ("VAE feature folder", lambda s: _vae(s).path.name),
+            ("VAE latent shape", lambda s: list(_vae(s).card.get("latent_shape") or [])),
+        ]
     if not online:
         checks = [
             ("AST feature folder", lambda s: _ast(s).path.name),
@@ -171,27 +203,38 @@ def _dataset_card(path: str) -> dict:
 
 
 def build_data(sets: Sequence[TrainSet], online: bool) -> tuple[ConcatRows, Callable]:
-    """Each set's rows (minus the excluded ones) as one :class:`ConcatRows`, and its collate function."""
+    """Each set's rows (minus the excluded ones) as one :class:`ConcatRows`, and its collate function.
+
+    ``online``: AST tokens computed in the run; a set with ``vae_online`` has its latents computed too
+    (:class:`PairSources` then decodes its images). With both, the rows are the dataset's rows.
+    """
+    any_online = online or any(s.vae is None for s in sets)
     for s in sets:
-        if online:
-            s.data = PairAudio(s.path, s.vae)
-        else:
-            assert s.ast is not None
+        if s.ast is not None and s.vae is not None and not online:
             s.data = PairFeatures(s.ast, s.vae)
+        else:
+            resolution = int(s.vae_online["resolution"]) if s.vae_online else None
+            s.data = PairSources(s.path, None if online else s.ast, s.vae, resolution)
         if s.excluded:
             kept = [r for r in s.data.rows if r not in s.excluded]
             s.score_dropped = sum(1 for r in s.data.rows if r in s.scored_out)
             s.dropped, s.data.rows = len(s.data.rows) - len(kept), kept
         if len(s.data) == 0:
-            what = "VAE features" if online else "both AST and VAE features"
+            what = {
+                (True, True): "pairs",
+                (True, False): "VAE features",
+                (False, True): "AST features",
+                (False, False): "both AST and VAE features",
+            }[(online, s.vae is None)]
             after = " (after exclusions and min_pair_score)" if s.scored_out else " (after exclusions)"
             raise SeeingSoundError(f"no rows have {what} in {s.path}" + (after if s.excluded else ""))
-    return ConcatRows([s.data for s in sets if s.data is not None]), collate_audio if online else collate
+    return ConcatRows([s.data for s in sets if s.data is not None]), collate_audio if any_online else collate
 
 
 def load_sets(cfg) -> tuple[list[TrainSet], list[dict]]:
     """The run's datasets with their exclusions applied (``cfg``: a TrainConfig); and the exclusion records."""
-    sets = open_train_sets(cfg.dataset, cfg.ast_features, cfg.vae_features, cfg.ast_online)
+    vae_online = {"model": cfg.pretrained, "resolution": cfg.vae_resolution} if cfg.vae_online else None
+    sets = open_train_sets(cfg.dataset, cfg.ast_features, cfg.vae_features, cfg.ast_online, vae_online)
     excluded, records = read_exclusions(cfg.exclude_pairs, [s.path for s in sets])
     for s, rows in zip(sets, excluded, strict=True):
         s.excluded = rows
@@ -236,8 +279,10 @@ def dataset_records(sets: Sequence[TrainSet]) -> list[dict]:
                 "excluded_sha256": ids_sha256(s.excluded) if s.excluded else None,
                 "ast_features": None if s.ast is None else s.ast.path.name,
                 "ast_fingerprint": fingerprint(s.ast),
-                "vae_features": s.vae.path.name,
+                "vae_features": None if s.vae is None else s.vae.path.name,
                 "vae_fingerprint": fingerprint(s.vae),
+                # vae_online: the VAE (the pretrained checkpoint's) and resolution the latents come from
+                "vae_online": s.vae_online,
             }
         )
     return out
