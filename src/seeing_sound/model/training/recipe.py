@@ -485,8 +485,9 @@ class _EncodedItems:
         return {"mean": self.latents_of([int(i)])[0]}
 
 
-#: PixArt-XL/2 (611M parameters), one 512² sampling step with guidance on this project's 2-core CPU
-#: (docs/performance.md); the CPU estimate of a validation grid scales it by parameters and latent area.
+#: PixArt-XL/2 (611M parameters), one 512² sampling step with guidance, timed once on a 2-core CPU: the
+#: order of magnitude a warning needs; the CPU estimate of a validation grid scales it by parameters and
+#: latent area.
 _CPU_FULL_SIZE_STEP_S = 17.7
 _FULL_SIZE_PARAMS = 611e6
 _FULL_SIZE_LATENT_AREA = 64 * 64
