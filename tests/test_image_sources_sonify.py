@@ -130,3 +130,14 @@ def test_report_shows_images_that_live_in_shards(sample, tmp_path):
     thumbs = sorted((out / "report" / "images").glob("*.jpg"))
     assert thumbs and "image not found" not in pages
     assert all(f"images/{t.name}" in pages for t in thumbs)
+
+
+def test_memorization_reads_training_images_from_shards(sample, tmp_path):
+    from seeing_sound.studies.memorization import _rgb, training_images
+
+    _sonify(sample, str(sample / "shards" / "*.tar"), tmp_path / "shards")
+    _sonify(sample, sample / "images", tmp_path / "folder")
+    refs, paths = training_images(tmp_path / "shards"), training_images(tmp_path / "folder")
+    assert len(refs) == len(paths) > 0
+    got = sorted(_rgb(r).tobytes() for r in refs)
+    assert got == sorted(_rgb(p).tobytes() for p in paths)

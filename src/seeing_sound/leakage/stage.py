@@ -141,7 +141,7 @@ class LeakageFeatureStage(Stage):
         out = {"keys": np.array([k for k, _ in items], dtype=str), "ok": ok, "reason": np.array(reason, dtype=str)}
         out["phash"] = bits
         if self.config.use_clip:
-            good = [open_ref(items[i][1]) for i in np.flatnonzero(ok)]
+            good = [items[i][1] for i in np.flatnonzero(ok)]  # files or source_refs: the embedder reads both
             emb = self.clip(good) if good else None
             dim = emb.shape[1] if emb is not None else 1
             clip = np.zeros((n, dim), np.float32)

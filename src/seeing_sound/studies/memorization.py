@@ -57,15 +57,22 @@ class MemorizationReport:
         return float(np.mean([r["above_threshold"] for r in self.rows])) if self.rows else 0.0
 
 
-def training_images(source: str | Path) -> list[Path]:
-    """Images of a training folder, or of a pairs dataset (a folder with ``dataset.json``), unique and sorted."""
+def training_images(source: str | Path) -> list[Path | str]:
+    """Images of a training folder, or of a pairs dataset (a folder with ``dataset.json``), unique and sorted.
+
+    A dataset whose images are read in place from tar shards or tables gives each image as its
+    :func:`~seeing_sound.dataset.image_store.source_ref` (decoded by :func:`_rgb` all the same).
+    """
     root = Path(source)
     if (root / "dataset.json").is_file():
+        from seeing_sound.dataset.image_store import is_folder_root
         from seeing_sound.dataset.reader import PairsDataset
 
         ds = PairsDataset.open(root)
-        return sorted({ds.image_path(i) for i in range(len(ds))})
-    return find_files(root, IMAGE_EXTENSIONS)
+        if is_folder_root(ds.images_spec):
+            return sorted({ds.image_path(i) for i in range(len(ds))})
+        return sorted({ds.image_ref(i) for i in range(len(ds))})
+    return list(find_files(root, IMAGE_EXTENSIONS))
 
 
 #: the report ``seeing-sound generate`` writes beside its images (``outputs``: {audio file: [image names]})
@@ -105,11 +112,13 @@ def generated_images(source: str | Path) -> list[Path]:
     return keep
 
 
-def _rgb(path: Path) -> Any:
-    """8-bit RGB as every stage decodes it (16-bit scaled, alpha on white, EXIF orientation, size bounded)."""
+def _rgb(path: Path | str) -> Any:
+    """8-bit RGB as every stage decodes it (16-bit scaled, alpha on white, EXIF orientation, size bounded);
+    ``path`` a file, or an image's place in its shards or table (``source_ref``)."""
+    from seeing_sound.dataset.image_store import open_ref
     from seeing_sound.imaging import decode
 
-    return decode(path).image
+    return decode(open_ref(str(path))).image
 
 
 class ClipImageEmbedder:
@@ -128,7 +137,7 @@ class ClipImageEmbedder:
         self.name = model
         self.batch_size = batch_size
 
-    def __call__(self, paths: Sequence[Path]) -> np.ndarray:
+    def __call__(self, paths: Sequence[Path | str]) -> np.ndarray:
         import torch
 
         out = []
@@ -144,7 +153,7 @@ class ClipImageEmbedder:
         return (x / np.where(n > 0, n, 1.0)).astype(np.float32)
 
 
-def phash_bits(paths: Sequence[Path]) -> np.ndarray:
+def phash_bits(paths: Sequence[Path | str]) -> np.ndarray:
     """64-bit perceptual hashes as bool (n, 64)."""
     try:
         import imagehash
@@ -227,7 +236,7 @@ def memorization_study(
 
 
 def _thumb(path: str, side: int = 256) -> np.ndarray:
-    img = _rgb(Path(path))
+    img = _rgb(path)
     img.thumbnail((side, side))
     return np.asarray(img)
 
