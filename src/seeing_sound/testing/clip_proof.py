@@ -22,22 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
+from seeing_sound.testing.eval_models import CLIP_PREPROCESSOR
+
 #: the object classes of the synthetic world
 PROOF_CLASSES = ("circle", "square", "triangle", "cross")
 PROOF_KINDS = ("photo", "drawing")
 PROOF_SIZE = 32
 _WORDS = ("a", "an", "the", "photo", "drawing", "of", "something", *PROOF_CLASSES)
-_PREPROCESSOR = {
-    "do_center_crop": True,
-    "do_normalize": True,
-    "do_resize": True,
-    "feature_extractor_type": "CLIPFeatureExtractor",
-    "image_mean": [0.48145466, 0.4578275, 0.40821073],
-    "image_std": [0.26862954, 0.26130258, 0.27577711],
-    "resample": 3,
-    "crop_size": PROOF_SIZE,
-    "size": PROOF_SIZE,
-}
+_PREPROCESSOR = {**CLIP_PREPROCESSOR, "crop_size": PROOF_SIZE, "size": PROOF_SIZE}
 
 
 def _mask(rng: np.random.Generator, cls: str, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -64,7 +64,7 @@ def build_tiny_wav2clip(
 
 
 #: ``openai/clip-vit-base-patch32``'s preprocessor_config.json (sizes filled in per twin)
-_CLIP_PREPROCESSOR = {
+CLIP_PREPROCESSOR = {
     "do_center_crop": True,
     "do_normalize": True,
     "do_resize": True,
@@ -176,7 +176,7 @@ def build_tiny_clip(out: str | Path, seed: int = 0, projection_dim: int = TINY_C
     torch.manual_seed(seed)
     out = Path(out)
     CLIPModel(config).eval().save_pretrained(out)
-    pre = {**_CLIP_PREPROCESSOR, "crop_size": image_size, "size": image_size}
+    pre = {**CLIP_PREPROCESSOR, "crop_size": image_size, "size": image_size}
     (out / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n")
     write_tiny_clip_tokenizer(out, TINY_CLIP_VOCAB, TINY_CLIP_MAX_TOKENS)
     return out
