@@ -25,11 +25,13 @@ random access. In a table, a row with an empty or repeated id is a problem row.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import glob
 import os
 import re
 import tarfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -372,6 +374,12 @@ def _ids(values: list, ident: str | None, image_col: str) -> tuple[list[str], li
     return ids, problems
 
 
+#: the Parquet row group last read (its image column, as Arrow): reading a table in row order decodes
+#: each group once; random access decodes a group per image (see docs/image-sources.md)
+_ROW_GROUP: dict = {}
+_ROW_GROUP_LOCK = threading.Lock()
+
+
 def _parquet(spec: str) -> TableSource:
     import pyarrow.parquet as pq
 
@@ -389,14 +397,15 @@ def _parquet(spec: str) -> TableSource:
     starts = [0]
     for g in range(pf.num_row_groups):
         starts.append(starts[-1] + pf.metadata.row_group(g).num_rows)
-    cache: dict[int, list] = {}
 
     def row(i: int):
-        g = next(g for g in range(pf.num_row_groups) if starts[g] <= i < starts[g + 1])
-        if g not in cache:
-            cache.clear()  # one row group in memory at a time
-            cache[g] = pf.read_row_group(g, columns=[image_col]).column(0).to_pylist()
-        return cache[g][i - starts[g]]
+        g = bisect.bisect_right(starts, i) - 1
+        key = (spec, g)
+        with _ROW_GROUP_LOCK:  # one row group of one table in memory per process, whatever the tables
+            if _ROW_GROUP.get("key") != key:
+                _ROW_GROUP.clear()
+                _ROW_GROUP.update(key=key, values=pf.read_row_group(g, columns=[image_col]).column(0))
+            return _ROW_GROUP["values"][i - starts[g]].as_py()
 
     return TableSource(spec, row, image_col, ids, problems)
 

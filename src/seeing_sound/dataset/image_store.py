@@ -17,15 +17,16 @@ from pathlib import Path
 
 from seeing_sound.dataset.paths import UnsafePathError, safe_join
 from seeing_sound.image_sources import (
+    Member,
     absolute_spec,
     expand_pattern,
     is_pattern,
     is_table,
     is_tar,
-    member_bytes,
     open_table,
+    read_member,
+    scan_tar,
     table_specs,
-    tar_index,
 )
 
 __all__ = [
@@ -66,20 +67,22 @@ class ImageStore:
 
     def __init__(self, root: str):
         self.root = root
-        self._shards: dict[str, Path] | None = None  # member name -> shard (tar roots)
+        self._shards: dict[str, tuple[Path, Member]] | None = None  # member name -> shard, member (tar roots)
         self._tables: dict[str, str] | None = None  # id -> table spec (table roots)
 
     @property
     def is_folder(self) -> bool:
         return is_folder_root(self.root)
 
-    def _shard_of(self, name: str) -> Path:
+    def _shard_of(self, name: str) -> tuple[Path, Member]:
+        """The shard holding ``name`` and where its bytes are: every shard's headers are scanned once
+        for the store, so random access (a shuffled training run) never rescans a shard."""
         if self._shards is None:
             shards = expand_pattern(self.root) if is_pattern(self.root) else [Path(self.root)]
-            index: dict[str, Path] = {}
+            index: dict[str, tuple[Path, Member]] = {}
             for shard in shards:
-                for member in tar_index(shard):
-                    index.setdefault(member, shard)
+                for member in scan_tar(shard).members:
+                    index.setdefault(member.name, (shard, member))
             self._shards = index
         found = self._shards.get(name)
         if found is None:
@@ -114,7 +117,7 @@ class ImageStore:
             table = open_table(self._table_of(name))
             assert not isinstance(table, list)
             return table.read(name)
-        return member_bytes(self._shard_of(name), name)
+        return read_member(*self._shard_of(name))
 
     def read(self, name: str) -> bytes:
         """The image's bytes, wherever it lives."""
