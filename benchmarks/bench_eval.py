@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from seeing_sound.evaluation.clip import ClipImageEncoder
     from seeing_sound.evaluation.inception import InceptionEncoder
-    from seeing_sound.testing.eval_models import _CLIP_PREPROCESSOR, build_fid_inception
+    from seeing_sound.testing.eval_models import CLIP_PREPROCESSOR, build_fid_inception
 
     n_inc, n_clip, repeat = (16, 32, 2) if args.small else (64, 128, 3)
     print(f"torch threads {torch.get_num_threads()}, numpy sgemm {matmul_gflops():.0f} GFLOP/s")
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         CLIPModel(CLIPConfig()).save_pretrained(root / "clip")  # ViT-B/32 shapes, random weights
         import json
 
-        pre = {**_CLIP_PREPROCESSOR, "crop_size": 224, "size": 224}
+        pre = {**CLIP_PREPROCESSOR, "crop_size": 224, "size": 224}
         (root / "clip" / "preprocessor_config.json").write_text(json.dumps(pre))
         clip = ClipImageEncoder(str(root / "clip"), device=args.device, batch_size=16)
         rows.append(_measure("clip", clip, files[:n_clip], root, repeat))
