@@ -203,18 +203,28 @@ def _first_data_after(path: Path, offset: int, chunk: int = 1 << 20) -> int | No
 
 
 @functools.lru_cache(maxsize=64)
-def _index(path: str, size: int, mtime_ns: int) -> tuple[dict[str, Member], tuple[tuple[int, str, str], ...]]:
+def _scan(path: str, size: int, mtime_ns: int) -> tuple[TarScan, dict[str, Member]]:
     scan = scan_tar(path)
     index: dict[str, Member] = {}
     for m in scan.members:
         index.setdefault(m.name, m)  # a repeated name: the first wins, as tar extraction order would not
-    return index, tuple(scan.problems)
+    return scan, index
+
+
+def _cached(path: str | os.PathLike) -> tuple[TarScan, dict[str, Member]]:
+    st = os.stat(path)
+    return _scan(os.fspath(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def cached_scan(path: str | os.PathLike) -> TarScan:
+    """:func:`scan_tar` of one shard, once per process (scanned again if the file changes): discovery,
+    the stage reading its images and a dataset's image store share it."""
+    return _cached(path)[0]
 
 
 def tar_index(path: str | os.PathLike) -> dict[str, Member]:
-    """Member name -> :class:`Member` of one shard, scanned once per process (rescanned if the file changes)."""
-    st = os.stat(path)
-    return _index(os.fspath(Path(path).resolve()), st.st_size, st.st_mtime_ns)[0]
+    """Member name -> :class:`Member` of one shard, from :func:`cached_scan`."""
+    return _cached(path)[1]
 
 
 def read_member(path: str | os.PathLike, member: Member) -> bytes:

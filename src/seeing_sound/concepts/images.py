@@ -21,11 +21,11 @@ from pathlib import Path
 from seeing_sound.image_sources import (
     IMAGE_SUFFIXES,
     NoBytesError,
+    cached_scan,
     is_table,
     is_tar,
     open_table,
     read_member,
-    scan_tar,
     source_paths,
     spec_path,
     table_specs,
@@ -111,7 +111,7 @@ def discover_images(inputs: Sequence[str | os.PathLike]) -> tuple[list[Path], li
     for p in paths:
         if is_tar(p):
             idx = roots.index(p.resolve())
-            scan = scan_tar(roots[idx])
+            scan = cached_scan(roots[idx])
             shard_refs.extend((idx, m.offset, m.name) for m in scan.members)
             shard_refs.extend((idx, off, f"@{off}") for off, _reason, _detail in scan.problems)
             continue
@@ -212,7 +212,7 @@ def _shard_bytes(shard: Path, ref: ImageRef) -> bytes:
     """A member's bytes, or the problem its shard's scan found at ``@OFFSET``."""
     if ref.path.startswith("@"):
         offset = int(ref.path[1:])
-        for off, reason, detail in scan_tar(shard).problems:
+        for off, reason, detail in cached_scan(shard).problems:
             if off == offset:
                 raise _LoadError(reason, f"{shard.name} at byte {off}: {detail}")
         raise _LoadError("corrupt-archive", f"{shard.name} at byte {offset}")

@@ -19,13 +19,13 @@ from seeing_sound.dataset.paths import UnsafePathError, safe_join
 from seeing_sound.image_sources import (
     Member,
     absolute_spec,
+    cached_scan,
     expand_pattern,
     is_pattern,
     is_table,
     is_tar,
     open_table,
     read_member,
-    scan_tar,
     table_specs,
 )
 
@@ -81,7 +81,7 @@ class ImageStore:
             shards = expand_pattern(self.root) if is_pattern(self.root) else [Path(self.root)]
             index: dict[str, tuple[Path, Member]] = {}
             for shard in shards:
-                for member in scan_tar(shard).members:
+                for member in cached_scan(shard).members:
                     index.setdefault(member.name, (shard, member))
             self._shards = index
         found = self._shards.get(name)

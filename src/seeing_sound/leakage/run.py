@@ -22,11 +22,10 @@ import pyarrow.parquet as pq
 
 from seeing_sound.concepts.images import discover_images
 from seeing_sound.config import resolve
-from seeing_sound.dataset.image_store import source_ref
+from seeing_sound.dataset.image_store import is_folder_root, source_ref
 from seeing_sound.engine import EngineConfig, Run, command_run
 from seeing_sound.engine.run import check_inputs
 from seeing_sound.errors import SeeingSoundError
-from seeing_sound.image_sources import is_pattern, is_table, is_tar
 from seeing_sound.leakage.config import LeakageConfig
 from seeing_sound.leakage.pairs import audio_pairs, image_pairs
 from seeing_sound.leakage.report import LeakageReport, write_outputs
@@ -101,7 +100,7 @@ def _train_side(train: Path, cfg: LeakageConfig, pool: str | Path | None) -> Tra
             side.audio = [(str(r["pair_id"]), str(ds.audio_path(i)), -1) for i, r in enumerate(rows)]
         side.audio_source = source if cfg.audio else None
         return side
-    in_place = is_table(str(train)) or is_tar(train) or is_pattern(train)
+    in_place = not is_folder_root(train)  # shards, a pattern of them, or a table
     if not train.is_dir() and not in_place:
         raise FileNotFoundError(f"train {train} is neither a pairs dataset nor a folder of images")
     side = TrainSide("folder", train)
